@@ -1,0 +1,28 @@
+# Quick start: `make demo` (set up + run the Table 3 reanalysis on synthetic data), `make test`.
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-slow bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@py=$$(scripts/find-python) || exit 1; \
+	  echo "Setting up $(VENV) with $$py"; \
+	  [ -x $(BIN)/python ] || $$py -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/bayes-pool run pooling-did
+
+test: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
+
+clean:
+	rm -rf $(VENV) .pytest_cache
