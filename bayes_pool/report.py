@@ -1,0 +1,56 @@
+"""Figures and text for a run: the forest plot of published vs frequentist vs Bayesian."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bayes_pool.estimates import CI_PROB  # noqa: E402
+
+COLORS = {"published": "black", "frequentist": "tab:blue", "bayesian": "tab:red"}
+Z = 1.959963984540054
+
+
+def forest(comp: pd.DataFrame, path: str | Path, *, title: str, synthetic: bool) -> Path:
+    """Forest plot: one line per (table, column, term, quantity), three sources side by side.
+
+    Published and frequentist intervals are estimate ± 1.96 SE; the Bayesian interval is the
+    95% equal-tailed posterior interval. Unconverged posteriors are drawn hollow.
+    """
+    labels = [f"T{r.table} {r.column} {r.term} ({r.quantity})" for r in comp.itertuples()]
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(comp) + 1.5))
+    y = np.arange(len(comp))[::-1]
+    for offset, source in zip((0.2, 0.0, -0.2), ("published", "frequentist", "bayesian")):
+        if source == "bayesian":
+            est, lo, hi = comp["bayesian"], comp["bayes_ci_low"], comp["bayes_ci_high"]
+        else:
+            se_col = "published_se" if source == "published" else "frequentist_se"
+            est = comp[source]
+            lo, hi = est - Z * comp[se_col], est + Z * comp[se_col]
+        ok = est.notna()
+        if not ok.any():
+            continue
+        err = np.vstack([(est - lo)[ok], (hi - est)[ok]])
+        face = COLORS[source]
+        if source == "bayesian":
+            face = [COLORS[source] if c is True else "white" for c in comp["converged"][ok]]
+        ax.errorbar(est[ok], y[ok.to_numpy()] + offset, xerr=err, fmt="none",
+                    ecolor=COLORS[source], capsize=2)
+        ax.scatter(est[ok], y[ok.to_numpy()] + offset, color=face, edgecolors=COLORS[source],
+                   zorder=3, label=source)
+    ax.axvline(0, color="grey", lw=0.8, ls="--")
+    ax.set_yticks(y, labels)
+    ax.set_xlabel(f"estimate with {int(CI_PROB * 100)}% interval")
+    ax.set_title(("SYNTHETIC DATA — " if synthetic else "") + title, fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,84 @@
+"""Run folders and manifests.
+
+A run writes into ``outputs/<study>/.<run-id>.partial/`` and is renamed to
+``outputs/<study>/<run-id>/`` only when everything is written, so an interrupted run never
+looks complete and a run never overwrites another.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+OUTPUTS_DIR = Path(os.environ.get("BAYES_POOL_OUTPUTS", Path(__file__).resolve().parents[1] / "outputs"))
+PACKAGES = ["bayes_pool", "pymc", "pytensor", "bambi", "arviz", "arviz-base", "arviz-stats",
+            "nutpie", "numpy", "pandas", "scipy", "statsmodels", "scikit-learn", "pandera",
+            "pyreadstat", "matplotlib", "xarray"]
+
+
+def new_run_id(seed: int | None = None) -> str:
+    """A sortable, unique run id: UTC time, the seed, and a random suffix."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-seed{seed if seed is not None else 'none'}-{uuid.uuid4().hex[:6]}"
+
+
+@contextmanager
+def run_folder(study: str, *, out: str | Path | None = None, seed: int | None = None):
+    """Yield a fresh partial folder; on success move it to its final name, on failure remove it.
+
+    With ``out`` given, the run is written to exactly that folder, which must not exist yet
+    or be empty.
+    """
+    if out is not None:
+        final = Path(out)
+        if final.exists() and any(final.iterdir()):
+            raise FileExistsError(f"{final} exists and is not empty; runs never overwrite")
+    else:
+        final = OUTPUTS_DIR / study / new_run_id(seed)
+    partial = final.parent / f".{final.name}.partial"
+    partial.mkdir(parents=True, exist_ok=False)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if final.exists():
+        final.rmdir()
+    partial.rename(final)
+    _LAST[study] = final
+
+
+_LAST: dict[str, Path] = {}
+
+
+def last_run(study: str) -> Path | None:
+    """The folder the latest successful run of ``study`` in this process was moved to."""
+    return _LAST.get(study)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that decide the numbers."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def write_manifest(folder: Path, manifest: dict) -> Path:
+    """Write ``manifest.json`` with the package versions and machine added."""
+    body = dict(manifest)
+    body.setdefault("versions", package_versions())
+    body.setdefault("machine", {"platform": platform.platform(), "cpus": os.cpu_count()})
+    path = Path(folder) / "manifest.json"
+    path.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
+    return path

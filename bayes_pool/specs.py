@@ -1,0 +1,113 @@
+"""Model specs: TOML files in ``models/`` loaded into frozen records.
+
+A spec says which family, priors (by role: intercept, treatment, covariates, time, unit_sd),
+sampler settings and convergence thresholds a Bayesian fit uses, and which published table it
+answers. The same record is written into each run's ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, get_args
+
+from bayes_pool.errors import SpecError
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+"""The repository's ``models/`` folder (the package is installed in editable mode)."""
+
+Backend = Literal["nutpie", "pymc"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+PRIOR_ROLES: tuple[str, ...] = ("intercept", "treatment", "covariates", "time", "unit_sd", "sigma")
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """NUTS settings passed straight through to Bambi/PyMC."""
+
+    backend: Backend = "nutpie"
+    chains: int = 4
+    draws: int = 1000
+    tune: int = 1000
+    target_accept: float = 0.8
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """Thresholds a posterior must meet to be reported as converged."""
+
+    max_r_hat: float = 1.01
+    min_ess_bulk: float = 400
+    min_ess_tail: float = 400
+    max_divergences: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A declarative Bayesian model: family, priors by role, sampler, convergence, provenance."""
+
+    name: str
+    family: str = "bernoulli"
+    description: str = ""
+    priors: dict = field(default_factory=dict)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    convergence: Convergence = field(default_factory=Convergence)
+    answers: dict = field(default_factory=dict)
+    path: str = ""
+
+    def to_dict(self) -> dict:
+        """Plain dict for the manifest."""
+        return asdict(self)
+
+    def with_sampler(self, **changes) -> ModelSpec:
+        """A copy with some sampler settings changed (e.g. fewer draws in a quick run)."""
+        from dataclasses import replace
+        return replace(self, sampler=replace(self.sampler, **changes))
+
+
+def load_spec(name_or_path: str | Path) -> ModelSpec:
+    """Load a spec by file path or by name (``models/<name>.toml``); unknown keys raise."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = MODELS_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        known = sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
+        raise SpecError(f"model spec {str(name_or_path)!r} not found; specs in {MODELS_DIR}: {known}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc})") from exc
+    return spec_from_dict(raw, path=str(path))
+
+
+def spec_from_dict(raw: dict, path: str = "") -> ModelSpec:
+    """Build a :class:`ModelSpec` from the TOML tables ``model``, ``priors``, ``sampler``,
+    ``convergence`` and ``answers``; unknown tables, keys or prior roles raise :class:`SpecError`."""
+    where = path or "spec"
+    allowed = {"model", "priors", "sampler", "convergence", "answers"}
+    if set(raw) - allowed:
+        raise SpecError(f"{where}: unknown table(s) {sorted(set(raw) - allowed)}; valid: {sorted(allowed)}")
+    model = dict(raw.get("model", {}))
+    if "name" not in model:
+        raise SpecError(f"{where}: [model] needs a name")
+    priors = dict(raw.get("priors", {}))
+    bad = set(priors) - set(PRIOR_ROLES)
+    if bad:
+        raise SpecError(f"{where}: unknown prior role(s) {sorted(bad)}; valid: {list(PRIOR_ROLES)}")
+    for role, prior in priors.items():
+        if prior != "default" and not (isinstance(prior, dict) and "dist" in prior):
+            raise SpecError(f"{where}: prior {role!r} must be \"default\" or a table with 'dist', "
+                            f"e.g. {{ dist = \"Normal\", mu = 0, sigma = 2.5 }}; got {prior!r}")
+    try:
+        sampler = SamplerSettings(**raw.get("sampler", {}))
+        convergence = Convergence(**raw.get("convergence", {}))
+        spec = ModelSpec(name=model.pop("name"), priors=priors, sampler=sampler,
+                         convergence=convergence, answers=dict(raw.get("answers", {})),
+                         path=path, **model)
+    except TypeError as exc:
+        raise SpecError(f"{where}: {exc}") from exc
+    if spec.sampler.backend not in BACKENDS:
+        raise SpecError(f"{where}: sampler backend must be one of {sorted(BACKENDS)}, "
+                        f"got {spec.sampler.backend!r}")
+    return spec

@@ -1,0 +1,111 @@
+"""One DiD analysis three ways, and writing a run to disk.
+
+:func:`analyse_did` fits the frequentist TWFE replication and the Bayesian hierarchical model
+on the same prepared design and returns their estimates rows plus the posterior.
+:func:`write_run` writes what DESIGN.md promises into a run folder. Both are generic: the
+studies and the generic ``bayes-pool did`` command call them with their own designs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bayes_pool import compare, estimates, report, runs
+from bayes_pool.bayes import did as bayes_did
+from bayes_pool.design import DiDDesign
+from bayes_pool.freq import did as freq_did
+from bayes_pool.specs import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Analysis:
+    """Rows of the estimates table, posteriors by name, and facts for the manifest."""
+
+    estimates: pd.DataFrame
+    posteriors: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)
+
+    def extend(self, other: Analysis) -> None:
+        self.estimates = estimates.concat(self.estimates, other.estimates)
+        self.posteriors.update(other.posteriors)
+        self.facts.update(other.facts)
+
+
+def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed: int,
+                study: str, table: str, column: str, bayesian: bool = True,
+                progressbar: bool = False) -> Analysis:
+    """Frequentist and Bayesian DiD on the same complete-case sample."""
+    prepared = design.prepare(data)
+    freq = freq_did.fit_did(prepared)
+    rows = [freq.tidy(study=study, table=table, column=column)]
+    facts = {"n_input": prepared.n_input, "n_complete": prepared.n_obs,
+             "n_incomplete_dropped": prepared.n_incomplete,
+             "identifying_units": list(prepared.switchers),
+             "frequentist_dropped_units": list(freq.dropped_units)}
+    posteriors = {}
+    if bayesian:
+        bay = bayes_did.fit_did(prepared, spec, seed=seed, progressbar=progressbar)
+        rows.append(bay.tidy(study=study, table=table, column=column))
+        posteriors[f"table{table}_{column}"] = bay.idata
+        facts["divergences"] = bay.divergences
+        facts["formula"] = bayes_did.formula(prepared)
+    return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
+                    facts={f"table{table}_{column}": facts})
+
+
+def write_run(folder: Path, analysis: Analysis, *, study: str, title: str, synthetic: bool,
+              manifest: dict) -> dict[str, Path]:
+    """Write estimates.csv, comparison.{md,csv}, idata.nc, forest.png and manifest.json."""
+    folder = Path(folder)
+    paths = {}
+    est = analysis.estimates
+    estimates.write_csv(est, folder / "estimates.csv")
+    paths["estimates"] = folder / "estimates.csv"
+    comp = compare.comparison(est)
+    comp.to_csv(folder / "comparison.csv", index=False, float_format="%.10g", lineterminator="\n")
+    (folder / "comparison.md").write_text(compare.to_markdown(comp, title=title, synthetic=synthetic))
+    paths["comparison"] = folder / "comparison.md"
+    key = comp[comp["quantity"].isin(["ame", "att", "indirect"])]
+    key = key[key["term"] == key["term"].iloc[0]] if len(key) else key
+    if len(key):
+        paths["forest"] = report.forest(key, folder / "forest.png", title=title, synthetic=synthetic)
+    if analysis.posteriors:
+        paths["idata"] = _write_idata(analysis.posteriors, folder / "idata.nc",
+                                      study=study, synthetic=synthetic, seed=manifest.get("seed"))
+    bayes = est[est["source"] == "bayesian"]
+    diagnostics = {
+        "all_converged": bool(bayes["converged"].fillna(False).all()) if len(bayes) else None,
+        "max_r_hat": float(bayes["r_hat"].max()) if len(bayes) else None,
+        "min_ess_bulk": float(bayes["ess_bulk"].min()) if len(bayes) else None,
+        "min_ess_tail": float(bayes["ess_tail"].min()) if len(bayes) else None,
+        "divergences": {k: v.get("divergences") for k, v in analysis.facts.items()
+                        if isinstance(v, dict) and "divergences" in v},
+    }
+    runs.write_manifest(folder, {**manifest, "study": study, "synthetic": synthetic,
+                                 "diagnostics": diagnostics, "facts": analysis.facts,
+                                 "files": sorted(p.name for p in folder.iterdir()) + ["manifest.json"]})
+    return paths
+
+
+def _write_idata(posteriors: dict, path: Path, *, study: str, synthetic: bool, seed) -> Path:
+    """All posteriors of a run in one NetCDF file, one group per fit (``/<fit>/posterior``...)."""
+    import xarray as xr
+
+    children = {}
+    for name, idata in posteriors.items():
+        tree = idata.copy()
+        stats = tree["sample_stats"].to_dataset()
+        tree["sample_stats"] = stats.drop_vars([v for v in stats.data_vars
+                                                if stats[v].dtype == object])
+        tree.attrs.update(study=study, synthetic=int(synthetic), seed=str(seed), fit=name)
+        children[name] = tree
+    root = xr.DataTree(children=children)
+    root.attrs.update(study=study, synthetic=int(synthetic), seed=str(seed))
+    root.to_netcdf(path)
+    return path
