@@ -60,8 +60,11 @@ def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed:
 
 
 def write_run(folder: Path, analysis: Analysis, *, study: str, title: str, synthetic: bool,
-              manifest: dict) -> dict[str, Path]:
-    """Write estimates.csv, comparison.{md,csv}, idata.nc, forest.png and manifest.json."""
+              key_term: str, manifest: dict) -> dict[str, Path]:
+    """Write estimates.csv, comparison.{md,csv}, idata.nc, forest.png and manifest.json.
+
+    The forest plot shows the effect quantities (AME, ATT, indirect) of ``key_term``.
+    """
     folder = Path(folder)
     paths = {}
     est = analysis.estimates
@@ -71,8 +74,7 @@ def write_run(folder: Path, analysis: Analysis, *, study: str, title: str, synth
     comp.to_csv(folder / "comparison.csv", index=False, float_format="%.10g", lineterminator="\n")
     (folder / "comparison.md").write_text(compare.to_markdown(comp, title=title, synthetic=synthetic))
     paths["comparison"] = folder / "comparison.md"
-    key = comp[comp["quantity"].isin(["ame", "att", "indirect"])]
-    key = key[key["term"] == key["term"].iloc[0]] if len(key) else key
+    key = comp[comp["quantity"].isin(["ame", "att", "indirect"]) & (comp["term"] == key_term)]
     if len(key):
         paths["forest"] = report.forest(key, folder / "forest.png", title=title, synthetic=synthetic)
     if analysis.posteriors:
@@ -88,6 +90,7 @@ def write_run(folder: Path, analysis: Analysis, *, study: str, title: str, synth
                         if isinstance(v, dict) and "divergences" in v},
     }
     runs.write_manifest(folder, {**manifest, "study": study, "synthetic": synthetic,
+                                 "key_term": key_term,
                                  "diagnostics": diagnostics, "facts": analysis.facts,
                                  "files": sorted(p.name for p in folder.iterdir()) + ["manifest.json"]})
     return paths
