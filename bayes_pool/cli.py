@@ -57,9 +57,7 @@ def _spec(name: str, draws, tune, chains):
 
 def _load_user_data(path: Path, schema=None, mapping: Path | None = None):
     from bayes_pool.data import load
-    from bayes_pool.data.mapping import Mapping
-    m = Mapping.from_toml(mapping) if mapping else None
-    return load(path, schema=schema, mapping=m)
+    return load(path, schema=schema, mapping=mapping)
 
 
 @app.command()
@@ -104,10 +102,10 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
             _say(f"Loading {data}")
             loaded = _load_user_data(data, schema=mod.schema(), mapping=mapping)
             frame, synthetic = loaded.frame, False
-            source = {"kind": "file", "path": str(data), "mapping": str(mapping) if mapping else None}
-        from bayes_pool.data.io import fingerprint
-        source["fingerprint"] = fingerprint(frame)
-        source["n_rows"] = len(frame)
+            source = {"kind": "file", **loaded.manifest()}
+        if synthetic:
+            from bayes_pool.data.io import fingerprint
+            source.update(fingerprint=fingerprint(frame), n_rows=len(frame))
         with runs.run_folder(study, out=out_dir, seed=seed) as folder:
             analysis = mod.run(frame, spec=model_spec, seed=seed, progress=_say,
                                progressbar=sys.stderr.isatty())
@@ -168,8 +166,7 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
                                    table="did", column=family, progressbar=sys.stderr.isatty())
             write_run(folder, analysis, study="did", title=f"DiD on {data.name}", synthetic=False,
                       key_term=treatment, manifest={"command": "did", "seed": seed,
-                                "data": {"path": str(data), "fingerprint": loaded.fingerprint,
-                                         "n_rows": len(loaded.frame)},
+                                "data": loaded.manifest(),
                                 "design": design.__dict__ | {"covariates": list(covs)},
                                 "spec": model_spec.to_dict(),
                                 "elapsed_seconds": round(time.perf_counter() - start, 1)})
