@@ -1,0 +1,165 @@
+"""The smi-psm generator: contract, calibration to Ma et al. (2023), and its stored truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from sklearn.decomposition import FactorAnalysis
+
+from bayes_pool.studies.smi_psm import contract, synthetic
+
+# Ma et al. 2023, Int J Equity Health, Table 1, columns "SMI of host city" and "SMI of
+# hometown" (Mean, Standard deviation): column -> (host mean, host SD, hometown mean, SD).
+TABLE1 = {
+    "integration_index": (6.469, 34.383, -1.441, 32.799),
+    "gender": (1.42, 0.495, 1.39, 0.489),
+    "education": (1.36, 0.591, 1.43, 0.635),
+    "health": (1.31, 0.461, 1.21, 0.404),
+    "marital": (1.17, 0.379, 1.16, 0.365),
+    "household_income": (1.66, 0.942, 1.91, 1.059),
+    "short_stay_intention": (1.11, 0.318, 1.22, 0.416),
+    "settlement_intention": (1.51, 0.500, 1.66, 0.475),
+    "labour_contract": (1.76, 0.200, 1.78, 0.195),
+    "unemployment_reason": (2.82, 0.782, 2.72, 0.839),
+    "employment_identity": (1.43, 0.289, 1.44, 0.333),
+    "health_record": (1.74, 0.725, 1.87, 0.616),
+    "migrant_range": (1.71, 0.754, 1.83, 0.787),
+    "migrant_time": (2.26, 0.855, 1.84, 0.852),
+    "migration_reason": (1.79, 1.042, 1.68, 0.900),
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic.simulate()
+
+
+@pytest.fixture(scope="module")
+def null():
+    return synthetic.simulate(att=0)
+
+
+def model8(frame: pd.DataFrame):
+    design = sm.add_constant(frame[contract.MODEL8_TERMS].astype(float))
+    return sm.OLS(frame[contract.OUTCOME], design).fit()
+
+
+def naive_difference(frame: pd.DataFrame) -> tuple[float, float]:
+    """Difference in index means, host city minus hometown, and its Welch SE."""
+    groups = frame.groupby(contract.TREATMENT)[contract.OUTCOME]
+    means, var, n = groups.mean(), groups.var(), groups.size()
+    return means[1] - means[0], float(np.sqrt((var / n).sum()))
+
+
+def test_shape_treated_count_and_label(data):
+    frame = data.frame
+    assert data.study == "smi-psm" and data.seed == synthetic.DEFAULT_SEED
+    assert frame.shape[0] == 3333
+    assert frame[contract.TREATMENT].sum() == 606 == data.truth["n_treated"]
+    assert frame.attrs["synthetic"] is True
+    expected = {contract.ID, contract.OUTCOME, *contract.CHARACTERISTICS, *contract.INDICATORS}
+    assert set(frame.columns) == expected
+    assert synthetic.simulate(n=1000).frame[contract.TREATMENT].sum() == round(1000 * 606 / 3333)
+
+
+def test_schema_accepts_the_frame_and_rejects_bad_codes(data):
+    contract.SCHEMA.validate(data.frame)
+    bad = data.frame.copy()
+    bad.loc[0, "migrant_time"] = 4
+    with pytest.raises(Exception, match="migrant_time"):
+        contract.SCHEMA.validate(bad)
+    missing = data.frame.copy()
+    missing.loc[0, "settlement_intention"] = np.nan
+    with pytest.raises(Exception, match="settlement_intention"):
+        contract.SCHEMA.validate(missing)
+
+
+def test_roles_are_declared():
+    assert len(contract.INDICATORS) == 17
+    assert set(contract.INDICATOR_FACTOR.values()) == {"F1", "F2", "F3", "F4"}
+    assert set(contract.COVARIATES) == set(contract.MODEL8_TERMS) - {contract.TREATMENT}
+    assert set(contract.CHARACTERISTICS) <= set(contract.CODES)
+
+
+@pytest.mark.parametrize("column", list(TABLE1))
+def test_table1_group_means(data, column):
+    host_mean, host_sd, home_mean, home_sd = TABLE1[column]
+    means = data.frame.groupby(contract.TREATMENT)[column].mean()
+    assert abs(means[1] - host_mean) <= 0.15 * host_sd
+    assert abs(means[0] - home_mean) <= 0.15 * home_sd
+
+
+def test_table5_imbalance_before_matching(data):
+    # Ma et al. 2023, Table 5, "Match before" standardised bias (%), in COVARIATES order.
+    published = [-15.6, -25.5, -29.2, -29.6, -18.9, 48.7, 11.5]
+    by_group = data.frame.groupby(contract.TREATMENT)[contract.COVARIATES]
+    mean, var = by_group.mean(), by_group.var()
+    bias = 100 * (mean.loc[1] - mean.loc[0]) / np.sqrt((var.loc[1] + var.loc[0]) / 2)
+    assert np.all(np.sign(bias) == np.sign(published))
+    assert np.allclose(bias, published, atol=5)
+
+
+def test_factor_analysis_recovers_the_assignment(data):
+    items = data.frame[contract.INDICATORS].astype(float)
+    items = (items - items.mean()) / items.std()
+    fit = FactorAnalysis(n_components=4, rotation="varimax", random_state=0).fit(items)
+    strongest = np.abs(fit.components_).argmax(axis=0)
+    assigned = pd.Series(data.truth["indicator_factor"])[contract.INDICATORS]
+    component_of = {factor: set(strongest[(assigned == factor).to_numpy()])
+                    for factor in contract.FACTORS}
+    assert all(len(c) == 1 for c in component_of.values()), component_of
+    assert len(set().union(*component_of.values())) == 4
+
+
+def test_model8_location_coefficient_matches_truth(data):
+    fit = model8(data.frame)
+    truth = data.truth["ols_location_coefficient"]
+    assert truth == data.truth["ols_model8"][contract.TREATMENT]
+    assert abs(fit.params[contract.TREATMENT] - truth) <= 2 * fit.bse[contract.TREATMENT]
+    for term in contract.COVARIATES:
+        assert abs(fit.params[term] - data.truth["ols_model8"][term]) <= 2.5 * fit.bse[term]
+
+
+def test_att_from_potential_outcomes(data):
+    po = synthetic.potential_outcomes()
+    treated = po[contract.TREATMENT] == 1
+    effect = po["y1"] - po["y0"]
+    assert effect[treated].mean() == pytest.approx(data.truth["att"], abs=1e-9)
+    assert effect.mean() == pytest.approx(data.truth["ate"], abs=1e-9)
+    observed = np.where(treated, po["y1"], po["y0"])
+    np.testing.assert_allclose(data.frame[contract.OUTCOME], observed)
+    assert (effect >= 0).all() and effect[treated].std() > 1  # heterogeneous, one-signed
+    assert abs(data.truth["att"] - synthetic.ATT_PUBLISHED) < 1
+
+
+def test_naive_difference_is_confounded(data, null):
+    for world in (data, null):
+        estimate, se = naive_difference(world.frame)
+        assert abs(estimate - world.truth["naive_difference"]) <= 2 * se
+    # confounding: without any effect, host-city insured still integrate better on average
+    assert null.truth["naive_difference"] > 2
+    naive, _ = naive_difference(data.frame)
+    assert naive - model8(data.frame).params[contract.TREATMENT] > 2
+
+
+def test_null_world(null):
+    assert null.truth["att"] == 0 and null.truth["ate"] == 0
+    assert null.truth["ols_location_coefficient"] == 0
+    fit = model8(null.frame)
+    assert abs(fit.params[contract.TREATMENT]) <= 2 * fit.bse[contract.TREATMENT]
+
+
+def test_deterministic_per_seed(data):
+    pd.testing.assert_frame_equal(synthetic.simulate().frame, data.frame)
+    assert not synthetic.simulate(seed=7).frame.equals(data.frame)
+
+
+def test_truth_is_json_serialisable(data, tmp_path):
+    import json
+
+    _, truth_path = data.write(tmp_path)
+    stored = json.loads(truth_path.read_text())["truth"]
+    assert stored["att"] == pytest.approx(data.truth["att"])
+    assert set(stored["factor_loadings"]) == set(contract.INDICATORS)
