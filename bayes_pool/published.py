@@ -1,0 +1,174 @@
+"""The published numbers of each study, read from package data with table/column/row provenance.
+
+Each study folder holds a ``published.csv`` ledger typed in from the paper's text: one row per
+printed number, with the table, the column label, the row label exactly as printed, the canonical
+variable name (``term``), what the number is (``quantity``), the significance stars as printed and a
+``flag`` (``contradiction``) where the paper contradicts itself. When it does, both printed values
+are kept as separate flagged rows and ``note`` says which cell each one contradicts.
+
+Numbers are stored as printed (``0.090``, not ``0.09``) so the ledger can be checked against the
+paper text; :func:`load_ledger` with ``as_printed=True`` returns them as those strings.
+
+Two views:
+
+* :func:`load_published` -- rows of the one estimates table (:mod:`bayes_pool.estimates`,
+  ``source="published"``), ready to join with frequentist and Bayesian rows. The printed row label,
+  stars and flag are folded into ``note``.
+* :func:`load_ledger` -- the raw ledger with its provenance columns, for reports and for listing
+  the contradictions (:func:`contradictions`).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+from bayes_pool.estimates import frame
+
+STUDY_FOLDERS: dict[str, str] = {
+    "pooling-did": "pooling_did",
+    "smi-psm": "smi_psm",
+}
+"""Study id -> folder under ``bayes_pool/studies/`` holding ``published.csv``."""
+
+LEDGER_COLUMNS: list[str] = [
+    "study", "table", "column", "row", "term", "quantity", "estimate", "se", "ci_low",
+    "ci_high", "p_value", "n_obs", "stars", "flag", "note",
+]
+"""Column order of a ``published.csv`` ledger."""
+
+LEDGER_NUMERIC: list[str] = ["estimate", "se", "ci_low", "ci_high", "p_value", "n_obs"]
+"""Ledger columns holding numbers (stored as printed; empty when the paper prints none)."""
+
+FLAGS: tuple[str, ...] = ("", "contradiction")
+"""Allowed values of the ``flag`` column."""
+
+LEDGER_FILE = "published.csv"
+
+
+def _folder(study: str) -> str:
+    """Map a study id to its folder name, or raise a ValueError listing the valid ids."""
+    try:
+        return STUDY_FOLDERS[study]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown study {study!r}; valid study ids: {sorted(STUDY_FOLDERS)}"
+        ) from None
+
+
+def ledger_path(study: str):
+    """Location of a study's ledger inside the installed package.
+
+    Returns
+    -------
+    importlib.resources.abc.Traversable
+        ``bayes_pool/studies/<folder>/published.csv`` (package data, so it works from a wheel too).
+    """
+    return resources.files("bayes_pool").joinpath("studies", _folder(study), LEDGER_FILE)
+
+
+def load_ledger(study: str, *, as_printed: bool = False) -> pd.DataFrame:
+    """Read a study's ledger of published numbers with its provenance columns.
+
+    Parameters
+    ----------
+    study
+        Study id, one of :data:`STUDY_FOLDERS` (``"pooling-did"``, ``"smi-psm"``).
+    as_printed
+        If True, keep every cell as the string typed in from the paper (``"0.090"``), which is what
+        a check against the paper text needs. If False (default), the numeric columns
+        (:data:`LEDGER_NUMERIC`) are floats, with NaN where the paper prints nothing.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`LEDGER_COLUMNS`, one row per printed number, in ledger order.
+
+    Raises
+    ------
+    ValueError
+        For an unknown study id, or a ledger whose header, study column or flags are malformed
+        (the message names the offending column and rows).
+    """
+    path = ledger_path(study)
+    with path.open("r", encoding="utf-8") as fh:
+        df = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    if list(df.columns) != LEDGER_COLUMNS:
+        raise ValueError(f"{path}: columns {list(df.columns)}; expected {LEDGER_COLUMNS}")
+    wrong_study = df.index[df["study"] != study].tolist()
+    if wrong_study:
+        raise ValueError(f"{path}: column 'study' is not {study!r} in rows {wrong_study[:10]}")
+    bad_flag = df.index[~df["flag"].isin(FLAGS)].tolist()
+    if bad_flag:
+        raise ValueError(
+            f"{path}: column 'flag' has values {sorted(set(df.loc[bad_flag, 'flag']))} "
+            f"in {len(bad_flag)} rows; allowed: {list(FLAGS)}"
+        )
+    if as_printed:
+        return df
+    for col in LEDGER_NUMERIC:
+        num = pd.to_numeric(df[col].replace("", None), errors="coerce")
+        bad = df.index[num.isna() & (df[col] != "")].tolist()
+        if bad:
+            raise ValueError(
+                f"{path}: column {col!r} is not numeric in {len(bad)} rows "
+                f"(values {df.loc[bad[:5], col].tolist()}, rows {bad[:5]})"
+            )
+        df[col] = num.astype(float)
+    return df
+
+
+def _note(rec: pd.Series) -> str:
+    """Fold the ledger's provenance (row label, stars, flag) and its note into one note string."""
+    parts = [f"row: {rec['row']}"]
+    if rec["stars"]:
+        parts.append(f"stars: {rec['stars']}")
+    if rec["flag"]:
+        parts.append(f"flag: {rec['flag']}")
+    if rec["note"]:
+        parts.append(rec["note"])
+    return "; ".join(parts)
+
+
+def load_published(study: str) -> pd.DataFrame:
+    """A study's published numbers as rows of the estimates table.
+
+    Every ledger row is kept (flagged contradictions included, so both printed values sit beside
+    the replications); ``source`` is ``"published"`` and the printed row label, stars and flag go
+    into ``note`` as ``"row: ...; stars: **; flag: contradiction; <note>"``.
+
+    Parameters
+    ----------
+    study
+        Study id, one of :data:`STUDY_FOLDERS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``estimates.COLUMNS + estimates.DIAGNOSTIC_COLUMNS`` (diagnostics empty).
+    """
+    ledger = load_ledger(study)
+    rows = ledger[["study", "table", "column", "term", "quantity", "estimate", "se", "ci_low",
+                   "ci_high", "p_value", "n_obs"]].copy()
+    rows["source"] = "published"
+    rows["note"] = ledger.apply(_note, axis=1) if len(ledger) else pd.Series(dtype=str)
+    return frame(rows)
+
+
+def contradictions(study: str) -> pd.DataFrame:
+    """The ledger rows flagged ``contradiction``: numbers on which the paper contradicts itself.
+
+    Parameters
+    ----------
+    study
+        Study id, one of :data:`STUDY_FOLDERS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The flagged ledger rows (columns :data:`LEDGER_COLUMNS`); each ``note`` names the cell that
+        the row contradicts.
+    """
+    ledger = load_ledger(study)
+    return ledger[ledger["flag"] == "contradiction"].reset_index(drop=True)
