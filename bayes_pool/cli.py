@@ -24,7 +24,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Bayesian reanalysis of published studies next to frequentist "
                        "replications and the published numbers.")
 console = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)
 
 EXIT_INPUT = 2
 EXIT_NOT_CONVERGED = 3

@@ -44,7 +44,11 @@ def comparison(table: pd.DataFrame, *, tables: list[str] | None = None,
                    "bayesian_sd", "bayes_ci_low", "bayes_ci_high", "freq_diff_se",
                    "bayes_diff_se", "published_n", "n_obs", "r_hat", "ess_bulk",
                    "divergences", "converged", "published_note"]
-    return out[cols].sort_values(KEYS, kind="stable").reset_index(drop=True)
+    # Keep the order in which the analyses reported their terms (treatment first), not A-Z.
+    order = {k: i for i, k in enumerate(pd.concat([freq, bay])["term"].drop_duplicates())}
+    out["_term_order"] = out["term"].map(order)
+    out = out.sort_values(["study", "table", "column", "_term_order", "quantity"], kind="stable")
+    return out[cols].reset_index(drop=True)
 
 
 def to_markdown(comp: pd.DataFrame, *, title: str, synthetic: bool) -> str:

@@ -39,7 +39,8 @@ def forest(comp: pd.DataFrame, path: str | Path, *, title: str, synthetic: bool)
         err = np.vstack([(est - lo)[ok], (hi - est)[ok]])
         face = COLORS[source]
         if source == "bayesian":
-            face = [COLORS[source] if c is True else "white" for c in comp["converged"][ok]]
+            face = [COLORS[source] if (not pd.isna(c) and bool(c)) else "white"
+                    for c in comp["converged"][ok]]
         ax.errorbar(est[ok], y[ok.to_numpy()] + offset, xerr=err, fmt="none",
                     ecolor=COLORS[source], capsize=2)
         ax.scatter(est[ok], y[ok.to_numpy()] + offset, color=face, edgecolors=COLORS[source],
@@ -47,7 +48,10 @@ def forest(comp: pd.DataFrame, path: str | Path, *, title: str, synthetic: bool)
     ax.axvline(0, color="grey", lw=0.8, ls="--")
     ax.set_yticks(y, labels)
     ax.set_xlabel(f"estimate with {int(CI_PROB * 100)}% interval")
-    ax.set_title(("SYNTHETIC DATA — " if synthetic else "") + title, fontsize=10)
+    ax.set_title(("SYNTHETIC DATA\n" if synthetic else "") + title, fontsize=10)
+    if (comp["converged"] == False).any():  # noqa: E712  (nullable boolean column)
+        ax.text(0.99, 0.01, "hollow: posterior NOT converged", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     path = Path(path)
