@@ -100,8 +100,8 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
             source = {"kind": "synthetic", "seed": seed, "options": sim.options, "truth": sim.truth}
         else:
             _say(f"Loading {data}")
-            loaded = _load_user_data(data, schema=mod.schema(), mapping=mapping)
-            frame, synthetic = loaded.frame, False
+            loaded = _load_user_data(data, mapping=mapping)
+            frame, synthetic = mod.prepare(loaded.frame, source=str(data)), False
             source = {"kind": "file", **loaded.manifest()}
         if synthetic:
             from bayes_pool.data.io import fingerprint

@@ -18,6 +18,21 @@ def schema():
     return SCHEMA
 
 
+def prepare(frame, source: str | None = None):
+    """Derive what the paper derives, then check the contract.
+
+    The CLDS files have no treatment column: as in the paper, ``policy`` is 1 when the
+    respondent's hukou province adopted URRBMI provincial pooling (Table 1) in or before the
+    survey year. It is derived from ``province`` and ``year`` when absent, and checked
+    against the adoption years when present.
+    """
+    from bayes_pool.studies.pooling_did.contract import TREATMENT, policy_indicator, validate
+    if TREATMENT not in frame.columns and {"province", "year"} <= set(frame.columns):
+        frame = frame.assign(**{TREATMENT: policy_indicator(frame["province"], frame["year"])
+                                .astype("Int64")})
+    return validate(frame, source=source)
+
+
 def run(frame, **kwargs):
     """All analyses implemented so far (see :mod:`.pipeline`)."""
     from bayes_pool.studies.pooling_did.pipeline import run as _run

@@ -20,6 +20,13 @@ def schema():
     return SCHEMA
 
 
+def prepare(frame, source: str | None = None):
+    """Check the contract (nothing to derive for this study)."""
+    from bayes_pool.data.validate import validate
+    from bayes_pool.studies.smi_psm.contract import SCHEMA
+    return validate(frame, SCHEMA, source=source)
+
+
 def run(frame, **kwargs):
     """Not yet: the index, ANOVA, OLS and matching analyses are the subject of a later issue."""
     raise BayesPoolError("the analyses of smi-psm (Tables 2-6 of Ma et al. 2023) are not "
