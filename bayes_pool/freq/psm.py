@@ -1,0 +1,493 @@
+r"""Propensity-score matching as Stata's ``psmatch2`` does it, generic over a DataFrame.
+
+The propensity score is a statsmodels logit of the treatment on the covariates *as given*:
+a coded categorical covariate (1, 2, 3, ...) enters linearly with one coefficient, as Ma et
+al. (2023) entered theirs; list it in ``categorical`` to dummy-code it instead (first level
+as reference).
+
+Three matching estimators of the ATT, each a weighted comparison
+
+.. math::
+
+    \hat\tau = \frac{1}{N_1^{on}} \sum_{i \in T^{on}} \Big(Y_i - \sum_{j \in C} w_{ij} Y_j\Big),
+    \qquad \sum_j w_{ij} = 1,
+
+over the treated units on support :math:`T^{on}`:
+
+* ``knn`` -- the k = 4 nearest controls on the score, with replacement, keeping only those
+  within the caliper 0.02 and every control tied with the k-th nearest (psmatch2's ``ties``);
+  a treated unit with no control inside the caliper is off support and dropped.
+* ``radius`` -- every control within the caliper 0.01, equally weighted.
+* ``kernel`` -- Epanechnikov weights :math:`K((e_j - e_i)/h)` with psmatch2's default
+  bandwidth h = 0.06, after trimming to common support the treated units with no control
+  within the caliper 0.01 (the caliper the paper names for kernel matching).
+
+Neighbour searches use :class:`sklearn.neighbors.NearestNeighbors`.
+
+Standard errors: for ``knn`` the Abadie-Imbens (2006) variance, treating the estimated score
+as known (the Abadie-Imbens 2016 adjustment for estimating it is *not* included); for
+``radius`` and ``kernel`` a seeded nonparametric bootstrap that refits the logit in every
+replicate. Balance follows ``pstest``: standardized bias with the unmatched variances and
+weighted t-tests on the matched sample.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+from sklearn.neighbors import NearestNeighbors
+from statsmodels.stats.weightstats import ttest_ind
+
+from bayes_pool import estimates
+from bayes_pool.errors import InputError
+
+log = logging.getLogger(__name__)
+
+Method = Literal["knn", "radius", "kernel"]
+METHODS: tuple[str, ...] = get_args(Method)
+
+KNN_K = 4
+KNN_CALIPER = 0.02
+RADIUS_CALIPER = 0.01
+KERNEL_BANDWIDTH = 0.06
+KERNEL_CALIPER = 0.01
+VARIANCE_NEIGHBOURS = 2
+"""Controls matched to each control for the Abadie-Imbens conditional variance (Stata's nn(2))."""
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """Matching settings (defaults: Ma et al. 2023 and psmatch2's kernel bandwidth)."""
+
+    k: int = KNN_K
+    knn_caliper: float = KNN_CALIPER
+    radius_caliper: float = RADIUS_CALIPER
+    kernel_bandwidth: float = KERNEL_BANDWIDTH
+    kernel_caliper: float = KERNEL_CALIPER
+
+    def describe(self, method: str) -> str:
+        """One phrase naming the method and its settings, for the ``note`` column."""
+        return {
+            "knn": f"k-NN matching on the propensity score (k = {self.k}, caliper = "
+                   f"{self.knn_caliper}, with replacement, ties kept)",
+            "radius": f"radius matching (caliper = {self.radius_caliper}, equal weights)",
+            "kernel": f"kernel matching (Epanechnikov, bandwidth = {self.kernel_bandwidth}, "
+                      f"common support: a control within caliper {self.kernel_caliper})",
+        }[method]
+
+
+# --------------------------------------------------------------------------- design
+
+@dataclass(frozen=True)
+class PSMDesign:
+    """Column roles of a matching analysis.
+
+    ``categorical`` covariates are dummy-coded in the propensity model; the others enter
+    linearly, as given.
+    """
+
+    treatment: str
+    outcome: str
+    covariates: tuple[str, ...]
+    categorical: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "covariates", tuple(self.covariates))
+        object.__setattr__(self, "categorical", tuple(self.categorical))
+        if not self.covariates:
+            raise InputError("a propensity model needs at least one covariate")
+        unknown = set(self.categorical) - set(self.covariates)
+        if unknown:
+            raise InputError(f"categorical={sorted(unknown)} are not among the covariates "
+                             f"{list(self.covariates)}")
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.treatment, self.outcome, *self.covariates]
+
+    def prepare(self, frame: pd.DataFrame) -> PreparedPSM:
+        """Check the columns and codes, drop incomplete rows, build the propensity design."""
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise InputError(f"column(s) {missing} not in the data; columns present: "
+                             f"{list(frame.columns)[:30]}")
+        for c in self.columns:
+            if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]):
+                if c in self.categorical:
+                    continue
+                raise InputError(f"column {c!r} must be numeric, got dtype {frame[c].dtype}")
+        data = frame[self.columns].dropna().reset_index(drop=True)
+        n_incomplete = len(frame) - len(data)
+        t = data[self.treatment]
+        bad = sorted(set(t.unique()) - {0, 1})
+        if bad:
+            raise InputError(f"treatment {self.treatment!r} must be coded 0/1; found values "
+                             f"{bad[:10]} in {int((~t.isin([0, 1])).sum())} rows")
+        n1 = int((t == 1).sum())
+        if n1 < 2 or len(data) - n1 < 2:
+            raise InputError(f"treatment {self.treatment!r} has {n1} treated and "
+                             f"{len(data) - n1} control rows among {len(data)} complete rows; "
+                             "matching needs at least 2 of each")
+        for c in self.covariates:
+            if data[c].nunique() < 2:
+                raise InputError(f"covariate {c!r} is constant ({data[c].iloc[0]!r}) in all "
+                                 f"{len(data)} complete rows; drop it")
+        return PreparedPSM(design=self, frame=data, exog=self._exog(data),
+                           n_input=len(frame), n_incomplete=n_incomplete)
+
+    def _exog(self, data: pd.DataFrame) -> pd.DataFrame:
+        parts = []
+        for c in self.covariates:
+            if c in self.categorical:
+                d = pd.get_dummies(data[c], prefix=c, prefix_sep="_", drop_first=True,
+                                   dtype=float)
+                d.columns = [_safe(name) for name in d.columns]
+                parts.append(d)
+            else:
+                parts.append(data[[c]].astype(float))
+        return pd.concat(parts, axis=1)
+
+
+def _safe(name: str) -> str:
+    """Identifier-safe dummy name (``reason_2.0`` -> ``reason_2``)."""
+    name = name[:-2] if name.endswith(".0") else name
+    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+
+
+@dataclass
+class PreparedPSM:
+    """The complete-case sample and its propensity design matrix (no constant)."""
+
+    design: PSMDesign
+    frame: pd.DataFrame
+    exog: pd.DataFrame
+    n_input: int
+    n_incomplete: int
+
+    @property
+    def t(self) -> np.ndarray:
+        return self.frame[self.design.treatment].to_numpy(dtype=int)
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.frame[self.design.outcome].to_numpy(dtype=float)
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.frame)
+
+    def resample(self, idx: np.ndarray) -> PreparedPSM:
+        """The rows ``idx`` (a bootstrap replicate)."""
+        return PreparedPSM(design=self.design, frame=self.frame.iloc[idx].reset_index(drop=True),
+                           exog=self.exog.iloc[idx].reset_index(drop=True),
+                           n_input=len(idx), n_incomplete=0)
+
+
+def fit_propensity(prepared: PreparedPSM):
+    """statsmodels logit of the treatment on the propensity design (with a constant)."""
+    X = sm.add_constant(prepared.exog, has_constant="add")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        return sm.Logit(prepared.t, X).fit(disp=0, maxiter=200)
+
+
+# --------------------------------------------------------------------------- matching
+
+@dataclass
+class Matching:
+    """Who is matched to whom: sparse weights ``w[treated_pos, control_pos]``.
+
+    ``treated`` and ``controls`` are row positions in the analysed sample; ``pair_t`` indexes
+    into ``treated`` (on support only), ``pair_c`` into ``controls``; weights sum to 1 within
+    each on-support treated unit.
+    """
+
+    method: str
+    treated: np.ndarray
+    controls: np.ndarray
+    on_support: np.ndarray
+    pair_t: np.ndarray
+    pair_c: np.ndarray
+    weight: np.ndarray
+
+    @property
+    def n_off_support(self) -> int:
+        return int((~self.on_support).sum())
+
+    @property
+    def n_on_support(self) -> int:
+        return int(self.on_support.sum())
+
+    def control_weights(self) -> np.ndarray:
+        """Total weight of each control, ``K_j = sum_i w_ij`` (psmatch2's ``_weight``)."""
+        return np.bincount(self.pair_c, weights=self.weight, minlength=len(self.controls))
+
+    def counterfactual(self, y: np.ndarray) -> np.ndarray:
+        """Matched Y(0) of every treated unit (NaN off support)."""
+        yc = y[self.controls]
+        out = np.bincount(self.pair_t, weights=self.weight * yc[self.pair_c],
+                          minlength=len(self.treated))
+        out[~self.on_support] = np.nan
+        return out
+
+    def att(self, y: np.ndarray) -> float:
+        """The matching ATT over the treated on support."""
+        if self.n_on_support == 0:
+            return np.nan
+        diff = y[self.treated] - self.counterfactual(y)
+        return float(np.nanmean(diff))
+
+
+def match(ps: np.ndarray, t: np.ndarray, method: Method, settings: MatchSettings = MatchSettings()
+          ) -> Matching:
+    """Match the treated to the controls on the score ``ps`` by ``method``."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    treated, controls = np.flatnonzero(t == 1), np.flatnonzero(t == 0)
+    pt, pc = ps[treated][:, None], ps[controls][:, None]
+    nn = NearestNeighbors(algorithm="kd_tree").fit(pc)
+    if method == "knn":
+        k = min(settings.k, len(controls))
+        kdist, _ = nn.kneighbors(pt, n_neighbors=k)
+        dist, ind = nn.radius_neighbors(pt, radius=settings.knn_caliper, sort_results=True)
+        # keep the k nearest plus all ties at the k-th distance (psmatch2's `ties`)
+        limit = kdist[:, -1] * (1 + 1e-10) + 1e-14
+        keep = [d <= lim for d, lim in zip(dist, limit)]
+        ind = [i[m] for i, m in zip(ind, keep)]
+        wts = [np.full(len(i), 1.0 / len(i)) if len(i) else np.empty(0) for i in ind]
+    elif method == "radius":
+        _, ind = nn.radius_neighbors(pt, radius=settings.radius_caliper)
+        wts = [np.full(len(i), 1.0 / len(i)) if len(i) else np.empty(0) for i in ind]
+    else:
+        support_d, _ = nn.kneighbors(pt, n_neighbors=1)
+        on = support_d[:, 0] <= settings.kernel_caliper
+        h = settings.kernel_bandwidth
+        dist, ind = nn.radius_neighbors(pt, radius=h)
+        wts = []
+        for d, i, ok in zip(dist, ind, on):
+            kern = 0.75 * (1 - (d / h) ** 2)
+            kern = np.where(kern > 0, kern, 0.0)
+            wts.append(kern / kern.sum() if ok and kern.sum() > 0 else np.empty(0))
+        ind = [i if len(w) else np.empty(0, dtype=int) for i, w in zip(ind, wts)]
+    counts = np.array([len(i) for i in ind])
+    on_support = counts > 0
+    pair_t = np.repeat(np.arange(len(treated)), counts)
+    pair_c = np.concatenate(ind).astype(int) if counts.sum() else np.empty(0, dtype=int)
+    weight = np.concatenate(wts) if counts.sum() else np.empty(0)
+    return Matching(method=method, treated=treated, controls=controls, on_support=on_support,
+                    pair_t=pair_t, pair_c=pair_c, weight=weight)
+
+
+def control_variance(ps: np.ndarray, y: np.ndarray, controls: np.ndarray,
+                     neighbours: int = VARIANCE_NEIGHBOURS) -> np.ndarray:
+    r"""Abadie-Imbens conditional variance of Y(0) at each control, by matching within controls.
+
+    .. math:: \hat\sigma^2_j = \frac{J}{J+1}\Big(Y_j - \frac1J \sum_{l \in \mathcal J(j)} Y_l\Big)^2
+    """
+    J = min(neighbours, len(controls) - 1)
+    nn = NearestNeighbors(n_neighbors=J, algorithm="kd_tree").fit(ps[controls][:, None])
+    _, ind = nn.kneighbors()  # X=None: each control's neighbours exclude itself
+    yc = y[controls]
+    return J / (J + 1) * (yc - yc[ind].mean(axis=1)) ** 2
+
+
+def matching_variance(m: Matching, y: np.ndarray, sigma2_control: np.ndarray) -> float:
+    r"""Abadie-Imbens (2006) variance of a matching ATT, for any matching weights.
+
+    .. math::
+
+        \hat V = \frac{1}{N_1^2}\Big[\sum_{i \in T} (Y_i - \hat Y_i(0) - \hat\tau)^2
+                 + \sum_{j \in C} (K_j^2 - q_j)\,\hat\sigma^2_j\Big],
+        \quad K_j = \sum_i w_{ij},\ q_j = \sum_i w_{ij}^2
+
+    With equal weights 1/M this is AI's :math:`K_M(j)(K_M(j)-1)/M^2` correction for controls
+    used more than once. The score is treated as known (no AI 2016 adjustment).
+    """
+    n1 = m.n_on_support
+    if n1 == 0:
+        return np.nan
+    diff = (y[m.treated] - m.counterfactual(y))[m.on_support]
+    tau = diff.mean()
+    K = m.control_weights()
+    q = np.bincount(m.pair_c, weights=m.weight ** 2, minlength=len(m.controls))
+    return float((((diff - tau) ** 2).sum() + ((K ** 2 - q) * sigma2_control).sum()) / n1 ** 2)
+
+
+# --------------------------------------------------------------------------- balance
+
+def balance(prepared: PreparedPSM, m: Matching) -> pd.DataFrame:
+    """Table-5-style balance, before and after matching, one row per covariate.
+
+    Standardized bias uses the *unmatched* treated and control variances (as ``pstest``);
+    after matching, the treated are those on support and each control is weighted by its
+    total matching weight; the t-test is a weighted two-sample t-test (pstest's
+    ``regress x treat [iw=_weight]``).
+    """
+    f = prepared.frame
+    tr, co = m.treated, m.controls
+    tr_on = tr[m.on_support]
+    wc = m.control_weights()
+    used = wc > 0
+    rows = []
+    for c in prepared.design.covariates:
+        x = f[c].to_numpy(dtype=float)
+        xt, xc = x[tr], x[co]
+        sd = np.sqrt((xt.var(ddof=1) + xc.var(ddof=1)) / 2)
+        mt_b, mc_b = xt.mean(), xc.mean()
+        t_b, p_b, _ = ttest_ind(xt, xc, usevar="pooled")
+        mt_a = x[tr_on].mean() if len(tr_on) else np.nan
+        mc_a = np.average(xc[used], weights=wc[used]) if used.any() else np.nan
+        if len(tr_on) and used.any():
+            t_a, p_a, _ = ttest_ind(x[tr_on], xc[used], usevar="pooled",
+                                    weights=(np.ones(len(tr_on)), wc[used]))
+        else:
+            t_a = p_a = np.nan
+        bias_b = 100 * (mt_b - mc_b) / sd if sd > 0 else np.nan
+        bias_a = 100 * (mt_a - mc_a) / sd if sd > 0 else np.nan
+        rows.append(dict(covariate=c, mean_treated_before=mt_b, mean_control_before=mc_b,
+                         std_bias_pct_before=bias_b, t_before=t_b, p_before=p_b,
+                         mean_treated_after=mt_a, mean_control_after=mc_a,
+                         std_bias_pct_after=bias_a, t_after=t_a, p_after=p_a,
+                         bias_reduction_pct=100 * (1 - abs(bias_a) / abs(bias_b))
+                         if bias_b else np.nan))
+    return pd.DataFrame(rows).set_index("covariate")
+
+
+def balance_rows(table: pd.DataFrame, *, study: str, table_id: str, n_obs: int,
+                 note: str = "") -> pd.DataFrame:
+    """The balance table as estimates rows (quantities and columns as the published ledger)."""
+    rows = []
+    for cov, r in table.iterrows():
+        for col in ("before", "after"):
+            for q in ("mean_treated", "mean_control", "std_bias_pct"):
+                rows.append(estimates.row(study=study, table=table_id, column=col, term=cov,
+                                          quantity=q, source="frequentist",
+                                          estimate=r[f"{q}_{col}"], n_obs=n_obs, note=note))
+            rows.append(estimates.row(study=study, table=table_id, column=col, term=cov,
+                                      quantity="t", source="frequentist", estimate=r[f"t_{col}"],
+                                      p_value=r[f"p_{col}"], n_obs=n_obs, note=note))
+        rows.append(estimates.row(study=study, table=table_id, column="after", term=cov,
+                                  quantity="bias_reduction_pct", source="frequentist",
+                                  estimate=r["bias_reduction_pct"], n_obs=n_obs, note=note))
+    return estimates.frame(rows)
+
+
+# --------------------------------------------------------------------------- the fit
+
+@dataclass
+class PSMResult:
+    """Frequentist matching: the propensity logit, the three matchings, ATTs, SEs, balance."""
+
+    prepared: PreparedPSM
+    settings: MatchSettings
+    propensity: object
+    ps: np.ndarray
+    matchings: dict[str, Matching]
+    att: dict[str, float]
+    se: dict[str, float]
+    se_method: dict[str, str]
+    balance: pd.DataFrame
+    bootstrap_att: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def off_support(self) -> dict[str, int]:
+        return {k: m.n_off_support for k, m in self.matchings.items()}
+
+    def tidy(self, *, study: str, table: str, column: str | None = None) -> pd.DataFrame:
+        """ATT rows (quantity ``att``, columns ``knn``/``radius``/``kernel``, or only
+        ``column``), normal-theory 95% CI and p-value."""
+        methods = METHODS if column is None else (column,)
+        z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
+        rows = []
+        for meth in methods:
+            m = self.matchings[meth]
+            b, s = self.att[meth], self.se[meth]
+            note = (f"{self.settings.describe(meth)}; logit propensity on "
+                    f"{', '.join(self.prepared.design.covariates)}; {m.n_off_support} treated "
+                    f"off support (dropped) of {len(m.treated)}; SE: {self.se_method[meth]}")
+            rows.append(estimates.row(
+                study=study, table=table, column=meth, term=self.prepared.design.treatment,
+                quantity="att", source="frequentist", estimate=b, se=s, ci_low=b - z * s,
+                ci_high=b + z * s, p_value=float(2 * stats.norm.sf(abs(b / s))),
+                n_obs=self.prepared.n_obs, note=note))
+        return estimates.frame(rows)
+
+    def balance_for(self, method: Method) -> pd.DataFrame:
+        """Balance after matching by ``method`` (``balance`` holds k-NN's, as Table 5)."""
+        return balance(self.prepared, self.matchings[method])
+
+    def balance_rows(self, *, study: str, table: str) -> pd.DataFrame:
+        """Balance before/after k-NN matching as estimates rows (Table 5's layout)."""
+        return balance_rows(self.balance, study=study, table_id=table, n_obs=self.prepared.n_obs,
+                            note=self.settings.describe("knn"))
+
+
+def _atts(prepared: PreparedPSM, settings: MatchSettings) -> dict[str, float]:
+    ps = np.asarray(fit_propensity(prepared).predict())
+    return {meth: match(ps, prepared.t, meth, settings).att(prepared.y)
+            for meth in ("radius", "kernel")}
+
+
+def bootstrap(prepared: PreparedPSM, settings: MatchSettings, *, n_boot: int, seed: int
+              ) -> pd.DataFrame:
+    """Radius and kernel ATTs in ``n_boot`` nonparametric bootstrap replicates.
+
+    Rows are resampled within treatment groups (keeping the group sizes) and the logit is
+    refitted in every replicate; replicate ``b`` uses the ``b``-th child of ``seed``.
+    """
+    t = prepared.t
+    groups = [np.flatnonzero(t == 1), np.flatnonzero(t == 0)]
+    out = []
+    for child in np.random.SeedSequence(seed).spawn(n_boot):
+        rng = np.random.default_rng(child)
+        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        out.append(_atts(prepared.resample(idx), settings))
+    return pd.DataFrame(out)
+
+
+def fit_psm(prepared: PreparedPSM, *, seed: int, n_boot: int = 200,
+            settings: MatchSettings = MatchSettings()) -> PSMResult:
+    """Propensity logit, k-NN / radius / kernel matching, SEs and balance.
+
+    Parameters
+    ----------
+    prepared
+        From :meth:`PSMDesign.prepare`.
+    seed
+        Root seed of the bootstrap.
+    n_boot
+        Bootstrap replicates for the radius and kernel SEs.
+    """
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
+    logit = fit_propensity(prepared)
+    ps = np.asarray(logit.predict())
+    t, y = prepared.t, prepared.y
+    matchings = {meth: match(ps, t, meth, settings) for meth in METHODS}
+    att = {meth: m.att(y) for meth, m in matchings.items()}
+    knn = matchings["knn"]
+    sigma2 = control_variance(ps, y, knn.controls)
+    se = {"knn": float(np.sqrt(matching_variance(knn, y, sigma2)))}
+    boot = bootstrap(prepared, settings, n_boot=n_boot, seed=seed)
+    for meth in ("radius", "kernel"):
+        se[meth] = float(boot[meth].std(ddof=1))
+    se_method = {"knn": "Abadie-Imbens (2006), propensity score treated as known "
+                        f"(no AI 2016 adjustment), conditional variance from "
+                        f"{VARIANCE_NEIGHBOURS} within-control matches",
+                 "radius": f"bootstrap, {n_boot} replicates within treatment groups, logit "
+                           f"refitted each time (seed {seed})",
+                 "kernel": f"bootstrap, {n_boot} replicates within treatment groups, logit "
+                           f"refitted each time (seed {seed})"}
+    for meth, m in matchings.items():
+        if m.n_off_support:
+            log.info("%s: %d of %d treated off support", meth, m.n_off_support, len(m.treated))
+    return PSMResult(prepared=prepared, settings=settings, propensity=logit, ps=ps,
+                     matchings=matchings, att=att, se=se, se_method=se_method,
+                     balance=balance(prepared, knn), bootstrap_att=boot)
