@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,7 @@ class FreqDiDResult:
     margeff: pd.DataFrame
     n_obs: int
     dropped_units: tuple[str, ...]
+    cov_type: str = "cluster"
 
     @property
     def terms(self) -> list[str]:
@@ -47,7 +49,8 @@ class FreqDiDResult:
         """Rows of the estimates table: ``beta`` and ``ame`` for the treatment and each covariate."""
         d = self.prepared.design
         z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
-        note = "TWFE; SE clustered by " + d.unit
+        note = ("TWFE; SE clustered by " + d.unit if self.cov_type == "cluster"
+                else "TWFE; model-based (non-robust) SE")
         if self.dropped_units:
             note += f"; dropped {len(self.dropped_units)} {d.unit}(s) whose outcome never varies"
         rows = []
@@ -68,12 +71,20 @@ class FreqDiDResult:
         return estimates.frame(rows)
 
 
-def fit_did(prepared: PreparedDiD) -> FreqDiDResult:
+CovType = Literal["cluster", "nonrobust"]
+
+
+def fit_did(prepared: PreparedDiD, *, cov_type: CovType = "cluster") -> FreqDiDResult:
     """Fit the TWFE DiD on a prepared design (logit for ``bernoulli``, OLS for ``gaussian``).
 
     For a logit, units whose outcome never varies are dropped first (their dummy would be
     infinite), as Stata does, and the drop is reported in the estimates' ``note``.
+    ``cov_type="cluster"`` (the paper's choice) clusters by unit; ``"nonrobust"`` gives the
+    model-based SEs, which stay valid when only a few units switch treatment and the unit
+    effects absorb the within-unit correlation -- clustered SEs then are far too small.
     """
+    if cov_type not in ("cluster", "nonrobust"):
+        raise ValueError(f"cov_type must be 'cluster' or 'nonrobust', got {cov_type!r}")
     d = prepared.design
     frame = prepared.frame
     dropped: tuple[str, ...] = ()
@@ -87,7 +98,8 @@ def fit_did(prepared: PreparedDiD) -> FreqDiDResult:
     rhs = " + ".join([_q(d.treatment), *map(_q, d.covariates), f"C({_q(d.unit)})", f"C({_q(d.time)})"])
     formula = f"{_q(d.outcome)} ~ {rhs}"
     groups = pd.factorize(frame[d.unit])[0]
-    fit_kw = dict(cov_type="cluster", cov_kwds={"groups": groups})
+    fit_kw = (dict(cov_type="cluster", cov_kwds={"groups": groups}) if cov_type == "cluster"
+              else dict(cov_type="nonrobust"))
     if d.family == "bernoulli":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
@@ -101,7 +113,7 @@ def fit_did(prepared: PreparedDiD) -> FreqDiDResult:
                                 "p_value": result.pvalues[keys].to_numpy()},
                                index=[d.treatment, *d.covariates])
     return FreqDiDResult(prepared=prepared, result=result, margeff=margeff,
-                         n_obs=int(result.nobs), dropped_units=dropped)
+                         n_obs=int(result.nobs), dropped_units=dropped, cov_type=cov_type)
 
 
 def _logit_margeff(result, terms: list[str]) -> pd.DataFrame:
