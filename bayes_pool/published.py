@@ -16,10 +16,16 @@ Two views:
   stars and flag are folded into ``note``.
 * :func:`load_ledger` -- the raw ledger with its provenance columns, for reports and for listing
   the contradictions (:func:`contradictions`).
+
+Code that needs a published number (a synthetic generator's calibration target, a test's
+expected value) reads it from the ledger rather than typing it in again:
+:func:`published_value` returns one cell, :func:`published_table` one quantity of a table as a
+term x column frame. Both read a cached copy of the ledger, so repeated look-ups are cheap.
 """
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 
 import pandas as pd
@@ -172,3 +178,94 @@ def contradictions(study: str) -> pd.DataFrame:
     """
     ledger = load_ledger(study)
     return ledger[ledger["flag"] == "contradiction"].reset_index(drop=True)
+
+
+@functools.cache
+def _cached_ledger(study: str) -> pd.DataFrame:
+    """The numeric ledger of ``study``, read once per process (callers must not mutate it)."""
+    return load_ledger(study)
+
+
+def published_value(study: str, table: str, column: str, term: str, quantity: str, *,
+                    field: str = "estimate") -> float:
+    """One published number, located by its ledger key.
+
+    Parameters
+    ----------
+    study
+        Study id, one of :data:`STUDY_FOLDERS`.
+    table, column, term, quantity
+        The ledger key: table as printed (``"3"``, ``"text"``, ``"abstract"``), column label,
+        canonical variable name and what the number is (``"beta"``, ``"mean"``, ``"sd"`` ...).
+    field
+        Which numeric ledger column to return (:data:`LEDGER_NUMERIC`); default ``"estimate"``.
+
+    Returns
+    -------
+    float
+        The number (NaN if the paper prints none in that field). A row flagged
+        ``contradiction`` is returned like any other: the caller picks the cell it means.
+
+    Raises
+    ------
+    ValueError
+        If ``field`` is not numeric, or the key matches no row or more than one row.
+    """
+    if field not in LEDGER_NUMERIC:
+        raise ValueError(f"field {field!r} is not a numeric ledger column; use one of "
+                         f"{LEDGER_NUMERIC}")
+    ledger = _cached_ledger(study)
+    rows = ledger[(ledger["table"] == table) & (ledger["column"] == column)
+                  & (ledger["term"] == term) & (ledger["quantity"] == quantity)]
+    if len(rows) != 1:
+        raise ValueError(
+            f"{study} ledger has {len(rows)} rows for table {table!r}, column {column!r}, "
+            f"term {term!r}, quantity {quantity!r}; expected exactly 1"
+        )
+    return float(rows[field].iloc[0])
+
+
+def published_table(study: str, table: str, quantity: str, *,
+                    field: str = "estimate") -> pd.DataFrame:
+    """One quantity of one published table as a frame: a row per term, a column per column label.
+
+    Parameters
+    ----------
+    study
+        Study id, one of :data:`STUDY_FOLDERS`.
+    table
+        Table as printed in the ledger (``"1"``, ``"2"`` ...).
+    quantity
+        What the numbers are (``"mean"``, ``"sd"``, ``"beta"``, ``"pct"`` ...).
+    field
+        Which numeric ledger column to tabulate; default ``"estimate"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``term`` and columns ``column`` (each in ledger order of first appearance, which is
+        the paper's printed order), floats with NaN where the paper prints no such cell.
+
+    Raises
+    ------
+    ValueError
+        If ``field`` is not numeric, nothing matches, or a (term, column) cell has more than one
+        ledger row.
+    """
+    if field not in LEDGER_NUMERIC:
+        raise ValueError(f"field {field!r} is not a numeric ledger column; use one of "
+                         f"{LEDGER_NUMERIC}")
+    ledger = _cached_ledger(study)
+    rows = ledger[(ledger["table"] == table) & (ledger["quantity"] == quantity)]
+    if rows.empty:
+        raise ValueError(f"{study} ledger has no rows for table {table!r}, quantity {quantity!r}")
+    dup = rows[rows.duplicated(["term", "column"], keep=False)]
+    if len(dup):
+        raise ValueError(
+            f"{study} ledger, table {table!r}, quantity {quantity!r}: more than one row for "
+            f"(term, column) {sorted(set(zip(dup['term'], dup['column'])))}"
+        )
+    wide = rows.pivot(index="term", columns="column", values=field)
+    out = wide.reindex(index=rows["term"].unique(), columns=rows["column"].unique())
+    out.index.name, out.columns.name = "term", "column"
+    return out.astype(float)

@@ -12,12 +12,14 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_pool import estimates
+from bayes_pool import estimates, published
 from bayes_pool.published import (
-    LEDGER_COLUMNS, STUDY_FOLDERS, contradictions, load_ledger, load_published,
+    LEDGER_COLUMNS, STUDY_FOLDERS, contradictions, load_ledger, load_published, published_table,
+    published_value,
 )
 
 PAPERS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "papers"
@@ -332,6 +334,76 @@ def test_contradictions_returns_only_flagged(study):
     c = contradictions(study)
     assert list(c.columns) == LEDGER_COLUMNS
     assert len(c) and (c["flag"] == "contradiction").all()
+
+
+def test_published_value_reads_one_cell():
+    assert published_value("pooling-did", "3", "(2)", "policy", "beta") == 0.653
+    assert published_value("pooling-did", "3", "(2)", "policy", "beta", field="se") == 0.259
+    assert published_value("pooling-did", "3", "(2)", "policy", "beta", field="n_obs") == 6310
+    # a flagged row is returned like any other; "0.090" as printed is the float 0.09
+    assert published_value("pooling-did", "6", "high_income", "policy", "ame") == 0.09
+    assert published_value("smi-psm", "1", "total", "integration_index", "mean") == -3.3e-05
+    # a field the paper leaves empty is NaN
+    assert np.isnan(published_value("smi-psm", "1", "host_city", "gender", "mean", field="se"))
+
+
+def test_published_value_matches_every_ledger_row(study, ledger):
+    for rec in ledger.itertuples(index=False):
+        got = published_value(study, rec.table, rec.column, rec.term, rec.quantity)
+        assert got == rec.estimate or (np.isnan(got) and np.isnan(rec.estimate)), rec
+
+
+def test_published_value_rejects_missing_or_bad_keys():
+    with pytest.raises(ValueError, match=r"0 rows.*'\(9\)'"):
+        published_value("pooling-did", "3", "(9)", "policy", "beta")
+    with pytest.raises(ValueError, match="numeric ledger column"):
+        published_value("pooling-did", "3", "(2)", "policy", "beta", field="stars")
+
+
+def test_published_table_is_term_by_column_in_printed_order():
+    mean = published_table("pooling-did", "2", "mean")
+    assert mean.index.name == "term" and mean.columns.name == "column"
+    assert list(mean.columns) == ["treatment", "control"]
+    assert mean.index[:3].tolist() == ["policy", "healthy", "neighbourhood_assistance"]
+    assert mean.at["healthy", "treatment"] == 0.671 and mean.at["region", "control"] == 1.906
+    assert np.isnan(mean.at["policy", "control"])  # printed '--'
+    beta = published_table("pooling-did", "3", "beta")
+    assert list(beta.columns) == ["(1)", "(2)"] and beta.at["age", "(2)"] == -0.059
+    se = published_table("pooling-did", "3", "beta", field="se")
+    assert se.at["policy", "(1)"] == 0.218
+    # levels keep the paper's order within a term
+    pct = published_table("smi-psm", "3", "pct").loc["education"].dropna()
+    assert pct.tolist() == [65.6, 26.9, 7.5]
+
+
+def test_published_table_agrees_with_published_value(study, ledger):
+    for (table, quantity), rows in ledger.groupby(["table", "quantity"], sort=False):
+        if rows.duplicated(["term", "column"]).any():
+            continue
+        wide = published_table(study, table, quantity)
+        for rec in rows.itertuples(index=False):
+            got = wide.at[rec.term, rec.column]
+            assert got == rec.estimate or (np.isnan(got) and np.isnan(rec.estimate)), rec
+        assert wide.notna().sum().sum() == rows["estimate"].notna().sum()
+
+
+def test_published_table_rejects_unknown_or_ambiguous(monkeypatch):
+    with pytest.raises(ValueError, match="no rows"):
+        published_table("pooling-did", "2", "beta")
+    with pytest.raises(ValueError, match="numeric ledger column"):
+        published_table("pooling-did", "2", "mean", field="note")
+    for fn, args in ((published_value, ("2", "treatment", "age", "mean")),
+                     (published_table, ("2", "mean"))):
+        with pytest.raises(ValueError, match=r"pooling-did.*smi-psm"):
+            fn("no-such-study", *args)
+    # two rows for one cell: neither helper picks one silently
+    ledger = load_ledger("pooling-did")
+    doubled = pd.concat([ledger, ledger[ledger["term"] == "age"].head(1)], ignore_index=True)
+    monkeypatch.setattr(published, "_cached_ledger", lambda study: doubled)
+    with pytest.raises(ValueError, match=r"more than one row.*\('age', 'treatment'\)"):
+        published_table("pooling-did", "2", "mean")
+    with pytest.raises(ValueError, match="2 rows"):
+        published_value("pooling-did", "2", "treatment", "age", "mean")
 
 
 @pytest.mark.parametrize("fn", [load_published, load_ledger, contradictions])

@@ -1,8 +1,9 @@
 """Calibrated synthetic data for study ``smi-psm`` (Ma et al. 2023, CMDS 2017).
 
 The CMDS microdata are restricted, so the toolkit runs on a generated stand-in whose
-published summaries match the paper. Every number used below is read from the paper; none is
-obtained by running an analysis on generated data.
+published summaries match the paper. Every published number used below is read from the
+study's ledger (``published.csv``, via :mod:`bayes_pool.published`); none is obtained by running
+an analysis on generated data.
 
 Treatment and characteristics
     Exactly ``round(n * 606 / 3333)`` respondents get host-city insurance (18.2%). The 14
@@ -72,55 +73,57 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from bayes_pool.published import published_table, published_value
 from bayes_pool.studies.smi_psm import contract
 from bayes_pool.synthetic import SyntheticData
 
 DEFAULT_SEED = 2023
-N_PUBLISHED = 3333
-N_TREATED_PUBLISHED = 606
-ATT_PUBLISHED = 6.47  # Table 6, k-nearest-neighbour matching (k=4, caliper 0.02)
-INDEX_SD = 33.220  # Table 1, social integration, total sample SD
 
-# Table 1: column -> (host-city mean, SD, hometown mean, SD).
+# Published calibration targets, read from the study's ledger (published.csv: table, column,
+# term, quantity); see bayes_pool.published. Only the generator's own choices are typed in here.
+_STUDY = contract.STUDY
+N_PUBLISHED = int(published_value(_STUDY, "1", "total", "integration_index", "mean",
+                                  field="n_obs"))  # Table 1: 3333 respondents
+N_TREATED_PUBLISHED = int(published_value(_STUDY, "3", "SMI of host city", "host_city_smi",
+                                          "n"))  # Table 3: 606 with host-city SMI
+# Table 6, k-nearest-neighbour matching (k=4, caliper 0.02): 6.47. The row is flagged because its
+# printed SD / z disagree with the text's SE / t; the ATT itself is 6.47 in Table 6 and the text.
+ATT_PUBLISHED = published_value(_STUDY, "6", "knn", "host_city_smi", "att")
+INDEX_SD = published_value(_STUDY, "1", "total", "integration_index", "sd")  # Table 1: 33.220
+
+_CHARACTERISTICS = [c for c in contract.CHARACTERISTICS if c != contract.TREATMENT]
+
+# Table 1: column -> (host-city mean, SD, hometown mean, SD), columns "SMI of host city" and
+# "SMI of hometown". The labour_contract and employment_identity cells are impossible for 1/2
+# codes (see the module docstring); they are kept as printed and only their means are used.
+_table1_mean = published_table(_STUDY, "1", "mean")
+_table1_sd = published_table(_STUDY, "1", "sd")
 _TABLE1 = {
-    "gender": (1.42, 0.495, 1.39, 0.489),
-    "education": (1.36, 0.591, 1.43, 0.635),
-    "health": (1.31, 0.461, 1.21, 0.404),
-    "marital": (1.17, 0.379, 1.16, 0.365),
-    "household_income": (1.66, 0.942, 1.91, 1.059),
-    "short_stay_intention": (1.11, 0.318, 1.22, 0.416),
-    "settlement_intention": (1.51, 0.500, 1.66, 0.475),
-    "labour_contract": (1.76, 0.200, 1.78, 0.195),
-    "unemployment_reason": (2.82, 0.782, 2.72, 0.839),
-    "employment_identity": (1.43, 0.289, 1.44, 0.333),
-    "health_record": (1.74, 0.725, 1.87, 0.616),
-    "migrant_range": (1.71, 0.754, 1.83, 0.787),
-    "migrant_time": (2.26, 0.855, 1.84, 0.852),
-    "migration_reason": (1.79, 1.042, 1.68, 0.900),
+    c: (float(_table1_mean.at[c, "host_city"]), float(_table1_sd.at[c, "host_city"]),
+        float(_table1_mean.at[c, "hometown"]), float(_table1_sd.at[c, "hometown"]))
+    for c in _CHARACTERISTICS
 }
 
-# Table 3: whole-sample category shares (%) of the codes with three or more categories,
-# the shape that each group's distribution is tilted from ("cross border" has none).
+# Table 3: whole-sample category shares (%) of the codes with three or more categories, in code
+# order, the shape that each group's distribution is tilted from. Levels nobody is in ("cross
+# border" of migrant_range, printed 0) are left out. unemployment_reason's shares are flagged in
+# the ledger (they imply mean 2.854, Table 1 prints 2.74): the generator uses them only as the
+# shape and matches Table 1's mean (module docstring).
+_table3_pct = published_table(_STUDY, "3", "pct")
 _TABLE3_SHARES = {
-    "education": (65.6, 26.9, 7.5),
-    "household_income": (50.3, 24.5, 13.7, 11.6),
-    "unemployment_reason": (13.7, 2.5, 68.6, 15.2),
-    "health_record": (28.8, 56.9, 14.3),
-    "migrant_range": (42.3, 35.0, 22.7),
-    "migrant_time": (42.0, 24.1, 33.9),
-    "migration_reason": (50.3, 39.6, 1.3, 7.1, 1.7),
+    c: tuple(float(v) for v in _table3_pct.loc[c].dropna() if v > 0)
+    for c in _CHARACTERISTICS if len(contract.CODES[c]) >= 3
 }
 
 # Table 4, Model 8: unstandardised coefficients of the covariates.
-_TABLE4 = {
-    "settlement_intention": -9.846,
-    "short_stay_intention": -6.334,
-    "household_income": -1.979,
-    "health_record": -2.241,
-    "migrant_time": 2.908,
-    "migrant_range": 2.659,
-    "migration_reason": 1.838,
-}
+_table4_beta = published_table(_STUDY, "4", "beta")["model_8"]
+_TABLE4 = {c: float(_table4_beta.at[c]) for c in contract.COVARIATES}
+
+# Table 2: variance contribution (%) of each factor, used as its weight in the index. The four
+# printed shares are flagged in the ledger (they sum to 106.25%); the generator uses them as
+# printed and normalises them to sum to 1. Each factor's share is printed in its own column.
+_table2_share = published_table(_STUDY, "2", "variance_share")
+_VARIANCE_SHARE = {f: float(_table2_share.loc[f].dropna().item()) for f in contract.FACTORS}
 
 # indicator -> (loading on its own factor, category shares in code order). Shares are
 # assumptions (participation is rare among elderly migrants, attitudes mostly agreeing);
@@ -146,7 +149,6 @@ _INDICATOR_SPEC = {
 }
 
 _FACTORS = list(contract.FACTORS)
-_CHARACTERISTICS = [c for c in contract.CHARACTERISTICS if c != contract.TREATMENT]
 
 
 def _tilt(shares: tuple[float, ...], mean: float, sd: float) -> np.ndarray:
@@ -237,7 +239,7 @@ def _calibration() -> _Calibration:
     var_m = share * (p1 @ mu1**2) + (1 - share) * (p0 @ mu0**2) - mean_m**2
     noise_sd = float(np.sqrt(INDEX_SD**2 - var_m))
 
-    contributions = np.array([contract.FACTORS[f][1] for f in _FACTORS])
+    contributions = np.array([_VARIANCE_SHARE[f] for f in _FACTORS])
     weights = contributions / contributions.sum()
     return _Calibration(
         share_treated=share,
