@@ -256,33 +256,34 @@ def match(ps: np.ndarray, t: np.ndarray, method: Method, settings: MatchSettings
     if method == "knn":
         k = min(settings.k, len(controls))
         kdist, _ = nn.kneighbors(pt, n_neighbors=k)
-        dist, ind = nn.radius_neighbors(pt, radius=settings.knn_caliper, sort_results=True)
-        # keep the k nearest plus all ties at the k-th distance (psmatch2's `ties`)
-        limit = kdist[:, -1] * (1 + 1e-10) + 1e-14
-        keep = [d <= lim for d, lim in zip(dist, limit)]
-        ind = [i[m] for i, m in zip(ind, keep)]
-        wts = [np.full(len(i), 1.0 / len(i)) if len(i) else np.empty(0) for i in ind]
+        # the k nearest plus every control tied with the k-th (psmatch2's `ties`), in the caliper
+        limit = np.minimum(kdist[:, -1] * (1 + 1e-10) + 1e-14, settings.knn_caliper)
+        pair_t, pair_c = _pairs(nn, pt, settings.knn_caliper)
+        near = np.abs(pt[pair_t, 0] - pc[pair_c, 0]) <= limit[pair_t]
+        pair_t, pair_c = pair_t[near], pair_c[near]
+        weight = 1.0 / np.bincount(pair_t, minlength=len(treated))[pair_t]
     elif method == "radius":
-        _, ind = nn.radius_neighbors(pt, radius=settings.radius_caliper)
-        wts = [np.full(len(i), 1.0 / len(i)) if len(i) else np.empty(0) for i in ind]
+        pair_t, pair_c = _pairs(nn, pt, settings.radius_caliper)
+        weight = 1.0 / np.bincount(pair_t, minlength=len(treated))[pair_t]
     else:
-        support_d, _ = nn.kneighbors(pt, n_neighbors=1)
-        on = support_d[:, 0] <= settings.kernel_caliper
+        nearest, _ = nn.kneighbors(pt, n_neighbors=1)
+        on = nearest[:, 0] <= settings.kernel_caliper
         h = settings.kernel_bandwidth
-        dist, ind = nn.radius_neighbors(pt, radius=h)
-        wts = []
-        for d, i, ok in zip(dist, ind, on):
-            kern = 0.75 * (1 - (d / h) ** 2)
-            kern = np.where(kern > 0, kern, 0.0)
-            wts.append(kern / kern.sum() if ok and kern.sum() > 0 else np.empty(0))
-        ind = [i if len(w) else np.empty(0, dtype=int) for i, w in zip(ind, wts)]
-    counts = np.array([len(i) for i in ind])
-    on_support = counts > 0
-    pair_t = np.repeat(np.arange(len(treated)), counts)
-    pair_c = np.concatenate(ind).astype(int) if counts.sum() else np.empty(0, dtype=int)
-    weight = np.concatenate(wts) if counts.sum() else np.empty(0)
+        pair_t, pair_c = _pairs(nn, pt, h)
+        kern = 0.75 * (1 - ((pt[pair_t, 0] - pc[pair_c, 0]) / h) ** 2)
+        keep = on[pair_t] & (kern > 0)
+        pair_t, pair_c, kern = pair_t[keep], pair_c[keep], kern[keep]
+        weight = kern / np.bincount(pair_t, weights=kern, minlength=len(treated))[pair_t]
+    on_support = np.bincount(pair_t, minlength=len(treated)) > 0
     return Matching(method=method, treated=treated, controls=controls, on_support=on_support,
                     pair_t=pair_t, pair_c=pair_c, weight=weight)
+
+
+def _pairs(nn: NearestNeighbors, pt: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """(treated position, control position) of every pair within ``radius``, sorted by treated."""
+    graph = nn.radius_neighbors_graph(pt, radius=radius, mode="connectivity").tocsr()
+    counts = np.diff(graph.indptr)
+    return np.repeat(np.arange(pt.shape[0]), counts), graph.indices.astype(int)
 
 
 def control_variance(ps: np.ndarray, y: np.ndarray, controls: np.ndarray,

@@ -1,0 +1,398 @@
+r"""Bayesian propensity models for the ATT: two-step matching, IPW, doubly robust, regression.
+
+Four estimators on a :class:`~bayes_pool.freq.psm.PreparedPSM`, each computed within every
+posterior draw and then summarised with :func:`~bayes_pool.bayes.diagnostics.posterior_rows`:
+
+*Bayesian propensity logit* (Bambi; priors and sampler from ``models/propensity_logit.toml``)
+
+.. math:: \operatorname{logit} e_i = \alpha + X_i\gamma .
+
+*Two-step matching* (``knn``, ``radius``, ``kernel``). For each of a thinned set of draws of
+:math:`(\alpha, \gamma)` the score is recomputed, the sample re-matched with the code and
+settings of :mod:`bayes_pool.freq.psm`, and the matching ATT :math:`\hat\tau_d` and its
+Abadie-Imbens conditional variance :math:`\hat V_d` computed; the draw of the ATT is
+:math:`\tau_d \sim N(\hat\tau_d, \hat V_d)`, so the posterior-predictive distribution mixes
+propensity uncertainty with the sampling uncertainty of matching (Kaplan & Chen 2012's
+two-step approach). The outcome does not feed back into the propensity model.
+
+*IPW* (``bayes_ipw``): Hajek-normalised ATT weights :math:`e/(1-e)` for the controls from each
+propensity draw, with Bayesian-bootstrap (Dirichlet) weights :math:`g_i` on the units so that
+the sampling variability of the outcomes enters:
+
+.. math:: \tau_d = \frac{\sum_T g_i Y_i}{\sum_T g_i} - \frac{\sum_C g_j w_j Y_j}{\sum_C g_j w_j},
+          \qquad w_j = \frac{e_{dj}}{1-e_{dj}} .
+
+*Doubly robust* (``bayes_dr``): a Bambi linear model of the outcome fitted on the controls
+gives :math:`\mu_{0d}(X)`; with the paired propensity draw (the two posteriors are
+independent, so draw ``d`` of each is a draw of the joint),
+
+.. math:: \tau_d = \frac{\sum_T g_i (Y_i - \mu_{0d}(X_i))}{\sum_T g_i}
+          - \frac{\sum_C g_j w_j (Y_j - \mu_{0d}(X_j))}{\sum_C g_j w_j} .
+
+*Regression* (``bayes_regression``): :math:`Y = \beta_0 + \tau T + X\beta + T X\delta +
+\varepsilon`, ATT by g-computation over the treated,
+:math:`\tau_d = \tau + \bar X_T \delta` (the mean of :math:`\mu_1 - \mu_0` over the treated).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import arviz_base as azb
+import bambi as bmb
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.special import expit
+
+from bayes_pool import estimates
+from bayes_pool.bayes.diagnostics import divergences, posterior_rows
+from bayes_pool.errors import SpecError
+from bayes_pool.freq import psm as freq_psm
+from bayes_pool.freq.psm import MatchSettings, PreparedPSM
+from bayes_pool.specs import ModelSpec, load_spec
+
+log = logging.getLogger(__name__)
+
+PROPENSITY_DRAWS = 200
+"""Default number of propensity draws that are re-matched (thinned evenly within chains)."""
+
+_CHUNK = 500  # draws per block in the vectorised per-draw computations (bounds memory)
+
+
+# --------------------------------------------------------------------------- models
+
+def _check_names(prepared: PreparedPSM) -> None:
+    d = prepared.design
+    for name in [d.treatment, d.outcome, *prepared.exog.columns]:
+        if not name.isidentifier():
+            raise SpecError(f"column name {name!r} is not a valid identifier; rename it "
+                            "(e.g. to snake_case) before the Bayesian propensity models")
+
+
+def _prior(spec: dict) -> bmb.Prior:
+    return bmb.Prior(spec["dist"], **{k: v for k, v in spec.items() if k != "dist"})
+
+
+def _priors(spec: ModelSpec, roles: dict[str, list[str]]) -> dict:
+    out = {}
+    for role, prior in spec.priors.items():
+        if prior == "default":
+            continue
+        if role not in roles:
+            raise SpecError(f"spec {spec.name!r}: prior role {role!r} has no term in this "
+                            f"model; roles used: {sorted(roles)}")
+        for term in roles[role]:
+            out[term] = _prior(prior)
+    return out
+
+
+def _model_frame(prepared: PreparedPSM) -> pd.DataFrame:
+    d = prepared.design
+    mf = prepared.exog.copy()
+    mf[d.treatment] = prepared.t
+    mf[d.outcome] = prepared.y
+    return mf
+
+
+def propensity_model(prepared: PreparedPSM, spec: ModelSpec) -> bmb.Model:
+    """Bambi logit of the treatment on the propensity design (built, not sampled)."""
+    _check_names(prepared)
+    d, cov = prepared.design, list(prepared.exog.columns)
+    f = f"{d.treatment} ~ " + " + ".join(cov)
+    model = bmb.Model(f, _model_frame(prepared), family="bernoulli",
+                      priors=_priors(spec, {"intercept": ["Intercept"], "covariates": cov}))
+    model.build()
+    return model
+
+
+def outcome_model(prepared: PreparedPSM, spec: ModelSpec, *, interactions: bool) -> bmb.Model:
+    """Bambi linear outcome model: on the controls (``interactions=False``, the Y(0) model of
+    the doubly robust ATT) or on everyone with treatment x covariate interactions."""
+    _check_names(prepared)
+    d, cov = prepared.design, list(prepared.exog.columns)
+    mf = _model_frame(prepared)
+    roles = {"intercept": ["Intercept"], "covariates": cov, "sigma": ["sigma"]}
+    if interactions:
+        rhs = [d.treatment, *cov, *(f"{d.treatment}:{c}" for c in cov)]
+        roles["treatment"] = [d.treatment]
+    else:
+        rhs, mf = cov, mf[mf[d.treatment] == 0]
+    model = bmb.Model(f"{d.outcome} ~ " + " + ".join(rhs), mf, family="gaussian",
+                      priors=_priors(spec, roles))
+    model.build()
+    return model
+
+
+def _sample(model: bmb.Model, spec: ModelSpec, seed: int, progressbar: bool):
+    s = spec.sampler
+    return model.fit(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
+                     inference_method=s.backend, random_seed=seed, progressbar=progressbar,
+                     nuts={"target_accept": s.target_accept})
+
+
+# --------------------------------------------------------------------------- per-draw maths
+
+def _draws(idata, name: str) -> np.ndarray:
+    """A scalar posterior variable as a (chain, draw) array."""
+    return np.asarray(idata["posterior"][name].transpose("chain", "draw"))
+
+
+def linear_predictor(idata, exog: pd.DataFrame, terms: list[str] | None = None) -> np.ndarray:
+    """Intercept + sum of coefficient x column, as a (chain, draw, n) array."""
+    terms = list(exog.columns) if terms is None else terms
+    eta = _draws(idata, "Intercept")[..., None].copy()
+    for t in terms:
+        eta = eta + _draws(idata, t)[..., None] * exog[t].to_numpy(dtype=float)
+    return eta
+
+
+def thinned_index(n_chains: int, n_draws: int, total: int) -> np.ndarray:
+    """Evenly spaced draw positions kept within each chain (``total`` draws in all)."""
+    per_chain = max(1, min(n_draws, int(np.ceil(total / n_chains))))
+    return np.unique(np.linspace(0, n_draws - 1, per_chain).round().astype(int))
+
+
+def matching_draws(eta: np.ndarray, prepared: PreparedPSM, settings: MatchSettings,
+                   methods: tuple[str, ...], rng: np.random.Generator
+                   ) -> dict[str, np.ndarray]:
+    """For each (chain, draw) score: re-match, ATT and AI variance, and one normal ATT draw.
+
+    Returns ``att_<method>`` (the posterior-predictive draw), ``att_<method>_matched`` (the
+    matching ATT of the draw's score alone) and ``off_support_<method>``, each (chain, draw).
+    """
+    t, y = prepared.t, prepared.y
+    shape = eta.shape[:2]
+    out = {}
+    for meth in methods:
+        out[f"att_{meth}"] = np.empty(shape)
+        out[f"att_{meth}_matched"] = np.empty(shape)
+        out[f"off_support_{meth}"] = np.empty(shape)
+    z = rng.standard_normal((len(methods), *shape))
+    for c in range(shape[0]):
+        for d in range(shape[1]):
+            ps = expit(eta[c, d])
+            sigma2 = None
+            for k, meth in enumerate(methods):
+                m = freq_psm.match(ps, t, meth, settings)
+                if sigma2 is None:
+                    sigma2 = freq_psm.control_variance(ps, y, m.controls)
+                tau = m.att(y)
+                v = freq_psm.matching_variance(m, y, sigma2)
+                out[f"att_{meth}_matched"][c, d] = tau
+                out[f"att_{meth}"][c, d] = tau + np.sqrt(v) * z[k, c, d]
+                out[f"off_support_{meth}"][c, d] = m.n_off_support
+    return out
+
+
+def _blocks(n: int):
+    for start in range(0, n, _CHUNK):
+        yield slice(start, min(n, start + _CHUNK))
+
+
+def weighting_draws(eta: np.ndarray, prepared: PreparedPSM, rng: np.random.Generator,
+                    mu0: np.ndarray | None = None) -> np.ndarray:
+    """Hajek IPW ATT per draw (or doubly robust when ``mu0``, (chain, draw, n), is given),
+    with Bayesian-bootstrap weights on the units."""
+    t = prepared.t.astype(bool)
+    y = prepared.y
+    C, D, n = eta.shape
+    eta2 = eta.reshape(C * D, n)
+    mu2 = None if mu0 is None else mu0.reshape(C * D, n)
+    out = np.empty(C * D)
+    for blk in _blocks(C * D):
+        g = rng.standard_exponential((blk.stop - blk.start, n))  # Dirichlet up to scale
+        w = np.exp(eta2[blk])  # e / (1 - e)
+        r = y[None, :] if mu2 is None else y[None, :] - mu2[blk]
+        treat = (g[:, t] * r[:, t]).sum(1) / g[:, t].sum(1)
+        gw = g[:, ~t] * w[:, ~t]
+        out[blk] = treat - (gw * r[:, ~t]).sum(1) / gw.sum(1)
+    return out.reshape(C, D)
+
+
+def _coords(idata) -> dict:
+    post = idata["posterior"]
+    return {"chain": post["chain"].values, "draw": post["draw"].values}
+
+
+def _with_posterior(idata, new: dict[str, np.ndarray]):
+    """The same DataTree with (chain, draw) variables added to its posterior."""
+    co = _coords(idata)
+    arrays = {k: xr.DataArray(v, dims=("chain", "draw"), coords=co) for k, v in new.items()}
+    idata["posterior"] = idata["posterior"].to_dataset().assign(arrays)
+    return idata
+
+
+def _derived_tree(new: dict[str, np.ndarray], diverging: np.ndarray, *, chain, draw,
+                  attrs: dict):
+    """A DataTree holding derived (chain, draw) variables and the fits' divergence flags."""
+    tree = azb.from_dict({"posterior": new},
+                         coords={"chain": np.asarray(chain), "draw": np.asarray(draw)},
+                         dims={k: [] for k in new}, attrs=attrs)
+    tree["sample_stats"] = xr.Dataset({"diverging": (("chain", "draw_fit"), diverging)})
+    return tree
+
+
+# --------------------------------------------------------------------------- result
+
+@dataclass
+class BayesPropensityResult:
+    """The sampled propensity and outcome models and the ATT draws derived from them."""
+
+    prepared: PreparedPSM
+    spec: ModelSpec
+    outcome_spec: ModelSpec
+    settings: MatchSettings
+    propensity: object
+    outcome: object
+    regression: object
+    matching: object
+    doubly_robust: object
+    methods: tuple[str, ...]
+    n_thinned: int
+
+    @property
+    def posteriors(self) -> dict:
+        """InferenceData by name, for the run's NetCDF."""
+        return {"propensity": self.propensity, "outcome_controls": self.outcome,
+                "outcome_regression": self.regression, "matching_att": self.matching,
+                "doubly_robust_att": self.doubly_robust}
+
+    @property
+    def divergences(self) -> dict[str, int]:
+        return {"propensity": divergences(self.propensity),
+                "outcome_controls": divergences(self.outcome),
+                "outcome_regression": divergences(self.regression)}
+
+    def thinned_thresholds(self):
+        """The spec's thresholds with the ESS minima scaled to the thinned share of draws."""
+        conv = self.spec.convergence
+        s = self.spec.sampler
+        frac = min(1.0, self.n_thinned / (s.chains * s.draws))
+        return replace(conv, min_ess_bulk=conv.min_ess_bulk * frac,
+                       min_ess_tail=conv.min_ess_tail * frac)
+
+    def tidy(self, *, study: str, table: str, column: str | None = None) -> pd.DataFrame:
+        """ATT rows (columns ``knn``/``radius``/``kernel`` for the two-step matching,
+        ``bayes_ipw``, ``bayes_dr``, ``bayes_regression``; or only ``column``) and the
+        propensity coefficients (column ``propensity_logit``, quantity ``beta``)."""
+        d = self.prepared.design
+        n = self.prepared.n_obs
+        tr = d.treatment
+        conv = self.spec.convergence
+        rows = []
+        thin = self.thinned_thresholds()
+        for meth in self.methods:
+            off = float(np.asarray(self.matching["posterior"][f"off_support_{meth}"]).mean())
+            note = (f"two-step Bayesian {self.settings.describe(meth)}: Bambi propensity "
+                    f"logit, {self.n_thinned} thinned draws re-matched, ATT ~ N(matching ATT, "
+                    "AI variance) per draw; no feedback from outcome to propensity; "
+                    f"mean {off:.1f} treated off support; ESS thresholds scaled to the "
+                    "thinned draws")
+            rows.append(posterior_rows(self.matching, {f"att_{meth}": (tr, "att")},
+                                       thresholds=thin, study=study, table=table,
+                                       column=meth, n_obs=n, note=note))
+        rows.append(posterior_rows(
+            self.propensity, {"att_ipw": (tr, "att")}, thresholds=conv, study=study,
+            table=table, column="bayes_ipw", n_obs=n,
+            note="Bayesian IPW: Hajek-normalised e/(1-e) control weights per propensity draw, "
+                 "Bayesian bootstrap over units"))
+        rows.append(posterior_rows(
+            self.doubly_robust, {"att_dr": (tr, "att")}, thresholds=conv, study=study,
+            table=table, column="bayes_dr", n_obs=n,
+            note="Bayesian doubly robust: linear Y(0) model on the controls (Bambi) + IPW "
+                 "residual correction, paired draws, Bayesian bootstrap over units"))
+        rows.append(posterior_rows(
+            self.regression, {"att_regression": (tr, "att")},
+            thresholds=self.outcome_spec.convergence, study=study, table=table,
+            column="bayes_regression", n_obs=n,
+            note="Bayesian linear regression with treatment x covariate interactions; ATT by "
+                 "g-computation over the treated"))
+        coefs = {c: (c, "beta") for c in ["Intercept", *self.prepared.exog.columns]}
+        rows.append(posterior_rows(self.propensity, coefs, thresholds=conv, study=study,
+                                   table=table, column="propensity_logit", n_obs=n,
+                                   note=f"Bambi propensity logit of {tr}"))
+        out = estimates.concat(*rows)
+        if column is not None:
+            out = out[out["column"] == column].reset_index(drop=True)
+        return out
+
+
+def fit_propensity_models(prepared: PreparedPSM, *, seed: int, spec: ModelSpec | None = None,
+                          outcome_spec: ModelSpec | None = None,
+                          propensity_draws: int = PROPENSITY_DRAWS,
+                          methods: tuple[str, ...] = freq_psm.METHODS,
+                          settings: MatchSettings = MatchSettings(),
+                          progressbar: bool = False) -> BayesPropensityResult:
+    """Sample the three Bambi models and derive every ATT per draw.
+
+    Parameters
+    ----------
+    prepared
+        From :meth:`bayes_pool.freq.psm.PSMDesign.prepare`.
+    seed
+        Root seed; the fits, the matching noise and the Bayesian bootstraps get child seeds.
+    spec, outcome_spec
+        Default ``propensity_logit`` and ``outcome_linear``. Without ``outcome_spec`` the
+        outcome models use the propensity spec's sampler, so draws pair up for the DR ATT.
+    propensity_draws
+        How many propensity draws are re-matched (thinned evenly within chains).
+    methods
+        Matching methods to propagate (``knn``, ``radius``, ``kernel``).
+    """
+    spec = load_spec("propensity_logit") if spec is None else spec
+    if outcome_spec is None:
+        outcome_spec = replace(load_spec("outcome_linear"), sampler=spec.sampler)
+    if spec.family != "bernoulli" or outcome_spec.family != "gaussian":
+        raise SpecError(f"propensity spec must be bernoulli and outcome spec gaussian; got "
+                        f"{spec.name!r} ({spec.family}) and {outcome_spec.name!r} "
+                        f"({outcome_spec.family})")
+    unknown = set(methods) - set(freq_psm.METHODS)
+    if unknown:
+        raise ValueError(f"unknown matching methods {sorted(unknown)}; valid: "
+                         f"{sorted(freq_psm.METHODS)}")
+    children = np.random.SeedSequence(seed).spawn(6)
+    ints = [int(c.generate_state(1)[0]) for c in children[:3]]
+    d = prepared.design
+    cov = list(prepared.exog.columns)
+
+    prop = _sample(propensity_model(prepared, spec), spec, ints[0], progressbar)
+    out0 = _sample(outcome_model(prepared, outcome_spec, interactions=False), outcome_spec,
+                   ints[1], progressbar)
+    reg = _sample(outcome_model(prepared, outcome_spec, interactions=True), outcome_spec,
+                  ints[2], progressbar)
+
+    eta = linear_predictor(prop, prepared.exog)
+    C, D = eta.shape[:2]
+    keep = thinned_index(C, D, propensity_draws)
+    match = matching_draws(eta[:, keep], prepared, settings, tuple(methods),
+                           np.random.default_rng(children[3]))
+    attrs = {"seed": str(seed), "derived_from": "propensity", "thinned_draws": keep.tolist()}
+    matching = _derived_tree(match, np.asarray(prop["sample_stats"]["diverging"]),
+                             chain=prop["posterior"]["chain"].values,
+                             draw=prop["posterior"]["draw"].values[keep], attrs=attrs)
+
+    ipw = weighting_draws(eta, prepared, np.random.default_rng(children[4]))
+    _with_posterior(prop, {"att_ipw": ipw})
+
+    mu0 = linear_predictor(out0, prepared.exog)
+    c2, d2 = min(C, mu0.shape[0]), min(D, mu0.shape[1])
+    dr = weighting_draws(eta[:c2, :d2], prepared, np.random.default_rng(children[5]),
+                         mu0=mu0[:c2, :d2])
+    div = (np.asarray(prop["sample_stats"]["diverging"])[:c2, :d2]
+           | np.asarray(out0["sample_stats"]["diverging"])[:c2, :d2])
+    doubly = _derived_tree({"att_dr": dr}, div, chain=prop["posterior"]["chain"].values[:c2],
+                           draw=prop["posterior"]["draw"].values[:d2],
+                           attrs={"seed": str(seed), "derived_from": "propensity x outcome"})
+
+    xbar = prepared.exog[prepared.t == 1].mean()
+    att_reg = _draws(reg, d.treatment) + sum(_draws(reg, f"{d.treatment}:{c}") * xbar[c]
+                                             for c in cov)
+    _with_posterior(reg, {"att_regression": att_reg})
+    for tree in (prop, out0, reg):
+        tree.attrs.update(seed=str(seed))
+    return BayesPropensityResult(prepared=prepared, spec=spec, outcome_spec=outcome_spec,
+                                 settings=settings, propensity=prop, outcome=out0,
+                                 regression=reg, matching=matching, doubly_robust=doubly,
+                                 methods=tuple(methods), n_thinned=int(C * len(keep)))

@@ -1,0 +1,1 @@
+"""Figures of the analyses (matplotlib, Agg backend, PNG), one module per design."""

@@ -1,0 +1,98 @@
+"""Figures of a matching analysis: love plot, propensity overlap, ATT forest.
+
+Each takes its data, a ``path`` and ``synthetic`` (which puts "SYNTHETIC DATA" in the title)
+and returns the path of the PNG written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bayes_pool.estimates import CI_PROB  # noqa: E402
+
+COLORS = {"published": "black", "frequentist": "tab:blue", "bayesian": "tab:red"}
+Z = 1.959963984540054
+
+
+def _title(ax, title: str, synthetic: bool) -> None:
+    ax.set_title(("SYNTHETIC DATA\n" if synthetic else "") + title, fontsize=10)
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def love_plot(balance: pd.DataFrame, path: str | Path, *, synthetic: bool,
+              title: str = "Covariate balance before and after matching") -> Path:
+    """|standardized bias| (%) per covariate before and after matching, with the 10% line.
+
+    ``balance`` is :func:`bayes_pool.freq.psm.balance`'s table (index: covariate).
+    """
+    y = np.arange(len(balance))[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(balance) + 1.6))
+    ax.scatter(balance["std_bias_pct_before"].abs(), y, marker="o", facecolors="white",
+               edgecolors="black", label="before matching")
+    ax.scatter(balance["std_bias_pct_after"].abs(), y, marker="o", color="tab:blue",
+               label="after matching")
+    ax.axvline(10, color="grey", ls="--", lw=0.8, label="10%")
+    ax.set_yticks(y, balance.index)
+    ax.set_xlabel("|standardized bias| (%)")
+    ax.legend(loc="lower right", fontsize=8)
+    _title(ax, title, synthetic)
+    return _save(fig, path)
+
+
+def overlap(ps: np.ndarray, treated: np.ndarray, path: str | Path, *, synthetic: bool,
+            title: str = "Propensity score by group, before matching") -> Path:
+    """Histograms of the estimated propensity score, treated against controls."""
+    ps, treated = np.asarray(ps), np.asarray(treated).astype(bool)
+    bins = np.linspace(ps.min(), ps.max(), 41)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.hist(ps[~treated], bins=bins, density=True, alpha=0.5, color="grey",
+            label=f"control (n = {int((~treated).sum())})")
+    ax.hist(ps[treated], bins=bins, density=True, alpha=0.5, color="tab:blue",
+            label=f"treated (n = {int(treated.sum())})")
+    ax.set_xlabel("estimated propensity score")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    _title(ax, title, synthetic)
+    return _save(fig, path)
+
+
+def att_forest(table: pd.DataFrame, path: str | Path, *, synthetic: bool,
+               title: str = "ATT: published, frequentist and Bayesian") -> Path:
+    """One line per (source, column) ATT row of an estimates table, with its 95% interval.
+
+    Published and frequentist rows without an interval get estimate +- 1.96 SE; Bayesian
+    rows use their equal-tailed posterior interval; unconverged posteriors are hollow.
+    """
+    att = table[table["quantity"] == "att"].copy()
+    order = {"published": 0, "frequentist": 1, "bayesian": 2}
+    att = att.assign(_o=att["source"].map(order)).sort_values(["_o", "column"])
+    lo = att["ci_low"].where(att["ci_low"].notna(), att["estimate"] - Z * att["se"])
+    hi = att["ci_high"].where(att["ci_high"].notna(), att["estimate"] + Z * att["se"])
+    y = np.arange(len(att))[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(att) + 1.6))
+    for yi, (r, l, h) in zip(y, zip(att.itertuples(), lo, hi)):
+        color = COLORS[r.source]
+        hollow = r.source == "bayesian" and not (pd.notna(r.converged) and bool(r.converged))
+        if pd.notna(l) and pd.notna(h):
+            ax.plot([l, h], [yi, yi], color=color)
+        ax.scatter([r.estimate], [yi], color="white" if hollow else color, edgecolors=color,
+                   zorder=3)
+    ax.set_yticks(y, [f"{r.source}: {r.column} (table {r.table})" for r in att.itertuples()])
+    ax.axvline(0, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel(f"ATT with {int(CI_PROB * 100)}% interval")
+    _title(ax, title, synthetic)
+    return _save(fig, path)

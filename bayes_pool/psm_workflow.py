@@ -1,0 +1,127 @@
+"""A propensity-score analysis three ways: frequentist matching, balance, Bayesian models.
+
+:func:`analyse_psm` is generic (a DataFrame and column names); ``bayes-pool run smi-psm`` and
+``bayes-pool psm --data FILE ...`` call it, and :func:`psm_figures` draws its figures.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayes_pool import estimates
+from bayes_pool.bayes import propensity as bayes_propensity
+from bayes_pool.figures import psm as psm_figs
+from bayes_pool.freq import psm as freq_psm
+from bayes_pool.specs import ModelSpec
+from bayes_pool.workflow import Analysis
+
+log = logging.getLogger(__name__)
+
+
+def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates: list[str],
+                seed: int, study: str, table: str = "6", balance_table: str = "5",
+                spec: ModelSpec | None = None, bootstrap: int = 200,
+                progressbar: bool = False, categorical: list[str] | None = None,
+                outcome_spec: ModelSpec | None = None,
+                propensity_draws: int = bayes_propensity.PROPENSITY_DRAWS,
+                bayesian: bool = True) -> Analysis:
+    """Matching ATTs (k-NN, radius, kernel), the balance table and the Bayesian ATTs.
+
+    Parameters
+    ----------
+    frame
+        One row per unit; incomplete rows in the used columns are dropped (counted in facts).
+    treatment, outcome, covariates
+        Column roles; the treatment must be 0/1. ``categorical`` covariates are dummy-coded in
+        the propensity models, the others enter linearly as coded.
+    seed
+        Root seed: the bootstrap and the Bayesian fits get child seeds from it.
+    study, table, balance_table
+        Labels of the estimates rows (ATTs in ``table``, balance in ``balance_table``).
+    spec, outcome_spec
+        Bayesian propensity and outcome specs (defaults ``propensity_logit`` and
+        ``outcome_linear`` with the propensity spec's sampler).
+    bootstrap
+        Replicates for the radius and kernel SEs.
+    propensity_draws
+        Propensity draws re-matched for the two-step Bayesian matching ATTs.
+    bayesian
+        False skips the Bambi models (frequentist matching and balance only).
+
+    Returns
+    -------
+    Analysis
+        ``estimates`` (ATT rows, Table-5 balance rows, propensity coefficients),
+        ``posteriors`` (propensity, outcome and derived ATT InferenceData) and ``facts``
+        (sample sizes, off-support counts, bandwidth and calipers, SE methods, divergences).
+        The frequentist result (scores, balance) is kept on the attribute ``_psm`` for
+        :func:`psm_figures`; it is not written to the manifest.
+    """
+    design = freq_psm.PSMDesign(treatment=treatment, outcome=outcome,
+                                covariates=tuple(covariates),
+                                categorical=tuple(categorical or ()))
+    prepared = design.prepare(frame)
+    boot_seed, bayes_seed = (int(s.generate_state(1)[0])
+                             for s in np.random.SeedSequence(seed).spawn(2))
+    freq = freq_psm.fit_psm(prepared, seed=boot_seed, n_boot=bootstrap)
+    rows = [freq.tidy(study=study, table=table),
+            freq.balance_rows(study=study, table=balance_table)]
+    s = freq.settings
+    facts = {
+        "n_input": prepared.n_input, "n_complete": prepared.n_obs,
+        "n_incomplete_dropped": prepared.n_incomplete,
+        "n_treated": int(prepared.t.sum()), "n_control": int((1 - prepared.t).sum()),
+        "off_support": freq.off_support,
+        "knn": {"k": s.k, "caliper": s.knn_caliper, "ties": "kept"},
+        "radius": {"caliper": s.radius_caliper},
+        "kernel": {"kernel": "epanechnikov", "bandwidth": s.kernel_bandwidth,
+                   "common_support_caliper": s.kernel_caliper},
+        "se_method": freq.se_method, "bootstrap_replicates": bootstrap,
+        "bootstrap_seed": boot_seed,
+        "propensity_terms": ["const", *prepared.exog.columns],
+        "categorical": list(design.categorical),
+    }
+    posteriors = {}
+    if bayesian:
+        bay = bayes_propensity.fit_propensity_models(
+            prepared, seed=bayes_seed, spec=spec, outcome_spec=outcome_spec,
+            propensity_draws=propensity_draws, settings=s, progressbar=progressbar)
+        rows.append(bay.tidy(study=study, table=table))
+        posteriors = {f"psm_{k}": v for k, v in bay.posteriors.items()}
+        facts.update(divergences=sum(bay.divergences.values()),
+                     divergences_by_fit=bay.divergences, bayes_seed=bayes_seed,
+                     propensity_draws_rematched=bay.n_thinned,
+                     propensity_spec=bay.spec.name, outcome_spec=bay.outcome_spec.name)
+    analysis = Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
+                        facts={"psm": facts})
+    analysis._psm = freq  # figure inputs (scores, balance); not part of the manifest
+    return analysis
+
+
+def psm_figures(analysis: Analysis, folder: str | Path, *, synthetic: bool,
+                published: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Love plot, propensity overlap and ATT forest of an :func:`analyse_psm` result.
+
+    ``published`` rows (e.g. :func:`bayes_pool.published.load_published`) join the forest.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    freq = getattr(analysis, "_psm", None)
+    paths = {}
+    if freq is not None:
+        paths["love_plot"] = psm_figs.love_plot(freq.balance, folder / "psm_love_plot.png",
+                                                synthetic=synthetic)
+        paths["overlap"] = psm_figs.overlap(freq.ps, freq.prepared.t,
+                                            folder / "psm_overlap.png", synthetic=synthetic)
+    est = analysis.estimates
+    if published is not None and len(published):
+        att_tables = set(est.loc[est["quantity"] == "att", "table"])
+        pub = published[(published["quantity"] == "att") & published["table"].isin(att_tables)]
+        est = estimates.concat(pub, est)
+    paths["att_forest"] = psm_figs.att_forest(est, folder / "psm_att_forest.png",
+                                              synthetic=synthetic)
+    return paths
