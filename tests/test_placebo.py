@@ -1,0 +1,194 @@
+"""Placebo test, few-cluster inference and fast posteriors on worlds with a known truth.
+
+The null world (``simulate(policy_effect=0)``) has no effect, so placebo coefficients centre on
+zero and p-values from a correctly sized test are uniform. With clustered SEs and few treated
+provinces they are not (the finding the placebo test exists to expose); with the logit's iid
+SEs -- valid here, respondents being independent given the fixed effects -- they are.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.special import expit
+from threadpoolctl import threadpool_limits
+
+from bayes_pool.design import DiDDesign
+from bayes_pool.errors import InputError
+from bayes_pool.freq import did as freq_did
+from bayes_pool.freq.placebo import placebo
+from bayes_pool.freq.wild_bootstrap import wild_cluster_bootstrap
+from bayes_pool.published import load_ledger
+from bayes_pool.studies.pooling_did.contract import CONTROLS, CONTROLS_2012
+from bayes_pool.studies.pooling_did.synthetic import simulate
+
+WAVES = [2014, 2016, 2018]
+
+
+def design(controls=CONTROLS) -> DiDDesign:
+    return DiDDesign(outcome="healthy", treatment="policy", unit="province", time="year",
+                     covariates=tuple(controls), family="bernoulli")
+
+
+@pytest.fixture(scope="module")
+def null_prepared():
+    return design().prepare(simulate(seed=11, policy_effect=0).frame)
+
+
+@pytest.fixture(scope="module")
+def null_placebo_iid(null_prepared):
+    return placebo(null_prepared, seed=1, adoption_years=WAVES, n_draws=100, vcov="iid")
+
+
+def test_placebo_p_values_uniform_under_null_with_valid_se(null_placebo_iid):
+    r = null_placebo_iid
+    assert len(r.draws) == 100 and r.draws["converged"].all()
+    assert (r.draws["n_switching"] >= 1).all()
+    assert r.ks_uniform.pvalue > 0.01
+    coef = r.draws["coef"]
+    # no effect: placebo coefficients centre on zero within 3 Monte Carlo SEs
+    assert abs(coef.mean()) < 3 * coef.std(ddof=1) / np.sqrt(len(coef))
+
+
+def test_actual_fit_matches_twfe_replication_and_ri_p_value(null_prepared, null_placebo_iid):
+    r = null_placebo_iid
+    with threadpool_limits(limits=1):  # small matrices: threaded BLAS only contends
+        rep = freq_did.fit_did(null_prepared)
+    assert r.actual["coef"] == pytest.approx(float(rep.result.params["Q('policy')"]), abs=1e-6)
+    assert r.actual["ame"] == pytest.approx(float(rep.margeff.loc["policy", "ame"]), abs=1e-6)
+    expected = np.mean(np.abs(r.draws["coef"]) >= abs(r.actual["coef"]))
+    assert r.ri_p_value == expected
+    rows = r.tidy(study="pooling-did")
+    assert set(rows["quantity"]) == {"p_value", "ri_p_value", "share_p_below", "ks_uniform_p"}
+    assert (rows["table"] == "fig3").all() and (rows["term"] == "policy").all()
+    ledger = load_ledger("pooling-did")
+    assert ((ledger["table"] == "fig3") & (ledger["quantity"] == "p_value")).any()
+
+
+def test_clustered_placebo_p_values_over_reject_with_few_treated_provinces(null_prepared):
+    r = placebo(null_prepared, seed=1, adoption_years=WAVES, n_draws=60)
+    reject = (r.draws["p_value"] < 0.05).mean()
+    # a 5% test would reject in at most 10 of 60 draws with probability > 0.99
+    assert reject > stats.binom.ppf(0.99, 60, 0.05) / 60
+
+
+def test_results_do_not_depend_on_workers(null_prepared):
+    kw = dict(seed=7, adoption_years=WAVES, n_draws=4)
+    one = placebo(null_prepared, workers=1, **kw).draws
+    two = placebo(null_prepared, workers=2, **kw).draws
+    pd.testing.assert_frame_equal(one, two)
+
+
+def test_placebo_rejects_bad_input(null_prepared):
+    with pytest.raises(InputError, match="n_treated_units"):
+        placebo(null_prepared, seed=1, adoption_years=WAVES, n_draws=1, n_treated_units=29)
+    with pytest.raises(InputError, match="outside the observed periods"):
+        placebo(null_prepared, seed=1, adoption_years=[2030], n_draws=1)
+
+
+def _many_cluster_panel(seed: int, effect: float, units: int = 40, n: int = 4000):
+    rng = np.random.default_rng(seed)
+    unit = rng.integers(0, units, n)
+    wave = rng.choice([1, 2, 3, 4], n)
+    adopt = rng.choice([2, 3, 4, 99], units)
+    treated = (wave >= adopt[unit]).astype(int)
+    x = rng.normal(0, 1, n)
+    y = rng.normal(0, 0.5, units)[unit] + 0.1 * wave + 0.3 * x + effect * treated \
+        + rng.normal(0, 1, units * 4)[unit * 4 + wave - 1] * 0.2 + rng.normal(0, 1, n)
+    return pd.DataFrame({"unit": unit.astype(str), "wave": wave, "d": treated, "x": x, "y": y})
+
+
+def test_wild_bootstrap_agrees_with_clustered_se_when_clusters_are_many():
+    frame = _many_cluster_panel(seed=4, effect=0.15)
+    des = DiDDesign(outcome="y", treatment="d", unit="unit", time="wave", covariates=("x",),
+                    family="gaussian")
+    r = wild_cluster_bootstrap(frame, des, seed=2, n_boot=999)
+    assert r.weights == "webb" and r.n_treated_clusters > 20
+    assert abs(r.p_value - r.p_clustered) < 0.05 + 3 * np.sqrt(0.25 / 999)
+    # the inverted CI is close to the clustered-SE CI and covers the truth
+    z = stats.norm.ppf(0.975)
+    assert r.ci[0] == pytest.approx(r.coef - z * r.se_clustered, abs=0.3 * r.se_clustered)
+    assert r.ci[1] == pytest.approx(r.coef + z * r.se_clustered, abs=0.3 * r.se_clustered)
+    assert r.ci[0] < 0.15 < r.ci[1]
+    rows = r.tidy(study="test")
+    assert set(rows["quantity"]) == {"beta_lpm", "se_clustered", "se_iid", "wcb_p_value"}
+
+
+def test_wild_bootstrap_is_seeded_and_wider_than_clustered_se_with_few_treated(null_prepared):
+    a = wild_cluster_bootstrap(null_prepared, seed=3, n_boot=199, ci=False)
+    b = wild_cluster_bootstrap(null_prepared, seed=3, n_boot=199, ci=False)
+    assert a.p_value == b.p_value
+    assert a.n_treated_clusters <= 4
+    assert a.p_value > a.p_clustered
+
+
+def test_table7_frequentist_fit_covers_truth_with_2012_wave():
+    world = simulate(seed=5, waves=(2012, 2014, 2016, 2018))
+    assert world.truth["complete_case_controls"] == list(CONTROLS_2012)
+    prepared = design(CONTROLS_2012).prepare(world.frame)
+    assert prepared.n_obs == world.truth["n_complete"]
+    with threadpool_limits(limits=1):
+        fit = freq_did.fit_did(prepared)
+    rows = fit.tidy(study="pooling-did", table="7", column="(2)")
+    ame = rows[(rows["term"] == "policy") & (rows["quantity"] == "ame")].iloc[0]
+    assert abs(ame["estimate"] - world.truth["ame_policy"]) < 2.5 * ame["se"]
+
+
+def test_laplace_matches_its_own_posterior_on_small_data():
+    """Cheap check: with sigma_u fixed, the Laplace P(beta > 0) equals Phi(mean / sd)."""
+    from bayes_pool.bayes.fast import laplace_model
+    from bayes_pool.specs import load_spec
+
+    rng = np.random.default_rng(0)
+    n, units = 800, 8
+    unit = rng.integers(0, units, n)
+    wave = rng.choice([1, 2], n)
+    treated = ((unit < 3) & (wave == 2)).astype(int)
+    y = rng.binomial(1, expit(-0.2 + 0.5 * rng.normal(size=units)[unit] + 0.7 * treated))
+    frame = pd.DataFrame({"y": y, "d": treated, "g": unit.astype(str), "t": wave})
+    prep = DiDDesign(outcome="y", treatment="d", unit="g", time="t").prepare(frame)
+    fast = laplace_model(prep, load_spec("did_logit"), unit_sd=0.5, seed=1)
+    fit = fast.fit()
+    assert fit.converged
+    assert fit.prob_positive == pytest.approx(stats.norm.cdf(fit.beta_mean / fit.beta_sd))
+    assert abs(fit.beta_mean - 0.7) < 3 * fit.beta_sd
+    # a new treatment column refits without recompiling, and the actual column is reproduced
+    other = fast.fit(np.where(prep.frame["g"].isin(["4", "5"]) & (prep.frame["t"] == "2"), 1, 0))
+    assert other.beta_mean != fit.beta_mean
+    assert fast.fit().beta_mean == pytest.approx(fit.beta_mean, abs=1e-8)
+
+
+@pytest.mark.slow
+def test_laplace_agrees_with_nuts_on_placebo_draws(null_prepared):
+    from bayes_pool.bayes.did import fit_did
+    from bayes_pool.bayes.fast import assignment_treatment, laplace_model, unit_sd_from_posterior
+    from bayes_pool.specs import load_spec
+
+    spec = load_spec("did_logit").with_sampler(chains=2, draws=500, tune=500)
+    full = fit_did(null_prepared, spec, seed=1)
+    fast = laplace_model(null_prepared, spec, unit_sd=unit_sd_from_posterior(
+        full.idata, "province"))
+    draws = placebo(null_prepared, seed=2, adoption_years=WAVES, n_draws=2).draws
+    for rec in draws.itertuples():
+        D = assignment_treatment(null_prepared.frame, "province", "year",
+                                 rec.treated_units.split(";"), rec.adoption_years.split(";"))
+        approx = fast.fit(D)
+        frame = null_prepared.frame.assign(policy=D.astype(int))
+        nuts = fit_did(null_prepared.design.prepare(frame), spec, seed=3)
+        b = np.asarray(nuts.idata["posterior"]["policy"]).ravel()
+        mcse = np.sqrt(0.25 / 400)
+        assert abs(approx.prob_positive - (b > 0).mean()) < 0.05 + 3 * mcse
+        assert abs(approx.beta_mean - b.mean()) < 0.2 * b.std()
+
+
+@pytest.mark.slow
+def test_500_placebo_draws_benchmark(null_prepared):
+    start = time.perf_counter()
+    r = placebo(null_prepared, seed=2024, adoption_years=WAVES, n_draws=500, workers=None)
+    elapsed = time.perf_counter() - start
+    print(f"500 placebo refits: {elapsed:.1f} s; RI p = {r.ri_p_value:.3f}")
+    assert len(r.draws) == 500
