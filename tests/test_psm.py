@@ -1,0 +1,205 @@
+"""Propensity-score matching and the Bayesian propensity models, on data with a known ATT.
+
+Fast tier: one real Bayesian fit (2 chains x 300 draws, 60 re-matched propensity draws) of
+the smi-psm synthetic sample, shared by the recovery and structure tests; everything else is
+frequentist. Tolerances come from each estimate's own SE or posterior SD.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+
+from bayes_pool.errors import InputError
+from bayes_pool.freq import psm as freq_psm
+from bayes_pool.psm_workflow import analyse_psm, psm_figures
+from bayes_pool.published import load_ledger, load_published
+from bayes_pool.specs import load_spec
+from bayes_pool.studies.smi_psm import contract, synthetic
+
+STUDY = contract.STUDY
+SMALL = dict(chains=2, draws=300, tune=300)
+
+
+@pytest.fixture(scope="session")
+def study_data():
+    return synthetic.simulate()
+
+
+@pytest.fixture(scope="session")
+def study_analysis(study_data):
+    spec = load_spec("propensity_logit").with_sampler(**SMALL)
+    return analyse_psm(study_data.frame, treatment=contract.TREATMENT, outcome=contract.OUTCOME,
+                       covariates=contract.COVARIATES, seed=11, study=STUDY, spec=spec,
+                       bootstrap=60, propensity_draws=60)
+
+
+def _att(est: pd.DataFrame, source: str, column: str) -> pd.Series:
+    rows = est[(est["quantity"] == "att") & (est["source"] == source) & (est["column"] == column)]
+    assert len(rows) == 1, (source, column, len(rows))
+    return rows.iloc[0]
+
+
+ESTIMATORS = [("frequentist", "knn"), ("frequentist", "radius"), ("frequentist", "kernel"),
+              ("bayesian", "knn"), ("bayesian", "radius"), ("bayesian", "kernel"),
+              ("bayesian", "bayes_ipw"), ("bayesian", "bayes_dr"),
+              ("bayesian", "bayes_regression")]
+
+
+@pytest.mark.parametrize(("source", "column"), ESTIMATORS)
+def test_every_att_estimator_recovers_the_sample_att(study_analysis, study_data, source, column):
+    r = _att(study_analysis.estimates, source, column)
+    truth = study_data.truth["att"]
+    assert r["se"] > 0
+    assert abs(r["estimate"] - truth) < 2 * r["se"], (r["estimate"], r["se"], truth)
+    assert r["ci_low"] < r["estimate"] < r["ci_high"]
+
+
+def test_bayesian_rows_carry_diagnostics(study_analysis):
+    bay = study_analysis.estimates.query("source == 'bayesian'")
+    assert set(bay["column"]) >= {"knn", "radius", "kernel", "bayes_ipw", "bayes_dr",
+                                  "bayes_regression", "propensity_logit"}
+    for col in ["r_hat", "ess_bulk", "ess_tail", "divergences"]:
+        assert bay[col].notna().all(), col
+    assert bay["converged"].notna().all()
+    att = bay[bay["quantity"] == "att"]
+    assert (att["r_hat"] < 1.05).all(), att[["column", "r_hat"]]
+    assert set(study_analysis.posteriors) == {
+        "psm_propensity", "psm_outcome_controls", "psm_outcome_regression",
+        "psm_matching_att", "psm_doubly_robust_att"}
+    facts = study_analysis.facts["psm"]
+    assert facts["kernel"]["bandwidth"] == freq_psm.KERNEL_BANDWIDTH
+    assert set(facts["off_support"]) == {"knn", "radius", "kernel"}
+    assert facts["propensity_draws_rematched"] == 60
+
+
+def test_knn_matching_reduces_the_imbalance(study_analysis):
+    bal = study_analysis._psm.balance
+    assert bal["std_bias_pct_after"].abs().mean() < 10
+    big = bal[bal["std_bias_pct_before"].abs() > 15]
+    assert len(big) >= 4
+    assert (big["std_bias_pct_after"].abs() < 10).all(), big
+    assert (big["bias_reduction_pct"] > 50).all()
+
+
+@pytest.mark.xfail(strict=True, reason="on the default synthetic sample migration_reason (a "
+                   "nominal 1-5 code entered linearly, as the paper did) keeps |bias| ~14% after "
+                   "k-NN matching; radius and kernel matching balance it (next test)")
+def test_knn_matching_balances_every_covariate_below_10pct(study_analysis):
+    assert (study_analysis._psm.balance["std_bias_pct_after"].abs() < 10).all()
+
+
+@pytest.mark.parametrize("method", ["radius", "kernel"])
+def test_radius_and_kernel_balance_every_covariate(study_analysis, method):
+    bal = study_analysis._psm.balance_for(method)
+    assert (bal["std_bias_pct_after"].abs() < 10).all(), bal["std_bias_pct_after"]
+
+
+def test_balance_rows_use_the_ledger_keys(study_analysis):
+    ledger = load_ledger(STUDY)
+    pub = ledger[ledger["table"] == "5"]
+    ours = study_analysis.estimates.query("table == '5'")
+    keys = set(zip(ours["column"], ours["term"], ours["quantity"]))
+    missing = set(zip(pub["column"], pub["term"], pub["quantity"])) - keys
+    assert not missing
+    att_pub = ledger[(ledger["table"] == "6") & (ledger["quantity"] == "att")]
+    freq_cols = set(study_analysis.estimates.query("source == 'frequentist' and "
+                                                   "quantity == 'att'")["column"])
+    assert set(att_pub["column"]) <= freq_cols
+
+
+def test_balance_before_matching_is_the_plain_two_group_comparison(study_data):
+    f = study_data.frame
+    prep = freq_psm.PSMDesign(contract.TREATMENT, contract.OUTCOME,
+                              contract.COVARIATES).prepare(f)
+    ps = np.asarray(freq_psm.fit_propensity(prep).predict())
+    bal = freq_psm.balance(prep, freq_psm.match(ps, prep.t, "knn"))
+    x = f["migrant_time"]
+    xt, xc = x[f[contract.TREATMENT] == 1], x[f[contract.TREATMENT] == 0]
+    expected = 100 * (xt.mean() - xc.mean()) / np.sqrt((xt.var() + xc.var()) / 2)
+    assert bal.loc["migrant_time", "std_bias_pct_before"] == pytest.approx(expected)
+
+
+def test_bootstrap_is_reproducible_with_a_fixed_seed(study_data):
+    prep = freq_psm.PSMDesign(contract.TREATMENT, contract.OUTCOME,
+                              contract.COVARIATES).prepare(study_data.frame)
+    s = freq_psm.MatchSettings()
+    a = freq_psm.bootstrap(prep, s, n_boot=8, seed=3)
+    b = freq_psm.bootstrap(prep, s, n_boot=8, seed=3)
+    c = freq_psm.bootstrap(prep, s, n_boot=8, seed=4)
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a.to_numpy(), c.to_numpy())
+
+
+def test_null_world_knn_interval_covers_zero():
+    data = synthetic.simulate(att=0)
+    prep = freq_psm.PSMDesign(contract.TREATMENT, contract.OUTCOME,
+                              contract.COVARIATES).prepare(data.frame)
+    row = freq_psm.fit_psm(prep, seed=1, n_boot=5).tidy(study=STUDY, table="6", column="knn")
+    assert row["ci_low"].item() < 0 < row["ci_high"].item()
+
+
+def make_user_csv(path, seed: int = 5, n: int = 4000, att: float = 2.0) -> str:
+    """A user file that is not the study: other names, confounded assignment, constant ATT."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(50, 10, n)
+    income = rng.normal(0, 1, n)
+    urban = rng.binomial(1, 0.4, n)
+    enrolled = rng.binomial(1, expit(-1.0 + 0.04 * (age - 50) + 0.6 * income + 0.5 * urban))
+    score = 10 + 0.1 * age + 1.5 * income - 1.0 * urban + att * enrolled + rng.normal(0, 3, n)
+    frame = pd.DataFrame({"enrolled": enrolled, "score": score, "age": age, "income": income,
+                          "urban": urban})
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_generic_user_csv_recovers_a_constant_att(tmp_path):
+    frame = pd.read_csv(make_user_csv(tmp_path / "user.csv"))
+    naive = frame.groupby("enrolled")["score"].mean().diff().iloc[-1]
+    a = analyse_psm(frame, treatment="enrolled", outcome="score",
+                    covariates=["age", "income", "urban"], seed=2, study="user",
+                    bootstrap=40, bayesian=False)
+    for col in ["knn", "radius", "kernel"]:
+        r = _att(a.estimates, "frequentist", col)
+        assert abs(r["estimate"] - 2.0) < 2 * r["se"], (col, r["estimate"], r["se"])
+    assert abs(naive - 2.0) > 4 * _att(a.estimates, "frequentist", "knn")["se"]  # confounded
+
+
+def test_bad_treatment_coding_names_the_column():
+    frame = pd.DataFrame({"d": [0, 1, 2, 1], "y": [1.0, 2, 3, 4], "x": [1.0, 2, 3, 5]})
+    with pytest.raises(InputError, match="'d'.*0/1"):
+        freq_psm.PSMDesign("d", "y", ("x",)).prepare(frame)
+    with pytest.raises(InputError, match="not in the data"):
+        freq_psm.PSMDesign("d", "y", ("z",)).prepare(frame)
+
+
+def test_figures_are_written_and_labelled(study_analysis, tmp_path):
+    paths = psm_figures(study_analysis, tmp_path, synthetic=True,
+                        published=load_published(STUDY))
+    assert set(paths) == {"love_plot", "overlap", "att_forest"}
+    for p in paths.values():
+        assert p.exists() and p.stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_full_size_bayesian_psm_converges_and_recovers(study_data, tmp_path):
+    a = analyse_psm(study_data.frame, treatment=contract.TREATMENT, outcome=contract.OUTCOME,
+                    covariates=contract.COVARIATES, seed=2023, study=STUDY)
+    bay = a.estimates.query("source == 'bayesian' and quantity == 'att'")
+    assert bay["converged"].all(), bay[["column", "r_hat", "ess_bulk", "ess_tail"]]
+    for r in bay.itertuples():
+        assert abs(r.estimate - study_data.truth["att"]) < 2 * r.se, (r.column, r.estimate)
+
+
+@pytest.mark.slow
+def test_generic_user_csv_bayesian_recovers_a_constant_att(tmp_path):
+    frame = pd.read_csv(make_user_csv(tmp_path / "user.csv"))
+    spec = load_spec("propensity_logit").with_sampler(chains=2, draws=500, tune=500)
+    a = analyse_psm(frame, treatment="enrolled", outcome="score",
+                    covariates=["age", "income", "urban"], seed=2, study="user", spec=spec,
+                    bootstrap=50, propensity_draws=100)
+    bay = a.estimates.query("source == 'bayesian' and quantity == 'att'")
+    for r in bay.itertuples():
+        assert abs(r.estimate - 2.0) < 2 * r.se, (r.column, r.estimate, r.se)
