@@ -110,3 +110,11 @@ def test_separate_bayesian_fits_cover_truth():
     prob = rows[(rows["column"] == "band_difference_separate")
                 & (rows["quantity"] == "prob_positive")].iloc[0]
     assert 0.025 < prob["estimate"] < 0.975
+
+
+def test_subgroup_forest_figure(fitted, tmp_path):
+    from bayes_pool.figures.heterogeneity import subgroup_forest
+
+    _, rows, _ = fitted
+    path = subgroup_forest(rows, tmp_path / "forest.png", synthetic=True, term="treated")
+    assert path.exists() and path.stat().st_size > 1000

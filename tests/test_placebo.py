@@ -192,3 +192,10 @@ def test_500_placebo_draws_benchmark(null_prepared):
     elapsed = time.perf_counter() - start
     print(f"500 placebo refits: {elapsed:.1f} s; RI p = {r.ri_p_value:.3f}")
     assert len(r.draws) == 500
+
+
+def test_placebo_figure(null_placebo_iid, tmp_path):
+    from bayes_pool.figures.placebo import placebo_plot
+
+    path = placebo_plot(null_placebo_iid, tmp_path / "placebo.png", synthetic=True)
+    assert path.exists() and path.stat().st_size > 1000

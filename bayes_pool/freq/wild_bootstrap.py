@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import optimize, stats
+from threadpoolctl import threadpool_limits
 
 from bayes_pool import estimates
 from bayes_pool.design import DiDDesign, PreparedDiD
@@ -101,7 +102,13 @@ class WildBootstrapResult:
         return estimates.frame(rows)
 
 
-def wild_cluster_bootstrap(data: PreparedDiD | pd.DataFrame, design: DiDDesign | None = None, *,
+def wild_cluster_bootstrap(*args, **kwargs) -> WildBootstrapResult:
+    """See :func:`_wild_cluster_bootstrap`; runs with one BLAS thread (small matrices)."""
+    with threadpool_limits(limits=1):
+        return _wild_cluster_bootstrap(*args, **kwargs)
+
+
+def _wild_cluster_bootstrap(data: PreparedDiD | pd.DataFrame, design: DiDDesign | None = None, *,
                            seed: int, n_boot: int = 999, weights: Weights = "webb",
                            null: float = 0.0, ci: bool = True) -> WildBootstrapResult:
     """WCR bootstrap p-value (and CI) for the treatment coefficient of the LPM TWFE model.
