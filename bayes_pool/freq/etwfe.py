@@ -1,0 +1,233 @@
+r"""Wooldridge's (2023) extended TWFE for staggered adoption, frequentist (statsmodels logit).
+
+One treatment indicator per adoption cohort :math:`g` (first treated period) and period
+:math:`t \ge g`, so every (g, t) cell has its own effect and no already-treated unit ever
+serves as a control:
+
+.. math::
+
+    \operatorname{logit} P(y_{it}=1) = \sum_{g}\sum_{s \ge g} \delta_{gs}\,
+    1[g_i = g,\ t = s] + X_{it}\gamma + \lambda_t + \alpha_{k(i)}
+
+(identity link for ``family = "gaussian"``), with :math:`\alpha` unit effects (``level="unit"``,
+which nest the cohort effects) or cohort effects (``level="cohort"``, Wooldridge's pooled
+form). With ``control="never"`` each cohort also gets indicators for its pre-adoption periods
+except the last one, so only never-treated units identify the time effects (the pre-period
+cells are placebo estimates, reported but not aggregated); ``control="notyet"`` uses only
+the :math:`t \ge g` cells, so not-yet-treated rows are controls too. Covariates enter
+linearly (not interacted with cohort and period; a stated simplification of Wooldridge).
+
+The ATT of a cell on the probability scale is the average over its treated rows of
+:math:`p_{it} - p_{it}^{(0)}`, the fitted probability with and without the cell's indicator;
+the overall ATT averages over all treated cell rows, i.e. weights cells by their size. SEs
+come from the delta method on the (clustered) covariance of the coefficients.
+
+Cohorts treated in every observed period (adopted before the first period) cannot be
+compared with anyone at adoption: :mod:`bayes_pool.event_time` leaves their units out.
+
+References
+----------
+Wooldridge, J. M. (2023). Simple approaches to nonlinear difference-in-differences with panel
+data. *The Econometrics Journal* 26(3), C31-C66. doi:10.1093/ectj/utad016
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from scipy import stats
+from scipy.special import expit
+
+from bayes_pool import estimates
+from bayes_pool.errors import InputError
+from bayes_pool.event_time import CONTROLS, FIRST, TIME_VALUE, Control, PreparedStaggered
+from bayes_pool.freq import did as freq_did
+
+Level = Literal["unit", "cohort"]
+CovType = Literal["cluster", "nonrobust"]
+
+
+def _q(name: str) -> str:
+    return f"Q('{name}')"
+
+
+def cell_name(g: float, t: float) -> str:
+    """Column label of a cohort x period cell: ``g2016_t2018``."""
+    return f"g{int(g)}_t{int(t)}"
+
+
+def cell_columns(frame: pd.DataFrame, *, control: Control = "never") -> dict[str, dict]:
+    """The cohort x period indicators of the ETWFE design, built on a prepared event frame.
+
+    Returns ``{column: {"g", "t", "post", "label"}}`` in cohort then period order; adds the
+    0/1 columns (``cell_g<g>_t<t>``) to ``frame`` in place.
+    """
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {sorted(CONTROLS)}, got {control!r}")
+    time = frame[TIME_VALUE].to_numpy(dtype=float)
+    first = frame[FIRST].to_numpy(dtype=float)
+    times = np.unique(time)
+    cohorts = sorted(set(first[first > 0]))
+    if not cohorts:
+        raise InputError("no cohort is first treated inside the observed periods; nothing to "
+                         "estimate with ETWFE")
+    if control == "never" and not (first == 0).any():
+        raise InputError("control='never' needs never-treated units, and there are none; "
+                         "use control='notyet'")
+    cells = {}
+    for g in cohorts:
+        pre = times[times < g]
+        for t in times:
+            if t < g and (control == "notyet" or t == pre.max()):
+                continue
+            col = f"cell_{cell_name(g, t)}"
+            frame[col] = ((first == g) & (time == t)).astype(int)
+            cells[col] = {"g": g, "t": t, "post": bool(t >= g), "label": cell_name(g, t)}
+    return cells
+
+
+def switch_off_effects(params: np.ndarray, cov: np.ndarray, exog: np.ndarray,
+                       targets: dict[str, tuple[np.ndarray, list[int]]], *,
+                       family: str) -> pd.DataFrame:
+    r"""Average effects of switching indicators off, with delta-method SEs.
+
+    For each target ``name -> (rows, columns)``: the mean over ``rows`` of
+    :math:`F(x_i\beta) - F(x_i^{(0)}\beta)`, :math:`x_i^{(0)}` the row with ``columns`` set to
+    0 and :math:`F` the inverse link (expit, or identity for ``gaussian``). The gradient is the
+    mean of :math:`f(x_i\beta) x_i - f(x_i^{(0)}\beta) x_i^{(0)}`; SEs are
+    :math:`\sqrt{J V J^\top}`.
+    """
+    names, est, jac = [], [], []
+    for name, (rows, cols) in targets.items():
+        x1 = exog[rows]
+        x0 = x1.copy()
+        x0[:, cols] = 0.0
+        if family == "bernoulli":
+            p1, p0 = expit(x1 @ params), expit(x0 @ params)
+            est.append(float(np.mean(p1 - p0)))
+            jac.append(((p1 * (1 - p1))[:, None] * x1 - (p0 * (1 - p0))[:, None] * x0).mean(0))
+        else:
+            est.append(float(np.mean((x1 - x0) @ params)))
+            jac.append((x1 - x0).mean(0))
+        names.append(name)
+    jac = np.vstack(jac)
+    se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", jac, cov, jac), 0, None))
+    est = np.asarray(est)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2 * stats.norm.sf(np.abs(est / se))
+    return pd.DataFrame({"estimate": est, "se": se, "p_value": p}, index=names)
+
+
+def fit_logit_dummies(frame: pd.DataFrame, *, outcome: str, unit: str, rhs: list[str],
+                      family: str, cov_type: CovType, level_column: str):
+    """statsmodels logit/OLS of ``outcome`` on ``rhs`` plus level and time dummies.
+
+    For a logit, units whose outcome never varies are dropped first (as Stata does).
+    Returns ``(result, frame_used, dropped_units)``.
+    """
+    if cov_type not in ("cluster", "nonrobust"):
+        raise ValueError(f"cov_type must be 'cluster' or 'nonrobust', got {cov_type!r}")
+    dropped: tuple[str, ...] = ()
+    if family == "bernoulli":
+        varies = frame.groupby(unit)[outcome].nunique() > 1
+        dropped = tuple(sorted(varies.index[~varies]))
+        frame = frame[frame[unit].isin(varies.index[varies])].reset_index(drop=True)
+    formula = (f"{_q(outcome)} ~ " + " + ".join([*map(_q, rhs), f"C({_q(level_column)})",
+                                                  f"C({_q(TIME_VALUE)})"]))
+    groups = pd.factorize(frame[unit])[0]
+    kw = (dict(cov_type="cluster", cov_kwds={"groups": groups}) if cov_type == "cluster"
+          else dict(cov_type="nonrobust"))
+    if family == "bernoulli":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)
+            result = smf.logit(formula, data=frame).fit(disp=0, maxiter=200, **kw)
+    else:
+        result = smf.ols(formula, data=frame).fit(**kw)
+    return result, frame, dropped
+
+
+@dataclass
+class FreqETWFEResult:
+    """A fitted frequentist ETWFE with per-cell and overall ATTs, beside the TWFE benchmark."""
+
+    prepared: PreparedStaggered
+    result: object
+    cells: dict[str, dict]
+    att: pd.DataFrame
+    twfe: freq_did.FreqDiDResult
+    n_obs: int
+    n_treated: int
+    cell_n: dict[str, int]
+    dropped_units: tuple[str, ...]
+    control: str
+    level: str
+    cov_type: str
+
+    def tidy(self, *, study: str, table: str = "staggered", column: str = "etwfe"
+             ) -> pd.DataFrame:
+        """Rows: overall ``att`` (column ``column``), per-cell ``att`` (column ``g<g>_t<t>``)
+        and the TWFE AME of the treatment (column ``twfe``, quantity ``att``)."""
+        d = self.prepared.design
+        z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
+        se_note = ("SE clustered by " + d.unit if self.cov_type == "cluster"
+                   else "model-based SE")
+        base = (f"ETWFE (Wooldridge 2023) {d.family}; controls: {self.control}-treated; "
+                f"{self.level} effects; {se_note}; delta method")
+        if self.prepared.always_treated:
+            base += f"; always-treated {d.unit}s left out: {', '.join(self.prepared.always_treated)}"
+        rows = []
+        for name, r in self.att.iterrows():
+            if name == "overall":
+                col, note, n = column, base + "; cells weighted by size", self.n_treated
+            else:
+                info = self.cells[f"cell_{name}"]
+                col, n = name, self.cell_n[name]
+                note = base + ("" if info["post"] else "; pre-treatment cell (placebo)")
+            rows.append(estimates.row(
+                study=study, table=table, column=col, term=d.treatment, quantity="att",
+                source="frequentist", estimate=r["estimate"], se=r["se"],
+                ci_low=r["estimate"] - z * r["se"], ci_high=r["estimate"] + z * r["se"],
+                p_value=r["p_value"], n_obs=n, note=note))
+        tw = self.twfe.tidy(study=study, table=table, column="twfe")
+        tw = tw[(tw["term"] == d.treatment) & (tw["quantity"] == "ame")].copy()
+        tw["quantity"] = "att"
+        tw["note"] = tw["note"] + "; TWFE AME over all rows (the paper's estimator), for comparison"
+        return estimates.concat(estimates.frame(rows), tw)
+
+
+def fit_etwfe(prepared: PreparedStaggered, *, control: Control = "never",
+              level: Level = "unit", cov_type: CovType = "cluster") -> FreqETWFEResult:
+    """Fit ETWFE on the event sample and the TWFE benchmark on the whole sample."""
+    if level not in ("unit", "cohort"):
+        raise ValueError(f"level must be 'unit' or 'cohort', got {level!r}")
+    d = prepared.design
+    frame = prepared.event_frame.copy()
+    cells = cell_columns(frame, control=control)
+    level_col = d.unit if level == "unit" else FIRST
+    result, used, dropped = fit_logit_dummies(
+        frame, outcome=d.outcome, unit=d.unit, rhs=[*cells, *d.covariates], family=d.family,
+        cov_type=cov_type, level_column=level_col)
+    names = list(result.model.exog_names)
+    exog = np.asarray(result.model.exog)
+    idx = {c: names.index(_q(c)) for c in cells}
+    targets = {}
+    post = [c for c, i in cells.items() if i["post"]]
+    for c, info in cells.items():
+        rows = np.flatnonzero(used[c].to_numpy() == 1)
+        if len(rows):
+            targets[info["label"]] = (rows, [idx[c]])
+    treated_rows = np.flatnonzero(used[post].to_numpy().sum(axis=1) > 0)
+    targets = {"overall": (treated_rows, [idx[c] for c in post]), **targets}
+    att = switch_off_effects(np.asarray(result.params), np.asarray(result.cov_params()), exog,
+                             targets, family=d.family)
+    twfe = freq_did.fit_did(prepared.did, cov_type=cov_type)
+    return FreqETWFEResult(prepared=prepared, result=result, cells=cells, att=att, twfe=twfe,
+                           n_obs=int(result.nobs), n_treated=len(treated_rows),
+                           cell_n={i["label"]: int(used[c].sum()) for c, i in cells.items()},
+                           dropped_units=dropped, control=control, level=level,
+                           cov_type=cov_type)

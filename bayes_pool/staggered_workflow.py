@@ -1,0 +1,120 @@
+"""Event study and staggered-robust DiD three ways, for any staggered-adoption frame.
+
+:func:`analyse_event_study` (Fig. 2 of Zhang & Chen 2024) and :func:`analyse_staggered`
+(Wooldridge's extended TWFE beside the TWFE benchmark) fit the frequentist replication and the
+Bayesian model on the same prepared design and return a :class:`~bayes_pool.workflow.Analysis`.
+The study pipeline and the generic ``bayes-pool did --cohort COL`` call these. The cohort column
+holds each unit's adoption time (first treated time), 0 or empty if never treated; for
+``pooling-did`` it is derived from Table 1:
+``frame["cohort"] = cohort_from_mapping(frame["province"], contract.ADOPTION_YEAR)``
+(:func:`bayes_pool.event_time.cohort_from_mapping`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from bayes_pool import estimates
+from bayes_pool.bayes import etwfe as bayes_etwfe
+from bayes_pool.bayes import event_study as bayes_es
+from bayes_pool.event_time import Control, StaggeredDesign, coverage_text
+from bayes_pool.freq import etwfe as freq_etwfe
+from bayes_pool.freq import event_study as freq_es
+from bayes_pool.specs import ModelSpec, load_spec
+from bayes_pool.workflow import Analysis
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SPECS = {"bernoulli": "did_logit", "gaussian": "did_linear"}
+"""Spec used when none is given: the DiD spec of the family (priors by role)."""
+
+
+def _child_seed(seed: int, index: int) -> int:
+    """Deterministic child seed ``index`` of the root ``seed`` (numpy SeedSequence)."""
+    return int(np.random.SeedSequence(seed).spawn(index + 1)[index].generate_state(1)[0])
+
+
+def _prepare(frame, outcome, treatment, unit, time, cohort, covariates, family, period_length,
+             window):
+    design = StaggeredDesign(outcome=outcome, treatment=treatment, unit=unit, time=time,
+                             cohort=cohort, covariates=tuple(covariates), family=family,
+                             period_length=period_length, window=tuple(window))
+    return design.prepare(frame)
+
+
+def _facts(prepared) -> dict:
+    d = prepared.design
+    return {"n_input": prepared.n_input, "n_complete": prepared.n_obs,
+            "n_incomplete_dropped": prepared.n_incomplete,
+            "n_event_sample": len(prepared.event_frame),
+            "period_length": prepared.period_length, "window": list(d.window),
+            "reference": d.reference, "always_treated_left_out": list(prepared.always_treated),
+            "switchers": list(prepared.switchers),
+            "never_treated": len(prepared.never_treated),
+            "coverage": coverage_text(prepared), "notes": list(prepared.notes)}
+
+
+def analyse_event_study(frame: pd.DataFrame, *, outcome: str, treatment: str, unit: str,
+                        time: str, cohort: str, covariates=(), family: str = "bernoulli",
+                        seed: int, study: str, spec: ModelSpec | None = None,
+                        progressbar: bool = False, bayesian: bool = True,
+                        cov_type: str = "cluster", period_length: int | None = None,
+                        window: tuple[int, int] = (-2, 4)) -> Analysis:
+    """Event study (table ``fig2``): frequentist TWFE logit and Bayesian hierarchical logit.
+
+    Rows: column ``event_time_<k>``, term ``treatment``, quantities ``beta`` and ``ame``, one
+    per estimated event time (reference period and bins filled only by always-treated units
+    left out; ``facts["fig2"]["coverage"]`` says which units fill which bin).
+    """
+    prepared = _prepare(frame, outcome, treatment, unit, time, cohort, covariates, family,
+                        period_length, window)
+    for note in prepared.notes:
+        log.info("event study: %s", note)
+    freq = freq_es.fit_event_study(prepared, cov_type=cov_type)
+    rows = [freq.tidy(study=study)]
+    facts = _facts(prepared) | {"frequentist_dropped_units": list(freq.dropped_units)}
+    posteriors = {}
+    if bayesian:
+        spec = spec or load_spec(DEFAULT_SPECS[family])
+        bay = bayes_es.fit_event_study(prepared, spec, seed=_child_seed(seed, 0),
+                                       progressbar=progressbar)
+        rows.append(bay.tidy(study=study))
+        posteriors["fig2"] = bay.idata
+        facts |= {"divergences": bay.divergences, "formula": str(bay.model.formula),
+                  "seed": _child_seed(seed, 0)}
+    return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
+                    facts={"fig2": facts})
+
+
+def analyse_staggered(frame: pd.DataFrame, *, outcome: str, treatment: str, unit: str,
+                      time: str, cohort: str, covariates=(), family: str = "bernoulli",
+                      seed: int, study: str, spec: ModelSpec | None = None,
+                      progressbar: bool = False, bayesian: bool = True,
+                      cov_type: str = "cluster", control: Control = "never",
+                      period_length: int | None = None,
+                      window: tuple[int, int] = (-2, 4)) -> Analysis:
+    """Staggered-robust DiD (table ``staggered``): ETWFE ATT overall (column ``etwfe``) and
+    per cohort x period cell (column ``g<g>_t<t>``), frequentist and Bayesian, beside the
+    frequentist TWFE AME (column ``twfe``), all with term ``treatment``, quantity ``att``.
+    Always-treated cohorts are left out of ETWFE (never seen untreated)."""
+    prepared = _prepare(frame, outcome, treatment, unit, time, cohort, covariates, family,
+                        period_length, window)
+    freq = freq_etwfe.fit_etwfe(prepared, control=control, cov_type=cov_type)
+    rows = [freq.tidy(study=study)]
+    facts = _facts(prepared) | {"control": control, "cells": sorted(freq.cell_n),
+                                "cell_n": freq.cell_n,
+                                "frequentist_dropped_units": list(freq.dropped_units)}
+    posteriors = {}
+    if bayesian:
+        spec = spec or load_spec(DEFAULT_SPECS[family])
+        bay = bayes_etwfe.fit_etwfe(prepared, spec, seed=_child_seed(seed, 1), control=control,
+                                    progressbar=progressbar)
+        rows.append(bay.tidy(study=study))
+        posteriors["staggered"] = bay.idata
+        facts |= {"divergences": bay.divergences, "formula": str(bay.model.formula),
+                  "seed": _child_seed(seed, 1)}
+    return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
+                    facts={"staggered": facts})
