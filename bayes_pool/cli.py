@@ -113,6 +113,7 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
             from bayes_pool.workflow import write_run
             write_run(folder, analysis, study=study, title=mod.TITLE, synthetic=synthetic,
                       key_term=mod.KEY_TERM, manifest={"command": "run", "seed": seed, "data": source,
+                                "invocation": _invocation("run", locals()),
                                 "spec": model_spec.to_dict() if model_spec else None,
                                 "elapsed_seconds": round(time.perf_counter() - start, 1)})
     except (BayesPoolError, ValueError, FileExistsError) as exc:
@@ -166,6 +167,7 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
                                    table="did", column=family, progressbar=sys.stderr.isatty())
             write_run(folder, analysis, study="did", title=f"DiD on {data.name}", synthetic=False,
                       key_term=treatment, manifest={"command": "did", "seed": seed,
+                                "invocation": _invocation("did", locals()),
                                 "data": loaded.manifest(),
                                 "design": design.__dict__ | {"covariates": list(covs)},
                                 "spec": model_spec.to_dict(),
@@ -176,6 +178,43 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
     est = analysis.estimates
     _print_table(est[est["term"] == treatment], f"DiD estimates of {treatment!r}")
     _finish(final, est, strict)
+
+
+@app.command()
+def rerun(manifest: Annotated[Path, typer.Argument(help="manifest.json of an earlier run.")],
+          out_dir: OutOpt = None, strict: StrictOpt = False):
+    """Repeat an earlier run from its manifest (same command, data, seed, spec and sampler)
+    into a new folder; with the same data and machine the estimates are identical."""
+    import json
+    try:
+        recorded = json.loads(Path(manifest).read_text())
+        invocation = recorded["invocation"]
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(BayesPoolError(f"{manifest}: not a bayes_pool run manifest with an 'invocation' "
+                             f"record ({exc})"))
+    args = {k: (Path(v) if k in _PATH_ARGS and v is not None else v)
+            for k, v in invocation["args"].items()}
+    args.update(out_dir=out_dir, strict=strict)
+    command = {"run": run, "did": did}[invocation["command"]]
+    command(**args)
+
+
+_PATH_ARGS = {"data", "mapping"}
+_INVOCATION_ARGS = {
+    "run": ["study", "data", "mapping", "seed", "spec", "draws", "tune", "chains"],
+    "did": ["data", "outcome", "treatment", "unit", "time_col", "covariates", "family",
+            "mapping", "seed", "spec", "draws", "tune", "chains"],
+}
+
+
+def _invocation(command: str, scope: dict) -> dict:
+    """The command and the arguments that decide its numbers, for ``rerun``."""
+    args = {k: (str(scope[k]) if isinstance(scope[k], Path) else scope[k])
+            for k in _INVOCATION_ARGS[command]}
+    for k in _PATH_ARGS & set(args):
+        if args[k] is not None:
+            args[k] = str(Path(args[k]).resolve())
+    return {"command": command, "args": args}
 
 
 @app.command()

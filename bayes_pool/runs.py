@@ -12,6 +12,8 @@ import json
 import os
 import platform
 import shutil
+import signal
+import threading
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -30,8 +32,27 @@ def new_run_id(seed: int | None = None) -> str:
 
 
 @contextmanager
+def _sigterm_raises():
+    """Turn SIGTERM into KeyboardInterrupt while a run writes, so its partial folder is removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
 def run_folder(study: str, *, out: str | Path | None = None, seed: int | None = None):
-    """Yield a fresh partial folder; on success move it to its final name, on failure remove it.
+    """Yield a fresh partial folder; on success move it to its final name, on failure (an error,
+    Ctrl-C or SIGTERM) remove it. A run killed outright (SIGKILL) leaves only the hidden
+    ``.<run-id>.partial`` folder, which never looks like a finished run.
 
     With ``out`` given, the run is written to exactly that folder, which must not exist yet
     or be empty.
@@ -45,7 +66,8 @@ def run_folder(study: str, *, out: str | Path | None = None, seed: int | None = 
     partial = final.parent / f".{final.name}.partial"
     partial.mkdir(parents=True, exist_ok=False)
     try:
-        yield partial
+        with _sigterm_raises():
+            yield partial
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

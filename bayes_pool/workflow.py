@@ -96,16 +96,35 @@ def write_run(folder: Path, analysis: Analysis, *, study: str, title: str, synth
     return paths
 
 
+KEPT_GROUPS = ("posterior", "sample_stats", "prior")
+"""Groups written to ``idata.nc``. ``observed_data``, ``constant_data``, ``posterior_predictive``
+and ``log_likelihood`` hold one value per respondent, and restricted microdata never reaches
+outputs/, so they are dropped, as is any kept variable with a per-observation dimension."""
+
+
+def _aggregate_only(idata):
+    """A copy of an InferenceData tree without row-level groups or variables."""
+    import xarray as xr
+
+    groups = {}
+    for name in KEPT_GROUPS:
+        if name not in idata.children:
+            continue
+        ds = idata[name].to_dataset()
+        drop = [v for v in ds.data_vars
+                if ds[v].dtype == object or any("obs" in str(dim) for dim in ds[v].dims)]
+        groups[name] = xr.DataTree(ds.drop_vars(drop))
+    return xr.DataTree(children=groups)
+
+
 def _write_idata(posteriors: dict, path: Path, *, study: str, synthetic: bool, seed) -> Path:
-    """All posteriors of a run in one NetCDF file, one group per fit (``/<fit>/posterior``...)."""
+    """All posteriors of a run in one NetCDF file, one group per fit (``/<fit>/posterior``...),
+    aggregates only (see :data:`KEPT_GROUPS`)."""
     import xarray as xr
 
     children = {}
     for name, idata in posteriors.items():
-        tree = idata.copy()
-        stats = tree["sample_stats"].to_dataset()
-        tree["sample_stats"] = stats.drop_vars([v for v in stats.data_vars
-                                                if stats[v].dtype == object])
+        tree = _aggregate_only(idata)
         tree.attrs.update(study=study, synthetic=int(synthetic), seed=str(seed), fit=name)
         children[name] = tree
     root = xr.DataTree(children=children)
