@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from bayes_pool import estimates
 from bayes_pool.design import PreparedDiD
@@ -85,6 +86,12 @@ def fit_did(prepared: PreparedDiD, *, cov_type: CovType = "cluster") -> FreqDiDR
     """
     if cov_type not in ("cluster", "nonrobust"):
         raise ValueError(f"cov_type must be 'cluster' or 'nonrobust', got {cov_type!r}")
+    # OpenBLAS threads on these small dense problems cost more than they save (3x here).
+    with threadpool_limits(1):
+        return _fit_did(prepared, cov_type)
+
+
+def _fit_did(prepared: PreparedDiD, cov_type: CovType) -> FreqDiDResult:
     d = prepared.design
     frame = prepared.frame
     dropped: tuple[str, ...] = ()
