@@ -1,0 +1,391 @@
+r"""Bayesian mediation: one joint PyMC model of the mediator and the outcome, with natural
+effects on the outcome's scale computed within every posterior draw.
+
+.. math::
+
+    M_i &= \alpha_0 + a D_i + X_i\gamma + \tau_{t(i)} + u_{k(i)} + \sigma_M \zeta_i,
+           \qquad u_k \sim N(0, \sigma_u^2),\ \zeta_i \sim N(0, 1) \\
+    g(E[Y_i]) &= \beta_0 + d D_i + b M_i + X_i\delta + \nu_{t(i)} + v_{k(i)},
+           \qquad v_k \sim N(0, \sigma_v^2)
+
+``g`` is the logit (``family="bernoulli"``) or the identity with a Normal likelihood
+(``"gaussian"``); unit intercepts are partially pooled (non-centred), time effects are
+fixed with the first period as reference; without a unit or a time column those terms drop.
+
+*Measurement model* (``items`` given): the mediator is a latent factor :math:`\eta_i`
+(the first line above with :math:`\alpha_0 = 0,\ \sigma_M = 1`, so its units are SDs of the
+factor's residual) measured by its items, z-scored on the untreated rows and treated as
+normal (an approximation for ordinal items):
+:math:`z_{ij} = \nu_j + \lambda_j \eta_i + \psi_j \epsilon_{ij}`, loadings
+:math:`\lambda_j > 0`. The outcome depends on :math:`\eta_i`, so the items' measurement error
+is carried into ``b`` and the indirect effect instead of attenuating them as a regression
+on an error-laden index does.
+
+Covariates, the observed mediator and a Gaussian outcome are standardised inside the model
+(priors in ``models/mediation.toml`` are on that scale); coefficients are reported back in
+the data's units. Natural indirect/direct/total effects and the proportion mediated are
+computed for each draw by :func:`bayes_pool.freq.mediation.natural_effects` (g-computation
+over the sample, the mediator's normal residual integrated out by Gauss-Hermite quadrature
+-- the same formula as the frequentist plug-in) and summarised with their diagnostics.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from bayes_pool.bayes.diagnostics import divergences, posterior_rows
+from bayes_pool.errors import SpecError
+from bayes_pool.freq.mediation import EFFECTS, PreparedMediation, natural_effects
+from bayes_pool.specs import MODELS_DIR, PRIOR_ROLES, ModelSpec, spec_from_dict
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUTCOME_PRIORS = {
+    "intercept": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
+    "treatment": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
+    "covariates": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
+    "time": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
+    "unit_sd": {"dist": "HalfNormal", "sigma": 2.5},
+    "sigma": {"dist": "HalfNormal", "sigma": 1.0},
+}
+"""Outcome-model priors used for roles set to "default" (logit or standardised scale)."""
+DEFAULT_MEDIATOR_PRIORS = {
+    "intercept": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
+    "treatment": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
+    "covariates": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
+    "time": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
+    "unit_sd": {"dist": "HalfNormal", "sigma": 1.0},
+    "sigma": {"dist": "HalfNormal", "sigma": 1.0},
+}
+"""Mediator-model priors (standardised mediator) used for roles set to "default"."""
+DEFAULT_PATH_PRIORS = {
+    "mediator": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
+    "loading": {"dist": "HalfNormal", "sigma": 1.0},
+    "item_sigma": {"dist": "HalfNormal", "sigma": 1.0},
+}
+"""Priors outside :data:`bayes_pool.specs.PRIOR_ROLES`: the mediator's coefficient in the
+outcome model (per SD of the mediator), the items' loadings and residual SDs."""
+EXTRA_TABLES = {"mediator_priors": DEFAULT_MEDIATOR_PRIORS, "mediation_priors": DEFAULT_PATH_PRIORS}
+
+
+# ------------------------------------------------------------------------------- spec ---
+
+@dataclass(frozen=True)
+class MediationSpec:
+    """A :class:`~bayes_pool.specs.ModelSpec` (outcome priors, sampler, convergence) plus the
+    mediator model's priors and the path/measurement priors, read from the same TOML file."""
+
+    model: ModelSpec
+    mediator_priors: dict = field(default_factory=dict)
+    path_priors: dict = field(default_factory=dict)
+
+    @property
+    def sampler(self):
+        return self.model.sampler
+
+    @property
+    def convergence(self):
+        return self.model.convergence
+
+    def with_sampler(self, **changes) -> MediationSpec:
+        """A copy with some sampler settings changed (e.g. fewer draws in a quick run)."""
+        return replace(self, model=self.model.with_sampler(**changes))
+
+    def to_dict(self) -> dict:
+        return {**self.model.to_dict(), "mediator_priors": self.mediator_priors,
+                "mediation_priors": self.path_priors}
+
+
+def load_mediation_spec(name_or_path: str | Path = "mediation") -> MediationSpec:
+    """Load ``models/<name>.toml`` (or a path).
+
+    The standard tables go through :func:`bayes_pool.specs.spec_from_dict` (``[priors]`` are
+    the outcome model's); ``[mediator_priors]`` takes the same roles for the mediator model
+    and ``[mediation_priors]`` the keys of :data:`DEFAULT_PATH_PRIORS`. Unknown keys raise
+    :class:`~bayes_pool.errors.SpecError`.
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = MODELS_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        raise SpecError(f"mediation spec {str(name_or_path)!r} not found (looked for {path})")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc})") from exc
+    extra = {name: dict(raw.pop(name, {})) for name in EXTRA_TABLES}
+    for name, defaults in EXTRA_TABLES.items():
+        bad = set(extra[name]) - set(defaults)
+        if bad:
+            raise SpecError(f"{path}: unknown key(s) {sorted(bad)} in [{name}]; valid: "
+                            f"{list(defaults)}")
+        for key, prior in extra[name].items():
+            _check_prior(prior, f"{path}: [{name}] {key}")
+    for key, prior in raw.get("priors", {}).items():
+        _check_prior(prior, f"{path}: [priors] {key}")
+    return MediationSpec(model=spec_from_dict(raw, path=str(path)),
+                         mediator_priors=extra["mediator_priors"],
+                         path_priors=extra["mediation_priors"])
+
+
+def _check_prior(prior, where: str) -> None:
+    if prior == "default":
+        return
+    if not (isinstance(prior, dict) and "dist" in prior and hasattr(pm, str(prior["dist"]))):
+        raise SpecError(f"{where}: a prior must be \"default\" or a table naming a PyMC "
+                        f"distribution, e.g. {{ dist = \"Normal\", mu = 0, sigma = 1 }}; "
+                        f"got {prior!r}")
+
+
+def _resolve(priors: dict, defaults: dict, role: str) -> dict:
+    prior = priors.get(role, "default")
+    return defaults[role] if prior == "default" else prior
+
+
+def _rv(name: str, prior: dict, **kwargs):
+    params = {k: v for k, v in prior.items() if k != "dist"}
+    return getattr(pm, prior["dist"])(name, **params, **kwargs)
+
+
+# ------------------------------------------------------------------------------ model ---
+
+@dataclass(frozen=True)
+class MediationData:
+    """Arrays the model is built on, with the scales to map results back to data units."""
+
+    t: np.ndarray
+    x: np.ndarray  # standardised covariates (n, p)
+    m: np.ndarray  # standardised observed mediator
+    y: np.ndarray  # outcome (standardised if gaussian)
+    items: np.ndarray | None  # items z-scored on the untreated rows (n, j)
+    unit_idx: np.ndarray | None
+    time_idx: np.ndarray | None
+    coords: dict
+    m_scale: float
+    y_scale: float
+
+
+def model_data(prepared: PreparedMediation) -> MediationData:
+    """Standardise the prepared frame into :class:`MediationData`."""
+    d = prepared.design
+    f = prepared.frame
+    t = f[d.treatment].to_numpy(float)
+    x = f[list(d.covariates)].to_numpy(float).reshape(len(f), -1)
+    sd = x.std(axis=0)
+    sd[sd == 0] = 1.0
+    x = (x - x.mean(axis=0)) / sd
+    m = f[d.mediator].to_numpy(float)
+    m_scale = float(m.std())
+    y = f[d.outcome].to_numpy(float)
+    y_scale = 1.0
+    if d.family == "gaussian":
+        y_scale = float(y.std())
+        y = (y - y.mean()) / y_scale
+    coords = {"covariate": list(d.covariates), "obs": np.arange(len(f))}
+    unit_idx = time_idx = None
+    if d.unit:
+        unit_idx, levels = pd.factorize(f[d.unit], sort=True)
+        coords["unit"] = list(levels)
+    if d.time:
+        time_idx, levels = pd.factorize(f[d.time], sort=True)
+        coords["time_effect"] = list(levels[1:])
+    items = None
+    if d.items:
+        raw = f[list(d.items)].to_numpy(float)
+        ref = raw[t == 0] if (t == 0).sum() > 1 else raw
+        items = (raw - ref.mean(axis=0)) / ref.std(axis=0)
+        coords["item"] = list(d.items)
+    return MediationData(t=t, x=x, m=(m - m.mean()) / m_scale, y=y, items=items,
+                         unit_idx=unit_idx, time_idx=time_idx, coords=coords,
+                         m_scale=m_scale, y_scale=y_scale)
+
+
+def _linear(prefix: str, data: MediationData, priors: dict, defaults: dict, *,
+            intercept: bool = True):
+    """Intercept, treatment, covariates, time effects and pooled unit intercepts."""
+    mu = data.t * _rv(f"{prefix}_treatment", _resolve(priors, defaults, "treatment"))
+    if intercept:
+        mu = mu + _rv(f"{prefix}_intercept", _resolve(priors, defaults, "intercept"))
+    if data.x.shape[1]:
+        beta = _rv(f"{prefix}_covariates", _resolve(priors, defaults, "covariates"),
+                   dims="covariate")
+        mu = mu + pm.math.dot(data.x, beta)
+    if data.time_idx is not None and len(data.coords["time_effect"]):
+        tau = _rv(f"{prefix}_time", _resolve(priors, defaults, "time"), dims="time_effect")
+        mu = mu + pm.math.concatenate([[0.0], tau])[data.time_idx]
+    if data.unit_idx is not None:
+        sd = _rv(f"{prefix}_unit_sd", _resolve(priors, defaults, "unit_sd"))
+        z = pm.Normal(f"{prefix}_unit_z", 0.0, 1.0, dims="unit")
+        mu = mu + (sd * z)[data.unit_idx]
+    return mu
+
+
+def build_model(prepared: PreparedMediation, spec: MediationSpec,
+                data: MediationData | None = None) -> pm.Model:
+    """The joint PyMC model (built, not sampled); measurement model when the design has items."""
+    data = data or model_data(prepared)
+    latent = data.items is not None
+    with pm.Model(coords=data.coords) as model:
+        mu_m = _linear("med", data, spec.mediator_priors, DEFAULT_MEDIATOR_PRIORS,
+                       intercept=not latent)
+        if latent:
+            zeta = pm.Normal("latent_z", 0.0, 1.0, dims="obs")
+            mediator = mu_m + zeta
+            loading = _rv("loading", _resolve(spec.path_priors, DEFAULT_PATH_PRIORS, "loading"),
+                          dims="item")
+            nu = pm.Normal("item_intercept", 0.0, 1.0, dims="item")
+            psi = _rv("item_sigma", _resolve(spec.path_priors, DEFAULT_PATH_PRIORS,
+                                             "item_sigma"), dims="item")
+            pm.Normal("items", mu=nu + mediator[:, None] * loading, sigma=psi,
+                      observed=data.items, dims=("obs", "item"))
+        else:
+            sigma_m = _rv("med_sigma", _resolve(spec.mediator_priors, DEFAULT_MEDIATOR_PRIORS,
+                                                 "sigma"))
+            pm.Normal("mediator", mu=mu_m, sigma=sigma_m, observed=data.m, dims="obs")
+            mediator = data.m
+        eta = _linear("out", data, spec.model.priors, DEFAULT_OUTCOME_PRIORS)
+        b = _rv("out_mediator", _resolve(spec.path_priors, DEFAULT_PATH_PRIORS, "mediator"))
+        eta = eta + b * mediator
+        if prepared.design.family == "bernoulli":
+            pm.Bernoulli("outcome", logit_p=eta, observed=data.y, dims="obs")
+        else:
+            sigma_y = _rv("out_sigma", _resolve(spec.model.priors, DEFAULT_OUTCOME_PRIORS,
+                                                "sigma"))
+            pm.Normal("outcome", mu=eta, sigma=sigma_y, observed=data.y, dims="obs")
+    return model
+
+
+# --------------------------------------------------------------------- derived draws ---
+
+def _draws(post, name: str) -> np.ndarray:
+    """Posterior variable as (S, ...) with chain and draw stacked."""
+    v = np.asarray(post[name])
+    return v.reshape(-1, *v.shape[2:])
+
+
+def _predictor(post, prefix: str, data: MediationData, *, intercept: bool = True) -> np.ndarray:
+    """(S, n) linear predictor of one model part without its treatment (and mediator) terms."""
+    n_draws = _draws(post, f"{prefix}_treatment").shape[0]
+    eta = np.zeros((n_draws, len(data.t)))
+    if intercept:
+        eta += _draws(post, f"{prefix}_intercept")[:, None]
+    if data.x.shape[1]:
+        eta += _draws(post, f"{prefix}_covariates") @ data.x.T
+    if data.time_idx is not None and len(data.coords["time_effect"]):
+        tau = np.column_stack([np.zeros(n_draws), _draws(post, f"{prefix}_time")])
+        eta += tau[:, data.time_idx]
+    if data.unit_idx is not None:
+        u = _draws(post, f"{prefix}_unit_sd")[:, None] * _draws(post, f"{prefix}_unit_z")
+        eta += u[:, data.unit_idx]
+    return eta
+
+
+def add_effect_draws(idata, prepared: PreparedMediation, data: MediationData,
+                     item_weights=None) -> None:
+    r"""Add per-draw ``a``, ``b``, ``d`` (data units), ``indirect_ab`` and the natural effects
+    (:data:`~bayes_pool.freq.mediation.EFFECTS`) to the posterior as (chain, draw) variables.
+
+    In the measurement model ``a`` and ``b`` are per SD of the factor's residual, or, with
+    ``item_weights`` (the weights :func:`bayes_pool.freq.indices.pca_index` gives the
+    z-scored items), per unit of the index's true score: the index moves by
+    :math:`\kappa = \sum_j w_j \lambda_j` per unit of the factor, so ``a`` is multiplied
+    and ``b`` divided by :math:`\kappa` in each draw."""
+    post = idata["posterior"]
+    latent = data.items is not None
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    a_s = _draws(post, "med_treatment")
+    b_s = _draws(post, "out_mediator")
+    d_s = _draws(post, "out_treatment")
+    sigma = np.ones_like(a_s) if latent else _draws(post, "med_sigma")
+    base = _predictor(post, "out", data)
+    mu0 = _predictor(post, "med", data, intercept=not latent)
+    eff = natural_effects(base, mu0, a_s, b_s, d_s, sigma, family=prepared.design.family)
+    m_unit = data.m_scale
+    if latent:
+        m_unit = 1.0
+        if item_weights is not None:
+            m_unit = _draws(post, "loading") @ np.asarray(item_weights, dtype=float)
+    values = {"a": a_s * m_unit, "b": b_s * data.y_scale / m_unit, "d": d_s * data.y_scale,
+              "indirect_ab": a_s * b_s * data.y_scale}
+    for q in EFFECTS:
+        scale = 1.0 if q == "proportion_mediated" else data.y_scale
+        values[q] = eff[q] * scale
+    coords = {"chain": post["chain"], "draw": post["draw"]}
+    new = {k: xr.DataArray(v.reshape(shape), dims=("chain", "draw"), coords=coords)
+           for k, v in values.items()}
+    idata["posterior"] = idata["posterior"].to_dataset().assign(new)
+
+
+# ----------------------------------------------------------------------------- result ---
+
+@dataclass
+class BayesMediationResult:
+    """A sampled joint mediation model with its effect draws."""
+
+    prepared: PreparedMediation
+    spec: MediationSpec
+    model: pm.Model
+    idata: object
+    index_units: bool = False
+
+    @property
+    def latent(self) -> bool:
+        return bool(self.prepared.design.items)
+
+    @property
+    def divergences(self) -> int:
+        return divergences(self.idata)
+
+    def tidy(self, *, study: str, tables: tuple[str, str] = ("4", "5"),
+             column: str | None = None, mediation_column: str | None = None) -> pd.DataFrame:
+        """Rows of the estimates table with diagnostics (same cells as the frequentist
+        :meth:`~bayes_pool.freq.mediation.FreqMediationResult.tidy`, ``beta`` only in
+        Tables 4/5)."""
+        d = self.prepared.design
+        column = column or d.mediator
+        mediation_column = mediation_column or d.mediator
+        kw = dict(thresholds=self.spec.convergence, study=study, n_obs=self.prepared.n_obs)
+        per = "per unit of the PCA index's true score" if self.index_units else \
+            "per SD of its residual"
+        units = ("; mediator = latent factor of items " + ", ".join(d.items)
+                 + f" (a, b {per})") if self.latent else ""
+        note = f"joint PyMC mediation model; {self.spec.sampler.backend}{units}"
+        return pd.concat([
+            posterior_rows(self.idata, {"a": (d.treatment, "beta")}, table=tables[0],
+                           column=column, note=note, **kw),
+            posterior_rows(self.idata, {"d": (d.treatment, "beta"), "b": (d.mediator, "beta")},
+                           table=tables[1], column=column, note=note, **kw),
+            posterior_rows(self.idata, {"indirect_ab": (d.treatment, "indirect_ab"),
+                                        **{q: (d.treatment, q) for q in EFFECTS}},
+                           table="mediation", column=mediation_column,
+                           note=note + "; natural effects by g-computation per draw "
+                                       "(Gauss-Hermite over the mediator residual)", **kw),
+        ], ignore_index=True)
+
+
+def fit_mediation(prepared: PreparedMediation, spec: MediationSpec, *, seed: int,
+                  progressbar: bool = False, item_weights=None) -> BayesMediationResult:
+    """Sample the joint model with the spec's sampler and add the effect draws
+    (``item_weights``: see :func:`add_effect_draws`)."""
+    s = spec.sampler
+    data = model_data(prepared)
+    model = build_model(prepared, spec, data)
+    kwargs = dict(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
+                  random_seed=seed, progressbar=progressbar)
+    with model:
+        if s.backend == "nutpie":
+            idata = pm.sample(nuts_sampler="nutpie",
+                              nuts={"target_accept": s.target_accept}, **kwargs)
+        else:
+            idata = pm.sample(target_accept=s.target_accept, **kwargs)
+    add_effect_draws(idata, prepared, data, item_weights)
+    return BayesMediationResult(prepared=prepared, spec=spec, model=model, idata=idata,
+                                index_units=item_weights is not None)

@@ -1,0 +1,530 @@
+r"""Frequentist mediation: the stepwise (Baron-Kenny) regressions, the Sobel test, and natural
+effects on the outcome's scale by g-computation with a seeded cluster bootstrap.
+
+The model (Zhang & Chen 2024, Eqs. 2-4), with optional unit and time fixed effects:
+
+.. math::
+
+    M_i &= \alpha_0 + a D_i + X_i\alpha + \lambda_{k(i)} + \gamma_{t(i)} + e_i,
+           \qquad e_i \sim N(0, \sigma_M^2) \\
+    g(E[Y_i]) &= \rho_0 + d D_i + b M_i + X_i\rho + \lambda'_{k(i)} + \gamma'_{t(i)}
+
+with ``g`` the logit (``family="bernoulli"``) or the identity (``"gaussian"``). The mediator
+step is OLS, the outcome step a logit (or OLS); both have standard errors clustered by unit
+(heteroskedasticity-robust HC1 without a unit). With both a unit and a time column the two
+steps are the TWFE DiD of :mod:`bayes_pool.freq.did` -- the outcome step is that DiD with the
+mediator as one more covariate -- so their coefficients and AMEs are the ones Table 3 uses.
+
+Indirect effect. The Sobel test is of the product :math:`ab` (outcome's link scale). The
+indirect, direct and total effects reported on the outcome's own scale (probability for a
+logit) are the *natural* effects by g-computation (Imai, Keele & Tingley 2010), the same
+formula :mod:`bayes_pool.bayes.mediation` applies to every posterior draw
+(:func:`natural_effects`): for each row, the mediator under treatment ``t'`` is
+:math:`M(t') = \hat\mu_M + a (t' - D_i) + \sigma_M \varepsilon`, and
+
+.. math::
+
+    \bar Y(t, t') = \frac1n \sum_i E_\varepsilon\, g^{-1}\big(\eta_i + d (t - D_i)
+                    + b (M_i(t') - M_i)\big)
+
+is integrated over :math:`\varepsilon \sim N(0, 1)` by Gauss-Hermite quadrature. Then
+indirect (NIE) = :math:`\bar Y(1,1) - \bar Y(1,0)`, direct (pure NDE) =
+:math:`\bar Y(1,0) - \bar Y(0,0)`, total = their sum and proportion mediated =
+indirect / total. Their intervals are percentile intervals of a cluster bootstrap by unit,
+stratified by whether the unit's treatment changes (so every replicate keeps units that
+identify the effect under unit fixed effects); rows are resampled when there is no unit.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+from scipy import special, stats
+from threadpoolctl import threadpool_limits
+
+from bayes_pool import estimates
+from bayes_pool.design import FAMILIES, DiDDesign, Family
+from bayes_pool.errors import InputError
+from bayes_pool.freq import did as freq_did
+
+log = logging.getLogger(__name__)
+
+EFFECTS: tuple[str, ...] = ("indirect", "direct", "total", "proportion_mediated")
+"""Quantities of the ``mediation`` table, in order."""
+QUADRATURE_NODES = 32
+
+
+def _q(name: str) -> str:
+    return f"Q('{name}')"
+
+
+# ------------------------------------------------------------------------------ design ---
+
+@dataclass(frozen=True)
+class MediationDesign:
+    """Column roles of a single-mediator design.
+
+    Parameters
+    ----------
+    outcome, treatment, mediator : str
+        Column names; ``treatment`` is 0/1, ``mediator`` continuous.
+    covariates : tuple of str
+        Controls entering both steps linearly.
+    unit, time : str, optional
+        Fixed effects (frequentist) or partially pooled intercepts / time effects (Bayesian);
+        ``None`` for neither. Standard errors are clustered by ``unit`` when given.
+    family : {"bernoulli", "gaussian"}
+        Logit or linear outcome step.
+    items : tuple of str
+        Items measuring the mediator (used by the Bayesian measurement model); rows missing
+        an item are dropped too.
+    """
+
+    outcome: str
+    treatment: str
+    mediator: str
+    covariates: tuple[str, ...] = ()
+    unit: str | None = None
+    time: str | None = None
+    family: Family = "bernoulli"
+    items: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise InputError(f"outcome family must be one of {sorted(FAMILIES)}, "
+                             f"got {self.family!r}")
+        object.__setattr__(self, "covariates", tuple(self.covariates))
+        object.__setattr__(self, "items", tuple(self.items))
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the design uses (no duplicates), outcome first."""
+        cols = [self.outcome, self.treatment, self.mediator, *self.covariates,
+                *(c for c in (self.unit, self.time) if c), *self.items]
+        return list(dict.fromkeys(cols))
+
+    def did(self, *, outcome_step: bool) -> DiDDesign:
+        """The DiD design of one step (needs both unit and time)."""
+        if outcome_step:
+            return DiDDesign(outcome=self.outcome, treatment=self.treatment, unit=self.unit,
+                             time=self.time, covariates=(*self.covariates, self.mediator),
+                             family=self.family)
+        return DiDDesign(outcome=self.mediator, treatment=self.treatment, unit=self.unit,
+                         time=self.time, covariates=self.covariates, family="gaussian")
+
+    def prepare(self, data: pd.DataFrame) -> PreparedMediation:
+        """Validate the frame and return the complete-case sample.
+
+        Raises :class:`~bayes_pool.errors.InputError` naming the column and values when a
+        column is missing or not numeric, the treatment (or a logit's outcome) is not 0/1,
+        outcome/treatment/unit/time have missing values, or the treatment never changes
+        within any unit while unit effects are asked for.
+        """
+        missing = [c for c in self.columns if c not in data.columns]
+        if missing:
+            raise InputError(f"missing column(s) {missing} required by the mediation design; "
+                             f"columns present: {sorted(map(str, data.columns))}")
+        frame = data[self.columns].copy()
+        n_all = len(frame)
+        for col in (c for c in (self.outcome, self.treatment, self.unit, self.time) if c):
+            n_na = int(frame[col].isna().sum())
+            if n_na:
+                raise InputError(f"column {col!r} has {n_na} missing value(s) in {n_all} rows; "
+                                 "outcome, treatment, unit and time must be complete")
+        numeric = [self.outcome, self.treatment, self.mediator, *self.covariates, *self.items]
+        for col in numeric:
+            if not pd.api.types.is_numeric_dtype(frame[col]):
+                bad = sorted(frame[col].dropna().astype(str).unique()[:10])
+                raise InputError(f"column {col!r} must be numeric; found values such as {bad}")
+        frame = frame.dropna().reset_index(drop=True)
+        if len(frame) < 10:
+            raise InputError(f"only {len(frame)} complete row(s) for columns {self.columns}")
+        _check_binary(frame, self.treatment, "treatment")
+        if self.family == "bernoulli":
+            _check_binary(frame, self.outcome, "outcome of a logit (family 'bernoulli')")
+        frame[self.treatment] = frame[self.treatment].astype(int)
+        if frame[self.treatment].nunique() < 2:
+            raise InputError(f"treatment {self.treatment!r} never varies "
+                             f"(all rows = {frame[self.treatment].iloc[0]}); nothing to estimate")
+        if frame[self.mediator].nunique() < 3:
+            raise InputError(f"mediator {self.mediator!r} takes fewer than 3 distinct values; "
+                             "a linear mediator model needs a continuous mediator")
+        switchers: tuple[str, ...] = ()
+        for col in (c for c in (self.unit, self.time) if c):
+            frame[col] = frame[col].astype(str)
+            if frame[col].nunique() < 2:
+                raise InputError(f"column {col!r} has fewer than 2 levels")
+        if self.unit:
+            varies = frame.groupby(self.unit)[self.treatment].nunique() > 1
+            switchers = tuple(sorted(varies.index[varies]))
+            if not switchers:
+                raise InputError(f"treatment {self.treatment!r} never changes within any "
+                                 f"{self.unit!r}: with {self.unit} effects the effect is not "
+                                 "identified")
+        return PreparedMediation(design=self, frame=frame, n_input=n_all,
+                                 n_incomplete=n_all - len(frame), switchers=switchers)
+
+
+@dataclass(frozen=True)
+class PreparedMediation:
+    """A validated complete-case sample for a :class:`MediationDesign`."""
+
+    design: MediationDesign
+    frame: pd.DataFrame
+    n_input: int
+    n_incomplete: int
+    switchers: tuple[str, ...] = field(default=())
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.frame)
+
+
+def _check_binary(frame: pd.DataFrame, col: str, what: str) -> None:
+    values = pd.to_numeric(frame[col], errors="coerce")
+    bad = frame[col][values.isna() | ~values.isin([0, 1])]
+    if len(bad):
+        shown = sorted(map(str, pd.unique(bad)))[:10]
+        raise InputError(f"column {col!r} ({what}) must be 0/1; {len(bad)} row(s) have "
+                         f"other values: {shown}")
+
+
+# ------------------------------------------------------------------ natural effects ---
+
+def inverse_link(family: str):
+    """Inverse link of the outcome step: expit for a logit, identity for a linear model."""
+    return special.expit if family == "bernoulli" else (lambda x: x)
+
+
+def natural_effects(base, mu0, a, b, d, sigma, *, family: str = "bernoulli",
+                    nodes: int = QUADRATURE_NODES) -> dict[str, np.ndarray]:
+    r"""Natural indirect, direct and total effects and proportion mediated, per draw.
+
+    Pure numpy, shared by the frequentist plug-in (one "draw") and the posterior (one value
+    per draw).
+
+    Parameters
+    ----------
+    base : array (S, n)
+        Outcome linear predictor without the treatment and mediator terms, per draw and row.
+    mu0 : array (S, n)
+        Mediator mean under no treatment; under treatment it is ``mu0 + a``.
+    a, b, d, sigma : array (S,)
+        Treatment -> mediator, mediator -> outcome, direct treatment -> outcome coefficients
+        and the mediator's residual SD.
+    family : {"bernoulli", "gaussian"}
+        Inverse link applied (expit or identity).
+    nodes : int
+        Gauss-Hermite nodes integrating the mediator's normal residual out.
+
+    Returns
+    -------
+    dict
+        ``indirect`` (NIE: :math:`\bar Y(1,M(1)) - \bar Y(1,M(0))`), ``direct`` (pure NDE:
+        :math:`\bar Y(1,M(0)) - \bar Y(0,M(0))`), ``total`` and ``proportion_mediated``,
+        arrays of shape (S,).
+    """
+    base, mu0 = np.atleast_2d(base), np.atleast_2d(mu0)
+    a, b, d, sigma = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (a, b, d, sigma))
+    x, w = np.polynomial.hermite_e.hermegauss(nodes)
+    w = w / w.sum()
+    inv = inverse_link(family)
+    n_draws, n_rows = base.shape
+    chunk = max(1, int(2e7 // (n_rows * nodes)))
+    ybar = {key: np.empty(n_draws) for key in ("11", "10", "00")}
+    for start in range(0, n_draws, chunk):
+        s = slice(start, start + chunk)
+        eta0 = base[s] + b[s, None] * mu0[s]  # predictor at t = 0, M = mu0 (before noise)
+        noise = (b[s] * sigma[s])[:, None, None] * x[None, None, :]
+        for t, tm in ((1, 1), (1, 0), (0, 0)):
+            eta = eta0 + (d[s] * t + b[s] * a[s] * tm)[:, None]
+            ybar[f"{t}{tm}"][s] = (inv(eta[..., None] + noise) @ w).mean(axis=1)
+    indirect = ybar["11"] - ybar["10"]
+    direct = ybar["10"] - ybar["00"]
+    total = indirect + direct
+    with np.errstate(divide="ignore", invalid="ignore"):
+        proportion = np.where(total != 0, indirect / total, np.nan)
+    return {"indirect": indirect, "direct": direct, "total": total,
+            "proportion_mediated": proportion}
+
+
+# ------------------------------------------------------------------------ the steps ---
+
+@dataclass
+class _Step:
+    """One fitted regression step: coefficients, SEs, p-values, AMEs, sample and predictor."""
+
+    coef: pd.Series
+    se: pd.Series
+    p_value: pd.Series
+    ame: pd.DataFrame
+    rows: np.ndarray  # positions in the prepared frame
+    eta: np.ndarray  # fitted linear predictor on those rows
+    scale: float  # residual variance (OLS)
+    dropped_units: tuple[str, ...] = ()
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.rows)
+
+
+def _fit_step(prepared: PreparedMediation, *, outcome_step: bool) -> _Step:
+    d = prepared.design
+    terms = [d.treatment, *((d.mediator,) if outcome_step else ()), *d.covariates]
+    family = d.family if outcome_step else "gaussian"
+    frame = prepared.frame
+    if d.unit and d.time:
+        res = freq_did.fit_did(d.did(outcome_step=outcome_step).prepare(frame))
+        keep = ~frame[d.unit].isin(res.dropped_units).to_numpy()
+        return _Step(coef=_by_term(res.result.params, terms), se=_by_term(res.result.bse, terms),
+                     p_value=_by_term(res.result.pvalues, terms), ame=res.margeff,
+                     rows=np.flatnonzero(keep), eta=np.asarray(res.result.fittedvalues),
+                     scale=float(res.result.scale), dropped_units=res.dropped_units)
+    y = d.outcome if outcome_step else d.mediator
+    keep = np.ones(len(frame), dtype=bool)
+    dropped: tuple[str, ...] = ()
+    if family == "bernoulli" and d.unit:
+        varies = frame.groupby(d.unit)[y].nunique() > 1
+        dropped = tuple(sorted(varies.index[~varies]))
+        keep = frame[d.unit].isin(varies.index[varies]).to_numpy()
+    sub = frame[keep].reset_index(drop=True)
+    effects = [f"C({_q(c)})" for c in (d.unit, d.time) if c]
+    formula = f"{_q(y)} ~ " + " + ".join([*map(_q, terms), *effects])
+    if d.unit:
+        fit_kw = dict(cov_type="cluster", cov_kwds={"groups": pd.factorize(sub[d.unit])[0]})
+    else:
+        fit_kw = dict(cov_type="HC1")
+    if family == "bernoulli":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)
+            res = smf.logit(formula, data=sub).fit(disp=0, maxiter=200, **fit_kw)
+        ame = freq_did._logit_margeff(res, terms)
+        scale = 1.0
+    else:
+        res = smf.ols(formula, data=sub).fit(**fit_kw)
+        keys = [_q(t) for t in terms]
+        ame = pd.DataFrame({"ame": res.params[keys].to_numpy(), "se": res.bse[keys].to_numpy(),
+                            "p_value": res.pvalues[keys].to_numpy()}, index=terms)
+        scale = float(res.scale)
+    return _Step(coef=_by_term(res.params, terms), se=_by_term(res.bse, terms),
+                 p_value=_by_term(res.pvalues, terms), ame=ame, rows=np.flatnonzero(keep),
+                 eta=np.asarray(res.fittedvalues), scale=scale, dropped_units=dropped)
+
+
+def _by_term(values: pd.Series, terms: list[str]) -> pd.Series:
+    return pd.Series([float(values[_q(t)]) for t in terms], index=terms)
+
+
+def _plug_in(prepared: PreparedMediation, med: _Step, out: _Step) -> dict[str, float]:
+    """Natural effects at the point estimates (g-computation over the outcome step's rows)."""
+    d = prepared.design
+    frame = prepared.frame.iloc[out.rows]
+    t = frame[d.treatment].to_numpy(float)
+    m = frame[d.mediator].to_numpy(float)
+    a, b, dd = med.coef[d.treatment], out.coef[d.mediator], out.coef[d.treatment]
+    base = out.eta - dd * t - b * m
+    mu0 = med.eta[out.rows] - a * t
+    eff = natural_effects(base, mu0, a, b, dd, np.sqrt(med.scale), family=d.family)
+    return {k: float(v[0]) for k, v in eff.items()}
+
+
+# ------------------------------------------------------------------------ bootstrap ---
+
+def _matrices(prepared: PreparedMediation):
+    """Design matrices of both steps: treatment, (mediator), covariates, then one-hot unit
+    columns (spanning the intercept) or an intercept, then time dummies (first level dropped)."""
+    d = prepared.design
+    f = prepared.frame
+    parts = [f[[d.treatment, *d.covariates]].to_numpy(float)]
+    if d.unit:
+        parts.append(pd.get_dummies(f[d.unit], dtype=float).to_numpy())
+    else:
+        parts.append(np.ones((len(f), 1)))
+    if d.time:
+        parts.append(pd.get_dummies(f[d.time], drop_first=True, dtype=float).to_numpy())
+    x_med = np.column_stack(parts)
+    x_out = np.column_stack([x_med[:, :1], f[d.mediator].to_numpy(float), x_med[:, 1:]])
+    return x_med, x_out
+
+
+def _resample(prepared: PreparedMediation, rng: np.random.Generator) -> np.ndarray:
+    """Row positions of one bootstrap replicate (clusters by unit, stratified by switching)."""
+    d = prepared.design
+    f = prepared.frame
+    if not d.unit:
+        return rng.integers(0, len(f), len(f))
+    groups = f.groupby(d.unit).indices
+    switch = set(prepared.switchers)
+    rows = []
+    for stratum in ([u for u in groups if u in switch], [u for u in groups if u not in switch]):
+        if stratum:
+            for u in rng.choice(len(stratum), size=len(stratum), replace=True):
+                rows.append(groups[stratum[u]])
+    return np.concatenate(rows)
+
+
+def _replicate(prepared: PreparedMediation, x_med, x_out, rows) -> dict[str, float] | None:
+    """Refit both steps on bootstrap rows; None when the effect is not identified there."""
+    d = prepared.design
+    f = prepared.frame
+    y = f[d.outcome].to_numpy(float)
+    m = f[d.mediator].to_numpy(float)
+    t = f[d.treatment].to_numpy(float)
+    rows_out = rows
+    if d.family == "bernoulli" and d.unit:
+        units = f[d.unit].to_numpy()[rows]
+        ok = pd.Series(y[rows]).groupby(units).transform("nunique").to_numpy() > 1
+        rows_out = rows[ok]
+    if len(np.unique(t[rows_out])) < 2:
+        return None
+    xm, xo = x_med[rows], x_out[rows_out]
+    cm, co = xm.any(axis=0), xo.any(axis=0)  # drop columns of levels not drawn
+    xm, xo = xm[:, cm], xo[:, co]
+    if np.linalg.matrix_rank(xo) < xo.shape[1] or np.linalg.matrix_rank(xm) < xm.shape[1]:
+        return None
+    ols = sm.OLS(m[rows], xm).fit()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if d.family == "bernoulli":
+                res = sm.Logit(y[rows_out], xo).fit(disp=0, maxiter=100)
+            else:
+                res = sm.OLS(y[rows_out], xo).fit()
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        log.debug("bootstrap replicate failed: %s", exc)
+        return None
+    a, dd, b = ols.params[0], res.params[0], res.params[1]
+    eta = xo @ res.params
+    base = eta - dd * t[rows_out] - b * m[rows_out]
+    mu0 = x_med[rows_out][:, cm] @ ols.params - a * t[rows_out]
+    eff = natural_effects(base, mu0, a, b, dd, np.sqrt(ols.scale), family=d.family)
+    return {k: float(v[0]) for k, v in eff.items()}
+
+
+def bootstrap_effects(prepared: PreparedMediation, *, n_boot: int = 200,
+                      seed: int | np.random.SeedSequence | None = None) -> tuple[pd.DataFrame, int]:
+    """Natural effects in ``n_boot`` cluster-bootstrap replicates.
+
+    Returns the replicates (one row each, columns :data:`EFFECTS`) and how many replicates
+    were skipped because the effect was not identified in them.
+    """
+    rng = np.random.default_rng(seed)
+    x_med, x_out = _matrices(prepared)
+    out, failed = [], 0
+    # Many small fits: multi-threaded BLAS only adds contention (tens of times slower on a
+    # busy machine), so each replicate runs single-threaded.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(n_boot):
+            r = _replicate(prepared, x_med, x_out, _resample(prepared, rng))
+            if r is None:
+                failed += 1
+            else:
+                out.append(r)
+    if failed:
+        log.info("%d of %d bootstrap replicates skipped (effect not identified)", failed, n_boot)
+    return pd.DataFrame(out, columns=list(EFFECTS)), failed
+
+
+# ----------------------------------------------------------------------------- result ---
+
+@dataclass
+class FreqMediationResult:
+    """The stepwise fits, Sobel test, plug-in natural effects and their bootstrap."""
+
+    prepared: PreparedMediation
+    mediator_step: _Step
+    outcome_step: _Step
+    effects: dict[str, float]
+    boot: pd.DataFrame
+    n_boot_failed: int
+
+    @property
+    def sobel(self) -> dict[str, float]:
+        """Product :math:`ab` (outcome link scale), its Sobel SE, z and two-sided p-value."""
+        d = self.prepared.design
+        a, sa = self.mediator_step.coef[d.treatment], self.mediator_step.se[d.treatment]
+        b, sb = self.outcome_step.coef[d.mediator], self.outcome_step.se[d.mediator]
+        se = float(np.sqrt(a**2 * sb**2 + b**2 * sa**2))
+        z = a * b / se
+        return {"estimate": float(a * b), "se": se, "z": float(z),
+                "p_value": float(2 * stats.norm.sf(abs(z)))}
+
+    def tidy(self, *, study: str, tables: tuple[str, str] = ("4", "5"),
+             column: str | None = None, mediation_column: str | None = None) -> pd.DataFrame:
+        """Rows of the estimates table.
+
+        ``tables[0]``: ``beta`` of the treatment in the mediator step; ``tables[1]``: ``beta``
+        and ``ame`` of treatment and mediator in the outcome step (both in ``column``,
+        default the mediator's name); table ``mediation`` (column ``mediation_column``,
+        default the mediator's name), term = treatment: ``indirect``, ``direct``, ``total``,
+        ``proportion_mediated`` (bootstrap) and ``indirect_ab`` (Sobel).
+        """
+        d = self.prepared.design
+        column = column or d.mediator
+        mediation_column = mediation_column or d.mediator
+        z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
+        se_kind = f"SE clustered by {d.unit}" if d.unit else "HC1 robust SE"
+        fe = ", ".join(f"{c} effects" for c in (d.unit, d.time) if c) or "no fixed effects"
+        rows = []
+
+        def add(table, col, term, quantity, est, se, p, n, note):
+            rows.append(estimates.row(study=study, table=table, column=col, term=term,
+                                      quantity=quantity, source="frequentist", estimate=est,
+                                      se=se, ci_low=est - z * se, ci_high=est + z * se,
+                                      p_value=p, n_obs=n, note=note))
+
+        med, out = self.mediator_step, self.outcome_step
+        add(tables[0], column, d.treatment, "beta", med.coef[d.treatment], med.se[d.treatment],
+            med.p_value[d.treatment], med.n_obs,
+            f"OLS of {d.mediator} on {d.treatment}; covariates, {fe}; {se_kind}")
+        note = f"{'logit' if d.family == 'bernoulli' else 'OLS'} of {d.outcome}; covariates, {fe}; {se_kind}"
+        if out.dropped_units:
+            note += f"; dropped {len(out.dropped_units)} {d.unit}(s) whose outcome never varies"
+        for term in (d.treatment, d.mediator):
+            add(tables[1], column, term, "beta", out.coef[term], out.se[term],
+                out.p_value[term], out.n_obs, note)
+            m = out.ame.loc[term]
+            add(tables[1], column, term, "ame", m["ame"], m["se"], m["p_value"], out.n_obs,
+                note + "; delta method")
+        s = self.sobel
+        add("mediation", mediation_column, d.treatment, "indirect_ab", s["estimate"], s["se"],
+            s["p_value"], out.n_obs, "a*b on the outcome's link scale; Sobel SE")
+        lo_q, hi_q = (1 - estimates.CI_PROB) / 2, (1 + estimates.CI_PROB) / 2
+        n_ok = len(self.boot)
+        boot_note = (f"natural effect by g-computation (Gauss-Hermite over the mediator "
+                     f"residual); {'cluster' if d.unit else 'row'} bootstrap, "
+                     f"{n_ok} replicates, percentile CI; p from bootstrap SE")
+        if self.n_boot_failed:
+            boot_note += f"; {self.n_boot_failed} replicate(s) skipped (not identified)"
+        for q in EFFECTS:
+            draws = self.boot[q].dropna().to_numpy() if n_ok else np.array([])
+            est = self.effects[q]
+            se = float(np.std(draws, ddof=1)) if len(draws) > 1 else np.nan
+            lo, hi = (np.quantile(draws, [lo_q, hi_q]) if len(draws) > 1 else (np.nan, np.nan))
+            p = float(2 * stats.norm.sf(abs(est / se))) if se and np.isfinite(se) else np.nan
+            rows.append(estimates.row(study=study, table="mediation", column=mediation_column,
+                                      term=d.treatment, quantity=q, source="frequentist",
+                                      estimate=est, se=se, ci_low=float(lo), ci_high=float(hi),
+                                      p_value=p, n_obs=out.n_obs, note=boot_note))
+        return estimates.frame(rows)
+
+
+def fit_mediation(prepared: PreparedMediation, *, bootstrap: int = 200,
+                  seed: int | np.random.SeedSequence | None = None) -> FreqMediationResult:
+    """Fit both steps, the plug-in natural effects, and ``bootstrap`` cluster-bootstrap
+    replicates seeded by ``seed`` (0 replicates: no bootstrap, intervals NaN)."""
+    med = _fit_step(prepared, outcome_step=False)
+    out = _fit_step(prepared, outcome_step=True)
+    effects = _plug_in(prepared, med, out)
+    if bootstrap > 0:
+        boot, failed = bootstrap_effects(prepared, n_boot=bootstrap, seed=seed)
+    else:
+        boot, failed = pd.DataFrame(columns=list(EFFECTS)), 0
+    return FreqMediationResult(prepared=prepared, mediator_step=med, outcome_step=out,
+                               effects=effects, boot=boot, n_boot_failed=failed)

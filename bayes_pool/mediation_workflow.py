@@ -1,0 +1,132 @@
+"""One mediation analysis two ways: the frequentist stepwise regressions with a cluster
+bootstrap, and the joint Bayesian model, on the same complete-case sample.
+
+:func:`analyse_mediation` is what the pooling-did pipeline (Tables 4-5, once per integration
+index) and the generic ``bayes-pool mediate`` command call. It is generic: a DataFrame and
+column names, never a study.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from bayes_pool import estimates
+from bayes_pool.bayes import mediation as bayes_mediation
+from bayes_pool.errors import InputError
+from bayes_pool.freq import mediation as freq_mediation
+from bayes_pool.freq.indices import pca_index
+from bayes_pool.workflow import Analysis
+
+log = logging.getLogger(__name__)
+
+
+def _spec(spec) -> bayes_mediation.MediationSpec:
+    if isinstance(spec, bayes_mediation.MediationSpec):
+        return spec
+    return bayes_mediation.load_mediation_spec("mediation" if spec is None else spec)
+
+
+def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
+                      covariates=(), unit: str | None = None, time: str | None = None,
+                      outcome_family: str = "bernoulli", items=None, seed: int, study: str,
+                      spec=None, bootstrap: int = 200, progressbar: bool = False,
+                      bayesian: bool = True, tables: tuple[str, str] = ("4", "5"),
+                      column: str | None = None) -> Analysis:
+    """Frequentist and Bayesian mediation of ``treatment -> mediator -> outcome``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The data.
+    treatment, mediator, outcome : str
+        Column names (0/1 treatment; continuous mediator; 0/1 outcome for a logit).
+    covariates : sequence of str
+        Controls in both the mediator and the outcome model.
+    unit, time : str, optional
+        Unit and time effects (fixed in the frequentist fits, unit intercepts partially pooled
+        in the Bayesian model); ``None`` for none. SEs are clustered and the bootstrap
+        resamples by ``unit``.
+    outcome_family : {"bernoulli", "gaussian"}
+        Logit or linear outcome model.
+    items : sequence of str, optional
+        Items measuring the mediator. If ``mediator`` is not a column of ``frame`` it is built
+        from them with :func:`~bayes_pool.freq.indices.pca_index` (z-scored and fitted on the
+        untreated rows). The Bayesian model then becomes the measurement model (the mediator
+        is a latent factor of the items) and reports ``a``/``b`` per unit of the index's true
+        score.
+    seed : int
+        Root seed; the bootstrap and the sampler get child seeds from
+        :class:`numpy.random.SeedSequence`.
+    study : str
+        Study id written into the rows.
+    spec : MediationSpec, str or Path, optional
+        Bayesian spec; default ``models/mediation.toml``.
+    bootstrap : int
+        Cluster-bootstrap replicates of the natural effects (0: none).
+    progressbar : bool
+        Sampler progress bar.
+    bayesian : bool
+        Fit the Bayesian model too.
+    tables : (str, str)
+        Table labels of the mediator-model and outcome-model rows (Zhang & Chen: "4", "5").
+    column : str, optional
+        Column label of those rows (e.g. "(1)"); default the mediator's name. The
+        ``mediation`` table's rows always use the mediator's name.
+
+    Returns
+    -------
+    bayes_pool.workflow.Analysis
+        Estimates rows (frequentist, then Bayesian), the posterior under
+        ``"mediation_<mediator>"`` and facts (sample sizes, bootstrap, index loadings).
+    """
+    items = tuple(items or ())
+    facts: dict = {}
+    if mediator not in frame.columns:
+        if not items:
+            raise InputError(f"mediator column {mediator!r} is not in the data and no items "
+                             f"were given to build it; columns present: "
+                             f"{sorted(map(str, frame.columns))}")
+        if treatment not in frame.columns:
+            raise InputError(f"treatment column {treatment!r} is not in the data")
+        built = pca_index(frame, items, reference=frame[treatment] == 0, name=mediator)
+        frame = frame.assign(**{mediator: built.index})
+        facts["index"] = {"items": list(items), "reference": f"{treatment} == 0",
+                          "loadings": built.loadings.round(6).to_dict(),
+                          "shares": built.shares.round(6).to_dict(),
+                          "weights": built.weights.round(6).to_dict()}
+    design = freq_mediation.MediationDesign(
+        outcome=outcome, treatment=treatment, mediator=mediator, covariates=tuple(covariates),
+        unit=unit, time=time, family=outcome_family, items=items)
+    prepared = design.prepare(frame)
+    boot_seed, bayes_seed = np.random.SeedSequence(seed).spawn(2)
+    freq = freq_mediation.fit_mediation(prepared, bootstrap=bootstrap, seed=boot_seed)
+    label = dict(study=study, tables=tables, column=column, mediation_column=mediator)
+    rows = [freq.tidy(**label)]
+    facts.update({"n_input": prepared.n_input, "n_complete": prepared.n_obs,
+                  "n_incomplete_dropped": prepared.n_incomplete,
+                  "identifying_units": list(prepared.switchers),
+                  "frequentist_dropped_units": list(freq.outcome_step.dropped_units),
+                  "bootstrap": {"replicates": bootstrap, "skipped": freq.n_boot_failed}})
+    posteriors = {}
+    if bayesian:
+        mspec = _spec(spec)
+        weights = None
+        if items:
+            ref = prepared.frame[treatment] == 0
+            idx = pca_index(prepared.frame, items, reference=ref)
+            weights = (idx.loadings[idx.weights.index] @ idx.weights).to_numpy()
+        bay = bayes_mediation.fit_mediation(
+            prepared, mspec, seed=int(bayes_seed.generate_state(1)[0]),
+            progressbar=progressbar, item_weights=weights)
+        rows.append(bay.tidy(**label))
+        posteriors[f"mediation_{mediator}"] = bay.idata
+        facts.update({"divergences": bay.divergences, "measurement_model": bool(items),
+                      "spec": mspec.to_dict()})
+    return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
+                    facts={f"mediation_{mediator}": facts})
+
+
+__all__ = ["analyse_mediation"]
