@@ -184,3 +184,25 @@ def test_calibration_constants_reproduce():
     assert values["intercept"] == pytest.approx(synthetic.INTERCEPT, abs=0.01)
     assert values["province_spread"] == pytest.approx(synthetic.PROVINCE_SPREAD, abs=0.01)
     assert values["adopter_shift"] == pytest.approx(synthetic.ADOPTER_SHIFT, abs=0.01)
+
+
+def test_effect_growth_changes_only_later_treated_health(data):
+    """``effect_growth`` adds growth * periods since adoption to treated rows' health logit:
+    every other column and every row still in its first treated period (or untreated) is
+    unchanged, the default 0 changes nothing, and the truth's ATT cells grow with time."""
+    assert "att_cells" not in data.truth
+    pd.testing.assert_frame_equal(synthetic.simulate(effect_growth=0.0).frame, data.frame)
+    grown = synthetic.simulate(effect_growth=1.0)
+    frame = data.frame
+    years_on = frame["year"] - frame["province"].map(contract.ADOPTION_YEAR)
+    first_period = (frame["policy"] == 0) | (years_on < 2)
+    pd.testing.assert_frame_equal(grown.frame.drop(columns=["healthy", "self_rated_health"]),
+                                  frame.drop(columns=["healthy", "self_rated_health"]))
+    assert (grown.frame.loc[first_period, "healthy"] == frame.loc[first_period, "healthy"]).all()
+    assert (grown.frame.loc[~first_period, "healthy"] >= frame.loc[~first_period, "healthy"]).all()
+    truth = grown.truth
+    assert truth["att_cells"]["g2016_t2018"] > truth["att_cells"]["g2016_t2016"] > 0
+    switchers = frame["province"].isin(synthetic.SWITCHERS) & (frame["policy"] == 1)
+    complete = frame[contract.CONTROLS].notna().all(axis=1)
+    assert sum(truth["n_cells"].values()) == int((switchers & complete).sum())
+    assert truth["att_policy"] > truth["att_policy_switchers"]  # always-treated grew longer

@@ -523,7 +523,8 @@ def _plain(value):
 
 def simulate(seed: int = DEFAULT_SEED, n: int = N_PUBLISHED, *,
              policy_effect: float | None = None,
-             waves: tuple[int, ...] = c.WAVES) -> SyntheticData:
+             waves: tuple[int, ...] = c.WAVES,
+             effect_growth: float = 0.0) -> SyntheticData:
     """Draw a synthetic CLDS extract for ``pooling-did`` with its truth.
 
     Parameters
@@ -537,6 +538,19 @@ def simulate(seed: int = DEFAULT_SEED, n: int = N_PUBLISHED, *,
         the mediated paths are scaled with it, so 0 gives a world with no effect at all.
     waves
         Survey years; add 2012 for the Table 7 robustness check.
+    effect_growth
+        Growth of the policy effect on the health logit per period since adoption (a world
+        where the effect builds up, for staggered-robust DiD). A treated row in year t of a
+        province adopting in year a gets ``effect_growth * min(floor((t - a) / 2),
+        GROWTH_CAP)`` added directly to its health logit (not through the mediators): 0 in
+        the first two years, growing by one step per 2-year wave, capped at
+        :data:`GROWTH_CAP` periods, so the always-treated provinces (Beijing: capped,
+        Chongqing and Tianjin: 1, 2, 3 in 2014, 2016, 2018) follow the same law as the
+        switchers (0 in 2016, 1 in 2018). With a non-zero growth the truth also holds the true
+        ATT on the probability scale (complete cases): ``att_policy`` over all treated rows,
+        ``att_policy_switchers`` over the switchers' treated rows and ``att_cells`` per
+        ``g<first treated wave>_t<year>`` cell of the switchers, with ``n_cells``. The
+        default 0 leaves frame and truth exactly as without this option.
 
     Returns
     -------
@@ -572,7 +586,12 @@ def simulate(seed: int = DEFAULT_SEED, n: int = N_PUBLISHED, *,
     direct = scale * (COEFFICIENTS["policy"] - sum(p["indirect"] for p in paths.values()))
     effects = province_effects()
     eta0 = _base_predictor(s, INTERCEPT, effects)
+    growth = np.zeros(n)
+    if effect_growth:
+        growth = float(effect_growth) * _periods_since_adoption(s["province"], s["year"])
     latent_health = eta0 + direct * policy + eta_mediators + s["health_noise"]
+    if effect_growth:
+        latent_health = latent_health + growth
     srh = 1.0 + (latent_health[:, None] > np.asarray(SRH_CUTPOINTS)[None, :]).sum(axis=1)
     frame["healthy"] = (srh >= 4).astype("int64")
     frame["self_rated_health"] = srh
@@ -612,5 +631,54 @@ def simulate(seed: int = DEFAULT_SEED, n: int = N_PUBLISHED, *,
         "complete_case_controls": list(controls),
         "n": int(n),
     }
+    options = {"n": n, "policy_effect": policy_effect, "waves": list(waves)}
+    if effect_growth:
+        truth.update(_att_truth(eta0, total, growth, s, complete))
+        truth["effect_growth"] = float(effect_growth)
+        truth["growth_cap_periods"] = GROWTH_CAP
+        options["effect_growth"] = float(effect_growth)
     return SyntheticData(study=STUDY, frame=df, truth=_plain(truth), seed=seed,
-                         options={"n": n, "policy_effect": policy_effect, "waves": list(waves)})
+                         options=options)
+
+
+GROWTH_CAP = 4
+"""Periods since adoption after which a growing effect stops growing (the event window's +4)."""
+
+
+def _periods_since_adoption(province: np.ndarray, year: np.ndarray) -> np.ndarray:
+    """min(floor((year - adoption) / 2), GROWTH_CAP) for treated rows, 0 for untreated ones."""
+    adopted = pd.Series(province).map(c.ADOPTION_YEAR).to_numpy(dtype=float)
+    periods = np.floor((np.asarray(year, dtype=float) - adopted) / 2)
+    periods = np.where(np.isnan(periods) | (periods < 0), 0.0, periods)
+    return np.minimum(periods, GROWTH_CAP)
+
+
+def _att_truth(eta0: np.ndarray, total: float, growth: np.ndarray, sample: dict,
+               complete: np.ndarray) -> dict:
+    """True ATT on the probability scale over treated complete cases, overall and per cell.
+
+    Per row: E p(eta0 + total + growth + u) - E p(eta0 + u), u the mediators' noise. A cell is
+    a switching province's first treated wave g (the first wave at or after adoption) and a
+    treated year t; always-treated provinces are in ``att_policy`` but in no cell.
+    """
+    sd = _mediator_sd()
+    effect = _expected_p(eta0 + total + growth, sd) - _expected_p(eta0, sd)
+    treated = (sample["policy"] == 1) & complete
+    year = sample["year"]
+    waves = np.unique(year)
+    adopted = pd.Series(sample["province"]).map(c.ADOPTION_YEAR).to_numpy(dtype=float)
+    switcher = np.isin(sample["province"], list(SWITCHERS)) & treated
+    cells, counts = {}, {}
+    for a in sorted(set(adopted[switcher])):
+        g = int(waves[waves >= a].min())
+        for t in waves[waves >= g]:
+            mask = switcher & (adopted == a) & (year == t)
+            key = f"g{g}_t{int(t)}"
+            prev = counts.get(key, 0)
+            total_n = prev + int(mask.sum())
+            if total_n:
+                cells[key] = (cells.get(key, 0.0) * prev + float(effect[mask].sum())) / total_n
+            counts[key] = total_n
+    return {"att_policy": float(effect[treated].mean()),
+            "att_policy_switchers": float(effect[switcher].mean()),
+            "att_cells": cells, "n_cells": counts}
