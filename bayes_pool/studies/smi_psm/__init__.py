@@ -1,10 +1,8 @@
 """Ma et al. (2023): location of social medical insurance and social integration (CMDS 2017)."""
 
-from bayes_pool.errors import BayesPoolError
-
 STUDY = "smi-psm"
 TITLE = "Ma et al. (2023) — location of social medical insurance and social integration"
-DEFAULT_SPEC = None
+DEFAULT_SPEC = "linear_regression"
 KEY_TERM = "host_city_smi"
 
 
@@ -28,7 +26,12 @@ def prepare(frame, source: str | None = None):
 
 
 def run(frame, **kwargs):
-    """Not yet: the index, ANOVA, OLS and matching analyses are the subject of a later issue."""
-    raise BayesPoolError("the analyses of smi-psm (Tables 2-6 of Ma et al. 2023) are not "
-                         "implemented yet; `bayes-pool simulate smi-psm` and the published "
-                         "numbers (bayes_pool.published.load_published('smi-psm')) are available")
+    """Tables 1-4 and, through the matching workflow, 5-6 (see :mod:`.pipeline`)."""
+    from bayes_pool.studies.smi_psm.pipeline import run as _run
+    return _run(frame, **kwargs)
+
+
+def figures(analysis, folder, *, synthetic: bool):
+    """Loadings heatmap and the matching figures (see :func:`.pipeline.figures`)."""
+    from bayes_pool.studies.smi_psm.pipeline import figures as _figures
+    return _figures(analysis, folder, synthetic=synthetic)

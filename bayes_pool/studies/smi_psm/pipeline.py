@@ -1,0 +1,239 @@
+"""Which analysis makes which table of Ma et al. (2023).
+
+Table 2
+    Varimax factor analysis of the 17 indicators (:func:`bayes_pool.freq.factor.factor_index`);
+    the composite index, scaled to Table 1's SD, replaces the data's ``integration_index``
+    column for every later table (the facts record how the two compare).
+Table 1
+    Means and SDs overall and by location of SMI (:mod:`bayes_pool.freq.descriptives`).
+Table 3
+    One-way ANOVA of the index by each characteristic (:mod:`bayes_pool.freq.anova`); level
+    columns are the ledger's printed row labels matched to the codes in code order (Table 3
+    prints the *Willing*/*Unwilling* labels of the two intention variables the other way round
+    from Table 1; matching by position keeps the numbers, see the contract).
+Table 4
+    Model 8 by OLS (:mod:`bayes_pool.freq.ols`), the SPSS stepwise selection over the paper's
+    candidate set (selected terms in the facts), the Bayesian linear regression (column
+    ``model_8``) and the Bayesian latent-factor regression (column ``latent_factor``).
+Tables 5-6
+    Propensity-score matching and balance (:mod:`bayes_pool.psm_workflow`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayes_pool import estimates
+from bayes_pool.bayes.factor import fit_latent_factor
+from bayes_pool.bayes.linear import fit_linear
+from bayes_pool.freq.anova import anova_table
+from bayes_pool.freq.descriptives import group_descriptives
+from bayes_pool.freq.factor import FactorIndexResult, factor_index
+from bayes_pool.freq.ols import fit_ols, stepwise
+from bayes_pool.published import load_ledger, load_published, published_value
+from bayes_pool.specs import ModelSpec, load_spec
+from bayes_pool.studies.smi_psm.contract import (
+    CHARACTERISTICS, CODES, COVARIATES, FACTORS, INDICATOR_FACTOR, INDICATORS, MODEL8_TERMS,
+    OUTCOME, STUDY, TREATMENT,
+)
+from bayes_pool.workflow import Analysis
+
+log = logging.getLogger(__name__)
+
+REVERSE_KEYED = ["si_hometown_customs", "si_hygiene_difference"]
+"""Indicators where agreement means *less* integration (they orient F4's sign)."""
+
+EXCLUDED_BEFORE_STEPWISE = ["gender", "education", "employment_identity", "marital"]
+"""Characteristics the paper drops before the stepwise regression (not significant in its
+ANOVA, it says, although its Table 3 prints p = 0.000 for employment identity)."""
+
+STEPWISE_CANDIDATES = [c for c in CHARACTERISTICS if c not in EXCLUDED_BEFORE_STEPWISE]
+"""The paper's candidate set of the stepwise regression."""
+
+LATENT_SPEC = "latent_factor"
+TABLE1_COLUMNS = {1: "host_city", 0: "hometown"}
+FACTOR_COLUMNS = {f: name.replace(" ", "_") for f, (name, _) in FACTORS.items()}
+"""Factor -> Table 2's column label in the ledger (``F1`` -> ``social_participation``)."""
+
+
+def _seeds(seed: int, n: int) -> list[int]:
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def table3_levels() -> dict[str, dict[int, str]]:
+    """Characteristic -> {code: Table 3 column label}, labels in the ledger's printed order."""
+    ledger = load_ledger(STUDY)
+    t3 = ledger[(ledger["table"] == "3") & (ledger["quantity"] == "n")]
+    out = {}
+    for term in CHARACTERISTICS:
+        labels = list(dict.fromkeys(t3.loc[t3["term"] == term, "column"]))
+        codes = sorted(CODES[term])
+        if len(labels) != len(codes):
+            raise ValueError(f"ledger Table 3 has {len(labels)} levels for {term!r} "
+                             f"({labels}); the contract has codes {codes}")
+        out[term] = dict(zip(codes, labels, strict=True))
+    return out
+
+
+def build_index(frame: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, FactorIndexResult | None,
+                                                            dict]:
+    """The frame with ``integration_index`` rebuilt from the indicators, the factor analysis,
+    and facts comparing the rebuilt index with the column it replaces."""
+    have = [c for c in INDICATORS if c in frame.columns and frame[c].notna().any()]
+    if len(have) < len(INDICATORS):
+        absent = sorted(set(INDICATORS) - set(have))
+        if OUTCOME not in frame.columns:
+            from bayes_pool.errors import InputError
+            raise InputError(f"neither the indicators {absent} nor {OUTCOME!r} are in the data")
+        log.warning("indicators %s absent: using the data's %s column", absent, OUTCOME)
+        return frame, None, {"index_source": f"data column {OUTCOME!r} (indicators {absent} "
+                                             "absent)"}
+    sd = published_value(STUDY, "1", "total", OUTCOME, "sd")
+    fa = factor_index(frame, INDICATORS, n_factors=len(FACTORS), assignment=INDICATOR_FACTOR,
+                      reverse=REVERSE_KEYED, scale_sd=sd, seed=seed)
+    facts = {
+        "index_source": "rebuilt from the 17 indicators by varimax factor analysis",
+        "index_sd": sd, "n_complete_indicators": fa.n_obs,
+        "variance_pct": fa.variance_pct.round(4).to_dict(),
+        "weights": fa.weights.round(4).to_dict(),
+        "factor_matched_to_sklearn_component": fa.mapping,
+        "highest_loading": fa.highest_loading.to_dict(),
+        "loadings": fa.loadings.round(4).to_dict(orient="index"),
+        "reverse_keyed": REVERSE_KEYED,
+    }
+    if OUTCOME in frame.columns and frame[OUTCOME].notna().any():
+        both = pd.concat([fa.index, frame[OUTCOME]], axis=1).dropna()
+        facts["data_index_column"] = {
+            "correlation_with_rebuilt": float(both.corr().iloc[0, 1]),
+            "mean": float(frame[OUTCOME].mean()), "sd": float(frame[OUTCOME].std(ddof=1))}
+    return frame.assign(**{OUTCOME: fa.index}), fa, facts
+
+
+def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool = False,
+        bayesian: bool = True, latent: bool = True, psm: bool = True,
+        bootstrap: int = 200) -> Analysis:
+    """Published rows plus Tables 1-4 (frequentist and Bayesian) and, when available, 5-6.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A validated smi-psm frame (see :func:`bayes_pool.studies.smi_psm.prepare`).
+    spec : ModelSpec
+        The Bayesian linear regression's spec; the latent-factor model (``latent_factor.toml``)
+        takes its chains, draws, tune and backend from it (so a quick run is quick throughout)
+        and keeps its own target_accept.
+    seed : int
+        Root seed; the factor analysis, each Bayesian fit and the matching get child seeds.
+    bayesian, latent, psm : bool
+        Switch off the Bambi fits, the latent-factor model, the matching analysis.
+    """
+    say = progress or (lambda msg: None)
+    s_fa, s_lin, s_lat, s_psm = _seeds(seed, 4)
+    analysis = Analysis(estimates=load_published(STUDY))
+    facts: dict = {"seeds": {"factor_analysis": s_fa, "linear": s_lin, "latent_factor": s_lat,
+                             "psm": s_psm}}
+
+    say("Table 2: factor analysis of the indicators and the integration index")
+    work, fa, facts["table2"] = build_index(frame, seed=s_fa)
+    rows = [fa.tidy(study=STUDY, table="2", columns=FACTOR_COLUMNS)] if fa else []
+
+    say("Tables 1 and 3: descriptives and one-way ANOVAs")
+    rows.append(group_descriptives(work, [OUTCOME, TREATMENT, *CHARACTERISTICS[1:]], TREATMENT,
+                                   study=STUDY, table="1", columns=TABLE1_COLUMNS))
+    rows.append(anova_table(work, OUTCOME, table3_levels(), study=STUDY, table="3"))
+
+    say("Table 4: stepwise selection and Model 8 by OLS")
+    ols = fit_ols(work, OUTCOME, MODEL8_TERMS)
+    rows.append(ols.tidy(study=STUDY, table="4", column="model_8"))
+    step = stepwise(work, OUTCOME, STEPWISE_CANDIDATES)
+    facts["table4"] = {"stepwise": {**step.to_dict(), "candidates": STEPWISE_CANDIDATES,
+                                    "entry": 0.05, "removal": 0.10,
+                                    "same_terms_as_model_8":
+                                        sorted(step.selected) == sorted(MODEL8_TERMS)},
+                       "n_obs": ols.n_obs}
+    analysis.extend(Analysis(estimates=estimates.concat(*rows)))
+
+    if bayesian:
+        s = spec.sampler
+        say(f"Table 4: Bayesian linear regression ({s.chains} chains x {s.draws} draws)")
+        lin = fit_linear(work, outcome=OUTCOME, treatment=TREATMENT, covariates=MODEL8_TERMS[1:],
+                         spec=spec, seed=s_lin, progressbar=progressbar)
+        analysis.extend(Analysis(estimates=lin.tidy(study=STUDY, table="4", column="model_8"),
+                                 posteriors={"table4_model_8": lin.idata}))
+        facts["table4"]["bayesian_divergences"] = lin.divergences
+    if bayesian and latent:
+        lspec = load_spec(LATENT_SPEC)
+        s = spec.sampler
+        lspec = lspec.with_sampler(chains=s.chains, draws=s.draws, tune=s.tune,
+                                   backend=s.backend)
+        say("Table 4: Bayesian latent-factor regression (measurement and regression in one "
+            "model)")
+        lat = fit_latent_factor(frame, indicators=INDICATORS, assignment=INDICATOR_FACTOR,
+                                treatment=TREATMENT, covariates=MODEL8_TERMS[1:], spec=lspec,
+                                seed=s_lat, reverse=REVERSE_KEYED,
+                                scale_sd=published_value(STUDY, "1", "total", OUTCOME, "sd"),
+                                progressbar=progressbar)
+        analysis.extend(Analysis(
+            estimates=lat.tidy(study=STUDY, table="4", column="latent_factor", share_table="2",
+                               share_columns=FACTOR_COLUMNS),
+            posteriors={"table4_latent_factor": lat.idata}))
+        facts["table4"]["latent_factor_divergences"] = lat.divergences
+
+    if psm:
+        try:
+            from bayes_pool.psm_workflow import analyse_psm
+        except ImportError:  # the matching analysis is written separately (issue #4)
+            facts["psm"] = "not run: bayes_pool.psm_workflow is not available"
+        else:
+            say(f"Tables 5-6: propensity-score matching ({bootstrap} bootstrap replicates)")
+            res = analyse_psm(work, treatment=TREATMENT, outcome=OUTCOME,
+                              covariates=list(COVARIATES), seed=s_psm, study=STUDY, table="6",
+                              balance_table="5", spec=None, bootstrap=bootstrap,
+                              progressbar=progressbar, bayesian=bayesian)
+            analysis.extend(res)
+            analysis._psm = getattr(res, "_psm", None)  # figure inputs, not for the manifest
+    analysis.facts.update(facts)
+    return analysis
+
+
+def figures(analysis: Analysis, folder, *, synthetic: bool) -> dict[str, Path]:
+    """The loadings heatmap of Table 2 and, when the matching ran, its figures."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    loadings = analysis.facts.get("table2", {}).get("loadings")
+    if loadings:
+        table = pd.DataFrame.from_dict(loadings, orient="index")
+        fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(table) + 1.8))
+        lim = float(np.abs(table.to_numpy()).max())
+        im = ax.imshow(table.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+        ax.set_xticks(range(table.shape[1]),
+                      [f"{f}\n{FACTORS[f][0]}" if f in FACTORS else f for f in table.columns],
+                      fontsize=7)
+        ax.set_yticks(range(len(table)), table.index, fontsize=7)
+        for (i, j), v in np.ndenumerate(table.to_numpy()):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6)
+        fig.colorbar(im, ax=ax, label="varimax loading")
+        title = "Table 2: rotated loadings of the integration indicators"
+        ax.set_title(("SYNTHETIC DATA - " if synthetic else "") + title, fontsize=9)
+        fig.tight_layout()
+        paths["loadings"] = folder / "loadings_heatmap.png"
+        fig.savefig(paths["loadings"], dpi=120)
+        plt.close(fig)
+    if getattr(analysis, "_psm", None) is not None:
+        try:
+            from bayes_pool.psm_workflow import psm_figures
+        except ImportError:
+            log.info("bayes_pool.psm_workflow not available: no matching figures")
+        else:
+            paths.update(psm_figures(analysis, folder, synthetic=synthetic,
+                                     published=load_published(STUDY)))
+    return paths
