@@ -22,6 +22,7 @@ Tables 5-6
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,8 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
                                         sorted(step.selected) == sorted(MODEL8_TERMS)},
                        "n_obs": ols.n_obs}
     analysis.extend(Analysis(estimates=estimates.concat(*rows)))
+    if fa is not None:
+        analysis.figures.append(partial(draw_loadings, fa.loadings))
 
     if bayesian:
         s = spec.sampler
@@ -194,46 +197,45 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
                               covariates=list(COVARIATES), seed=s_psm, study=STUDY, table="6",
                               balance_table="5", spec=None, bootstrap=bootstrap,
                               progressbar=progressbar, bayesian=bayesian)
-            analysis.extend(res)
-            analysis._psm = getattr(res, "_psm", None)  # figure inputs, not for the manifest
+            analysis.extend(res)  # brings its figure makers (love plot, overlap, ATT forest)
     analysis.facts.update(facts)
     return analysis
 
 
-def figures(analysis: Analysis, folder, *, synthetic: bool) -> dict[str, Path]:
-    """The loadings heatmap of Table 2 and, when the matching ran, its figures."""
+def draw_loadings(loadings: pd.DataFrame, folder, synthetic: bool,
+                  table: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Heatmap of the rotated loadings (indicator x factor); a figure maker of the run."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    values = loadings.to_numpy()
+    fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(loadings) + 1.8))
+    lim = float(np.abs(values).max())
+    im = ax.imshow(values, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(loadings.shape[1]),
+                  [f"{f}\n" + FACTORS[f][0].replace(" ", "\n") if f in FACTORS else f
+                   for f in loadings.columns],
+                  fontsize=7)
+    ax.set_yticks(range(len(loadings)), loadings.index, fontsize=7)
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(im, ax=ax, label="varimax loading")
+    title = "Table 2: rotated loadings of the integration indicators"
+    ax.set_title(("SYNTHETIC DATA - " if synthetic else "") + title, fontsize=9)
+    fig.tight_layout()
+    path = folder / "loadings_heatmap.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return {"loadings": path}
+
+
+def figures(analysis: Analysis, folder, *, synthetic: bool) -> dict[str, Path]:
+    """Draw the run's figures now: the loadings heatmap and, when the matching ran, its love
+    plot, overlap and ATT forest (``write_run`` draws the same makers by itself)."""
     paths: dict[str, Path] = {}
-    loadings = analysis.facts.get("table2", {}).get("loadings")
-    if loadings:
-        table = pd.DataFrame.from_dict(loadings, orient="index")
-        fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(table) + 1.8))
-        lim = float(np.abs(table.to_numpy()).max())
-        im = ax.imshow(table.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-        ax.set_xticks(range(table.shape[1]),
-                      [f"{f}\n{FACTORS[f][0]}" if f in FACTORS else f for f in table.columns],
-                      fontsize=7)
-        ax.set_yticks(range(len(table)), table.index, fontsize=7)
-        for (i, j), v in np.ndenumerate(table.to_numpy()):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6)
-        fig.colorbar(im, ax=ax, label="varimax loading")
-        title = "Table 2: rotated loadings of the integration indicators"
-        ax.set_title(("SYNTHETIC DATA - " if synthetic else "") + title, fontsize=9)
-        fig.tight_layout()
-        paths["loadings"] = folder / "loadings_heatmap.png"
-        fig.savefig(paths["loadings"], dpi=120)
-        plt.close(fig)
-    if getattr(analysis, "_psm", None) is not None:
-        try:
-            from bayes_pool.psm_workflow import psm_figures
-        except ImportError:
-            log.info("bayes_pool.psm_workflow not available: no matching figures")
-        else:
-            paths.update(psm_figures(analysis, folder, synthetic=synthetic,
-                                     published=load_published(STUDY)))
+    for make in analysis.figures:
+        paths.update(make(Path(folder), synthetic, analysis.estimates))
     return paths
