@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	$(BIN)/bayes-pool run pooling-did
+	$(BIN)/bayes-pool run pooling-did --only table2,table3
 
 test: setup
 	$(BIN)/python -m pytest -m "not slow"

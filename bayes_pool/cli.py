@@ -87,9 +87,18 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
         seed: SeedOpt = 2024, spec: Annotated[Optional[str], typer.Option(
             help="Model spec name in models/ or a TOML path.")] = None,
         out_dir: OutOpt = None, draws: DrawsOpt = None, tune: TuneOpt = None,
-        chains: ChainsOpt = None, strict: StrictOpt = False):
+        chains: ChainsOpt = None, strict: StrictOpt = False,
+        only: Annotated[Optional[str], typer.Option(
+            help="Comma-separated parts to run (default all), e.g. table2,table3.")] = None,
+        placebo_draws: Annotated[Optional[int], typer.Option(
+            help="Placebo refits (default 500, as the paper).")] = None,
+        workers: Annotated[Optional[int], typer.Option(
+            help="Parallel workers for refit loops (default: all cores; 1 = in-process).")] = None):
     """Re-analyse a study: published vs frequentist vs Bayesian, into a new run folder."""
     start = time.perf_counter()
+    extra = {k: v for k, v in dict(
+        parts=tuple(p.strip() for p in only.split(",") if p.strip()) if only else None,
+        placebo_draws=placebo_draws, workers=workers).items() if v is not None}
     try:
         mod = studies.get(study)
         model_spec = _spec(spec or mod.DEFAULT_SPEC, draws, tune, chains) if mod.DEFAULT_SPEC or spec else None
@@ -98,6 +107,10 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
             sim = mod.simulate(seed=seed)
             frame, synthetic = sim.frame, True
             source = {"kind": "synthetic", "seed": seed, "options": sim.options, "truth": sim.truth}
+            if hasattr(mod, "synthetic_extras"):
+                extras = mod.synthetic_extras(seed)
+                extra.update(extras["run_kwargs"])
+                source["extras"] = extras["manifest"]
         else:
             _say(f"Loading {data}")
             loaded = _load_user_data(data, mapping=mapping)
@@ -108,7 +121,7 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
             source.update(fingerprint=fingerprint(frame), n_rows=len(frame))
         with runs.run_folder(study, out=out_dir, seed=seed) as folder:
             analysis = mod.run(frame, spec=model_spec, seed=seed, progress=_say,
-                               progressbar=sys.stderr.isatty())
+                               progressbar=sys.stderr.isatty(), **extra)
             _say("Writing estimates, comparison, posterior and figures")
             from bayes_pool.workflow import write_run
             write_run(folder, analysis, study=study, title=mod.TITLE, synthetic=synthetic,
@@ -146,9 +159,16 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         seed: SeedOpt = 2024, spec: Annotated[Optional[str], typer.Option(
             help="Model spec (default did_logit or did_linear).")] = None,
         out_dir: OutOpt = None, draws: DrawsOpt = None, tune: TuneOpt = None,
-        chains: ChainsOpt = None, strict: StrictOpt = False):
+        chains: ChainsOpt = None, strict: StrictOpt = False,
+        cohort: Annotated[Optional[str], typer.Option(
+            help="First treated period of each unit (0 or empty: never treated).")] = None,
+        staggered: Annotated[bool, typer.Option(
+            "--staggered", help="Also fit Wooldridge's extended TWFE (needs --cohort).")] = False,
+        event_study: Annotated[bool, typer.Option(
+            "--event-study", help="Also fit the event study (needs --cohort).")] = False):
     """Frequentist (unit and time FE, SEs clustered by unit) and Bayesian (partially pooled
-    units, time effects) DiD on any data set; writes estimates.csv."""
+    units, time effects) DiD on any data set; writes estimates.csv. With --cohort, also the
+    staggered-robust ATT (--staggered) and event-time coefficients (--event-study)."""
     from bayes_pool.design import DiDDesign
     from bayes_pool.workflow import analyse_did, write_run
     start = time.perf_counter()
@@ -156,6 +176,9 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
     try:
         design = DiDDesign(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
                            covariates=covs, family=family)
+        if (staggered or event_study) and not cohort:
+            raise BayesPoolError("--staggered and --event-study need --cohort COL: the first "
+                                 "treated period of each unit (0 or empty for never treated)")
         model_spec = _spec(spec or ("did_logit" if family == "bernoulli" else "did_linear"),
                            draws, tune, chains)
         loaded = _load_user_data(data, mapping=mapping)
@@ -165,6 +188,22 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
                  f"({model_spec.sampler.chains} x {model_spec.sampler.draws} draws)")
             analysis = analyse_did(loaded.frame, design, model_spec, seed=seed, study="did",
                                    table="did", column=family, progressbar=sys.stderr.isatty())
+            roles = dict(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
+                         cohort=cohort, covariates=covs, family=family, study="did",
+                         spec=model_spec, progressbar=sys.stderr.isatty())
+            if event_study:
+                from bayes_pool.figures.event_study import plot_event_study
+                from bayes_pool.staggered_workflow import analyse_event_study
+                _say("Event study: leads and lags of adoption")
+                analysis.extend(analyse_event_study(loaded.frame, seed=seed + 1, **roles))
+                analysis.figures.append(lambda folder, synthetic, table: {
+                    "event_study": plot_event_study(table[table["table"] == "fig2"],
+                                                    folder / "event_study.png",
+                                                    synthetic=synthetic)})
+            if staggered:
+                from bayes_pool.staggered_workflow import analyse_staggered
+                _say("Extended TWFE: cohort x period effects, aggregated ATT")
+                analysis.extend(analyse_staggered(loaded.frame, seed=seed + 2, **roles))
             write_run(folder, analysis, study="did", title=f"DiD on {data.name}", synthetic=False,
                       key_term=treatment, manifest={"command": "did", "seed": seed,
                                 "invocation": _invocation("did", locals()),
@@ -178,6 +217,109 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
     est = analysis.estimates
     _print_table(est[est["term"] == treatment], f"DiD estimates of {treatment!r}")
     _finish(final, est, strict)
+
+
+@app.command()
+def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .sav).")],
+        treatment: Annotated[str, typer.Option(help="0/1 treatment column.")],
+        outcome: Annotated[str, typer.Option(help="Outcome column.")],
+        covariates: Annotated[str, typer.Option(help="Comma-separated propensity covariates.")],
+        categorical: Annotated[str, typer.Option(
+            help="Comma-separated covariates to dummy-code (others enter linearly).")] = "",
+        mapping: Annotated[Optional[Path], typer.Option(help="TOML column mapping.")] = None,
+        seed: SeedOpt = 2023,
+        bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates (radius, kernel SEs).")] = 200,
+        out_dir: OutOpt = None, draws: DrawsOpt = None, tune: TuneOpt = None,
+        chains: ChainsOpt = None, strict: StrictOpt = False):
+    """Propensity-score matching (k-NN k=4 caliper 0.02, radius 0.01, kernel) with balance
+    tables, and Bayesian propensity, IPW, doubly robust and regression ATTs, on any data set."""
+    from bayes_pool.psm_workflow import analyse_psm
+    from bayes_pool.workflow import write_run
+    start = time.perf_counter()
+    covs = [c.strip() for c in covariates.split(",") if c.strip()]
+    cats = [c.strip() for c in categorical.split(",") if c.strip()]
+    try:
+        model_spec = _spec("propensity_logit", draws, tune, chains)
+        loaded = _load_user_data(data, mapping=mapping)
+        from bayes_pool.freq.psm import PSMDesign
+        PSMDesign(treatment=treatment, outcome=outcome, covariates=tuple(covs),
+                  categorical=tuple(cats)).prepare(loaded.frame)  # reject bad input first
+        with runs.run_folder("psm", out=out_dir, seed=seed) as folder:
+            _say("Matching (k-NN, radius, kernel), balance, and Bayesian propensity models")
+            analysis = analyse_psm(loaded.frame, treatment=treatment, outcome=outcome,
+                                   covariates=covs, categorical=cats, seed=seed, study="psm",
+                                   spec=model_spec, bootstrap=bootstrap,
+                                   progressbar=sys.stderr.isatty())
+            write_run(folder, analysis, study="psm", title=f"PSM on {data.name}",
+                      synthetic=False, key_term=treatment,
+                      manifest={"command": "psm", "seed": seed, "data": loaded.manifest(),
+                                "invocation": _invocation("psm", locals()),
+                                "spec": model_spec.to_dict(),
+                                "elapsed_seconds": round(time.perf_counter() - start, 1)})
+    except (BayesPoolError, ValueError, FileExistsError) as exc:
+        _fail(exc)
+    est = analysis.estimates
+    _print_table(est[(est["quantity"] == "att")], f"ATT of {treatment!r} on {outcome!r}")
+    _finish(runs.last_run("psm"), est, strict)
+
+
+@app.command()
+def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .sav).")],
+            treatment: Annotated[str, typer.Option(help="0/1 treatment column.")],
+            mediator: Annotated[str, typer.Option(help="Mediator column (continuous).")],
+            outcome: Annotated[str, typer.Option(help="Outcome column.")],
+            covariates: Annotated[str, typer.Option(help="Comma-separated controls.")] = "",
+            outcome_family: Annotated[str, typer.Option(
+                help="bernoulli (logit) or gaussian.")] = "bernoulli",
+            unit: Annotated[Optional[str], typer.Option(help="Unit column (fixed/partially "
+                                                        "pooled effects).")] = None,
+            time_col: Annotated[Optional[str], typer.Option("--time", help="Time column.")] = None,
+            mapping: Annotated[Optional[Path], typer.Option(help="TOML column mapping.")] = None,
+            seed: SeedOpt = 2024,
+            bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates.")] = 200,
+            out_dir: OutOpt = None, draws: DrawsOpt = None, tune: TuneOpt = None,
+            chains: ChainsOpt = None, strict: StrictOpt = False):
+    """Mediation on any data set: natural indirect, direct and total effects and the
+    proportion mediated, frequentist (stepwise, Sobel, bootstrap) and Bayesian (joint model)."""
+    from bayes_pool.bayes.mediation import load_mediation_spec
+    from bayes_pool.figures.mediation import plot_mediation
+    from bayes_pool.freq.mediation import MediationDesign
+    from bayes_pool.mediation_workflow import analyse_mediation
+    from bayes_pool.workflow import write_run
+    start = time.perf_counter()
+    covs = tuple(c.strip() for c in covariates.split(",") if c.strip())
+    try:
+        model_spec = load_mediation_spec()
+        changes = {k: v for k, v in dict(draws=draws, tune=tune, chains=chains).items()
+                   if v is not None}
+        if changes:
+            model_spec = model_spec.with_sampler(**changes)
+        loaded = _load_user_data(data, mapping=mapping)
+        MediationDesign(outcome=outcome, treatment=treatment, mediator=mediator,
+                        covariates=covs, unit=unit, time=time_col,
+                        family=outcome_family).prepare(loaded.frame)
+        with runs.run_folder("mediate", out=out_dir, seed=seed) as folder:
+            _say("Mediation: stepwise steps, Sobel, bootstrap, and the joint Bayesian model")
+            analysis = analyse_mediation(loaded.frame, treatment=treatment, mediator=mediator,
+                                         outcome=outcome, covariates=covs, unit=unit,
+                                         time=time_col, outcome_family=outcome_family,
+                                         seed=seed, study="mediate", spec=model_spec,
+                                         bootstrap=bootstrap, progressbar=sys.stderr.isatty())
+            analysis.figures.append(lambda folder, synthetic, table: {
+                "mediation": plot_mediation(table[table["table"] == "mediation"],
+                                            folder / "mediation.png",
+                                            title=f"Mediation by {mediator}",
+                                            synthetic=synthetic)})
+            write_run(folder, analysis, study="mediate", title=f"Mediation on {data.name}",
+                      synthetic=False, key_term=treatment,
+                      manifest={"command": "mediate", "seed": seed, "data": loaded.manifest(),
+                                "invocation": _invocation("mediate", locals()),
+                                "elapsed_seconds": round(time.perf_counter() - start, 1)})
+    except (BayesPoolError, ValueError, FileExistsError) as exc:
+        _fail(exc)
+    est = analysis.estimates
+    _print_table(est[est["table"] == "mediation"], f"Mediation of {treatment!r} by {mediator!r}")
+    _finish(runs.last_run("mediate"), est, strict)
 
 
 @app.command()
@@ -195,15 +337,21 @@ def rerun(manifest: Annotated[Path, typer.Argument(help="manifest.json of an ear
     args = {k: (Path(v) if k in _PATH_ARGS and v is not None else v)
             for k, v in invocation["args"].items()}
     args.update(out_dir=out_dir, strict=strict)
-    command = {"run": run, "did": did}[invocation["command"]]
+    command = {"run": run, "did": did, "psm": psm, "mediate": mediate}[invocation["command"]]
     command(**args)
 
 
 _PATH_ARGS = {"data", "mapping"}
 _INVOCATION_ARGS = {
-    "run": ["study", "data", "mapping", "seed", "spec", "draws", "tune", "chains"],
+    "run": ["study", "data", "mapping", "seed", "spec", "draws", "tune", "chains", "only",
+            "placebo_draws", "workers"],
     "did": ["data", "outcome", "treatment", "unit", "time_col", "covariates", "family",
-            "mapping", "seed", "spec", "draws", "tune", "chains"],
+            "mapping", "seed", "spec", "draws", "tune", "chains", "cohort", "staggered",
+            "event_study"],
+    "psm": ["data", "treatment", "outcome", "covariates", "categorical", "mapping", "seed",
+            "bootstrap", "draws", "tune", "chains"],
+    "mediate": ["data", "treatment", "mediator", "outcome", "covariates", "outcome_family",
+                "unit", "time_col", "mapping", "seed", "bootstrap", "draws", "tune", "chains"],
 }
 
 

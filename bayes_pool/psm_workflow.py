@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -96,32 +97,32 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
                      divergences_by_fit=bay.divergences, bayes_seed=bayes_seed,
                      propensity_draws_rematched=bay.n_thinned,
                      propensity_spec=bay.spec.name, outcome_spec=bay.outcome_spec.name)
-    analysis = Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
-                        facts={"psm": facts})
-    analysis._psm = freq  # figure inputs (scores, balance); not part of the manifest
-    return analysis
+    return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
+                    facts={"psm": facts}, figures=[partial(_draw, freq)])
+
+
+def _draw(freq, folder: Path, synthetic: bool, table: pd.DataFrame) -> dict[str, Path]:
+    """Love plot and propensity overlap of the matching, and the ATT forest of ``table``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    att = table[table["quantity"] == "att"]
+    return {
+        "love_plot": psm_figs.love_plot(freq.balance, folder / "psm_love_plot.png",
+                                        synthetic=synthetic),
+        "overlap": psm_figs.overlap(freq.ps, freq.prepared.t, folder / "psm_overlap.png",
+                                    synthetic=synthetic),
+        "att_forest": psm_figs.att_forest(att, folder / "psm_att_forest.png",
+                                          synthetic=synthetic),
+    }
 
 
 def psm_figures(analysis: Analysis, folder: str | Path, *, synthetic: bool,
                 published: pd.DataFrame | None = None) -> dict[str, Path]:
-    """Love plot, propensity overlap and ATT forest of an :func:`analyse_psm` result.
-
-    ``published`` rows (e.g. :func:`bayes_pool.published.load_published`) join the forest.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    freq = getattr(analysis, "_psm", None)
+    """Draw an :func:`analyse_psm` result's figures now (``bayes_pool.workflow.write_run``
+    draws them by itself); ``published`` rows join the ATT forest."""
+    table = analysis.estimates if published is None else estimates.concat(published,
+                                                                          analysis.estimates)
     paths = {}
-    if freq is not None:
-        paths["love_plot"] = psm_figs.love_plot(freq.balance, folder / "psm_love_plot.png",
-                                                synthetic=synthetic)
-        paths["overlap"] = psm_figs.overlap(freq.ps, freq.prepared.t,
-                                            folder / "psm_overlap.png", synthetic=synthetic)
-    est = analysis.estimates
-    if published is not None and len(published):
-        att_tables = set(est.loc[est["quantity"] == "att", "table"])
-        pub = published[(published["quantity"] == "att") & published["table"].isin(att_tables)]
-        est = estimates.concat(pub, est)
-    paths["att_forest"] = psm_figs.att_forest(est, folder / "psm_att_forest.png",
-                                              synthetic=synthetic)
+    for make in analysis.figures:
+        paths.update(make(Path(folder), synthetic, table))
     return paths

@@ -9,6 +9,7 @@ studies and the generic ``bayes-pool did`` command call them with their own desi
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,18 +24,26 @@ from bayes_pool.specs import ModelSpec
 log = logging.getLogger(__name__)
 
 
+FigureMaker = Callable[[Path, bool, pd.DataFrame], dict[str, Path]]
+"""Draws an analysis's figures into a run folder: ``(folder, synthetic, estimates) -> paths``;
+``estimates`` is the run's whole table, published rows included."""
+
+
 @dataclass
 class Analysis:
-    """Rows of the estimates table, posteriors by name, and facts for the manifest."""
+    """Rows of the estimates table, posteriors by name, facts for the manifest, and the
+    functions that draw its figures when the run is written."""
 
     estimates: pd.DataFrame
     posteriors: dict = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
+    figures: list[FigureMaker] = field(default_factory=list)
 
     def extend(self, other: Analysis) -> None:
         self.estimates = estimates.concat(self.estimates, other.estimates)
         self.posteriors.update(other.posteriors)
         self.facts.update(other.facts)
+        self.figures.extend(other.figures)
 
 
 def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed: int,
@@ -77,6 +86,8 @@ def write_run(folder: Path, analysis: Analysis, *, study: str, title: str, synth
     key = comp[comp["quantity"].isin(["ame", "att", "indirect"]) & (comp["term"] == key_term)]
     if len(key):
         paths["forest"] = report.forest(key, folder / "forest.png", title=title, synthetic=synthetic)
+    for make in analysis.figures:
+        paths.update(make(folder, synthetic, est))
     if analysis.posteriors:
         paths["idata"] = _write_idata(analysis.posteriors, folder / "idata.nc",
                                       study=study, synthetic=synthetic, seed=manifest.get("seed"))

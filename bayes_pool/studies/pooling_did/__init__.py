@@ -18,6 +18,17 @@ def schema():
     return SCHEMA
 
 
+def synthetic_extras(seed: int) -> dict:
+    """Table 7 adds the 2012 wave: a second synthetic sample with it, sized as Table 7 (1)."""
+    from bayes_pool.published import published_value
+    n = int(published_value(STUDY, "7", "(1)", "policy", "beta", field="n_obs"))
+    waves = (2012, 2014, 2016, 2018)
+    data = simulate(seed=seed + 1, n=n, waves=waves)
+    return {"run_kwargs": {"frame_2012": data.frame},
+            "manifest": {"frame_2012": {"seed": seed + 1, "n": n, "waves": list(waves),
+                                        "truth_ame_policy": data.truth.get("ame_policy")}}}
+
+
 def prepare(frame, source: str | None = None):
     """Derive what the paper derives, then check the contract.
 

@@ -1,36 +1,251 @@
 """Which analysis makes which table of Zhang & Chen (2024).
 
-Table 3: TWFE DiD logit of self-rated health on the policy, without (column 1, all rows) and
-with the controls (column 2, complete cases), province and year effects, AME of the policy.
+Each part turns the canonical frame into an :class:`~bayes_pool.workflow.Analysis` (rows of
+the estimates table, posteriors, figures); :func:`run` runs the chosen parts in order. All
+the statistics live in the generic ``freq/`` and ``bayes/`` modules: this file only says
+which columns, subgroups and settings reproduce which published table.
+
+=========  ===================================================================================
+part       what
+=========  ===================================================================================
+table2     descriptives by treatment group with the difference and its t test
+table3     TWFE DiD logit without (1) and with (2) controls: beta and AME of the policy
+mediation  Tables 4-5: PCA indices of the objective and subjective integration items; stepwise
+           steps, Sobel and bootstrap; joint Bayesian mediator/outcome model, natural effects
+fig2       event study, window -2..+4 around adoption (years, as Eq. 5), period -1 reference
+staggered  Wooldridge extended TWFE (cohort x period effects vs never treated) next to TWFE
+table6     heterogeneity by income, generation, education: subgroup logits, partially pooled
+           Bayesian model with the posterior probability that the subgroup difference is > 0
+placebo    Fig. 3: 500 placebo draws (random treated provinces and adoption years); the
+           randomization-inference p-value; wild-cluster bootstrap for few treated clusters
+table7     robustness with the 2012 wave (nine controls: 2012 lacks three questions)
+=========  ===================================================================================
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pandas as pd
 
 from bayes_pool.design import DiDDesign
 from bayes_pool.published import load_published
 from bayes_pool.specs import ModelSpec
 from bayes_pool.studies.pooling_did import STUDY
-from bayes_pool.studies.pooling_did.contract import CONTROLS, OUTCOME, TIME, TREATMENT, UNIT
+from bayes_pool.studies.pooling_did.contract import (
+    ADOPTION_YEAR, CONTROLS, CONTROLS_2012, ITEMS_OBJECTIVE, ITEMS_SUBJECTIVE, OUTCOME, TIME,
+    TREATMENT, UNIT,
+)
 from bayes_pool.workflow import Analysis, analyse_did
 
 TABLE3_COLUMNS: dict[str, tuple[str, ...]] = {"(1)": (), "(2)": tuple(CONTROLS)}
+TABLE2_VARIABLES = ["healthy", "neighbourhood_assistance", "social_equity", "life_happiness",
+                    "trust", "age", "gender", "married", "rural_hukou", "education",
+                    "social_status", "log_income", "smoke", "drink", "exercise", "siblings",
+                    "log_gdp_pc", "region"]
+PLACEBO_DRAWS = 500
+MEDIATORS = {"(1)": ("objective_integration", ITEMS_OBJECTIVE),
+             "(2)": ("subjective_integration", ITEMS_SUBJECTIVE)}
+"""Table 4/5 column -> (index, its items)."""
+EVENT_PERIOD_YEARS = 1
+"""Event time in years, as Eq. (5) is written (m = -2..4 with waves two years apart)."""
+MAIN_WAVES = (2014, 2016, 2018)
 
 
-def table3_design(column: str) -> DiDDesign:
+def table3_design(column: str, controls: tuple[str, ...] | None = None) -> DiDDesign:
     """The design of Table 3's column ``(1)`` (no controls) or ``(2)`` (with controls)."""
+    covariates = TABLE3_COLUMNS[column] if controls is None else controls
     return DiDDesign(outcome=OUTCOME, treatment=TREATMENT, unit=UNIT, time=TIME,
-                     covariates=TABLE3_COLUMNS[column], family="bernoulli")
+                     covariates=covariates, family="bernoulli")
+
+
+def table6_splits() -> dict:
+    """Table 6's subgroups: monthly income <= 700 yuan, born before 1980, middle school or less."""
+    from bayes_pool.bayes.heterogeneity import Split
+
+    def by(column, test, low, high):
+        return Split(lambda f: np.where(f[column].isna(), None,
+                                        np.where(test(f[column]), low, high)), low=low, high=high)
+
+    return {"income": by("monthly_income", lambda x: x <= 700, "low_income", "high_income"),
+            "generation": by("birth_year", lambda x: x < 1980, "old_generation", "new_generation"),
+            "education": by("education", lambda x: x <= 2, "low_education", "high_education")}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every part needs: the model spec, the root seed and how to report progress."""
+
+    spec: ModelSpec
+    seed: int
+    progress: Callable[[str], None]
+    progressbar: bool
+    workers: int | None
+    placebo_draws: int
+    frame_2012: pd.DataFrame | None
+
+
+def part_table2(frame: pd.DataFrame, ctx: Context) -> Analysis:
+    from bayes_pool.freq.descriptives import group_descriptives
+    ctx.progress("Table 2: descriptives by treatment group")
+    rows = group_descriptives(frame, TABLE2_VARIABLES, TREATMENT, study=STUDY, table="2",
+                              columns={1: "treatment", 0: "control"}, total=None,
+                              difference="difference")
+    return Analysis(estimates=rows)
+
+
+def part_table3(frame: pd.DataFrame, ctx: Context) -> Analysis:
+    analysis = Analysis(estimates=load_published(STUDY).iloc[:0])
+    for i, column in enumerate(TABLE3_COLUMNS):
+        ctx.progress(f"Table 3 column {column}: frequentist logit and Bayesian fit "
+                     f"({ctx.spec.sampler.chains} chains x {ctx.spec.sampler.draws} draws)")
+        analysis.extend(analyse_did(frame, table3_design(column), ctx.spec, seed=ctx.seed + i,
+                                    study=STUDY, table="3", column=column,
+                                    progressbar=ctx.progressbar))
+    return analysis
+
+
+def part_mediation(frame: pd.DataFrame, ctx: Context) -> Analysis:
+    from bayes_pool.figures.mediation import plot_mediation
+    from bayes_pool.mediation_workflow import analyse_mediation
+    analysis = Analysis(estimates=load_published(STUDY).iloc[:0])
+    for i, (column, (index, items)) in enumerate(MEDIATORS.items()):
+        ctx.progress(f"Tables 4-5 column {column}: mediation by the {index} index "
+                     "(PCA of its items; stepwise steps, Sobel, bootstrap; joint Bayesian model)")
+        analysis.extend(analyse_mediation(
+            frame, treatment=TREATMENT, mediator=index, outcome=OUTCOME,
+            covariates=tuple(CONTROLS), unit=UNIT, time=TIME, items=list(items),
+            seed=ctx.seed + 40 + i, study=STUDY, column=column, progressbar=ctx.progressbar))
+
+    def draw(folder, synthetic, table):
+        return {"mediation": plot_mediation(table[table["table"] == "mediation"],
+                                            folder / "mediation.png",
+                                            title="Mediation by social integration",
+                                            synthetic=synthetic)}
+    analysis.figures.append(draw)
+    return analysis
+
+
+def _with_cohort(frame: pd.DataFrame) -> pd.DataFrame:
+    from bayes_pool.event_time import cohort_from_mapping
+    return frame.assign(cohort=cohort_from_mapping(frame[UNIT], ADOPTION_YEAR))
+
+
+def part_fig2(frame: pd.DataFrame, ctx: Context) -> Analysis:
+    from bayes_pool.figures.event_study import plot_event_study
+    from bayes_pool.staggered_workflow import analyse_event_study
+    ctx.progress("Fig. 2: event study (leads and lags of adoption)")
+    analysis = analyse_event_study(
+        _with_cohort(frame), outcome=OUTCOME, treatment=TREATMENT, unit=UNIT, time=TIME,
+        cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed + 50, study=STUDY,
+        spec=ctx.spec, progressbar=ctx.progressbar, period_length=EVENT_PERIOD_YEARS)
+    analysis.figures.append(lambda folder, synthetic, table: {
+        "event_study": plot_event_study(table[table["table"] == "fig2"],
+                                        folder / "event_study.png", synthetic=synthetic)})
+    return analysis
+
+
+def part_staggered(frame: pd.DataFrame, ctx: Context) -> Analysis:
+    from bayes_pool.staggered_workflow import analyse_staggered
+    ctx.progress("Staggered-robust DiD: extended TWFE (cohort x period) next to TWFE")
+    return analyse_staggered(
+        _with_cohort(frame), outcome=OUTCOME, treatment=TREATMENT, unit=UNIT, time=TIME,
+        cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed + 60, study=STUDY,
+        spec=ctx.spec, progressbar=ctx.progressbar)
+
+
+def part_table6(frame: pd.DataFrame, ctx: Context) -> Analysis:
+    from bayes_pool.bayes.heterogeneity import heterogeneity, load_heterogeneity_spec
+    from bayes_pool.figures.heterogeneity import subgroup_forest
+    ctx.progress("Table 6: subgroup logits and the partially pooled Bayesian model "
+                 "(3 splits)")
+    result = heterogeneity(frame, table3_design("(2)"), table6_splits(),
+                           spec=load_heterogeneity_spec(), seed=ctx.seed + 10,
+                           separate=False, progressbar=ctx.progressbar)
+    rows = result.tidy(study=STUDY, table="6")
+    # The pooled model's subgroup AMEs are the Bayesian counterparts of Table 6's cells.
+    pooled = rows["column"].str.endswith("_pooled")
+    rows.loc[pooled, "column"] = rows.loc[pooled, "column"].str.removesuffix("_pooled")
+    draw = lambda folder, synthetic, table: {  # noqa: E731
+        "heterogeneity": subgroup_forest(table, folder / "heterogeneity.png", synthetic=synthetic)}
+    return Analysis(estimates=rows, posteriors=result.posteriors, figures=[draw])
+
+
+def part_placebo(frame: pd.DataFrame, ctx: Context) -> Analysis:
+    from bayes_pool.figures.placebo import placebo_plot
+    from bayes_pool.freq.placebo import placebo
+    from bayes_pool.freq.wild_bootstrap import wild_cluster_bootstrap
+    design = table3_design("(2)")
+    prepared = design.prepare(frame)
+    years = sorted(int(y) for y in pd.unique(frame[TIME]))
+    ctx.progress(f"Fig. 3: {ctx.placebo_draws} placebo refits (random provinces and "
+                 f"adoption years among {years})")
+    result = placebo(prepared, seed=ctx.seed + 20, adoption_years=years,
+                     n_draws=ctx.placebo_draws, n_treated_units=len(ADOPTION_YEAR),
+                     workers=ctx.workers)
+    ctx.progress("Few treated clusters: wild-cluster bootstrap of the linear-probability DiD")
+    wcb = wild_cluster_bootstrap(prepared, seed=ctx.seed + 21)
+    rows = [result.tidy(study=STUDY, table="fig3", column="(2)"),
+            wcb.tidy(study=STUDY, table="inference", column="(2)")]
+    from bayes_pool import estimates
+    facts = {"placebo": {"draws": ctx.placebo_draws, "ri_p_value": result.ri_p_value,
+                         "share_p_below_actual": result.share_p_below,
+                         "identifying_provinces": list(prepared.switchers)}}
+    draw = lambda folder, synthetic, table: {  # noqa: E731
+        "placebo": placebo_plot(result, folder / "placebo.png", synthetic=synthetic)}
+    return Analysis(estimates=estimates.concat(*rows), facts=facts, figures=[draw])
+
+
+def part_table7(frame: pd.DataFrame, ctx: Context) -> Analysis:
+    from bayes_pool.workflow import analyse_did as fit
+    data = ctx.frame_2012 if ctx.frame_2012 is not None else frame
+    if not (pd.to_numeric(data[TIME]) == 2012).any():
+        ctx.progress("Table 7 skipped: the data hold no 2012 wave")
+        return Analysis(estimates=load_published(STUDY).iloc[:0],
+                        facts={"table7": "skipped: no 2012 wave in the data"})
+    analysis = Analysis(estimates=load_published(STUDY).iloc[:0])
+    for i, (column, controls) in enumerate({"(1)": (), "(2)": tuple(CONTROLS_2012)}.items()):
+        ctx.progress(f"Table 7 column {column}: with the 2012 wave")
+        analysis.extend(fit(data, table3_design("(1)", controls), ctx.spec, seed=ctx.seed + 30 + i,
+                            study=STUDY, table="7", column=column, progressbar=ctx.progressbar))
+    return analysis
+
+
+PARTS: dict[str, Callable[[pd.DataFrame, Context], Analysis]] = {
+    "table2": part_table2,
+    "table3": part_table3,
+    "mediation": part_mediation,
+    "fig2": part_fig2,
+    "staggered": part_staggered,
+    "table6": part_table6,
+    "placebo": part_placebo,
+    "table7": part_table7,
+}
+"""The analyses of the study, in the order they run."""
 
 
 def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool = False,
-        columns: tuple[str, ...] = ("(1)", "(2)")) -> Analysis:
-    """Published rows plus Table 3 re-estimated frequentist and Bayesian, column by column."""
-    analysis = Analysis(estimates=load_published(STUDY))
-    for i, column in enumerate(columns):
-        if progress:
-            progress(f"Table 3 column {column}: frequentist logit and Bayesian fit "
-                     f"({spec.sampler.chains} chains x {spec.sampler.draws} draws)")
-        analysis.extend(analyse_did(frame, table3_design(column), spec, seed=seed + i,
-                                    study=STUDY, table="3", column=column,
-                                    progressbar=progressbar))
+        parts: tuple[str, ...] | None = None, workers: int | None = None,
+        placebo_draws: int = PLACEBO_DRAWS, frame_2012: pd.DataFrame | None = None) -> Analysis:
+    """Published rows plus the chosen parts (all by default), frequentist and Bayesian.
+
+    The main analyses use the 2014-2018 waves; ``frame_2012`` (or the 2012 rows of ``frame``)
+    feeds Table 7.
+    """
+    parts = tuple(PARTS) if parts is None else parts
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown part(s) {unknown}; valid: {list(PARTS)}")
+    progress = progress or (lambda message: None)
+    main = frame[pd.to_numeric(frame[TIME]).isin(MAIN_WAVES)].reset_index(drop=True)
+    if frame_2012 is None and (pd.to_numeric(frame[TIME]) == 2012).any():
+        frame_2012 = frame
+    ctx = Context(spec=spec, seed=seed, progress=progress, progressbar=progressbar,
+                  workers=workers, placebo_draws=placebo_draws, frame_2012=frame_2012)
+    analysis = Analysis(estimates=load_published(STUDY), facts={"parts": list(parts)})
+    for name in parts:
+        analysis.extend(PARTS[name](main, ctx))
     return analysis
