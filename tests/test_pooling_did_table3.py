@@ -21,7 +21,7 @@ from bayes_pool.studies.pooling_did.synthetic import DEFAULT_SEED, simulate
 from bayes_pool.workflow import analyse_did
 
 runner = CliRunner()
-QUICK = ["--chains", "2", "--draws", "150", "--tune", "150"]
+QUICK = ["--chains", "2", "--draws", "150", "--tune", "150", "--only", "table2,table3"]
 
 
 def _policy(est: pd.DataFrame, source: str, quantity: str) -> pd.Series:
