@@ -230,7 +230,9 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         seed: SeedOpt = 2023,
         bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates (radius, kernel SEs).")] = 200,
         out_dir: OutOpt = None, draws: DrawsOpt = None, tune: TuneOpt = None,
-        chains: ChainsOpt = None, strict: StrictOpt = False):
+        chains: ChainsOpt = None, strict: StrictOpt = False,
+        frequentist_only: Annotated[bool, typer.Option(
+            "--frequentist-only", help="Skip the Bayesian models (quick look).")] = False):
     """Propensity-score matching (k-NN k=4 caliper 0.02, radius 0.01, kernel) with balance
     tables, and Bayesian propensity, IPW, doubly robust and regression ATTs, on any data set."""
     from bayes_pool.psm_workflow import analyse_psm
@@ -249,6 +251,7 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
             analysis = analyse_psm(loaded.frame, treatment=treatment, outcome=outcome,
                                    covariates=covs, categorical=cats, seed=seed, study="psm",
                                    spec=model_spec, bootstrap=bootstrap,
+                                   bayesian=not frequentist_only,
                                    progressbar=sys.stderr.isatty())
             write_run(folder, analysis, study="psm", title=f"PSM on {data.name}",
                       synthetic=False, key_term=treatment,
@@ -278,7 +281,9 @@ def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .d
             seed: SeedOpt = 2024,
             bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates.")] = 200,
             out_dir: OutOpt = None, draws: DrawsOpt = None, tune: TuneOpt = None,
-            chains: ChainsOpt = None, strict: StrictOpt = False):
+            chains: ChainsOpt = None, strict: StrictOpt = False,
+            frequentist_only: Annotated[bool, typer.Option(
+                "--frequentist-only", help="Skip the Bayesian model (quick look).")] = False):
     """Mediation on any data set: natural indirect, direct and total effects and the
     proportion mediated, frequentist (stepwise, Sobel, bootstrap) and Bayesian (joint model)."""
     from bayes_pool.bayes.mediation import load_mediation_spec
@@ -304,7 +309,8 @@ def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .d
                                          outcome=outcome, covariates=covs, unit=unit,
                                          time=time_col, outcome_family=outcome_family,
                                          seed=seed, study="mediate", spec=model_spec,
-                                         bootstrap=bootstrap, progressbar=sys.stderr.isatty())
+                                         bootstrap=bootstrap, bayesian=not frequentist_only,
+                                         progressbar=sys.stderr.isatty())
             analysis.figures.append(lambda folder, synthetic, table: {
                 "mediation": plot_mediation(table[table["table"] == "mediation"],
                                             folder / "mediation.png",
@@ -349,9 +355,10 @@ _INVOCATION_ARGS = {
             "mapping", "seed", "spec", "draws", "tune", "chains", "cohort", "staggered",
             "event_study"],
     "psm": ["data", "treatment", "outcome", "covariates", "categorical", "mapping", "seed",
-            "bootstrap", "draws", "tune", "chains"],
+            "bootstrap", "draws", "tune", "chains", "frequentist_only"],
     "mediate": ["data", "treatment", "mediator", "outcome", "covariates", "outcome_family",
-                "unit", "time_col", "mapping", "seed", "bootstrap", "draws", "tune", "chains"],
+                "unit", "time_col", "mapping", "seed", "bootstrap", "draws", "tune", "chains",
+                "frequentist_only"],
 }
 
 
