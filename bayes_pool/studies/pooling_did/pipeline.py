@@ -248,4 +248,15 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
     analysis = Analysis(estimates=load_published(STUDY), facts={"parts": list(parts)})
     for name in parts:
         analysis.extend(PARTS[name](main, ctx))
+    if "table3" in parts:
+        analysis.extend(Analysis(estimates=_table5_benchmark(analysis.estimates)))
     return analysis
+
+
+def _table5_benchmark(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 5's "benchmark regression" is Table 3 column (2) printed again: same rows."""
+    rows = table[(table["table"] == "3") & (table["column"] == "(2)")
+                 & (table["term"] == TREATMENT) & (table["source"] != "published")].copy()
+    rows["table"], rows["column"] = "5", "benchmark"
+    rows["note"] = rows["note"].str.cat(["same model as Table 3 (2)"] * len(rows), sep="; ")
+    return rows
