@@ -74,9 +74,9 @@ class DiDDesign:
         n_dropped = n_all - len(frame)
         if frame.empty:
             raise InputError(f"no complete rows left for columns {self.columns}")
-        _check_binary(frame, self.treatment, "treatment")
+        check_binary(frame, self.treatment, "treatment")
         if self.family == "bernoulli":
-            _check_binary(frame, self.outcome, "outcome of a logit (family 'bernoulli')")
+            check_binary(frame, self.outcome, "outcome of a logit (family 'bernoulli')")
         for col in (self.outcome, self.treatment, *self.covariates):
             if not pd.api.types.is_numeric_dtype(frame[col]):
                 bad = sorted(frame[col].astype(str).unique()[:10])
@@ -117,7 +117,8 @@ class PreparedDiD:
         return len(self.frame)
 
 
-def _check_binary(frame: pd.DataFrame, col: str, what: str) -> None:
+def check_binary(frame: pd.DataFrame, col: str, what: str) -> None:
+    """Raise :class:`InputError` naming the column, its non-0/1 values and their count."""
     values = pd.to_numeric(frame[col], errors="coerce")
     bad = frame[col][values.isna() | ~values.isin([0, 1])]
     if len(bad):

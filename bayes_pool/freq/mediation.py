@@ -49,7 +49,7 @@ from scipy import special, stats
 from threadpoolctl import threadpool_limits
 
 from bayes_pool import estimates
-from bayes_pool.design import FAMILIES, DiDDesign, Family
+from bayes_pool.design import FAMILIES, DiDDesign, Family, check_binary
 from bayes_pool.errors import InputError
 from bayes_pool.freq import did as freq_did
 
@@ -145,9 +145,9 @@ class MediationDesign:
         frame = frame.dropna().reset_index(drop=True)
         if len(frame) < 10:
             raise InputError(f"only {len(frame)} complete row(s) for columns {self.columns}")
-        _check_binary(frame, self.treatment, "treatment")
+        check_binary(frame, self.treatment, "treatment")
         if self.family == "bernoulli":
-            _check_binary(frame, self.outcome, "outcome of a logit (family 'bernoulli')")
+            check_binary(frame, self.outcome, "outcome of a logit (family 'bernoulli')")
         frame[self.treatment] = frame[self.treatment].astype(int)
         if frame[self.treatment].nunique() < 2:
             raise InputError(f"treatment {self.treatment!r} never varies "
@@ -186,13 +186,6 @@ class PreparedMediation:
         return len(self.frame)
 
 
-def _check_binary(frame: pd.DataFrame, col: str, what: str) -> None:
-    values = pd.to_numeric(frame[col], errors="coerce")
-    bad = frame[col][values.isna() | ~values.isin([0, 1])]
-    if len(bad):
-        shown = sorted(map(str, pd.unique(bad)))[:10]
-        raise InputError(f"column {col!r} ({what}) must be 0/1; {len(bad)} row(s) have "
-                         f"other values: {shown}")
 
 
 # ------------------------------------------------------------------ natural effects ---
