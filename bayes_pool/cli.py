@@ -430,7 +430,11 @@ def _finish(folder: Path, est: pd.DataFrame, strict: bool) -> None:
 
 def main():  # pragma: no cover
     logging.basicConfig(level=logging.WARNING)
-    app()
+    try:
+        app()
+    except runs.RunInterrupted as exc:
+        console.print(f"[bold red]{exc}[/]: the run folder was removed; earlier runs are untouched")
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -59,8 +59,8 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
         ``estimates`` (ATT rows, Table-5 balance rows, propensity coefficients),
         ``posteriors`` (propensity, outcome and derived ATT InferenceData) and ``facts``
         (sample sizes, off-support counts, bandwidth and calipers, SE methods, divergences).
-        The frequentist result (scores, balance) is kept on the attribute ``_psm`` for
-        :func:`psm_figures`; it is not written to the manifest.
+        ``results["psm"]`` holds the frequentist matching result (scores, balance); the
+        figures are drawn by the run writer or :func:`psm_figures`.
     """
     design = freq_psm.PSMDesign(treatment=treatment, outcome=outcome,
                                 covariates=tuple(covariates),
@@ -98,7 +98,8 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
                      propensity_draws_rematched=bay.n_thinned,
                      propensity_spec=bay.spec.name, outcome_spec=bay.outcome_spec.name)
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
-                    facts={"psm": facts}, figures=[partial(_draw, freq)])
+                    facts={"psm": facts}, figures=[partial(_draw, freq)],
+                    results={"psm": freq})
 
 
 def _draw(freq, folder: Path, synthetic: bool, table: pd.DataFrame) -> dict[str, Path]:

@@ -31,21 +31,30 @@ def new_run_id(seed: int | None = None) -> str:
     return f"{stamp}-seed{seed if seed is not None else 'none'}-{uuid.uuid4().hex[:6]}"
 
 
+class RunInterrupted(BaseException):
+    """SIGINT or SIGTERM arrived while a run was writing.
+
+    Not a KeyboardInterrupt on purpose: nutpie answers a KeyboardInterrupt by returning the
+    draws it has so far, and the run would then finish on a truncated posterior.
+    """
+
+
 @contextmanager
-def _sigterm_raises():
-    """Turn SIGTERM into KeyboardInterrupt while a run writes, so its partial folder is removed."""
+def _signals_raise():
+    """While a run writes, SIGINT and SIGTERM raise :class:`RunInterrupted` (partial folder removed)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        raise KeyboardInterrupt(f"terminated by signal {signum}")
+        raise RunInterrupted(f"interrupted by signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @contextmanager
@@ -66,7 +75,7 @@ def run_folder(study: str, *, out: str | Path | None = None, seed: int | None = 
     partial = final.parent / f".{final.name}.partial"
     partial.mkdir(parents=True, exist_ok=False)
     try:
-        with _sigterm_raises():
+        with _signals_raise():
             yield partial
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

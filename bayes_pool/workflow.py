@@ -38,12 +38,15 @@ class Analysis:
     posteriors: dict = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
     figures: list[FigureMaker] = field(default_factory=list)
+    results: dict = field(default_factory=dict)
+    """Fitted result objects by name, for callers that want more than the table (not written)."""
 
     def extend(self, other: Analysis) -> None:
         self.estimates = estimates.concat(self.estimates, other.estimates)
         self.posteriors.update(other.posteriors)
         self.facts.update(other.facts)
         self.figures.extend(other.figures)
+        self.results.update(other.results)
 
 
 def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed: int,

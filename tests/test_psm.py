@@ -76,7 +76,7 @@ def test_bayesian_rows_carry_diagnostics(study_analysis):
 
 
 def test_knn_matching_reduces_the_imbalance(study_analysis):
-    bal = study_analysis._psm.balance
+    bal = study_analysis.results["psm"].balance
     assert bal["std_bias_pct_after"].abs().mean() < 10
     big = bal[bal["std_bias_pct_before"].abs() > 15]
     assert len(big) >= 4
@@ -88,12 +88,12 @@ def test_knn_matching_reduces_the_imbalance(study_analysis):
                    "nominal 1-5 code entered linearly, as the paper did) keeps |bias| ~14% after "
                    "k-NN matching; radius and kernel matching balance it (next test)")
 def test_knn_matching_balances_every_covariate_below_10pct(study_analysis):
-    assert (study_analysis._psm.balance["std_bias_pct_after"].abs() < 10).all()
+    assert (study_analysis.results["psm"].balance["std_bias_pct_after"].abs() < 10).all()
 
 
 @pytest.mark.parametrize("method", ["radius", "kernel"])
 def test_radius_and_kernel_balance_every_covariate(study_analysis, method):
-    bal = study_analysis._psm.balance_for(method)
+    bal = study_analysis.results["psm"].balance_for(method)
     assert (bal["std_bias_pct_after"].abs() < 10).all(), bal["std_bias_pct_after"]
 
 
