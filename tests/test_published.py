@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from decimal import Decimal
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ from bayes_pool.published import (
     published_value,
 )
 
-PAPERS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "papers"
+PAPERS_DIR = Path(os.environ.get("BAYES_POOL_PAPERS",
+                               Path(__file__).resolve().parents[1].parent / "shared" / "papers"))
 PAPER_FILES = {
     "pooling-did": "zhang_chen_2024_provincial_pooling_did.txt",
     "smi-psm": "ma_2023_smi_location_psm.txt",
@@ -41,7 +43,8 @@ def paper_lines(study: str) -> list[str]:
     if not path.is_file():
         pytest.fail(
             f"paper text not found: {path}. The provenance tests need the shared papers folder "
-            f"at <repo root>/../shared/papers/ (expected {sorted(PAPER_FILES.values())})."
+            f"at <repo root>/../shared/papers/ or $BAYES_POOL_PAPERS "
+            f"(expected {sorted(PAPER_FILES.values())})."
         )
     return path.read_text(encoding="utf-8").splitlines()
 
