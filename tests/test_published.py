@@ -7,10 +7,10 @@ checks every row, not a sample, so a typo in either the number or the label fail
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from decimal import Decimal
-import os
 from pathlib import Path
 
 import numpy as np
