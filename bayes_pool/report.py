@@ -12,9 +12,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bayes_pool.estimates import CI_PROB  # noqa: E402
+from bayes_pool.figures import COLORS, Z, banner, save  # noqa: E402
 
-COLORS = {"published": "black", "frequentist": "tab:blue", "bayesian": "tab:red"}
-Z = 1.959963984540054
 
 
 def forest(comp: pd.DataFrame, path: str | Path, *, title: str, synthetic: bool) -> Path:
@@ -48,13 +47,9 @@ def forest(comp: pd.DataFrame, path: str | Path, *, title: str, synthetic: bool)
     ax.axvline(0, color="grey", lw=0.8, ls="--")
     ax.set_yticks(y, labels)
     ax.set_xlabel(f"estimate with {int(CI_PROB * 100)}% interval")
-    ax.set_title(("SYNTHETIC DATA\n" if synthetic else "") + title, fontsize=10)
+    ax.set_title(banner(title, synthetic), fontsize=10)
     if (comp["converged"] == False).any():  # noqa: E712  (nullable boolean column)
         ax.text(0.99, 0.01, "hollow: posterior NOT converged", transform=ax.transAxes,
                 ha="right", va="bottom", fontsize=7)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)

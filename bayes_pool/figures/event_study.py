@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bayes_pool.estimates import CI_PROB  # noqa: E402
+from bayes_pool.figures import COLORS, banner, save  # noqa: E402
 
-COLORS = {"frequentist": "tab:blue", "bayesian": "tab:red"}
 _EVENT = re.compile(r"event_time_(-?\d+)$")
 
 
@@ -48,10 +48,6 @@ def plot_event_study(est: pd.DataFrame, path: str | Path, *, quantity: str = "be
     ax.axvline(reference + 0.5, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("event time (periods since adoption)")
     ax.set_ylabel(f"{quantity}, {int(CI_PROB * 100)}% interval")
-    ax.set_title(("SYNTHETIC DATA\n" if synthetic else "") + title, fontsize=10)
+    ax.set_title(banner(title, synthetic), fontsize=10)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -18,8 +18,8 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from bayes_pool.estimates import CI_PROB  # noqa: E402
+from bayes_pool.figures import COLORS, banner, save  # noqa: E402
 
-COLORS = {"published": "black", "frequentist": "tab:blue", "bayesian": "tab:red"}
 
 
 def subgroup_forest(rows: pd.DataFrame, path: str | Path, *, synthetic: bool,
@@ -59,9 +59,5 @@ def subgroup_forest(rows: pd.DataFrame, path: str | Path, *, synthetic: bool,
     ax.set_yticks(list(ypos.values()), list(ypos.keys()))
     ax.set_xlabel(f"AME of {term} with {int(CI_PROB * 100)}% interval")
     ax.legend(fontsize=8, loc="best")
-    ax.set_title(("SYNTHETIC DATA\n" if synthetic else "") + title, fontsize=10)
-    path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    ax.set_title(banner(title, synthetic), fontsize=10)
+    return save(fig, path)

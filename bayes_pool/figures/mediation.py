@@ -13,9 +13,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bayes_pool.estimates import CI_PROB  # noqa: E402
+from bayes_pool.figures import COLORS, banner, save  # noqa: E402
 
 QUANTITIES = ("indirect", "direct", "total")
-COLORS = {"frequentist": "tab:blue", "bayesian": "tab:red"}
 
 
 def plot_mediation(est: pd.DataFrame, path: str | Path, *, title: str = "Mediation",
@@ -54,10 +54,6 @@ def plot_mediation(est: pd.DataFrame, path: str | Path, *, title: str = "Mediati
     ax.axvline(0, color="grey", lw=0.8, ls="--")
     ax.set_yticks(np.asarray(ys), labels)
     ax.set_xlabel(f"effect on the outcome's scale, {int(CI_PROB * 100)}% interval")
-    ax.set_title(("SYNTHETIC DATA\n" if synthetic else "") + title, fontsize=10)
+    ax.set_title(banner(title, synthetic), fontsize=10)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)

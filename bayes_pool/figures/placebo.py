@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from bayes_pool.figures import banner, save  # noqa: E402
 
 
 def placebo_plot(result, path: str | Path, *, synthetic: bool,
@@ -37,9 +38,5 @@ def placebo_plot(result, path: str | Path, *, synthetic: bool,
     right.set_xlabel(f"placebo coefficient of {result.design.treatment}")
     right.legend(fontsize=8)
     n = len(draws)
-    fig.suptitle(("SYNTHETIC DATA\n" if synthetic else "") + f"{title} ({n} draws)", fontsize=10)
-    path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    fig.suptitle(banner(f"{title} ({n} draws)", synthetic), fontsize=10)
+    return save(fig, path)

@@ -16,21 +16,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bayes_pool.estimates import CI_PROB  # noqa: E402
+from bayes_pool.figures import COLORS, Z, banner, save  # noqa: E402
 
-COLORS = {"published": "black", "frequentist": "tab:blue", "bayesian": "tab:red"}
-Z = 1.959963984540054
 
 
 def _title(ax, title: str, synthetic: bool) -> None:
-    ax.set_title(("SYNTHETIC DATA\n" if synthetic else "") + title, fontsize=10)
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    ax.set_title(banner(title, synthetic), fontsize=10)
 
 
 def love_plot(balance: pd.DataFrame, path: str | Path, *, synthetic: bool,
@@ -50,7 +41,7 @@ def love_plot(balance: pd.DataFrame, path: str | Path, *, synthetic: bool,
     ax.set_xlabel("|standardized bias| (%)")
     ax.legend(loc="lower right", fontsize=8)
     _title(ax, title, synthetic)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def overlap(ps: np.ndarray, treated: np.ndarray, path: str | Path, *, synthetic: bool,
@@ -67,7 +58,7 @@ def overlap(ps: np.ndarray, treated: np.ndarray, path: str | Path, *, synthetic:
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
     _title(ax, title, synthetic)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def att_forest(table: pd.DataFrame, path: str | Path, *, synthetic: bool,
@@ -95,4 +86,4 @@ def att_forest(table: pd.DataFrame, path: str | Path, *, synthetic: bool,
     ax.axvline(0, color="grey", ls="--", lw=0.8)
     ax.set_xlabel(f"ATT with {int(CI_PROB * 100)}% interval")
     _title(ax, title, synthetic)
-    return _save(fig, path)
+    return save(fig, path)
