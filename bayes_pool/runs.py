@@ -40,16 +40,24 @@ class RunInterrupted(BaseException):
 
 
 @contextmanager
-def _signals_raise():
-    """While a run writes, SIGINT and SIGTERM raise :class:`RunInterrupted` (partial folder removed)."""
+def _signals_raise(partial: Path):
+    """While a run writes: Ctrl-C (SIGINT) raises :class:`RunInterrupted`, whose handler
+    removes the partial folder; SIGTERM removes it at once and exits with 143, since an
+    exception raised inside compiled code (numba, PyTensor, nutpie) can be swallowed there."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def handler(signum, frame):
+    def interrupt(signum, frame):
         raise RunInterrupted(f"interrupted by signal {signum}")
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def terminate(signum, frame):
+        shutil.rmtree(partial, ignore_errors=True)
+        os.write(2, b"terminated: the unfinished run folder was removed\n")
+        os._exit(128 + signum)
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, interrupt),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, terminate)}
     try:
         yield
     finally:
@@ -75,7 +83,7 @@ def run_folder(study: str, *, out: str | Path | None = None, seed: int | None = 
     partial = final.parent / f".{final.name}.partial"
     partial.mkdir(parents=True, exist_ok=False)
     try:
-        with _signals_raise():
+        with _signals_raise(partial):
             yield partial
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
