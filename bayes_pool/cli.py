@@ -428,6 +428,11 @@ def _finish(folder: Path, est: pd.DataFrame, strict: bool) -> None:
             raise typer.Exit(EXIT_NOT_CONVERGED)
 
 
+from bayes_pool.commands import register_all  # noqa: E402  (needs the helpers above)
+
+register_all(app)
+
+
 def main():  # pragma: no cover
     logging.basicConfig(level=logging.WARNING)
     try:
