@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
+from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.errors import SpecError
@@ -315,6 +316,8 @@ def add_effect_draws(idata, prepared: PreparedMediation, data: MediationData,
             m_unit = _draws(post, "loading") @ np.asarray(item_weights, dtype=float)
     values = {"a": a_s * m_unit, "b": b_s * data.y_scale / m_unit, "d": d_s * data.y_scale,
               "indirect_ab": a_s * b_s * data.y_scale}
+    values.update(_outcome_ames(post, data, base, mu0, b_s, d_s, m_unit,
+                                family=prepared.design.family))
     for q in EFFECTS:
         scale = 1.0 if q == "proportion_mediated" else data.y_scale
         values[q] = eff[q] * scale
@@ -322,6 +325,30 @@ def add_effect_draws(idata, prepared: PreparedMediation, data: MediationData,
     new = {k: xr.DataArray(v.reshape(shape), dims=("chain", "draw"), coords=coords)
            for k, v in values.items()}
     idata["posterior"] = idata["posterior"].to_dataset().assign(new)
+
+
+def _outcome_ames(post, data: MediationData, base, mu0, b_s, d_s, m_unit, *,
+                  family: str) -> dict[str, np.ndarray]:
+    """Per-draw average marginal effects of the outcome model at the observed rows, as the
+    frequentist step reports them (``get_margeff(dummy=True)``): the treatment's discrete
+    change and the mediator's derivative per unit of ``m_unit``. The mediator is the observed
+    index, or in the measurement model each draw's latent value ``mu0 + a t + latent_z``."""
+    if family != "bernoulli":
+        return {"ame_treatment": d_s * data.y_scale, "ame_mediator": b_s * data.y_scale / m_unit}
+    ame_t, slope = np.empty_like(d_s), np.empty_like(d_s)
+    latent = data.items is not None
+    zeta = _draws(post, "latent_z") if latent else None
+    a_s = _draws(post, "med_treatment")
+    chunk = max(1, int(5e6 // len(data.t)))
+    for start in range(0, len(d_s), chunk):
+        s = slice(start, start + chunk)
+        m = (mu0[s] + a_s[s, None] * data.t + zeta[s]) if latent else data.m[None, :]
+        eta0 = base[s] + b_s[s, None] * m  # predictor with the treatment term left out
+        p1, p0 = expit(eta0 + d_s[s, None]), expit(eta0)
+        p = np.where(data.t[None, :] == 1, p1, p0)
+        ame_t[s] = (p1 - p0).mean(axis=1)
+        slope[s] = (p * (1 - p)).mean(axis=1)
+    return {"ame_treatment": ame_t, "ame_mediator": slope * b_s / m_unit}
 
 
 # ----------------------------------------------------------------------------- result ---
@@ -347,8 +374,7 @@ class BayesMediationResult:
     def tidy(self, *, study: str, tables: tuple[str, str] = ("4", "5"),
              column: str | None = None, mediation_column: str | None = None) -> pd.DataFrame:
         """Rows of the estimates table with diagnostics (same cells as the frequentist
-        :meth:`~bayes_pool.freq.mediation.FreqMediationResult.tidy`, ``beta`` only in
-        Tables 4/5)."""
+        :meth:`~bayes_pool.freq.mediation.FreqMediationResult.tidy`)."""
         d = self.prepared.design
         column = column or d.mediator
         mediation_column = mediation_column or d.mediator
@@ -361,7 +387,9 @@ class BayesMediationResult:
         return pd.concat([
             posterior_rows(self.idata, {"a": (d.treatment, "beta")}, table=tables[0],
                            column=column, note=note, **kw),
-            posterior_rows(self.idata, {"d": (d.treatment, "beta"), "b": (d.mediator, "beta")},
+            posterior_rows(self.idata, {"d": (d.treatment, "beta"), "b": (d.mediator, "beta"),
+                                        "ame_treatment": (d.treatment, "ame"),
+                                        "ame_mediator": (d.mediator, "ame")},
                            table=tables[1], column=column, note=note, **kw),
             posterior_rows(self.idata, {"indirect_ab": (d.treatment, "indirect_ab"),
                                         **{q: (d.treatment, q) for q in EFFECTS}},
