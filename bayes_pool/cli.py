@@ -7,6 +7,7 @@ exits with code 2 and a message naming the column, the values and the row count.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,10 +38,19 @@ TuneOpt = Annotated[Optional[int], typer.Option(help="Tuning steps per chain (de
 ChainsOpt = Annotated[Optional[int], typer.Option(help="Chains (default: spec).")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit non-zero (3) if any posterior "
                                          "fails the convergence thresholds.")]
+MaxRhatOpt = Annotated[Optional[float], typer.Option(
+    "--max-r-hat", min=0.0, help="Converged only if R-hat <= this (default: spec, 1.01).")]
+MinEssOpt = Annotated[Optional[float], typer.Option(
+    "--min-ess", min=0.0, help="Converged only if bulk and tail ESS >= this (default: spec, 400).")]
+MaxDivOpt = Annotated[Optional[int], typer.Option(
+    "--max-divergences", min=0, help="Converged only if divergences <= this (default: spec, 0).")]
+IdOpt = Annotated[Optional[str], typer.Option(
+    "--id", help="Respondent id column: checked to be complete and free of duplicates.")]
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # messages quote mapping syntax such as [missing] codes
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_INPUT)
 
 
@@ -55,9 +65,97 @@ def _spec(name: str, draws, tune, chains):
     return spec.with_sampler(**changes) if changes else spec
 
 
-def _load_user_data(path: Path, schema=None, mapping: Path | None = None):
+def _load_user_data(path: Path, schema=None, mapping: Path | None = None,
+                    unique: str | None = None):
     from bayes_pool.data import load
-    return load(path, schema=schema, mapping=mapping)
+    return load(path, schema=schema, mapping=mapping, unique=unique)
+
+
+def _thresholds(max_r_hat, min_ess, max_divergences) -> dict:
+    """Convergence thresholds given on the command line, as :class:`specs.Convergence` fields."""
+    given = dict(max_r_hat=max_r_hat, min_ess_bulk=min_ess, min_ess_tail=min_ess,
+                 max_divergences=max_divergences)
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _with_convergence(spec, overrides: dict):
+    """A copy of ``spec`` (a ModelSpec, or a spec wrapping one as ``.model``) whose
+    [convergence] thresholds are replaced by ``overrides``."""
+    from dataclasses import replace
+    if not overrides or spec is None:
+        return spec
+    if hasattr(spec, "model"):  # MediationSpec and the like wrap a ModelSpec
+        return replace(spec, model=_with_convergence(spec.model, overrides))
+    return replace(spec, convergence=replace(spec.convergence, **overrides))
+
+
+_GATES = {"max_r_hat": lambda d, v: d["r_hat"] <= v,
+          "min_ess_bulk": lambda d, v: d["ess_bulk"] >= v,
+          "min_ess_tail": lambda d, v: d["ess_tail"] >= v,
+          "max_divergences": lambda d, v: d["divergences"] <= v}
+_FLAG = re.compile(r"NOT CONVERGED \([^)]*\)")
+
+
+def _gate(est: pd.DataFrame, base, overrides: dict) -> pd.DataFrame:
+    """Re-judge every posterior row against the thresholds given on the command line.
+
+    Analyses judge their rows by their own spec's thresholds (some scale the ESS minima,
+    e.g. thinned matching draws). A row that passed its own thresholds passes now if it meets
+    the overridden ones; a row that failed passes now only if it meets the overridden ones
+    and ``base`` (the run's spec thresholds) for the rest. Notes are rewritten to match.
+    """
+    if not overrides:
+        return est
+    from dataclasses import asdict
+    est = est.copy()
+    rows = (est["source"] == "bayesian") & est["converged"].notna()
+    d = est.loc[rows]
+    given = pd.Series(True, index=d.index)
+    rest = pd.Series(True, index=d.index)
+    for key, test in _GATES.items():
+        if key in overrides:
+            given &= test(d, overrides[key]).fillna(False)
+        else:
+            rest &= test(d, asdict(base)[key]).fillna(False)
+    new = given & (d["converged"].astype(bool) | rest)
+    limits = {**asdict(base), **overrides}
+    flag = (f"NOT CONVERGED (fails R-hat <= {limits['max_r_hat']:g}, ESS bulk >= "
+            f"{limits['min_ess_bulk']:g}, ESS tail >= {limits['min_ess_tail']:g} or divergences "
+            f"<= {limits['max_divergences']:g})")
+    notes = []
+    for note, ok in zip(d["note"], new, strict=True):
+        kept = [p for p in (x.strip() for x in _FLAG.sub("", note).split(";")) if p]
+        notes.append("; ".join(kept + ([] if ok else [flag])))
+    est.loc[rows, "converged"] = new.to_numpy()
+    est.loc[rows, "note"] = notes
+    est["converged"] = est["converged"].astype("boolean")
+    return est
+
+
+def _study_checks(mod, frame: pd.DataFrame) -> None:
+    """Check a study's canonical frame against its design before anything is written.
+
+    The roles come from the study's contract (``OUTCOME``, ``TREATMENT``, ``UNIT``, ``TIME``,
+    ``CONTROLS``): a DiD study gets :meth:`~bayes_pool.design.DiDDesign.check` (varying
+    treatment, no single-row units, no separation in the logit); a study without unit and
+    time gets a 0/1 treatment that takes both values.
+    """
+    import importlib
+
+    from bayes_pool.design import DiDDesign, check_varies
+    try:
+        contract = importlib.import_module(f"{mod.__name__}.contract")
+    except ImportError:
+        return
+    outcome, treatment = getattr(contract, "OUTCOME", None), getattr(contract, "TREATMENT", None)
+    unit, time_col = getattr(contract, "UNIT", None), getattr(contract, "TIME", None)
+    if outcome and treatment and unit and time_col:
+        binary = tuple(getattr(contract, "CODES", {}).get(outcome, ())) == (0, 1)
+        controls = tuple(c for c in getattr(contract, "CONTROLS", []) if c in frame.columns)
+        DiDDesign(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
+                  covariates=controls, family="bernoulli" if binary else "gaussian").check(frame)
+    elif treatment and treatment in frame.columns:
+        check_varies(frame, treatment, "treatment")
 
 
 @app.command()
@@ -93,15 +191,20 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
         placebo_draws: Annotated[Optional[int], typer.Option(
             help="Placebo refits (default 500, as the paper).")] = None,
         workers: Annotated[Optional[int], typer.Option(
-            help="Parallel workers for refit loops (default: all cores; 1 = in-process).")] = None):
+            help="Parallel workers for refit loops (default: all cores; 1 = in-process).")] = None,
+        max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
+        max_divergences: MaxDivOpt = None):
     """Re-analyse a study: published vs frequentist vs Bayesian, into a new run folder."""
     start = time.perf_counter()
+    gates = _thresholds(max_r_hat, min_ess, max_divergences)
     extra = {k: v for k, v in dict(
         parts=tuple(p.strip() for p in only.split(",") if p.strip()) if only else None,
         placebo_draws=placebo_draws, workers=workers).items() if v is not None}
     try:
         mod = studies.get(study)
-        model_spec = _spec(spec or mod.DEFAULT_SPEC, draws, tune, chains) if mod.DEFAULT_SPEC or spec else None
+        model_spec = _with_convergence(
+            _spec(spec or mod.DEFAULT_SPEC, draws, tune, chains) if mod.DEFAULT_SPEC or spec
+            else None, gates)
         if data is None:
             _say(f"No --data: generating the SYNTHETIC {study} data set (seed {seed})")
             sim = mod.simulate(seed=seed)
@@ -116,17 +219,20 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
             loaded = _load_user_data(data, mapping=mapping)
             frame, synthetic = mod.prepare(loaded.frame, source=str(data)), False
             source = {"kind": "file", **loaded.manifest()}
+        _study_checks(mod, frame)  # reject bad input before any folder or model exists
         if synthetic:
             from bayes_pool.data.io import fingerprint
             source.update(fingerprint=fingerprint(frame), n_rows=len(frame))
         with runs.run_folder(study, out=out_dir, seed=seed) as folder:
             analysis = mod.run(frame, spec=model_spec, seed=seed, progress=_say,
                                progressbar=sys.stderr.isatty(), **extra)
+            analysis.estimates = _gate(analysis.estimates, _base(model_spec), gates)
             _say("Writing estimates, comparison, posterior and figures")
             from bayes_pool.workflow import write_run
             write_run(folder, analysis, study=study, title=mod.TITLE, synthetic=synthetic,
                       key_term=mod.KEY_TERM, manifest={"command": "run", "seed": seed, "data": source,
                                 "invocation": _invocation("run", locals()),
+                                "convergence": _convergence_record(model_spec, gates),
                                 "spec": model_spec.to_dict() if model_spec else None,
                                 "elapsed_seconds": round(time.perf_counter() - start, 1)})
     except (BayesPoolError, ValueError, FileExistsError) as exc:
@@ -165,25 +271,29 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         staggered: Annotated[bool, typer.Option(
             "--staggered", help="Also fit Wooldridge's extended TWFE (needs --cohort).")] = False,
         event_study: Annotated[bool, typer.Option(
-            "--event-study", help="Also fit the event study (needs --cohort).")] = False):
+            "--event-study", help="Also fit the event study (needs --cohort).")] = False,
+        id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
+        max_divergences: MaxDivOpt = None):
     """Frequentist (unit and time FE, SEs clustered by unit) and Bayesian (partially pooled
     units, time effects) DiD on any data set; writes estimates.csv. With --cohort, also the
     staggered-robust ATT (--staggered) and event-time coefficients (--event-study)."""
     from bayes_pool.design import DiDDesign
-    from bayes_pool.workflow import analyse_did, write_run
     start = time.perf_counter()
     covs = tuple(c.strip() for c in covariates.split(",") if c.strip())
+    gates = _thresholds(max_r_hat, min_ess, max_divergences)
     try:
         design = DiDDesign(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
                            covariates=covs, family=family)
         if (staggered or event_study) and not cohort:
             raise BayesPoolError("--staggered and --event-study need --cohort COL: the first "
                                  "treated period of each unit (0 or empty for never treated)")
-        model_spec = _spec(spec or ("did_logit" if family == "bernoulli" else "did_linear"),
-                           draws, tune, chains)
-        loaded = _load_user_data(data, mapping=mapping)
-        design.prepare(loaded.frame)  # reject bad input before any folder exists
+        model_spec = _with_convergence(
+            _spec(spec or ("did_logit" if family == "bernoulli" else "did_linear"),
+                  draws, tune, chains), gates)
+        loaded = _load_user_data(data, mapping=mapping, unique=id_col)
+        design.check(loaded.frame)  # reject bad input before any folder or model exists
         with runs.run_folder("did", out=out_dir, seed=seed) as folder:
+            from bayes_pool.workflow import analyse_did, write_run  # imports PyMC: after checks
             _say(f"Fitting {family} DiD: frequentist TWFE and Bayesian "
                  f"({model_spec.sampler.chains} x {model_spec.sampler.draws} draws)")
             analysis = analyse_did(loaded.frame, design, model_spec, seed=seed, study="did",
@@ -204,9 +314,11 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
                 from bayes_pool.staggered_workflow import analyse_staggered
                 _say("Extended TWFE: cohort x period effects, aggregated ATT")
                 analysis.extend(analyse_staggered(loaded.frame, seed=seed + 2, **roles))
+            analysis.estimates = _gate(analysis.estimates, _base(model_spec), gates)
             write_run(folder, analysis, study="did", title=f"DiD on {data.name}", synthetic=False,
                       key_term=treatment, manifest={"command": "did", "seed": seed,
                                 "invocation": _invocation("did", locals()),
+                                "convergence": _convergence_record(model_spec, gates),
                                 "data": loaded.manifest(),
                                 "design": design.__dict__ | {"covariates": list(covs)},
                                 "spec": model_spec.to_dict(),
@@ -232,7 +344,9 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         out_dir: OutOpt = None, draws: DrawsOpt = None, tune: TuneOpt = None,
         chains: ChainsOpt = None, strict: StrictOpt = False,
         frequentist_only: Annotated[bool, typer.Option(
-            "--frequentist-only", help="Skip the Bayesian models (quick look).")] = False):
+            "--frequentist-only", help="Skip the Bayesian models (quick look).")] = False,
+        id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
+        max_divergences: MaxDivOpt = None):
     """Propensity-score matching (k-NN k=4 caliper 0.02, radius 0.01, kernel) with balance
     tables, and Bayesian propensity, IPW, doubly robust and regression ATTs, on any data set."""
     from bayes_pool.psm_workflow import analyse_psm
@@ -240,9 +354,10 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
     start = time.perf_counter()
     covs = [c.strip() for c in covariates.split(",") if c.strip()]
     cats = [c.strip() for c in categorical.split(",") if c.strip()]
+    gates = _thresholds(max_r_hat, min_ess, max_divergences)
     try:
-        model_spec = _spec("propensity_logit", draws, tune, chains)
-        loaded = _load_user_data(data, mapping=mapping)
+        model_spec = _with_convergence(_spec("propensity_logit", draws, tune, chains), gates)
+        loaded = _load_user_data(data, mapping=mapping, unique=id_col)
         from bayes_pool.freq.psm import PSMDesign
         PSMDesign(treatment=treatment, outcome=outcome, covariates=tuple(covs),
                   categorical=tuple(cats)).prepare(loaded.frame)  # reject bad input first
@@ -253,10 +368,12 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
                                    spec=model_spec, bootstrap=bootstrap,
                                    bayesian=not frequentist_only,
                                    progressbar=sys.stderr.isatty())
+            analysis.estimates = _gate(analysis.estimates, _base(model_spec), gates)
             write_run(folder, analysis, study="psm", title=f"PSM on {data.name}",
                       synthetic=False, key_term=treatment,
                       manifest={"command": "psm", "seed": seed, "data": loaded.manifest(),
                                 "invocation": _invocation("psm", locals()),
+                                "convergence": _convergence_record(model_spec, gates),
                                 "spec": model_spec.to_dict(),
                                 "elapsed_seconds": round(time.perf_counter() - start, 1)})
     except (BayesPoolError, ValueError, FileExistsError) as exc:
@@ -283,7 +400,9 @@ def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .d
             out_dir: OutOpt = None, draws: DrawsOpt = None, tune: TuneOpt = None,
             chains: ChainsOpt = None, strict: StrictOpt = False,
             frequentist_only: Annotated[bool, typer.Option(
-                "--frequentist-only", help="Skip the Bayesian model (quick look).")] = False):
+                "--frequentist-only", help="Skip the Bayesian model (quick look).")] = False,
+            id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
+            max_divergences: MaxDivOpt = None):
     """Mediation on any data set: natural indirect, direct and total effects and the
     proportion mediated, frequentist (stepwise, Sobel, bootstrap) and Bayesian (joint model)."""
     from bayes_pool.bayes.mediation import load_mediation_spec
@@ -293,13 +412,15 @@ def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .d
     from bayes_pool.workflow import write_run
     start = time.perf_counter()
     covs = tuple(c.strip() for c in covariates.split(",") if c.strip())
+    gates = _thresholds(max_r_hat, min_ess, max_divergences)
     try:
         model_spec = load_mediation_spec()
         changes = {k: v for k, v in dict(draws=draws, tune=tune, chains=chains).items()
                    if v is not None}
         if changes:
             model_spec = model_spec.with_sampler(**changes)
-        loaded = _load_user_data(data, mapping=mapping)
+        model_spec = _with_convergence(model_spec, gates)
+        loaded = _load_user_data(data, mapping=mapping, unique=id_col)
         MediationDesign(outcome=outcome, treatment=treatment, mediator=mediator,
                         covariates=covs, unit=unit, time=time_col,
                         family=outcome_family).prepare(loaded.frame)
@@ -316,10 +437,12 @@ def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .d
                                             folder / "mediation.png",
                                             title=f"Mediation by {mediator}",
                                             synthetic=synthetic)})
+            analysis.estimates = _gate(analysis.estimates, _base(model_spec), gates)
             write_run(folder, analysis, study="mediate", title=f"Mediation on {data.name}",
                       synthetic=False, key_term=treatment,
                       manifest={"command": "mediate", "seed": seed, "data": loaded.manifest(),
                                 "invocation": _invocation("mediate", locals()),
+                                "convergence": _convergence_record(model_spec, gates),
                                 "elapsed_seconds": round(time.perf_counter() - start, 1)})
     except (BayesPoolError, ValueError, FileExistsError) as exc:
         _fail(exc)
@@ -348,18 +471,32 @@ def rerun(manifest: Annotated[Path, typer.Argument(help="manifest.json of an ear
 
 
 _PATH_ARGS = {"data", "mapping"}
+_GATE_ARGS = ["max_r_hat", "min_ess", "max_divergences"]
 _INVOCATION_ARGS = {
     "run": ["study", "data", "mapping", "seed", "spec", "draws", "tune", "chains", "only",
-            "placebo_draws", "workers"],
+            "placebo_draws", "workers", *_GATE_ARGS],
     "did": ["data", "outcome", "treatment", "unit", "time_col", "covariates", "family",
             "mapping", "seed", "spec", "draws", "tune", "chains", "cohort", "staggered",
-            "event_study"],
+            "event_study", "id_col", *_GATE_ARGS],
     "psm": ["data", "treatment", "outcome", "covariates", "categorical", "mapping", "seed",
-            "bootstrap", "draws", "tune", "chains", "frequentist_only"],
+            "bootstrap", "draws", "tune", "chains", "frequentist_only", "id_col", *_GATE_ARGS],
     "mediate": ["data", "treatment", "mediator", "outcome", "covariates", "outcome_family",
                 "unit", "time_col", "mapping", "seed", "bootstrap", "draws", "tune", "chains",
-                "frequentist_only"],
+                "frequentist_only", "id_col", *_GATE_ARGS],
 }
+
+
+def _base(spec):
+    """The spec's convergence thresholds (the defaults when there is no spec)."""
+    from bayes_pool.specs import Convergence
+    return spec.convergence if spec is not None else Convergence()
+
+
+def _convergence_record(spec, overrides: dict) -> dict:
+    """For the manifest: the thresholds the run's posteriors were judged by, and which of
+    them the command line set."""
+    from dataclasses import asdict
+    return {"thresholds": asdict(_base(spec)), "overridden": sorted(overrides)}
 
 
 def _invocation(command: str, scope: dict) -> dict:

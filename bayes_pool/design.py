@@ -8,9 +8,10 @@ consume the same prepared design, so they always fit the same rows with the same
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
+import numpy as np
 import pandas as pd
 
 from bayes_pool.errors import InputError
@@ -61,45 +62,82 @@ class DiDDesign:
         if missing:
             raise InputError(
                 f"missing column(s) {missing} required by the design; columns present: "
-                f"{sorted(map(str, data.columns))}"
+                f"{sorted(map(str, data.columns))}. What to do: check the spelling of the "
+                "column options, or name the raw columns in the mapping file's [columns]."
             )
         frame = data[self.columns].copy()
         n_all = len(frame)
         for col in (self.outcome, self.treatment, self.unit, self.time):
             n_na = int(frame[col].isna().sum())
             if n_na:
-                raise InputError(f"column {col!r} has {n_na} missing value(s) in {n_all} rows; "
-                                 "outcome, treatment, unit and time must be complete")
+                first = ", ".join(map(str, np.flatnonzero(frame[col].isna().to_numpy())[:5]))
+                raise InputError(f"column {col!r} has {n_na} missing value(s) in {n_all} rows "
+                                 f"(row positions {first}{', ...' if n_na > 5 else ''}); "
+                                 "outcome, treatment, unit and time must be complete. What to "
+                                 "do: drop or complete these rows, and check that [missing] "
+                                 "codes in the mapping did not blank out valid answers.")
+        for col in (self.outcome, self.treatment, *self.covariates):
+            check_numeric(frame, col)
         frame = frame.dropna()
         n_dropped = n_all - len(frame)
         if frame.empty:
-            raise InputError(f"no complete rows left for columns {self.columns}")
+            raise InputError(f"no complete rows left for columns {self.columns}: every one of "
+                             f"the {n_all} rows misses at least one covariate. What to do: "
+                             "drop the covariates that are mostly missing.")
         check_binary(frame, self.treatment, "treatment")
         if self.family == "bernoulli":
             check_binary(frame, self.outcome, "outcome of a logit (family 'bernoulli')")
-        for col in (self.outcome, self.treatment, *self.covariates):
-            if not pd.api.types.is_numeric_dtype(frame[col]):
-                bad = sorted(frame[col].astype(str).unique()[:10])
-                raise InputError(f"column {col!r} must be numeric; found values such as {bad}")
         frame[self.outcome] = frame[self.outcome].astype(float if self.family == "gaussian" else int)
         frame[self.treatment] = frame[self.treatment].astype(int)
         frame[self.unit] = frame[self.unit].astype(str)
         frame[self.time] = frame[self.time].astype(str)
         if frame[self.treatment].nunique() < 2:
-            raise InputError(f"treatment {self.treatment!r} never varies "
-                             f"(all rows = {frame[self.treatment].iloc[0]}); nothing to estimate")
+            raise InputError(f"treatment {self.treatment!r} never varies (all {len(frame)} "
+                             f"rows = {frame[self.treatment].iloc[0]}); nothing to estimate. "
+                             "What to do: check the treatment coding and that the file holds "
+                             "both treated and untreated rows.")
         switching = frame.groupby(self.unit)[self.treatment].nunique()
         if not (switching > 1).any():
             raise InputError(
-                f"treatment {self.treatment!r} never changes within any {self.unit!r}: with "
-                f"{self.unit} effects the policy effect is not identified"
+                f"treatment {self.treatment!r} never changes within any {self.unit!r} "
+                f"({frame[self.unit].nunique()} {self.unit} values): with {self.unit} effects "
+                "the policy effect is not identified. What to do: include periods before "
+                "and after adoption for the adopting units, or check the treatment coding."
             )
         for col, what in ((self.unit, "units"), (self.time, "periods")):
             if frame[col].nunique() < 2:
-                raise InputError(f"column {col!r} has fewer than 2 {what}")
+                raise InputError(f"column {col!r} has fewer than 2 {what} "
+                                 f"(only {frame[col].iloc[0]!r}); a two-way design needs "
+                                 "several.")
         return PreparedDiD(design=self, frame=frame.reset_index(drop=True),
                            n_input=n_all, n_incomplete=n_dropped,
                            switchers=tuple(sorted(switching[switching > 1].index)))
+
+    def check(self, data: pd.DataFrame, *, min_unit_rows: int = 2) -> PreparedDiD:
+        """:meth:`prepare`, plus what a fit needs that :meth:`prepare` leaves to the models.
+
+        The outcome varies and every unit has at least ``min_unit_rows`` rows (among all rows,
+        which :meth:`prepare` requires complete in outcome, treatment, unit and time); in the
+        complete cases, no covariate is constant and for a logit no single column (treatment
+        or covariate) separates the outcome. The CLI calls this before it creates
+        a run folder or compiles a model; refits on subsamples (placebo, subgroups) call
+        :meth:`prepare` only, since a subsample may legitimately be thin.
+        """
+        # first every row (outcome, treatment, unit and time must be complete anyway), so
+        # messages count the rows of the file; then the complete cases
+        base = replace(self, covariates=()).prepare(data).frame if self.covariates else None
+        prepared = self.prepare(data)
+        base = prepared.frame if base is None else base
+        if base[self.outcome].nunique() < 2:
+            raise InputError(f"outcome {self.outcome!r} never varies (all {len(base)} rows = "
+                             f"{base[self.outcome].iloc[0]}); nothing to explain. What to do: "
+                             "check the outcome coding and the [missing] codes.")
+        check_unit_sizes(base, self.unit, min_rows=min_unit_rows)
+        # the complete cases: the sample a fit with the covariates uses
+        check_constant(prepared.frame, self.covariates)
+        if self.family == "bernoulli":
+            check_separation(prepared.frame, self.outcome, [self.treatment, *self.covariates])
+        return prepared
 
 
 @dataclass(frozen=True)
@@ -125,3 +163,119 @@ def check_binary(frame: pd.DataFrame, col: str, what: str) -> None:
         shown = sorted(map(str, pd.unique(bad)))[:10]
         raise InputError(f"column {col!r} ({what}) must be 0/1; {len(bad)} row(s) have "
                          f"other values: {shown}. Recode it in the mapping file.")
+
+
+def check_numeric(frame: pd.DataFrame, col: str) -> None:
+    """Raise :class:`InputError` naming the non-numeric values of ``col`` and their count."""
+    if pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
+        return
+    values = frame[col]
+    bad = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
+    if not len(bad):  # numbers stored as text
+        bad = values[values.notna()]
+    shown = sorted(map(str, pd.unique(bad)))[:10]
+    raise InputError(f"column {col!r} must be numeric; {len(bad)} row(s) hold values that are "
+                     f"not numbers: {shown}. What to do: recode them in the mapping file "
+                     "([[recode]] kind = \"map\" or \"label_map\") or declare non-response "
+                     "codes missing ([missing] codes).")
+
+
+def check_unit_sizes(frame: pd.DataFrame, unit: str, *, min_rows: int = 2) -> None:
+    """Raise :class:`InputError` listing the units with fewer than ``min_rows`` rows.
+
+    A unit effect cannot be estimated from one respondent (the frequentist fixed effect is
+    infinite, the Bayesian one is its prior), and a unit seen once is often a mistyped code.
+    """
+    counts = frame[unit].value_counts()
+    thin = counts[counts < min_rows].sort_index()
+    if len(thin):
+        shown = ", ".join(f"{u!r} ({n} row{'s' if n != 1 else ''})"
+                          for u, n in list(thin.items())[:10])
+        more = f", ... ({len(thin) - 10} more)" if len(thin) > 10 else ""
+        raise InputError(
+            f"column {unit!r}: {len(thin)} {unit} value(s) have fewer than {min_rows} rows in "
+            f"{len(frame)} rows: {shown}{more}. A {unit} effect "
+            f"cannot be estimated from a single respondent, and a {unit} seen once is often a "
+            f"mistyped code. What to do: fix these codes, merge these {unit} values with "
+            "others in the mapping file, or drop their rows."
+        )
+
+
+def check_constant(frame: pd.DataFrame, columns) -> None:
+    """Raise :class:`InputError` naming covariates with a single value in the sample."""
+    for col in columns:
+        values = frame[col].dropna()
+        if len(values) and values.nunique() < 2:
+            raise InputError(
+                f"covariate {col!r} is constant (all {len(values)} rows = {values.iloc[0]}) "
+                "and cannot be told apart from the intercept. What to do: drop it from the "
+                "covariates."
+            )
+
+
+def separation(frame: pd.DataFrame, outcome: str, column: str) -> str | None:
+    """Describe how ``column`` alone separates the 0/1 ``outcome``, or None if it does not.
+
+    Complete separation: some cut-off puts every 0 on one side and every 1 on the other.
+    Quasi-complete: the same with ties at the cut-off. Either way the logit coefficient of
+    ``column`` has no finite maximum-likelihood estimate. Rows where either is missing are
+    ignored; a constant column is not reported (see :func:`check_constant`).
+    """
+    pair = frame[[outcome, column]].dropna()
+    x = pd.to_numeric(pair[column], errors="coerce").to_numpy(dtype=float)
+    y = pair[outcome].to_numpy()
+    x0, x1 = x[y == 0], x[y == 1]
+    if not len(x0) or not len(x1) or np.nanmin(x) == np.nanmax(x):
+        return None
+    for lo, hi, y_lo, y_hi in ((x0, x1, 0, 1), (x1, x0, 1, 0)):
+        top, bottom = lo.max(), hi.min()
+        if top < bottom:
+            return (f"complete separation: every row with {column} <= {_num(top)} has "
+                    f"{outcome} = {y_lo} ({len(lo)} rows) and every row with {column} >= "
+                    f"{_num(bottom)} has {outcome} = {y_hi} ({len(hi)} rows)")
+        if top == bottom:
+            below, above = int((x < top).sum()), int((x > top).sum())
+            parts = []
+            if below:
+                parts.append(f"every one of the {below} rows with {column} < {_num(top)} has "
+                             f"{outcome} = {y_lo}")
+            if above:
+                parts.append(f"every one of the {above} rows with {column} > {_num(top)} has "
+                             f"{outcome} = {y_hi}")
+            return "quasi-complete separation: " + " and ".join(parts)
+    return None
+
+
+def check_separation(frame: pd.DataFrame, outcome: str, columns) -> None:
+    """Raise :class:`InputError` naming the first column that separates a logit's outcome.
+
+    ``frame`` is the estimation sample (complete cases); only single columns are checked, a
+    separating combination of several columns is left to the fit's diagnostics.
+    """
+    for col in columns:
+        found = separation(frame, outcome, col)
+        if found:
+            raise InputError(
+                f"column {col!r} perfectly predicts the outcome {outcome!r} of the logit "
+                f"in the {len(frame)} complete cases ({found}); its coefficient has no "
+                f"finite estimate and the fit would not converge. What to do: drop {col!r} from the model, merge its sparse "
+                "categories, or check it is not a recoded copy of the outcome."
+            )
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.6g}"
+
+
+def check_varies(frame: pd.DataFrame, col: str, what: str) -> None:
+    """Raise :class:`InputError` unless ``col`` is 0/1 (missing allowed) and takes both values."""
+    if col not in frame.columns:
+        raise InputError(f"missing column {col!r} ({what}); columns present: "
+                         f"{sorted(map(str, frame.columns))}")
+    present = frame[[col]].dropna()
+    check_binary(present, col, what)
+    if present[col].nunique() < 2:
+        value = present[col].iloc[0] if len(present) else "missing"
+        raise InputError(f"{what} {col!r} never varies (all {len(present)} rows = {value}); "
+                         "nothing to compare. What to do: check the coding and that the file "
+                         "holds both groups.")

@@ -20,6 +20,7 @@ from bayes_pool.data.io import SUPPORTED_FORMATS, RawData, fingerprint, read_tab
 from bayes_pool.data.mapping import RECODE_KINDS, Mapping, Recode, apply_mapping
 from bayes_pool.data.validate import (
     binary,
+    check_unique,
     codes,
     contract,
     format_values,
@@ -74,6 +75,7 @@ def load(
     schema: pa.DataFrameSchema | None = None,
     mapping: Mapping | str | Path | dict | None = None,
     required: list[str] | None = None,
+    unique: str | None = None,
     encoding: str | None = None,
 ) -> LoadedData:
     """Read ``path``, apply ``mapping``, validate against ``schema`` and fingerprint the result.
@@ -88,6 +90,8 @@ def load(
         Renames and recodes; without it the columns are taken as already canonical.
     required : list of str, optional
         Columns that must be present beyond those the schema requires.
+    unique : str, optional
+        A respondent id column that must be present, complete and free of duplicates.
     encoding : str, optional
         Text encoding passed to the reader (e.g. ``"gbk"``).
 
@@ -116,6 +120,8 @@ def load(
             frame, schema if schema is not None else pa.DataFrameSchema({}),
             required=required, source=str(raw.path),
         )
+    if unique is not None:
+        check_unique(frame, unique, source=str(raw.path))
     return LoadedData(
         frame=frame,
         value_labels=labels,
@@ -135,6 +141,7 @@ __all__ = [
     "Recode",
     "apply_mapping",
     "binary",
+    "check_unique",
     "codes",
     "contract",
     "fingerprint",

@@ -277,6 +277,36 @@ def validate(
     return result
 
 
+def check_unique(frame: pd.DataFrame, column: str, *, source: str | None = None) -> None:
+    """Raise :class:`InputError` when ``column`` (a respondent id) repeats or is missing.
+
+    The message names the column, up to ten duplicated ids, how many rows share them and their
+    row positions (0-based).
+    """
+    where = f"'{source}'" if source else "the data"
+    if column not in frame.columns:
+        raise InputError(_missing_message([column], list(frame.columns), where))
+    ids = frame[column].reset_index(drop=True)
+    n_na = int(ids.isna().sum())
+    if n_na:
+        raise InputError(
+            f"{_cap(where)}: id column '{column}' has {_plural(n_na)} without an id. "
+            f"What to do: {_HINTS['null']}"
+        )
+    dup = ids.duplicated(keep=False)
+    if dup.any():
+        values = ids[dup]
+        positions = ", ".join(map(str, values.index[:MAX_ROWS]))
+        more = ", ..." if len(values) > MAX_ROWS else ""
+        raise InputError(
+            f"{_cap(where)}: id column '{column}' must identify rows uniquely; "
+            f"{_plural(int(dup.sum()))} share {values.nunique()} duplicated id(s): "
+            f"{format_values(values)} (at row positions (0-based) {positions}{more}). "
+            f"What to do: {_HINTS['unique']} A respondent listed twice is usually a merge "
+            "or append error."
+        )
+
+
 def _missing_message(absent: list[str], present: list[Any], where: str) -> str:
     names = [str(c) for c in present]
     lines, close_all = [], []
@@ -492,6 +522,7 @@ def _kind_title(kind: str) -> str:
 
 __all__ = [
     "binary",
+    "check_unique",
     "codes",
     "contract",
     "format_values",
