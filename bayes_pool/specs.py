@@ -60,10 +60,34 @@ class ModelSpec:
         """Plain dict for the manifest."""
         return asdict(self)
 
+    def with_priors(self, overrides: dict) -> ModelSpec:
+        """A copy whose priors of the given roles are replaced (e.g. by a prior set from
+        ``models/priors/``, see :mod:`bayes_pool.priors`); other roles keep the spec's."""
+        from dataclasses import replace
+        check_priors(overrides, f"priors for spec {self.name!r}", numeric=True)
+        return replace(self, priors={**self.priors, **overrides})
+
     def with_sampler(self, **changes) -> ModelSpec:
         """A copy with some sampler settings changed (e.g. fewer draws in a quick run)."""
         from dataclasses import replace
         return replace(self, sampler=replace(self.sampler, **changes))
+
+
+def check_priors(priors: dict, where: str, *, numeric: bool = False) -> None:
+    """Raise :class:`SpecError` unless every key is a role of :data:`PRIOR_ROLES` and every value
+    ``"default"`` or a table with ``dist`` (and, with ``numeric``, only numeric parameters)."""
+    bad = set(priors) - set(PRIOR_ROLES)
+    if bad:
+        raise SpecError(f"{where}: unknown prior role(s) {sorted(bad)}; valid: {list(PRIOR_ROLES)}")
+    for role, prior in priors.items():
+        if prior != "default" and not (isinstance(prior, dict) and "dist" in prior):
+            raise SpecError(f"{where}: prior {role!r} must be \"default\" or a table with 'dist', "
+                            f"e.g. {{ dist = \"Normal\", mu = 0, sigma = 2.5 }}; got {prior!r}")
+        if numeric and isinstance(prior, dict):
+            odd = {k: v for k, v in prior.items() if k != "dist"
+                   and not (isinstance(v, (int, float)) and not isinstance(v, bool))}
+            if odd:
+                raise SpecError(f"{where}: prior {role!r} has non-numeric parameter(s) {odd}")
 
 
 def load_spec(name_or_path: str | Path) -> ModelSpec:
@@ -92,13 +116,7 @@ def spec_from_dict(raw: dict, path: str = "") -> ModelSpec:
     if "name" not in model:
         raise SpecError(f"{where}: [model] needs a name")
     priors = dict(raw.get("priors", {}))
-    bad = set(priors) - set(PRIOR_ROLES)
-    if bad:
-        raise SpecError(f"{where}: unknown prior role(s) {sorted(bad)}; valid: {list(PRIOR_ROLES)}")
-    for role, prior in priors.items():
-        if prior != "default" and not (isinstance(prior, dict) and "dist" in prior):
-            raise SpecError(f"{where}: prior {role!r} must be \"default\" or a table with 'dist', "
-                            f"e.g. {{ dist = \"Normal\", mu = 0, sigma = 2.5 }}; got {prior!r}")
+    check_priors(priors, where)
     try:
         sampler = SamplerSettings(**raw.get("sampler", {}))
         convergence = Convergence(**raw.get("convergence", {}))
