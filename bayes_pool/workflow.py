@@ -72,8 +72,9 @@ def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed:
 
 
 def write_run(folder: Path, analysis: Analysis, *, study: str, title: str, synthetic: bool,
-              key_term: str, manifest: dict) -> dict[str, Path]:
-    """Write estimates.csv, comparison.{md,csv}, idata.nc, forest.png and manifest.json.
+              key_term: str, manifest: dict, with_report: bool = True) -> dict[str, Path]:
+    """Write estimates.csv, comparison.{md,csv}, idata.nc, forest.png, manifest.json and, unless
+    ``with_report=False``, the reanalysis report (report.html, report.md; :mod:`bayes_pool.report_page`).
 
     The forest plot shows the effect quantities (AME, ATT, indirect) of ``key_term``.
     """
@@ -106,7 +107,15 @@ def write_run(folder: Path, analysis: Analysis, *, study: str, title: str, synth
     runs.write_manifest(folder, {**manifest, "study": study, "synthetic": synthetic,
                                  "key_term": key_term,
                                  "diagnostics": diagnostics, "facts": analysis.facts,
-                                 "files": sorted(p.name for p in folder.iterdir()) + ["manifest.json"]})
+                                 "files": sorted(p.name for p in folder.iterdir()) + ["manifest.json"]
+                                 + (["report.html", "report.md"] if with_report else [])})
+    if with_report:
+        from bayes_pool.report_page import write_report
+        try:
+            paths.update(write_report(folder))
+        except Exception as exc:  # a report bug must not throw away the run's results
+            log.warning("report.html/report.md not written (%s: %s); write them later with "
+                        "`bayes-pool report <run folder>`", type(exc).__name__, exc)
     return paths
 
 
