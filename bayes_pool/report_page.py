@@ -406,8 +406,9 @@ def _truthy(v) -> bool:
 
 def _sensitivity(sfolder: Path, run: Path, thresholds: dict) -> Sensitivity:
     own = sfolder == run
-    label = "this run folder" if own else os.path.relpath(sfolder, run) + "/"
-    key = "sens-" + ("run" if own else "".join(c if c.isalnum() else "-" for c in label))
+    rel = os.path.relpath(sfolder, run)
+    label = "this run folder" if own else rel + "/"
+    key = "sens-" + ("run" if own else "".join(c if c.isalnum() else "-" for c in rel))
     tables = [_csv_table(sfolder / n, f"{key}-{Path(n).stem}")
               for n in SENSITIVITY_TABLES if (sfolder / n).is_file()]
     order = [Path(n).stem for n in SENSITIVITY_FIGURES]
