@@ -254,10 +254,14 @@ def _is_synthetic(manifest: dict | None) -> bool:
 
 
 def _thresholds(manifest: dict | None) -> dict:
+    """The convergence thresholds the run was judged by: the manifest's ``convergence`` record
+    (command-line overrides included), else the spec's, else the defaults."""
     from bayes_pool.specs import Convergence
+    m = manifest or {}
+    record = m.get("convergence") if isinstance(m.get("convergence"), dict) else {}
+    spec = m.get("spec") if isinstance(m.get("spec"), dict) else {}
+    given = record.get("thresholds") or spec.get("convergence") or {}
     default = Convergence()
-    spec = (manifest or {}).get("spec") or {}
-    given = spec.get("convergence") or {} if isinstance(spec, dict) else {}
     return {k: given.get(k, getattr(default, k))
             for k in ("max_r_hat", "min_ess_bulk", "min_ess_tail", "max_divergences")}
 

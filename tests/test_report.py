@@ -395,3 +395,21 @@ def test_chromium_missing_fails_with_setup_hint(monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", Path("/nonexistent/chromium"))
     with pytest.raises(pytest.fail.Exception, match="scripts/install-chromium"):
         _require_chromium()
+
+
+def test_thresholds_from_the_manifest_convergence_record(tmp_path):
+    """Command-line overrides recorded in the manifest decide the reasons shown."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    estimates.write_csv(_estimates("did"), folder / "estimates.csv")
+    (folder / "manifest.json").write_text(json.dumps({
+        "command": "did", "spec": {"convergence": {"max_r_hat": 1.01, "min_ess_bulk": 400,
+                                                   "min_ess_tail": 400, "max_divergences": 0}},
+        "convergence": {"thresholds": {"max_r_hat": 1.05, "min_ess_bulk": 100,
+                                       "min_ess_tail": 100, "max_divergences": 0},
+                        "overridden": ["max_r_hat", "min_ess_bulk", "min_ess_tail"]}}))
+    rep = collect(folder)
+    assert rep.thresholds["max_r_hat"] == 1.05 and rep.thresholds["min_ess_bulk"] == 100
+    (bad,) = [row for row, f in zip(rep.convergence.rows, rep.convergence.flagged) if f]
+    assert bad[-1] == ("NOT CONVERGED: R-hat 1.080 > 1.05; ESS bulk 55 < 100; ESS tail 70 < 100; "
+                       "3 divergences")
