@@ -81,7 +81,12 @@ def run_folder(study: str, *, out: str | Path | None = None, seed: int | None = 
     else:
         final = OUTPUTS_DIR / study / new_run_id(seed)
     partial = final.parent / f".{final.name}.partial"
-    partial.mkdir(parents=True, exist_ok=False)
+    try:
+        partial.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise FileExistsError(f"another run is writing to {final} now ({partial} exists); "
+                              "choose another --out, or remove the .partial folder if that "
+                              "run was killed") from None
     try:
         with _signals_raise(partial):
             yield partial

@@ -134,3 +134,130 @@ def test_disclosure_scan_catches_a_written_row(tmp_path):
     frame["x1"] = np.round(frame["x1"] * 1e6 + 1234567.891, 3)
     (tmp_path / "leak.csv").write_text(frame.head(1).to_csv(index=False))
     assert scan_for_rows(tmp_path, frame) == ["leak.csv"]
+
+
+# ---- convergence gating from the command line ----------------------------------------------
+
+def test_strict_thresholds_flag_posteriors_everywhere_and_strict_exits_3(tmp_path, outputs):
+    """--min-ess far above what 2 x 100 draws can give: every posterior row is NOT converged
+    in estimates.csv, comparison.md and the manifest, and --strict exits 3 (the run is kept)."""
+    frame, _ = make_panel(seed=8, n=400, units=6)
+    path = tmp_path / "panel.csv"
+    frame.to_csv(path, index=False)
+    res = runner.invoke(app, _did_args(path) + ["--chains", "2", "--draws", "100", "--tune",
+                                                "100", "--min-ess", "100000", "--strict"])
+    assert res.exit_code == 3, res.output
+    assert "NOT CONVERGED" in res.output
+    (run_dir,) = list((outputs / "did").iterdir())
+    est = pd.read_csv(run_dir / "estimates.csv")
+    bayes = est[est["source"] == "bayesian"]
+    assert len(bayes) and not bayes["converged"].any()
+    assert (bayes["ess_bulk"] < 100000).all()  # the rows fail for the reason given
+    assert bayes["note"].str.contains("NOT CONVERGED").all()
+    assert bayes["note"].str.contains("ESS bulk >= 100000").all()
+    assert est.loc[est["source"] == "frequentist", "converged"].isna().all()
+    md = (run_dir / "comparison.md").read_text()
+    treated_rows = [line for line in md.splitlines() if "| treated |" in line]
+    assert treated_rows and all(line.rstrip().endswith("**NO** |") for line in treated_rows)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["invocation"]["args"]["min_ess"] == 100000
+    assert manifest["convergence"]["thresholds"]["min_ess_bulk"] == 100000
+    assert manifest["convergence"]["thresholds"]["min_ess_tail"] == 100000
+    assert manifest["convergence"]["overridden"] == ["min_ess_bulk", "min_ess_tail"]
+    assert manifest["spec"]["convergence"]["min_ess_bulk"] == 100000
+    assert manifest["diagnostics"]["all_converged"] is False
+
+
+def test_rerun_passes_the_recorded_thresholds(tmp_path, monkeypatch):
+    """`rerun` hands the recorded gating flags back to the command (no refit needed to see it)."""
+    from bayes_pool import cli
+    manifest = tmp_path / "manifest.json"
+    args = {k: None for k in cli._INVOCATION_ARGS["did"]}
+    args.update(data=str(tmp_path / "x.csv"), max_r_hat=1.05, min_ess=123.0, max_divergences=4)
+    manifest.write_text(json.dumps({"invocation": {"command": "did", "args": args}}))
+    seen = {}
+    monkeypatch.setattr(cli, "did", lambda **kw: seen.update(kw))
+    assert runner.invoke(app, ["rerun", str(manifest)]).exit_code == 0
+    assert (seen["max_r_hat"], seen["min_ess"], seen["max_divergences"]) == (1.05, 123.0, 4)
+
+
+def _posterior_rows(**cols):
+    from bayes_pool import estimates
+    base = dict(study="s", table="t", column="c", term="d", quantity="ame", source="bayesian",
+                estimate=0.1, se=0.1)
+    n = len(next(iter(cols.values())))
+    return estimates.frame([{**base, **{k: v[i] for k, v in cols.items()}} for i in range(n)])
+
+
+def test_gate_overrides_only_the_thresholds_given():
+    """A row judged by its own spec keeps that verdict for the criteria not overridden."""
+    from bayes_pool.cli import _gate
+    from bayes_pool.specs import Convergence
+    est = _posterior_rows(
+        r_hat=[1.001, 1.03, 1.001, 1.001], ess_bulk=[900, 900, 300, 300],
+        ess_tail=[900, 900, 300, 300], divergences=[0, 0, 0, 2],
+        converged=[True, False, False, False],
+        note=["", "NOT CONVERGED (R-hat/ESS/divergences fail the thresholds)", "NOT CONVERGED (x)",
+              "NOT CONVERGED (x)"])
+    base = Convergence()
+    assert _gate(est, base, {}) is est
+    looser = _gate(est, base, {"min_ess_bulk": 200, "min_ess_tail": 200})
+    # row 1 still fails R-hat, row 2 now passes, row 3 still has divergences
+    assert looser["converged"].tolist() == [True, False, True, False]
+    assert looser["note"][2] == ""
+    assert "ESS bulk >= 200" in looser["note"][1] and looser["note"][1].count("NOT CONVERGED") == 1
+    stricter = _gate(est, base, {"max_r_hat": 1.0005})
+    assert stricter["converged"].tolist() == [False, False, False, False]
+    allow_div = _gate(est, base, {"max_divergences": 5, "min_ess_bulk": 200,
+                                  "min_ess_tail": 200})
+    assert allow_div["converged"].tolist() == [True, False, True, True]
+
+
+# ---- concurrent runs -------------------------------------------------------------------------
+
+def test_two_runs_started_at_once_write_two_complete_folders(tmp_path):
+    """Two processes, same command and seed, started together: two different finished run
+    folders, no partial folder left, and the same numbers in both."""
+    rng = np.random.default_rng(3)
+    n = 300
+    t = rng.binomial(1, 0.5, n)
+    m = 0.5 * t + rng.normal(0, 1, n)
+    pd.DataFrame({"tx": t, "med": m, "out": 0.4 * t + 0.7 * m + rng.normal(0, 1, n)}
+                 ).to_csv(tmp_path / "study.csv", index=False)
+    out = tmp_path / "outputs"
+    env = {**os.environ, "BAYES_POOL_OUTPUTS": str(out)}
+    cmd = [sys.executable, "-m", "bayes_pool.cli", "mediate", "--data", str(tmp_path / "study.csv"),
+           "--treatment", "tx", "--mediator", "med", "--outcome", "out", "--outcome-family",
+           "gaussian", "--bootstrap", "20", "--frequentist-only", "--seed", "9"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=240)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    folders = sorted((out / "mediate").iterdir())
+    assert len(folders) == 2 and not [f for f in folders if f.name.startswith(".")]
+    named = {Path(line.split("Run written to ", 1)[1].strip()).name
+             for text in outs for line in text.splitlines() if "Run written to " in line}
+    assert named == {f.name for f in folders}  # each process reports its own folder
+    for f in folders:
+        assert {"estimates.csv", "manifest.json", "comparison.md"} <= {p.name for p in f.iterdir()}
+    a, b = ((f / "estimates.csv").read_bytes() for f in folders)
+    assert a == b
+
+
+def test_same_seed_same_second_gets_distinct_folders_and_a_shared_out_is_refused(tmp_path,
+                                                                                outputs):
+    """Run ids carry a random suffix, so two runs of one seed never share a folder; two runs
+    told to write to the same --out at once: the second is refused with a clear message."""
+    with runs.run_folder("did", seed=1) as a, runs.run_folder("did", seed=1) as b:
+        assert a != b
+        (a / "x").write_text("a")
+        (b / "x").write_text("b")
+    finished = sorted(p.name for p in (outputs / "did").iterdir())
+    assert len(finished) == 2 and not any(n.startswith(".") for n in finished)
+    target = tmp_path / "mine"
+    with runs.run_folder("did", out=target) as first:
+        with pytest.raises(FileExistsError, match="another run is writing"):
+            with runs.run_folder("did", out=target):
+                pass
+        (first / "estimates.csv").write_text("ok")
+    assert (target / "estimates.csv").read_text() == "ok"
