@@ -1,7 +1,9 @@
 """Figures of a placebo test (Fig. 3 of Zhang & Chen 2024 style).
 
 Takes a :class:`~bayes_pool.freq.placebo.PlaceboResult`, a ``path`` and ``synthetic`` (which
-puts "SYNTHETIC DATA" in the title) and returns the path of the PNG written.
+puts "SYNTHETIC DATA" in the title) and returns the path of the PNG written. With the
+Bayesian placebo posteriors (:func:`bayes_pool.bayes.fast.placebo_posteriors`) a third panel
+shows each draw's posterior probability of a positive effect against the actual one.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -16,11 +19,15 @@ from bayes_pool.figures import banner, save  # noqa: E402
 
 
 def placebo_plot(result, path: str | Path, *, synthetic: bool,
-                 title: str = "Placebo test: random treated units and adoption years") -> Path:
-    """Two panels: placebo p-values with the actual p-value and the share at or below it;
-    placebo coefficients with the actual coefficient and the RI p-value."""
+                 title: str = "Placebo test: random treated units and adoption years",
+                 bayes=None, bayes_actual: float | None = None) -> Path:
+    """Placebo p-values with the actual p-value and the share at or below it; placebo
+    coefficients with the actual coefficient and the RI p-value; and, when ``bayes`` (a frame
+    with ``prob_positive``) is given, the placebo P(effect > 0) with the actual one."""
     draws = result.draws
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    panels = 3 if bayes is not None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
+    left, right = axes[0], axes[1]
     left.hist(draws["p_value"].dropna(), bins=20, range=(0, 1), color="tab:blue", alpha=0.7,
               edgecolor="white")
     p = result.actual["p_value"]
@@ -37,6 +44,17 @@ def placebo_plot(result, path: str | Path, *, synthetic: bool,
                   label=f"actual coefficient = {b:.3f}\nRI p-value = {result.ri_p_value:.3f}")
     right.set_xlabel(f"placebo coefficient of {result.design.treatment}")
     right.legend(fontsize=8)
+    if bayes is not None:
+        ax = axes[2]
+        prob = bayes["prob_positive"].dropna().to_numpy(dtype=float)
+        ax.hist(prob, bins=20, range=(0, 1), color="tab:purple", alpha=0.7, edgecolor="white")
+        if bayes_actual is not None:
+            share = float(np.mean(prob >= bayes_actual)) if len(prob) else float("nan")
+            ax.axvline(bayes_actual, color="black", ls=":", lw=1.5,
+                       label=f"actual P(effect > 0) = {bayes_actual:.3f}\n"
+                             f"share of placebo draws >= actual: {share:.3f}")
+            ax.legend(fontsize=8, loc="upper left")
+        ax.set_xlabel(f"placebo posterior P({result.design.treatment} > 0) (Laplace)")
     n = len(draws)
     fig.suptitle(banner(f"{title} ({n} draws)", synthetic), fontsize=10)
     return save(fig, path)

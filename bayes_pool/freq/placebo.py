@@ -10,9 +10,13 @@ randomization-inference p-value of the coefficient, the share of draws with
 
 Speed: the design matrix is built once (only the treatment column changes), each refit starts
 from the actual fit's solution with the treatment coefficient at zero (the same start in every
-draw, so results do not depend on the order or the number of workers), the AME is the mean of
-predicted differences without its delta-method SE, and draws fan out through
+draw, so results do not depend on the order or the number of workers), statsmodels' rank check
+runs once, the AME and its delta-method SE are computed from the fitted linear predictor (the
+same formula as ``get_margeff(dummy=True)``), and draws fan out through
 :func:`bayes_pool.parallel.map_refits`. Draw ``i`` uses ``SeedSequence(seed).spawn(n)[i]``.
+About 30 ms a refit at n = 6,300 with 44 columns (one core), so 500 draws take ~10-15 s on
+two cores. With ``refits_dir`` each finished draw is kept on disk and an interrupted loop
+resumes.
 
 A draw in which no placebo unit switches within the sample (every placebo unit adopts before
 the first period or after the last) leaves the treatment collinear with the unit dummies; such
@@ -25,16 +29,18 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+from statsmodels.discrete.discrete_model import Logit
 from scipy import stats
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
-from bayes_pool import estimates
+from bayes_pool import checkpoint, estimates
+from bayes_pool.checkpoint import Checkpoint, fingerprint_arrays
 from bayes_pool.design import DiDDesign, PreparedDiD
 from bayes_pool.errors import InputError
 from bayes_pool.parallel import map_refits
@@ -72,9 +78,9 @@ class PlaceboResult:
     draws
         One row per draw: ``draw``, ``treated_units``, ``adoption_years`` (";"-joined),
         ``n_switching`` (placebo units that switch within the sample), ``redraws``, ``coef``,
-        ``se`` (clustered), ``p_value``, ``ame``, ``converged``.
+        ``se``, ``p_value``, ``ame``, ``ame_se``, ``ame_p_value`` (delta method), ``converged``.
     actual
-        The actual fit: ``coef``, ``se``, ``p_value``, ``ame``.
+        The actual fit: the same fields.
     """
 
     design: DiDDesign
@@ -86,6 +92,10 @@ class PlaceboResult:
     n_treated_units: int
     vcov: str = "cluster"
     dropped_units: tuple[str, ...] = field(default=())
+    checkpoint: str | None = None
+    """Folder the draws were kept in (None: not kept)."""
+    resumed: int = 0
+    """Draws read back from the checkpoint instead of refitted."""
 
     @property
     def ri_p_value(self) -> float:
@@ -170,14 +180,32 @@ def _kept_frame(prepared: PreparedDiD) -> tuple[pd.DataFrame, tuple[str, ...]]:
 
 
 def _fit(y, X, groups, start, vcov="cluster"):
+    """Logit by Newton from ``start``; treatment coefficient (column 1), its SE and p-value,
+    and the AME of the 0/1 treatment with its delta-method SE and p-value.
+
+    The AME is the mean discrete change ``Lambda(eta0 + b) - Lambda(eta0)``; its gradient in
+    the parameters is ``mean(lambda(eta1) x1 - lambda(eta0) x0)`` (rows with the treatment set
+    to 1 and 0) -- exactly what statsmodels' ``get_margeff(dummy=True)`` computes, without
+    rebuilding the margins machinery for every refit.
+    """
     kw = dict(cov_type="cluster", cov_kwds={"groups": groups}) if vcov == "cluster" else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = sm.Logit(y, X).fit(start_params=start, method="newton", maxiter=100, disp=0, **kw)
-    b = float(res.params[1])
-    eta0 = X @ res.params - b * X[:, 1]
-    ame = float(np.mean(expit(eta0 + b) - expit(eta0)))
+        # the design is the actual fit's with one column swapped: its rank was checked once
+        res = Logit(y, X, check_rank=False).fit(start_params=start, method="newton",
+                                                   maxiter=100, disp=0, **kw)
+    params = np.asarray(res.params)
+    b = float(params[1])
+    eta0 = X @ params - b * X[:, 1]
+    p1, p0 = expit(eta0 + b), expit(eta0)
+    ame = float(np.mean(p1 - p0))
+    d1, d0 = p1 * (1 - p1), p0 * (1 - p0)
+    grad = (d1 - d0) @ X / len(y)
+    grad[0] = np.mean(d1 - d0)          # constant
+    grad[1] = np.mean(d1)               # treatment: 1 in x1, 0 in x0
+    ame_se = float(np.sqrt(grad @ np.asarray(res.cov_params()) @ grad))
     return dict(coef=b, se=float(res.bse[1]), p_value=float(res.pvalues[1]), ame=ame,
+                ame_se=ame_se, ame_p_value=float(2 * stats.norm.sf(abs(ame / ame_se))),
                 converged=bool(res.mle_retvals.get("converged", True))), res
 
 
@@ -219,7 +247,7 @@ def _placebo_draw(seed_seq, shared: _Shared) -> dict:
 def placebo(data: PreparedDiD | pd.DataFrame, design: DiDDesign | None = None, *,
             seed: int, adoption_years, n_draws: int = 500, n_treated_units: int | None = None,
             vcov: Vcov = "cluster", workers: int | None = 1, scheduler: str | None = None,
-            progress=None) -> PlaceboResult:
+            progress=None, refits_dir: str | Path | None = None) -> PlaceboResult:
     """Placebo test of a TWFE DiD logit by random treated units and random adoption years.
 
     Parameters
@@ -245,7 +273,14 @@ def placebo(data: PreparedDiD | pd.DataFrame, design: DiDDesign | None = None, *
         placebo distribution is not uniform; the RI p-value of the coefficient does not use
         the SE at all.
     workers, scheduler, progress
-        Passed to :func:`bayes_pool.parallel.map_refits` (``workers=1``: in-process).
+        Passed to :func:`bayes_pool.parallel.map_refits` (``workers=1``: in-process;
+        ``scheduler``: address of an existing dask scheduler, default
+        ``$DASK_SCHEDULER_ADDRESS``).
+    refits_dir
+        Keep every finished draw in ``refits_dir/<key>/`` (see :mod:`bayes_pool.checkpoint`;
+        the key hashes the design matrix, outcome, clusters, periods, seed and settings), so an
+        interrupted placebo loop restarted with the same inputs resumes and ends with exactly
+        ``n_draws`` draws. ``None``: nothing is written.
 
     Returns
     -------
@@ -277,15 +312,30 @@ def placebo(data: PreparedDiD | pd.DataFrame, design: DiDDesign | None = None, *
     start[1] = 0.0
     shared = _Shared(X=X, y=y, groups=codes, time=time, units=np.asarray(units, dtype=object),
                      start=start, adoption_years=years, n_treated=n_treated, vcov=vcov)
+    # child i of the root seed depends on i only, never on n_draws, the worker or the order
     children = np.random.SeedSequence(seed).spawn(n_draws)
     log.info("placebo: %d draws of %d random %s(s)", n_draws, n_treated, d.unit)
+    store, resumed = None, 0
+    if refits_dir is not None:
+        store = Checkpoint(Path(refits_dir) / checkpoint_key(shared, seed))
+        resumed = min(len(store), n_draws)
     out = map_refits(_placebo_draw, children, shared=shared, workers=workers,
-                     scheduler=scheduler, progress=progress)
+                     scheduler=scheduler, progress=progress, checkpoint=store)
     draws = pd.DataFrame(out)
     draws.insert(0, "draw", np.arange(n_draws))
     return PlaceboResult(design=d, draws=draws, actual=actual, n_obs=len(y), seed=seed,
                          adoption_years=tuple(years.tolist()), n_treated_units=n_treated,
-                         vcov=vcov, dropped_units=dropped)
+                         vcov=vcov, dropped_units=dropped,
+                         checkpoint=str(store.folder) if store else None, resumed=resumed)
+
+
+def checkpoint_key(shared: _Shared, seed: int) -> str:
+    """Checkpoint key of a placebo loop: its inputs, seed, settings and code."""
+    data = fingerprint_arrays(shared.X, shared.y, shared.groups, shared.time, shared.units,
+                              shared.start)
+    return checkpoint.key(_placebo_draw, data=data, seed=seed, settings=dict(
+        adoption_years=shared.adoption_years.tolist(), n_treated=shared.n_treated,
+        vcov=shared.vcov, max_redraws=MAX_REDRAWS))
 
 
 def _require(design):

@@ -16,8 +16,8 @@ fig2       event study, window -2..+4 around adoption (years, as Eq. 5), period 
 staggered  Wooldridge extended TWFE (cohort x period effects vs never treated) next to TWFE
 table6     heterogeneity by income, generation, education: subgroup logits, partially pooled
            Bayesian model with the posterior probability that the subgroup difference is > 0
-placebo    Fig. 3: 500 placebo draws (random treated provinces and adoption years); the
-           randomization-inference p-value; wild-cluster bootstrap for few treated clusters
+placebo    Fig. 3: 500 placebo draws (random treated provinces and adoption years) with P(effect
+           > 0) per draw (Laplace); RI p-value; wild-cluster bootstrap for few treated clusters
 table7     robustness with the 2012 wave (nine controls: 2012 lacks three questions)
 =========  ===================================================================================
 """
@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -86,6 +87,11 @@ class Context:
     workers: int | None
     placebo_draws: int
     frame_2012: pd.DataFrame | None
+    scheduler: str | None = None
+    """Address of an existing dask scheduler for refit loops (None: a local cluster, or
+    ``$DASK_SCHEDULER_ADDRESS``)."""
+    refits_dir: Path | None = None
+    """Where refit loops keep finished draws so an interrupted run resumes (None: not kept)."""
 
 
 def part_table2(frame: pd.DataFrame, ctx: Context) -> Analysis:
@@ -175,6 +181,11 @@ def part_table6(frame: pd.DataFrame, ctx: Context) -> Analysis:
 
 
 def part_placebo(frame: pd.DataFrame, ctx: Context) -> Analysis:
+    """Fig. 3 three ways: the paper's placebo p-values, the randomization-inference p-value,
+    and per placebo draw the posterior probability of a positive effect (Laplace, reusing one
+    compiled model); plus the wild-cluster bootstrap for few treated clusters."""
+    from bayes_pool import estimates
+    from bayes_pool.bayes.fast import laplace_model, placebo_posteriors, posterior_rows_placebo
     from bayes_pool.figures.placebo import placebo_plot
     from bayes_pool.freq.placebo import placebo
     from bayes_pool.freq.wild_bootstrap import wild_cluster_bootstrap
@@ -185,18 +196,32 @@ def part_placebo(frame: pd.DataFrame, ctx: Context) -> Analysis:
                  f"adoption years among {years})")
     result = placebo(prepared, seed=ctx.seed + 20, adoption_years=years,
                      n_draws=ctx.placebo_draws, n_treated_units=len(ADOPTION_YEAR),
-                     workers=ctx.workers)
+                     workers=ctx.workers, scheduler=ctx.scheduler, refits_dir=ctx.refits_dir)
+    ctx.progress(f"Fig. 3, Bayesian: P(placebo effect > 0) for the {ctx.placebo_draws} draws "
+                 "(Laplace approximation, one compiled model)")
+    fast = laplace_model(prepared, ctx.spec, seed=ctx.seed + 22)
+    actual_bayes = fast.fit()
+    post = placebo_posteriors(fast, result.draws, refits_dir=ctx.refits_dir)
     ctx.progress("Few treated clusters: wild-cluster bootstrap of the linear-probability DiD")
     wcb = wild_cluster_bootstrap(prepared, seed=ctx.seed + 21)
     rows = [result.tidy(study=STUDY, table="fig3", column="(2)"),
+            posterior_rows_placebo(actual_bayes, post, unit_sd=fast.unit_sd,
+                                   term=design.treatment, n_obs=prepared.n_obs, study=STUDY,
+                                   table="fig3", column="(2)"),
             wcb.tidy(study=STUDY, table="inference", column="(2)")]
-    from bayes_pool import estimates
     facts = {"placebo": {"draws": ctx.placebo_draws, "ri_p_value": result.ri_p_value,
                          "share_p_below_actual": result.share_p_below,
-                         "identifying_provinces": list(prepared.switchers)}}
+                         "identifying_provinces": list(prepared.switchers),
+                         "bayesian": {"method": "Laplace approximation, province SD fixed at "
+                                                "its marginal posterior mode",
+                                      "unit_sd": fast.unit_sd,
+                                      "prob_positive_actual": actual_bayes.prob_positive,
+                                      "all_converged": bool(post["converged"].all())}}}
     draw = lambda folder, synthetic, table: {  # noqa: E731
-        "placebo": placebo_plot(result, folder / "placebo.png", synthetic=synthetic)}
-    return Analysis(estimates=estimates.concat(*rows), facts=facts, figures=[draw])
+        "placebo": placebo_plot(result, folder / "placebo.png", synthetic=synthetic,
+                                bayes=post, bayes_actual=actual_bayes.prob_positive)}
+    return Analysis(estimates=estimates.concat(*rows), facts=facts, figures=[draw],
+                    results={"placebo": result, "placebo_bayes": post})
 
 
 def part_table7(frame: pd.DataFrame, ctx: Context) -> Analysis:
@@ -229,11 +254,16 @@ PARTS: dict[str, Callable[[pd.DataFrame, Context], Analysis]] = {
 
 def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool = False,
         parts: tuple[str, ...] | None = None, workers: int | None = None,
-        placebo_draws: int = PLACEBO_DRAWS, frame_2012: pd.DataFrame | None = None) -> Analysis:
+        placebo_draws: int = PLACEBO_DRAWS, frame_2012: pd.DataFrame | None = None,
+        scheduler: str | None = None, refits_dir: str | Path | bool | None = None) -> Analysis:
     """Published rows plus the chosen parts (all by default), frequentist and Bayesian.
 
     The main analyses use the 2014-2018 waves; ``frame_2012`` (or the 2012 rows of ``frame``)
-    feeds Table 7.
+    feeds Table 7. Refit loops (placebo draws) run on ``workers`` local dask worker processes
+    (None: one per core; 1: in-process) or on the dask scheduler at ``scheduler`` (default
+    ``$DASK_SCHEDULER_ADDRESS``), and keep every finished draw in ``refits_dir`` (default
+    ``outputs/<study>/.refits``, outside the run folder; ``False``: keep nothing), so a run
+    interrupted in the middle of a loop resumes it.
     """
     parts = tuple(PARTS) if parts is None else parts
     unknown = sorted(set(parts) - set(PARTS))
@@ -243,8 +273,12 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
     main = frame[pd.to_numeric(frame[TIME]).isin(MAIN_WAVES)].reset_index(drop=True)
     if frame_2012 is None and (pd.to_numeric(frame[TIME]) == 2012).any():
         frame_2012 = frame
+    if refits_dir is None or refits_dir is True:
+        from bayes_pool.checkpoint import refits_dir as default_refits_dir
+        refits_dir = default_refits_dir(STUDY)
     ctx = Context(spec=spec, seed=seed, progress=progress, progressbar=progressbar,
-                  workers=workers, placebo_draws=placebo_draws, frame_2012=frame_2012)
+                  workers=workers, placebo_draws=placebo_draws, frame_2012=frame_2012,
+                  scheduler=scheduler, refits_dir=Path(refits_dir) if refits_dir else None)
     analysis = Analysis(estimates=load_published(STUDY), facts={"parts": list(parts)})
     for name in parts:
         analysis.extend(PARTS[name](main, ctx))
