@@ -77,7 +77,7 @@ class DiDDesign:
                                  "do: drop or complete these rows, and check that [missing] "
                                  "codes in the mapping did not blank out valid answers.")
         for col in (self.outcome, self.treatment, *self.covariates):
-            check_numeric(frame, col)
+            frame[col] = check_numeric(frame, col)
         frame = frame.dropna()
         n_dropped = n_all - len(frame)
         if frame.empty:
@@ -165,17 +165,24 @@ def check_binary(frame: pd.DataFrame, col: str, what: str) -> None:
                          f"other values: {shown}. Recode it in the mapping file.")
 
 
-def check_numeric(frame: pd.DataFrame, col: str) -> None:
-    """Raise :class:`InputError` naming the non-numeric values of ``col`` and their count."""
-    if pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
-        return
+def check_numeric(frame: pd.DataFrame, col: str) -> pd.Series:
+    """``col`` as numbers; raise :class:`InputError` naming the values that are not numbers
+    (text, including numbers stored as text) and their count."""
     values = frame[col]
-    bad = values[values.notna() & pd.to_numeric(values, errors="coerce").isna()]
-    if not len(bad):  # numbers stored as text
-        bad = values[values.notna()]
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values
+    is_number = values.map(lambda v: isinstance(v, int | float | np.number)
+                           and not isinstance(v, bool), na_action="ignore").fillna(True)
+    if is_number.astype(bool).all():  # an object column holding numbers (and missing values)
+        return pd.to_numeric(values)
+    parses = pd.to_numeric(values, errors="coerce").notna() | values.isna()
+    bad = values[~parses]
+    what = "are not numbers"
+    if not len(bad):  # every value parses: numbers stored as text
+        bad, what = values[~is_number.astype(bool)], "are numbers stored as text"
     shown = sorted(map(str, pd.unique(bad)))[:10]
-    raise InputError(f"column {col!r} must be numeric; {len(bad)} row(s) hold values that are "
-                     f"not numbers: {shown}. What to do: recode them in the mapping file "
+    raise InputError(f"column {col!r} must be numeric; {len(bad)} row(s) hold values that "
+                     f"{what}: {shown}. What to do: recode them in the mapping file "
                      "([[recode]] kind = \"map\" or \"label_map\") or declare non-response "
                      "codes missing ([missing] codes).")
 
