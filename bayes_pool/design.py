@@ -265,8 +265,9 @@ def check_separation(frame: pd.DataFrame, outcome: str, columns) -> None:
             raise InputError(
                 f"column {col!r} perfectly predicts the outcome {outcome!r} of the logit "
                 f"in the {len(frame)} complete cases ({found}); its coefficient has no "
-                f"finite estimate and the fit would not converge. What to do: drop {col!r} from the model, merge its sparse "
-                "categories, or check it is not a recoded copy of the outcome."
+                f"finite estimate and the fit would not converge. What to do: drop {col!r} "
+                "from the model, merge its sparse categories, or check it is not a recoded "
+                "copy of the outcome."
             )
 
 
