@@ -228,7 +228,8 @@ def test_two_runs_started_at_once_write_two_complete_folders(tmp_path):
     env = {**os.environ, "BAYES_POOL_OUTPUTS": str(out)}
     cmd = [sys.executable, "-m", "bayes_pool.cli", "mediate", "--data", str(tmp_path / "study.csv"),
            "--treatment", "tx", "--mediator", "med", "--outcome", "out", "--outcome-family",
-           "gaussian", "--bootstrap", "20", "--frequentist-only", "--seed", "9"]
+           "gaussian", "--bootstrap", "20", "--frequentist-only", "--seed", "9",
+           "--max-r-hat", "1.05", "--min-ess", "50"]
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
              for _ in range(2)]
     outs = [p.communicate(timeout=240)[0].decode() for p in procs]
@@ -242,6 +243,24 @@ def test_two_runs_started_at_once_write_two_complete_folders(tmp_path):
         assert {"estimates.csv", "manifest.json", "comparison.md"} <= {p.name for p in f.iterdir()}
     a, b = ((f / "estimates.csv").read_bytes() for f in folders)
     assert a == b
+    manifest = json.loads((folders[0] / "manifest.json").read_text())
+    assert manifest["invocation"]["args"]["max_r_hat"] == 1.05
+    assert manifest["invocation"]["args"]["min_ess"] == 50
+    assert manifest["convergence"]["thresholds"]["max_r_hat"] == 1.05
+
+
+def test_threshold_flags_reach_every_kind_of_spec():
+    """The flags replace the [convergence] of a plain spec and of the mediation spec alike."""
+    from bayes_pool.bayes.mediation import load_mediation_spec
+    from bayes_pool.cli import _thresholds, _with_convergence
+    from bayes_pool.specs import load_spec
+    gates = _thresholds(1.02, 800.0, None)
+    assert gates == {"max_r_hat": 1.02, "min_ess_bulk": 800.0, "min_ess_tail": 800.0}
+    for spec in (load_spec("did_logit"), load_spec("propensity_logit"), load_mediation_spec()):
+        changed = _with_convergence(spec, gates).convergence
+        assert (changed.max_r_hat, changed.min_ess_bulk, changed.min_ess_tail) == (1.02, 800, 800)
+        assert changed.max_divergences == spec.convergence.max_divergences
+    assert _with_convergence(load_spec("did_logit"), {}) == load_spec("did_logit")
 
 
 def test_same_seed_same_second_gets_distinct_folders_and_a_shared_out_is_refused(tmp_path,
