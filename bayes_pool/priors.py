@@ -107,7 +107,8 @@ def _check_value(value, where: str) -> None:
 
 
 def select(which: str | None, folder: Path = PRIORS_DIR) -> list[PriorSet]:
-    """The sets named by ``"all"`` (or None) or a comma-separated list, in that order."""
+    """The sets named by ``"all"`` (or None) or a comma-separated list of names or ``.toml``
+    paths, in that order."""
     if which is None or which.strip() == "all":
         names = available(folder)
     else:

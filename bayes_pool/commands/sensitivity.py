@@ -1,0 +1,131 @@
+"""`bayes-pool sensitivity STUDY`: refit a study's benchmark model under every prior set."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def register(app) -> None:
+    app.command("sensitivity")(sensitivity)
+
+
+def sensitivity(
+        study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-psm.")],
+        model: Annotated[Optional[str], typer.Option(
+            help="Model spec name in models/ or a TOML path (default: the study's benchmark, "
+                 "did_logit for pooling-did, linear_regression for smi-psm).")] = None,
+        priors: Annotated[str, typer.Option(
+            help="Prior sets from models/priors/: 'all' or a comma list of names or .toml "
+                 "paths, e.g. default,vague,sceptical.")] = "all",
+        data: Annotated[Optional[Path], typer.Option(
+            help="Survey file (.dta .sav .csv .parquet); default: synthetic data.")] = None,
+        mapping: Annotated[Optional[Path], typer.Option(
+            help="TOML mapping raw -> canonical columns and recodes.")] = None,
+        seed: Annotated[int, typer.Option(help="Root random seed (generator and sampler).")] = 2024,
+        draws: Annotated[Optional[int], typer.Option(help="Posterior draws per chain.")] = None,
+        tune: Annotated[Optional[int], typer.Option(help="Tuning steps per chain.")] = None,
+        chains: Annotated[Optional[int], typer.Option(help="Chains.")] = None,
+        workers: Annotated[Optional[int], typer.Option(
+            help="Parallel fits (default: all cores; 1 = in-process).")] = None,
+        prior_draws: Annotated[int, typer.Option(
+            help="Prior predictive draws per prior set (0: no prior predictive check).")] = 500,
+        checks: Annotated[bool, typer.Option(
+            "--checks/--no-checks", help="Power-scaling diagnostics of every fit and the "
+                                         "posterior predictive check of the first set's.")] = True,
+        out_dir: Annotated[Optional[Path], typer.Option(
+            "--out", help="Write the run here instead of a new folder under outputs/.")] = None):
+    """Refit the study's benchmark model under each prior set, in parallel, and write
+    sensitivity.csv/.png, estimates.csv, power-scaling (psense.csv/.png) and the prior and
+    posterior predictive checks into a new run folder."""
+    from bayes_pool import runs, studies
+    from bayes_pool.cli import _fail, _load_user_data, _say, _spec, out
+    from bayes_pool.errors import BayesPoolError
+    from bayes_pool.priors import select
+    from bayes_pool.sensitivity import run_sensitivity, study_target, write_sensitivity
+    start = time.perf_counter()
+    try:
+        mod = studies.get(study)
+        spec = _spec(model or mod.DEFAULT_SPEC, draws, tune, chains)
+        sets = select(priors)
+        if data is None:
+            _say(f"No --data: generating the SYNTHETIC {study} data set (seed {seed})")
+            sim = mod.simulate(seed=seed)
+            frame, synthetic = sim.frame, True
+            source = {"kind": "synthetic", "seed": seed, "options": sim.options}
+            from bayes_pool.data.io import fingerprint
+            source.update(fingerprint=fingerprint(frame), n_rows=len(frame))
+        else:
+            _say(f"Loading {data}")
+            loaded = _load_user_data(data, mapping=mapping)
+            frame, synthetic = mod.prepare(loaded.frame, source=str(data)), False
+            source = {"kind": "file", **loaded.manifest()}
+        target = study_target(study, frame, seed=seed)
+        with runs.run_folder(study, out=out_dir, seed=seed) as folder:
+            s = spec.sampler
+            _say(f"Refitting {target.description} under {len(sets)} prior set(s) "
+                 f"({s.chains} chains x {s.draws} draws each)"
+                 + (" on SYNTHETIC data" if synthetic else ""))
+            result = run_sensitivity(target, spec, sets, seed=seed, workers=workers,
+                                     prior_draws=prior_draws, checks=checks, progress=_say)
+            for name, why in result.skipped.items():
+                _say(f"prior set {name!r} skipped: {why}")
+            _say("Writing the sensitivity table, forest plot and checks")
+            paths = write_sensitivity(folder, result, synthetic=synthetic, title=mod.TITLE)
+            runs.write_manifest(folder, {
+                "command": "sensitivity", "study": study, "seed": seed, "data": source,
+                "synthetic": synthetic, "key_term": target.treatment,
+                "model": {"description": target.description, "spec": spec.to_dict(),
+                          "key_quantity": target.key_quantity, "n_obs": target.n_obs},
+                "published": {"marked": vars(target.marked) if target.marked else None,
+                              "centre": vars(target.centre) if target.centre else None},
+                "prior_sets": {p.name: {**p.to_dict(), "applied": result.specs.get(p.name)}
+                               for p in sets},
+                "skipped_prior_sets": result.skipped, "workers": workers,
+                "diagnostics": {"all_converged": bool(result.table["converged"].all()),
+                                "max_r_hat": float(result.table["r_hat"].max()),
+                                "min_ess_bulk": float(result.table["ess_bulk"].min()),
+                                "divergences": dict(zip(result.table["prior_set"],
+                                                        result.table["divergences"].astype(int)))},
+                "invocation": {"command": "sensitivity", "args": {
+                    "study": study, "model": model, "priors": priors,
+                    "data": str(data.resolve()) if data else None,
+                    "mapping": str(mapping.resolve()) if mapping else None, "seed": seed,
+                    "draws": draws, "tune": tune, "chains": chains, "workers": workers,
+                    "prior_draws": prior_draws, "checks": checks}},
+                "files": sorted(p.name for p in paths.values()) + ["manifest.json"],
+                "elapsed_seconds": round(time.perf_counter() - start, 1)})
+    except (BayesPoolError, ValueError, FileExistsError) as exc:
+        _fail(exc)
+    _print(result, synthetic, out)
+    out.print(f"Run written to {runs.last_run(study)}")
+    if not result.table["converged"].all():
+        from bayes_pool.cli import console
+        console.print("[bold yellow]warning:[/] some prior sets' posteriors fail the convergence "
+                      "thresholds (converged = False in sensitivity.csv)")
+
+
+def _print(result, synthetic: bool, out) -> None:
+    from rich.table import Table
+    t = result.target
+    table = Table(title=("SYNTHETIC DATA — " if synthetic else "")
+                  + f"prior sensitivity: {t.key_quantity} of {t.treatment}")
+    for col in ["prior set", "mean", "sd", "95% interval", "P(>0)", "R-hat", "ESS", "div", "ok"]:
+        table.add_column(col)
+    for r in result.table.itertuples():
+        table.add_row(r.prior_set, f"{r.mean:.4f}", f"{r.sd:.4f}",
+                      f"[{r.ci_low:.4f}, {r.ci_high:.4f}]", f"{r.p_positive:.3f}",
+                      f"{r.r_hat:.3f}", f"{r.ess_bulk:.0f}", str(r.divergences),
+                      "yes" if r.converged else "NO")
+    out.print(table)
+    if result.psense is not None:
+        for name, block in result.psense.groupby("prior_set", sort=False):
+            flagged = block[block["diagnosis"] != "✓"]
+            shown = ", ".join(f"{v} ({d.removeprefix('potential ')})"
+                              for v, d in zip(flagged["variable"][:6], flagged["diagnosis"][:6]))
+            out.print(f"power-scaling, prior set {name}: {len(flagged)} of {len(block)} variables "
+                      f"flagged" + (f": {shown}" + (" ..." if len(flagged) > 6 else "")
+                                    if len(flagged) else ""))

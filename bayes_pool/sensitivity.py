@@ -1,0 +1,310 @@
+"""Prior sensitivity by refitting: one model, every chosen prior set, fitted in parallel.
+
+:class:`Target` says what is refitted (a DiD logit/linear or a linear regression on a frame,
+the key term and quantity, and the published cells it is compared with); :func:`study_target`
+builds it for a study (configuration: the benchmark Table 3 (2) logit of ``pooling-did``, the
+Model 8 regression of ``smi-psm``). :func:`run_sensitivity` fits the model once per prior set
+through :func:`bayes_pool.parallel.map_refits` (dask) with the same seed for every set (common
+random numbers: differences are the priors', not Monte Carlo noise) and, on the first set
+(normally ``default``), adds the posterior predictive check and the power-scaling plot; every
+set gets its power-scaling diagnostics (``psense.csv``, one block per set) and prior predictive
+draws. :func:`write_sensitivity` writes the files.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayes_pool import estimates
+from bayes_pool.errors import SpecError
+from bayes_pool.priors import PriorSet, applicable, apply_prior_set
+from bayes_pool.published import published_value
+from bayes_pool.specs import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublishedCell:
+    """A ledger key: one printed number of a study."""
+
+    study: str
+    table: str
+    column: str
+    term: str
+    quantity: str
+
+    def value(self, field: str = "estimate") -> float:
+        return published_value(self.study, self.table, self.column, self.term, self.quantity,
+                               field=field)
+
+    def label(self) -> str:
+        return f"published {self.quantity} (Table {self.table} {self.column})"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a sensitivity analysis refits and reports.
+
+    ``kind`` is ``"did"`` (hierarchical DiD, :mod:`bayes_pool.bayes.did`; ``prepared`` holds
+    the design and complete-case frame) or ``"linear"`` (:mod:`bayes_pool.bayes.linear` on
+    ``frame``). ``marked`` is the published cell drawn on the forest plot; ``centre`` the
+    published coefficient an optimistic prior is centred on.
+    """
+
+    kind: str
+    study: str
+    table: str
+    column: str
+    outcome: str
+    treatment: str
+    covariates: tuple[str, ...] = ()
+    frame: pd.DataFrame | None = None
+    prepared: object = None
+    time: str | None = None
+    marked: PublishedCell | None = None
+    centre: PublishedCell | None = None
+    description: str = ""
+
+    @property
+    def family(self) -> str:
+        return self.prepared.design.family if self.kind == "did" else "gaussian"
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The prior roles the model has."""
+        if self.kind == "did":
+            return ("intercept", "treatment", "covariates", "time", "unit_sd") + \
+                (("sigma",) if self.family == "gaussian" else ())
+        return ("intercept", "treatment", "covariates", "sigma")
+
+    @property
+    def key_quantity(self) -> str:
+        """``ame`` for a logit DiD, ``beta`` otherwise (a linear model's AME is its beta)."""
+        return "ame" if self.kind == "did" and self.family == "bernoulli" else "beta"
+
+    @property
+    def key_variable(self) -> str:
+        return f"ame_{self.treatment}" if self.kind == "did" else self.treatment
+
+    @property
+    def n_obs(self) -> int:
+        return self.prepared.n_obs if self.kind == "did" else \
+            int(self.frame[[self.outcome, self.treatment, *self.covariates]].dropna().shape[0])
+
+    def refs(self) -> dict[str, float]:
+        """Values a prior set's ``{ ref = ... }`` parameters may use (see bayes_pool.priors)."""
+        data = self.prepared.frame if self.kind == "did" else self.frame
+        out = {"sd_y": float(pd.to_numeric(data[self.outcome]).std(ddof=1))}
+        if self.centre is not None:
+            out.update(published_estimate=self.centre.value("estimate"),
+                       published_se=self.centre.value("se"))
+        return out
+
+
+def study_target(study: str, frame: pd.DataFrame, *, seed: int = 0) -> Target:
+    """The benchmark model of a study on a (validated) frame.
+
+    ``pooling-did``: Table 3 column (2), the DiD logit with the twelve controls on the
+    2014-2018 waves; key quantity the AME of ``policy``. ``smi-psm``: the Model 8 linear
+    regression of the integration index (rebuilt from the indicators, as the pipeline does)
+    on ``host_city_smi`` and the Model 8 covariates; key quantity its coefficient.
+    """
+    if study == "pooling-did":
+        from bayes_pool.studies.pooling_did.contract import TIME, TREATMENT
+        from bayes_pool.studies.pooling_did.pipeline import MAIN_WAVES, table3_design
+        main = frame[pd.to_numeric(frame[TIME]).isin(MAIN_WAVES)].reset_index(drop=True)
+        design = table3_design("(2)")
+        prepared = design.prepare(main)
+        cell = dict(study=study, table="3", column="(2)", term=TREATMENT)
+        return Target(kind="did", study=study, table="3", column="(2)", outcome=design.outcome,
+                      treatment=TREATMENT, covariates=tuple(design.covariates),
+                      prepared=prepared, time=TIME,
+                      marked=PublishedCell(**cell, quantity="ame"),
+                      centre=PublishedCell(**cell, quantity="beta"),
+                      description="Table 3 (2): DiD logit with controls, province and year effects")
+    if study == "smi-psm":
+        from bayes_pool.studies.smi_psm.contract import MODEL8_TERMS, OUTCOME, TREATMENT
+        from bayes_pool.studies.smi_psm.pipeline import build_index
+        work, _, _ = build_index(frame, seed=seed)
+        cell = PublishedCell(study=study, table="4", column="model_8", term=TREATMENT,
+                             quantity="beta")
+        return Target(kind="linear", study=study, table="4", column="model_8", outcome=OUTCOME,
+                      treatment=TREATMENT, covariates=tuple(MODEL8_TERMS[1:]), frame=work,
+                      marked=cell, centre=cell,
+                      description="Table 4 Model 8: linear regression of the integration index")
+    raise ValueError(f"no sensitivity target for study {study!r}; valid: ['pooling-did', 'smi-psm']")
+
+
+def fit(target: Target, spec: ModelSpec, *, seed: int):
+    """Fit the target's model under ``spec``; a result with ``model``, ``idata`` and ``tidy``."""
+    if target.kind == "did":
+        from bayes_pool.bayes.did import fit_did
+        return fit_did(target.prepared, spec, seed=seed)
+    from bayes_pool.bayes.linear import fit_linear
+    return fit_linear(target.frame, outcome=target.outcome, treatment=target.treatment,
+                      covariates=list(target.covariates), spec=spec, seed=seed)
+
+
+@dataclass
+class SensitivityResult:
+    """Everything a sensitivity run produced (written by :func:`write_sensitivity`)."""
+
+    target: Target
+    table: pd.DataFrame
+    estimates: pd.DataFrame
+    specs: dict
+    prior_predictive: dict = field(default_factory=dict)
+    psense: pd.DataFrame | None = None
+    psense_tree: object = None
+    posterior_predictive: pd.DataFrame | None = None
+    main_set: str = ""
+    skipped: dict = field(default_factory=dict)
+
+
+def _refit(task: dict, target: Target) -> dict:
+    """One prior set: fit, summarise the key quantity, and the checks asked for (worker side)."""
+    from bayes_pool import checks
+    name, spec, seed = task["name"], task["spec"], task["seed"]
+    res = fit(target, spec, seed=seed)
+    column = f"prior:{name}"
+    rows = res.tidy(study=target.study, table="sensitivity", column=column)
+    keep = rows["term"].eq(target.treatment) & rows["quantity"].isin(["beta", "ame"])
+    rows = rows[keep].copy()
+    rows["note"] = rows["note"].str.cat([f"prior set {name}; model: {target.description}"]
+                                        * len(rows), sep="; ")
+    draws = np.asarray(res.idata["posterior"][target.key_variable]).ravel()
+    out = {"name": name, "rows": rows, "p_positive": float(np.mean(draws > 0))}
+    if task.get("prior_draws"):
+        out["prior_predictive"] = checks.prior_predictive(
+            res.model, treatment=target.treatment, prepared=target.prepared,
+            draws=task["prior_draws"], seed=seed + 1)
+    if task.get("psense"):
+        out["psense"], tree = checks.power_scaling(res.model, res.idata)
+        if task.get("main"):
+            out["psense_tree"] = tree
+    if task.get("main"):
+        out["posterior_predictive"] = checks.posterior_predictive(
+            res.model, res.idata, treatment=target.treatment, time=target.time,
+            seed=seed + 2)
+    return out
+
+
+def run_sensitivity(target: Target, spec: ModelSpec, prior_sets: list[PriorSet], *, seed: int,
+                    workers: int | None = None, prior_draws: int = 500, checks: bool = True,
+                    progress=None) -> SensitivityResult:
+    """Refit ``target`` under every applicable prior set (in parallel) and collect the results.
+
+    Sets with no role the model has (a province-scale set on a regression without provinces)
+    are skipped and listed in ``skipped``; if none is left, :class:`SpecError`. With
+    ``checks``, every fit gets the power-scaling diagnostics and the first set's fit the
+    posterior predictive check.
+    """
+    from bayes_pool.parallel import map_refits
+    tasks, skipped, specs = [], {}, {}
+    refs = target.refs()
+    for ps in prior_sets:
+        if not applicable(ps, spec.family, target.roles):
+            skipped[ps.name] = (f"sets {sorted(ps.for_family(spec.family))}; model roles are "
+                                f"{list(target.roles)}")
+            continue
+        applied = apply_prior_set(spec, ps, roles=target.roles, refs=refs)
+        specs[ps.name] = applied.priors
+        tasks.append({"name": ps.name, "spec": applied, "seed": seed, "prior_draws": prior_draws,
+                      "psense": checks, "main": checks and not tasks})
+    if not tasks:
+        raise SpecError(f"none of the prior sets {[p.name for p in prior_sets]} applies to "
+                        f"model {spec.name!r} (roles {list(target.roles)})")
+    done = map_refits(_refit, tasks, shared=target, workers=workers,
+                      progress=(lambda i, n: progress(f"prior set {i}/{n} fitted"))
+                      if progress else None)
+    table = _table(target, done)
+    est = estimates.concat(*[d["rows"] for d in done])
+    main = next((d for d in done if "psense_tree" in d), {})
+    psense = [d["psense"].assign(prior_set=d["name"]) for d in done if "psense" in d]
+    return SensitivityResult(
+        target=target, table=table, estimates=est, specs=specs,
+        prior_predictive={d["name"]: d["prior_predictive"] for d in done
+                          if "prior_predictive" in d},
+        psense=pd.concat(psense, ignore_index=True) if psense else None,
+        psense_tree=main.get("psense_tree"),
+        posterior_predictive=main.get("posterior_predictive"), main_set=main.get("name", ""),
+        skipped=skipped)
+
+
+def _table(target: Target, done: list[dict]) -> pd.DataFrame:
+    """One row per prior set: the key quantity's summary, P(effect > 0) and diagnostics."""
+    rows = []
+    published = target.marked.value() if target.marked is not None else np.nan
+    for d in done:
+        r = d["rows"]
+        key = r[r["quantity"] == target.key_quantity].iloc[0]
+        rows.append({
+            "prior_set": d["name"], "term": target.treatment, "quantity": target.key_quantity,
+            "mean": key["estimate"], "sd": key["se"], "ci_low": key["ci_low"],
+            "ci_high": key["ci_high"], "p_positive": d["p_positive"], "r_hat": key["r_hat"],
+            "ess_bulk": key["ess_bulk"], "ess_tail": key["ess_tail"],
+            "divergences": int(key["divergences"]), "converged": bool(key["converged"]),
+            "published": published, "n_obs": int(key["n_obs"])})
+    return pd.DataFrame(rows)
+
+
+def write_sensitivity(folder: Path, result: SensitivityResult, *, synthetic: bool, title: str
+                      ) -> dict[str, Path]:
+    """sensitivity.csv/.png, estimates.csv, and (when computed) psense.csv/.png,
+    prior_predictive.png and posterior_predictive.png into ``folder``."""
+    from bayes_pool.figures.checks import plot_posterior_predictive, plot_prior_predictive
+    from bayes_pool.figures.sensitivity import plot_psense, sensitivity_forest
+    folder = Path(folder)
+    paths = {}
+    t = result.target
+    table = result.table.assign(synthetic=synthetic)
+    table.to_csv(folder / "sensitivity.csv", index=False, float_format="%.6g",
+                 lineterminator="\n")
+    paths["sensitivity"] = folder / "sensitivity.csv"
+    estimates.write_csv(result.estimates, folder / "estimates.csv")
+    paths["estimates"] = folder / "estimates.csv"
+    marked = None
+    if t.marked is not None:
+        marked = (t.marked.value(), t.marked.value("se"), t.marked.label())
+    what = "AME" if t.key_quantity == "ame" else "coefficient"
+    paths["sensitivity_plot"] = sensitivity_forest(
+        result.table, folder / "sensitivity.png", published=marked, synthetic=synthetic,
+        title=f"{title}\nprior sensitivity: {what} of {t.treatment}")
+    if result.psense is not None:
+        result.psense.to_csv(
+            folder / "psense.csv", index=False, float_format="%.6g", lineterminator="\n")
+        paths["psense"] = folder / "psense.csv"
+        paths["psense_plot"] = plot_psense(
+            result.psense_tree, folder / "psense.png", var_names=_scalar_vars(result),
+            synthetic=synthetic, title=f"power-scaling sensitivity (prior set {result.main_set})")
+    if result.prior_predictive:
+        observed = float(pd.to_numeric((t.prepared.frame if t.kind == "did" else t.frame)
+                                       [t.outcome]).mean())
+        paths["prior_predictive"] = plot_prior_predictive(
+            result.prior_predictive, folder / "prior_predictive.png", observed_mean=observed,
+            outcome=t.outcome, effect=f"{what} of {t.treatment}", synthetic=synthetic,
+            published=marked[0] if marked else None)
+    if result.posterior_predictive is not None:
+        paths["posterior_predictive"] = plot_posterior_predictive(
+            result.posterior_predictive, folder / "posterior_predictive.png",
+            outcome=t.outcome, synthetic=synthetic,
+            title=f"posterior predictive check (prior set {result.main_set})")
+    return paths
+
+
+def _scalar_vars(result: SensitivityResult, limit: int = 9) -> list[str]:
+    """Scalar posterior variables for the psense plot, the key ones first."""
+    post = result.psense_tree["posterior"].to_dataset()
+    t = result.target
+    scalar = [v for v in post.data_vars if post[v].ndim == 2]
+    first = [v for v in (t.key_variable, t.treatment) if v in scalar]
+    rest = [v for v in scalar if v not in first and not v.startswith("ame_")
+            and not v.startswith("beta_std_")]
+    rest.sort(key=lambda v: (not (v.endswith("_sigma") or v == "sigma"), v))
+    return (first + rest)[:limit]
