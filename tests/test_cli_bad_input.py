@@ -106,7 +106,8 @@ def _study_missing_column(tmp, f):
 def _study_wrong_type(tmp, f):
     bad = f.assign(age=f["age"].astype(object))
     bad.loc[bad.index[:3], "age"] = "forty"
-    return _run(_csv(tmp, bad)), ["'age'", "'forty'", "3 rows fail", "What to do"]
+    return _run(_csv(tmp, bad)), ["'age'", "'forty'", "3 rows fail", "1 problem in 1 column",
+                                  "What to do"]
 
 
 def _study_out_of_range_code(tmp, f):
@@ -200,6 +201,7 @@ def test_study_rejects_bad_input(case, study_frame, tmp_path, outputs):
     assert "error:" in res.output
     for needle in needles:
         assert needle in res.output, f"{needle!r} not in:\n{res.output}"
+    assert " 0 rows" not in res.output  # no problem is reported without rows to show it
     assert not outputs.exists(), sorted(outputs.rglob("*"))
 
 
@@ -331,6 +333,7 @@ def test_generic_did_rejects_bad_input(case, panel_frame, tmp_path, outputs):
     assert "error:" in res.output
     for needle in needles:
         assert needle in res.output, f"{needle!r} not in:\n{res.output}"
+    assert " 0 rows" not in res.output  # no problem is reported without rows to show it
     assert not outputs.exists(), sorted(outputs.rglob("*"))
 
 

@@ -420,6 +420,8 @@ def _problems(
         elif kind == "unexpected":
             rows = []
         elif column is None and kind == "value":
+            if not rows:  # a table-level check that could not run (e.g. on text)
+                kind, note = "error", f"the check raised {values[0]}"
             values = []  # the values of a whole row; the row positions say more
         elif kind == "value" and not rows and check is not None:
             kind, note = "error", f"the check raised {values[0]}"
@@ -459,6 +461,8 @@ def _problems(
     for record in records.values():
         if record["column"] in dtype_columns and record["kind"] in ("value", "error"):
             continue  # value checks on unconverted text mislead; they run once the type is fixed
+        if record["column"] is None and record["kind"] == "error" and dtype_columns:
+            continue  # likewise a table-level check that failed on the unconverted column
         rows = sorted(record["rows"], key=lambda r: (str(type(r)), r))
         out.append({
             "column": record["column"],
