@@ -45,7 +45,7 @@ FIGURE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"
                 ".svg": "image/svg+xml"}
 FLAG_WORDS: tuple[str, ...] = ("flag", "conflict", "diagnos", "warning")
 """A sensitivity CSV's row is flagged when a column whose name holds one of these words is set
-(not empty, false, 0, "ok" or "-")."""
+(not empty, false, 0, "ok", "✓" or "-"), or when its ``converged`` column is false."""
 MAX_TABLE_ROWS = 500
 """Longest sensitivity table shown in full; longer ones are cut (the CSV stays in the folder)."""
 
@@ -259,7 +259,7 @@ def _thresholds(manifest: dict | None) -> dict:
     from bayes_pool.specs import Convergence
     m = manifest or {}
     record = m.get("convergence") if isinstance(m.get("convergence"), dict) else {}
-    spec = m.get("spec") if isinstance(m.get("spec"), dict) else {}
+    spec = _spec_of(m)
     given = record.get("thresholds") or spec.get("convergence") or {}
     default = Convergence()
     return {k: given.get(k, getattr(default, k))
@@ -394,6 +394,8 @@ def _csv_table(path: Path, key: str) -> Table:
     shown = df.head(MAX_TABLE_ROWS)
     flagged = [any(_truthy(v) for v in row) for row in shown[flag_cols].itertuples(index=False)] \
         if flag_cols else [False] * len(shown)
+    if "converged" in shown.columns:
+        flagged = [f or not _truthy(c) for f, c in zip(flagged, shown["converged"])]
     notes = [f"first {MAX_TABLE_ROWS} of {len(df)} rows; the whole table is {path.name}"] \
         if len(df) > MAX_TABLE_ROWS else []
     return Table(key=key, title=path.name, columns=[str(c) for c in df.columns],
@@ -404,7 +406,8 @@ def _csv_table(path: Path, key: str) -> Table:
 
 def _truthy(v) -> bool:
     if isinstance(v, str):
-        return v.strip().lower() not in ("", "false", "0", "no", "none", "ok", "-", "–", "nan")
+        return v.strip().lower() not in ("", "false", "0", "no", "none", "ok", "✓", "-", "–",
+                                         "nan")
     return not pd.isna(v) and bool(v)
 
 
@@ -448,7 +451,7 @@ def _manifest_summary(manifest: dict | None) -> list[tuple[str, str]]:
     if manifest is None:
         return []
     m = manifest
-    spec = m.get("spec") if isinstance(m.get("spec"), dict) else {}
+    spec = _spec_of(m)
     inv = m.get("invocation") or {}
     out = [("command", _invocation_text(inv) or str(m.get("command", "–"))),
            ("study", str(m.get("study", "–"))), ("seed", str(m.get("seed", "–"))),
@@ -465,6 +468,15 @@ def _manifest_summary(manifest: dict | None) -> list[tuple[str, str]]:
     if m.get("machine"):
         out.append(("machine", json.dumps(m["machine"], sort_keys=True)))
     return out
+
+
+def _spec_of(m: dict) -> dict:
+    """The model spec recorded in a manifest: ``spec`` (runs) or ``model.spec`` (sensitivity)."""
+    for spec in (m.get("spec"), (m.get("model") or {}).get("spec")
+                 if isinstance(m.get("model"), dict) else None):
+        if isinstance(spec, dict):
+            return spec
+    return {}
 
 
 def _invocation_text(inv: dict) -> str:

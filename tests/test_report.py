@@ -89,11 +89,12 @@ def _write_sensitivity(folder: Path, study: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"prior_set": ["default", "vague", "sceptical", "optimistic"],
                   "quantity": "ame", "mean": [0.087, 0.09, 0.05, 0.097],
-                  "sd": [0.048, 0.05, 0.03, 0.04], "p_positive": [0.96, 0.96, 0.9, 0.99]}
+                  "sd": [0.048, 0.05, 0.03, 0.04], "p_positive": [0.96, 0.96, 0.9, 0.99],
+                  "converged": [True, True, False, True]}
                  ).to_csv(folder / "sensitivity.csv", index=False)
     pd.DataFrame({"variable": ["policy", "sigma_province", "Intercept"],
                   "prior": [0.01, 0.12, 0.02], "likelihood": [0.3, 0.02, 0.4],
-                  "diagnosis": ["", "prior-data conflict", ""]}
+                  "diagnosis": ["✓", "potential prior-data conflict", "✓"]}
                  ).to_csv(folder / "psense.csv", index=False)
     for name, w in [("sensitivity", 5), ("psense", 4.5), ("prior_predictive", 4),
                     ("posterior_predictive", 3.5)]:
@@ -292,7 +293,7 @@ def test_synthetic_report_in_chromium(runs_built, chromium, tmp_path):
         in dom.body_text
     # sensitivity tables (a prior-data conflict row flagged), refit convergence, manifest
     sens = "sens-sensitivity"
-    assert dom.tables[f"{sens}-sensitivity"]["rows"] == 4 + 1
+    assert dom.tables[f"{sens}-sensitivity"] == {"rows": 4 + 1, "flagged": 1}  # not converged
     assert dom.tables[f"{sens}-psense"] == {"rows": 3 + 1, "flagged": 1}
     assert dom.tables[f"{sens}-convergence"]["rows"] == 2 + 1
     assert dom.tables["versions"]["rows"] > 5
