@@ -24,7 +24,7 @@ def sensitivity_forest(table: pd.DataFrame, path: str | Path, *, title: str, syn
     :func:`bayes_pool.sensitivity.run_sensitivity`). Unconverged fits are drawn hollow.
     """
     n = len(table)
-    fig, ax = plt.subplots(figsize=(8, 0.55 * n + 2.2))
+    fig, ax = plt.subplots(figsize=(8, 0.55 * n + 2.6))
     y = np.arange(n)[::-1]
     if published is not None and np.isfinite(published[0]):
         est, se, label = published
@@ -49,9 +49,9 @@ def sensitivity_forest(table: pd.DataFrame, path: str | Path, *, title: str, syn
     ax.set_ylabel("prior set")
     ax.set_title(banner(title, synthetic), fontsize=10)
     if not table["converged"].all():
-        ax.text(0.99, 0.01, "hollow: posterior NOT converged", transform=ax.transAxes,
+        ax.text(0.99, 1.01, "hollow: posterior NOT converged", transform=ax.transAxes,
                 ha="right", va="bottom", fontsize=7)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=7, frameon=False)
     return save(fig, path)
 
 
@@ -62,11 +62,12 @@ def plot_psense(tree, path: str | Path, *, var_names: list[str], synthetic: bool
     no refit). Curves that move show sensitivity."""
     from arviz_plots import plot_psense_dist
     pc = plot_psense_dist(tree, var_names=var_names, backend="matplotlib", kind="kde",
-                          ci_prob=CI_PROB, ci_kind="eti")
+                          ci_prob=CI_PROB, ci_kind="eti",
+                          figure_kwargs={"figsize": (10, 2.0 * len(var_names) + 1.2),
+                                         "layout": "constrained"})
     fig = pc.get_viz("figure")
     fig.suptitle(banner(title, synthetic), fontsize=10)
-    fig.set_size_inches(10, 1.6 * len(var_names) + 1.5)
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
