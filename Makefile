@@ -3,9 +3,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow bench browser clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Debian's chromium renders the HTML report in its test (installed with apt-get when missing).
+browser:
+	@scripts/install-chromium
 
 $(STAMP): pyproject.toml
 	@py=$$(scripts/find-python) || exit 1; \
@@ -23,6 +27,11 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
+
+# Samplers on the benchmark DiD logit, the frequentist fit and each study's whole run
+# (benchmarks/results/suite.md and .json); placebo and sensitivity have their own scripts.
+bench: setup
+	$(BIN)/python benchmarks/suite.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

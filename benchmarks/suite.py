@@ -1,0 +1,228 @@
+"""The benchmark suite (`make bench`): samplers on the benchmark DiD logit, the frequentist
+fit, and the whole `run` of each study, measured in one process on one machine.
+
+The benchmark model is Table 3 column (2) of Zhang & Chen (2024): hierarchical logit with the
+policy, eleven controls, year effects and partially pooled province intercepts, on the
+default SYNTHETIC data (seed 2024, n = 7719 before the 2014-2018 filter). Each sampler draws
+4 chains x 1000 after 1000 tuning steps on 2 cores. Times are reported next to PyMC's default
+sampler measured in the same run (ratios), because the development machine is shared and
+absolute seconds move with its load (the load average is recorded).
+
+Usage::
+
+    .venv/bin/python benchmarks/suite.py [--only sampler,freq,smi-psm,pooling-did]
+        [--out benchmarks/results]
+
+Writes ``suite.json`` and ``suite.md`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("sampler", "freq", "smi-psm", "pooling-did")
+CHAINS, DRAWS, TUNE = 4, 1000, 1000
+
+
+def benchmark_design():
+    """The prepared benchmark design (Table 3 column (2)) on the default synthetic data."""
+    from bayes_pool.studies.pooling_did import pipeline
+    from bayes_pool.studies.pooling_did.synthetic import simulate
+    frame = simulate().frame
+    main = frame[frame["year"].isin(pipeline.MAIN_WAVES)].reset_index(drop=True)
+    return pipeline.table3_design("(2)").prepare(main)
+
+
+def _sampler_stats(idata, wall: float, compile_s: float | None, term: str = "policy") -> dict:
+    """ESS per second (policy and the minimum over parameters), R-hat, divergences, gradient
+    evaluations and the time per gradient (sampling time x parallel chains / evaluations)."""
+    import arviz_stats as azs
+    import numpy as np
+    post = idata["posterior"]
+    names = [v for v in post.data_vars if not v.startswith("ame_")
+             and not v.endswith("_offset")]
+    summ = azs.summary(idata, var_names=names, kind="diagnostics")
+    stats = idata["sample_stats"]
+    sampling = float(post.attrs.get("sampling_time", np.nan))
+    if not np.isfinite(sampling):
+        sampling = wall - (compile_s or 0.0)
+    steps = int(np.asarray(stats["n_steps"]).sum()) if "n_steps" in stats else None
+    policy = summ.loc[summ.index.str.fullmatch(term)]
+    return {
+        "wall_s": round(wall, 2),
+        "compile_s": round(compile_s, 2) if compile_s is not None else round(wall - sampling, 2),
+        "sampling_s": round(sampling, 2),
+        "ess_bulk_policy": round(float(policy["ess_bulk"].iloc[0]), 0),
+        "ess_per_s_policy": round(float(policy["ess_bulk"].iloc[0]) / sampling, 1),
+        "min_ess_bulk": round(float(summ["ess_bulk"].min()), 0),
+        "min_ess_per_s": round(float(summ["ess_bulk"].min()) / sampling, 1),
+        "max_r_hat": round(float(summ["r_hat"].max()), 4),
+        "divergences": int(np.asarray(stats["diverging"]).sum()),
+        "gradient_evals": steps,
+        "us_per_gradient": (round(1e6 * sampling * min(CHAINS, os.cpu_count() or 1) / steps, 1)
+                            if steps else None),
+        "policy_mean": round(float(post[term].mean()), 4),
+        "policy_sd": round(float(post[term].std()), 4),
+    }
+
+
+def bench_samplers(prepared, seed: int = 1) -> dict:
+    """(a) Bambi + PyMC's default NUTS, (b) the toolkit's default path (Bambi + nutpie, as
+    `bayes_pool.bayes.did.fit_did` runs it, AME draws included in its wall time), (c) nutpie
+    on the compiled model reused (a warm refit: no compilation)."""
+    import nutpie
+    from bayes_pool.bayes import did as bayes_did
+    from bayes_pool.specs import load_spec
+    spec = load_spec("did_logit").with_sampler(chains=CHAINS, draws=DRAWS, tune=TUNE)
+    out = {}
+
+    t0 = time.perf_counter()
+    model = bayes_did.build_model(prepared, spec)
+    idata = model.fit(draws=DRAWS, tune=TUNE, chains=CHAINS, cores=2, inference_method="pymc",
+                      random_seed=seed, progressbar=False)
+    out["pymc_default"] = _sampler_stats(idata, time.perf_counter() - t0, None)
+    print("pymc default:", out["pymc_default"], flush=True)
+
+    t0 = time.perf_counter()
+    res = bayes_did.fit_did(prepared, spec, seed=seed)
+    wall = time.perf_counter() - t0
+    out["toolkit_default"] = _sampler_stats(res.idata, wall, None)
+    out["toolkit_default"]["note"] = "Bambi + nutpie, wall includes the per-draw AME"
+    print("toolkit default:", out["toolkit_default"], flush=True)
+
+    t0 = time.perf_counter()
+    compiled = nutpie.compile_pymc_model(res.model.backend.model)
+    compile_s = time.perf_counter() - t0
+    nutpie.sample(compiled, draws=DRAWS, tune=TUNE, chains=CHAINS, cores=2, seed=seed,
+                  progress_bar=False)  # cold: first call
+    t0 = time.perf_counter()
+    warm = nutpie.sample(compiled, draws=DRAWS, tune=TUNE, chains=CHAINS, cores=2,
+                         seed=seed + 1, progress_bar=False)
+    wall = time.perf_counter() - t0
+    out["nutpie_warm"] = _sampler_stats(warm, wall, 0.0)
+    out["nutpie_warm"]["model_compile_s"] = round(compile_s, 2)
+    out["nutpie_warm"]["note"] = "compiled model reused; second sampling call timed"
+    print("nutpie warm:", out["nutpie_warm"], flush=True)
+
+    base = out["pymc_default"]
+    for row in out.values():
+        row["ess_per_s_policy_vs_pymc"] = round(row["ess_per_s_policy"]
+                                                / base["ess_per_s_policy"], 2)
+        row["wall_vs_pymc"] = round(row["wall_s"] / base["wall_s"], 2)
+    return out
+
+
+def bench_freq(prepared, repeats: int = 5) -> dict:
+    """The frequentist benchmark fit (statsmodels logit with province and year dummies,
+    clustered SEs, AMEs by ``get_margeff``), one BLAS thread, median of ``repeats``."""
+    import statistics
+
+    from threadpoolctl import threadpool_limits
+
+    from bayes_pool.freq.did import fit_did
+    times = []
+    with threadpool_limits(1):
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fit_did(prepared)
+            times.append(time.perf_counter() - t0)
+    return {"median_s": round(statistics.median(times), 3), "repeats": repeats}
+
+
+def bench_run(study: str) -> dict:
+    """The whole default `bayes-pool run STUDY` on its synthetic data, as a user runs it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "BAYES_POOL_OUTPUTS": tmp}
+        t0 = time.perf_counter()
+        proc = subprocess.run([str(Path(sys.executable).parent / "bayes-pool"), "run", study],
+                              env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            return {"wall_s": round(wall, 1), "exit_code": proc.returncode,
+                    "error": proc.stderr[-2000:]}
+        manifests = list(Path(tmp).glob(f"{study}/*/manifest.json"))
+        parts = json.loads(manifests[0].read_text()).get("facts", {}).get("parts") if manifests \
+            else None
+        return {"wall_s": round(wall, 1), "exit_code": 0, "parts": parts}
+
+
+def to_markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = [f"# Benchmarks ({result['date']})", "",
+             f"Machine: {m['cpus']} cores, {m['platform']}, Python {m['python']}; load average "
+             f"before {m['load_before']}, after {m['load_after']}. Data: SYNTHETIC "
+             "(default seed).", ""]
+    if "sampler" in result:
+        lines += ["## Benchmark DiD logit (Table 3 (2), n = "
+                  f"{result['n_obs']}, {CHAINS} x {DRAWS} draws after {TUNE} tuning)", "",
+                  "| path | wall s | compile s | sampling s | ESS/s policy | vs PyMC | "
+                  "min ESS/s | R-hat max | div | grad evals | µs/grad | policy mean (sd) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, r in result["sampler"].items():
+            lines.append(f"| {name} | {r['wall_s']} | {r['compile_s']} | {r['sampling_s']} | "
+                         f"{r['ess_per_s_policy']} | {r['ess_per_s_policy_vs_pymc']}x | "
+                         f"{r['min_ess_per_s']} | {r['max_r_hat']} | {r['divergences']} | "
+                         f"{r['gradient_evals']} | {r['us_per_gradient']} | "
+                         f"{r['policy_mean']} ({r['policy_sd']}) |")
+        lines.append("")
+    if "freq" in result:
+        lines += [f"Frequentist benchmark fit (statsmodels logit + AMEs, 1 thread): "
+                  f"{result['freq']['median_s']} s (median of {result['freq']['repeats']}).", ""]
+    for study in ("smi-psm", "pooling-did"):
+        if study in result:
+            r = result[study]
+            status = "ok" if r.get("exit_code") == 0 else f"FAILED (exit {r.get('exit_code')})"
+            lines.append(f"Whole `bayes-pool run {study}`: {r['wall_s']} s ({status}).")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections of {SECTIONS}")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
+    result: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                "python": platform.python_version(),
+                                "load_before": [round(x, 2) for x in os.getloadavg()]}}
+    from bayes_pool.runs import package_versions
+    result["versions"] = package_versions()
+    t_all = time.perf_counter()
+    if {"sampler", "freq"} & set(sections):
+        prepared = benchmark_design()
+        result["n_obs"] = prepared.n_obs
+        if "sampler" in sections:
+            result["sampler"] = bench_samplers(prepared)
+        if "freq" in sections:
+            result["freq"] = bench_freq(prepared)
+    for study in ("smi-psm", "pooling-did"):
+        if study in sections:
+            print(f"whole run of {study} ...", flush=True)
+            result[study] = bench_run(study)
+            print(study, result[study], flush=True)
+    result["total_s"] = round(time.perf_counter() - t_all, 1)
+    result["machine"]["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "suite.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "suite.md").write_text(to_markdown(result))
+    print(to_markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
