@@ -57,7 +57,7 @@ from __future__ import annotations
 import logging
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import bambi as bmb
@@ -122,6 +122,10 @@ class HeterogeneitySpec:
     spec: ModelSpec
     effect_sd: dict
     baseline: dict
+
+    def with_sampler(self, **changes) -> HeterogeneitySpec:
+        """A copy with some sampler settings changed (e.g. fewer draws in a quick run)."""
+        return replace(self, spec=self.spec.with_sampler(**changes))
 
 
 def load_heterogeneity_spec(name_or_path: str | Path = "heterogeneity") -> HeterogeneitySpec:

@@ -42,6 +42,11 @@ class FreqDiDResult:
     cov_type: str = "cluster"
 
     @property
+    def converged(self) -> bool:
+        """Whether the optimiser converged (OLS always does)."""
+        return bool(getattr(self.result, "mle_retvals", {}).get("converged", True))
+
+    @property
     def terms(self) -> list[str]:
         d = self.prepared.design
         return [d.treatment, *d.covariates]
@@ -54,6 +59,9 @@ class FreqDiDResult:
                 else "TWFE; model-based (non-robust) SE")
         if self.dropped_units:
             note += f"; dropped {len(self.dropped_units)} {d.unit}(s) whose outcome never varies"
+        if not self.converged:
+            note += ("; NOT CONVERGED: the maximum-likelihood fit did not converge (small or "
+                     "separated cells?); do not read this estimate")
         rows = []
         params, bse, pvals = self.result.params, self.result.bse, self.result.pvalues
         for term in self.terms:

@@ -93,6 +93,12 @@ class Context:
     refits_dir: Path | None = None
     """Where refit loops keep finished draws so an interrupted run resumes (None: not kept)."""
 
+    def run_length(self, spec):
+        """``spec`` with this run's chains, draws and tuning (``--draws`` etc. reach every
+        part); the part keeps its own backend and ``target_accept``."""
+        s = self.spec.sampler
+        return spec.with_sampler(chains=s.chains, draws=s.draws, tune=s.tune)
+
 
 def part_table2(frame: pd.DataFrame, ctx: Context) -> Analysis:
     from bayes_pool.freq.descriptives import group_descriptives
@@ -115,16 +121,19 @@ def part_table3(frame: pd.DataFrame, ctx: Context) -> Analysis:
 
 
 def part_mediation(frame: pd.DataFrame, ctx: Context) -> Analysis:
+    from bayes_pool.bayes.mediation import load_mediation_spec
     from bayes_pool.figures.mediation import plot_mediation
     from bayes_pool.mediation_workflow import analyse_mediation
     analysis = Analysis(estimates=load_published(STUDY).iloc[:0])
+    spec = ctx.run_length(load_mediation_spec())
     for i, (column, (index, items)) in enumerate(MEDIATORS.items()):
         ctx.progress(f"Tables 4-5 column {column}: mediation by the {index} index "
                      "(PCA of its items; stepwise steps, Sobel, bootstrap; joint Bayesian model)")
         analysis.extend(analyse_mediation(
             frame, treatment=TREATMENT, mediator=index, outcome=OUTCOME,
             covariates=tuple(CONTROLS), unit=UNIT, time=TIME, items=list(items),
-            seed=ctx.seed + 40 + i, study=STUDY, column=column, progressbar=ctx.progressbar))
+            seed=ctx.seed + 40 + i, study=STUDY, column=column, spec=spec,
+            progressbar=ctx.progressbar))
 
     def draw(folder, synthetic, table):
         return {"mediation": plot_mediation(table[table["table"] == "mediation"],
@@ -169,7 +178,7 @@ def part_table6(frame: pd.DataFrame, ctx: Context) -> Analysis:
     ctx.progress("Table 6: subgroup logits and the partially pooled Bayesian model "
                  "(3 splits)")
     result = heterogeneity(frame, table3_design("(2)"), table6_splits(),
-                           spec=load_heterogeneity_spec(), seed=ctx.seed + 10,
+                           spec=ctx.run_length(load_heterogeneity_spec()), seed=ctx.seed + 10,
                            separate=False, progressbar=ctx.progressbar)
     rows = result.tidy(study=STUDY, table="6")
     # The pooled model's subgroup AMEs are the Bayesian counterparts of Table 6's cells.
