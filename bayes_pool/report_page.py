@@ -30,6 +30,7 @@ import base64
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,12 +190,11 @@ def collect(folder: str | Path) -> Report:
 
 def sensitivity_folders(folder: Path, manifest: dict | None) -> list[Path]:
     """The sensitivity folders of a run, by the rule in the module docstring."""
-    found: list[Path] = []
+    found: dict[Path, Path] = {}  # resolved -> as reached (a symlink keeps its own name)
 
     def add(p: Path) -> None:
-        p = p.resolve()
-        if p.is_dir() and _holds_sensitivity(p) and p not in found:
-            found.append(p)
+        if p.is_dir() and _holds_sensitivity(p) and p.resolve() not in found:
+            found[p.resolve()] = p
 
     add(folder)
     sub = folder / "sensitivity"
@@ -210,7 +210,7 @@ def sensitivity_folders(folder: Path, manifest: dict | None) -> list[Path]:
     for p in pointed or []:
         if isinstance(p, str):
             add(folder / p)  # an absolute p stays as it is
-    return [folder if p == folder.resolve() else p for p in found]
+    return list(found.values())
 
 
 def _holds_sensitivity(p: Path) -> bool:
@@ -415,7 +415,7 @@ def _sensitivity(sfolder: Path, run: Path, thresholds: dict) -> Sensitivity:
     own = sfolder == run
     rel = os.path.relpath(sfolder, run)
     label = "this run folder" if own else rel + "/"
-    key = "sens-" + ("run" if own else "".join(c if c.isalnum() else "-" for c in rel))
+    key = "sens-" + ("run" if own else re.sub(r"[^A-Za-z0-9]+", "-", rel).strip("-"))
     tables = [_csv_table(sfolder / n, f"{key}-{Path(n).stem}")
               for n in SENSITIVITY_TABLES if (sfolder / n).is_file()]
     order = [Path(n).stem for n in SENSITIVITY_FIGURES]

@@ -358,7 +358,13 @@ def test_sensitivity_folder_rule(tmp_path):
     (elsewhere / "sensitivity.csv").write_text("prior_set,mean\ndefault,0.1\n")
     for pointer in ("../sens-elsewhere", ["../sens-elsewhere"], {"folder": str(elsewhere)}):
         found = sensitivity_folders(run, {"sensitivity": pointer})
-        assert found == [run, (run / "sensitivity" / "20260101-a").resolve(), elsewhere.resolve()]
+        assert [f.resolve() for f in found] == [
+            run.resolve(), (run / "sensitivity" / "20260101-a").resolve(), elsewhere.resolve()]
+        assert found[1] == run / "sensitivity" / "20260101-a"
+    # a sensitivity/ symlink to a sensitivity run keeps its name in the report
+    (run / "sensitivity" / "20260101-a" / "sensitivity.png").unlink()
+    (run / "sensitivity" / "link").symlink_to(elsewhere)
+    assert sensitivity_folders(run, None) == [run, run / "sensitivity" / "link"]
 
 
 @pytest.mark.parametrize("manifest", [
