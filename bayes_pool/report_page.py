@@ -152,7 +152,8 @@ def collect(folder: str | Path) -> Report:
     """Read a run folder's aggregate outputs into a :class:`Report`."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise BayesPoolError(f"{folder} is not a folder; give a run folder (outputs/<study>/<run-id>)")
+        raise BayesPoolError(f"{folder} is not a folder; give a run folder "
+                             "(outputs/<study>/<run-id>)")
     manifest = _read_manifest(folder)
     est = _read_estimates(folder)
     sens_folders = sensitivity_folders(folder, manifest)
@@ -181,7 +182,8 @@ def collect(folder: str | Path) -> Report:
         source=_source(manifest), tables=_comparison_tables(comp),
         not_reestimated=_not_reestimated(est, comp),
         figures=[f for f in _figures(folder) if f.name not in in_sens],
-        convergence=_convergence_table(bayes, thresholds) if bayes is not None and len(bayes) else None,
+        convergence=(_convergence_table(bayes, thresholds)
+                     if bayes is not None and len(bayes) else None),
         thresholds=thresholds, n_bayes=0 if bayes is None else len(bayes), n_not_converged=n_bad,
         sensitivity=sensitivity, manifest=manifest,
         manifest_summary=_manifest_summary(manifest),
@@ -298,7 +300,8 @@ def _source(manifest: dict | None) -> list[tuple[str, str]]:
                ("generator seed", str(data.get("seed", manifest.get("seed", "–"))))]
     else:
         out = [("data", "file"), ("path", str(data.get("path", "–"))),
-               ("format", str(data.get("format", "–"))), ("mapping", str(data.get("mapping") or "none"))]
+               ("format", str(data.get("format", "–"))),
+               ("mapping", str(data.get("mapping") or "none"))]
     out += [("rows", str(data.get("n_rows", "–")))]
     if "n_columns" in data:
         out.append(("columns", str(data["n_columns"])))
@@ -337,7 +340,8 @@ def _comparison_tables(comp: pd.DataFrame | None) -> list[Table]:
             columns=["column", "term", "quantity", "published (SE)", "frequentist (SE)",
                      "Bayesian mean (SD)", "Bayesian 95% CI", "Δfreq/SE", "Δbayes/SE",
                      "N published / used", "converged"],
-            rows=rows, flagged=flagged, notes=notes, text_columns=[True] * 3 + [False] * 7 + [True]))
+            rows=rows, flagged=flagged, notes=notes,
+            text_columns=[True] * 3 + [False] * 7 + [True]))
     return out
 
 
@@ -437,7 +441,8 @@ def _sensitivity(sfolder: Path, run: Path, thresholds: dict) -> Sensitivity:
 
 def _figures(folder: Path) -> list[Figure]:
     """Every figure file in the folder (not its subfolders), forest plot first."""
-    files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FIGURE_TYPES),
+    files = sorted((p for p in folder.iterdir()
+                    if p.is_file() and p.suffix.lower() in FIGURE_TYPES),
                    key=lambda p: (p.stem != "forest", p.name))
     return [Figure(name=p.stem, caption=CAPTIONS.get(p.stem, p.stem.replace("_", " ")), path=p,
                    mime=FIGURE_TYPES[p.suffix.lower()]) for p in files]

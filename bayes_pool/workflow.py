@@ -74,7 +74,8 @@ def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed:
 def write_run(folder: Path, analysis: Analysis, *, study: str, title: str, synthetic: bool,
               key_term: str, manifest: dict, with_report: bool = True) -> dict[str, Path]:
     """Write estimates.csv, comparison.{md,csv}, idata.nc, forest.png, manifest.json and, unless
-    ``with_report=False``, the reanalysis report (report.html, report.md; :mod:`bayes_pool.report_page`).
+    ``with_report=False``, the reanalysis report (report.html, report.md;
+    :mod:`bayes_pool.report_page`).
 
     The forest plot shows the effect quantities (AME, ATT, indirect) of ``key_term``.
     """
