@@ -8,6 +8,7 @@ SEs -- valid here, respondents being independent given the fixed effects -- they
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -22,6 +23,7 @@ from bayes_pool.errors import InputError
 from bayes_pool.freq import did as freq_did
 from bayes_pool.freq.placebo import placebo
 from bayes_pool.freq.wild_bootstrap import wild_cluster_bootstrap
+from bayes_pool.parallel import map_refits
 from bayes_pool.published import load_ledger
 from bayes_pool.studies.pooling_did.contract import CONTROLS, CONTROLS_2012
 from bayes_pool.studies.pooling_did.synthetic import simulate
@@ -210,16 +212,45 @@ def test_laplace_agrees_with_nuts_on_placebo_draws(null_prepared):
         assert abs(approx.beta_mean - b.mean()) < 0.2 * b.std()
 
 
+def _null_world_placebo_p(seed, _shared):
+    """One null data set, one placebo draw with model-based SEs: its p-value."""
+    prepared = design().prepare(simulate(seed=seed, policy_effect=0).frame)
+    r = placebo(prepared, seed=seed, adoption_years=WAVES, n_draws=1, vcov="iid")
+    return {"p_value": float(r.draws["p_value"].iloc[0]),
+            "converged": bool(r.draws["converged"].iloc[0])}
+
+
 @pytest.mark.slow
-def test_500_placebo_p_values_uniform_under_null(null_prepared):
-    """The acceptance check of issue 3: 500 draws, model-based SEs, KS against uniform."""
+def test_500_placebo_p_values_uniform_under_null():
+    """The acceptance check of issue 3, made statistically valid: 500 placebo p-values from 500
+    independent null worlds (one draw each), KS against uniform.
+
+    The 500 placebo p-values of ONE data set are not an independent sample: they share the
+    data, so a province whose health happens to dip in one wave pulls every draw that treats
+    it. Their KS p-value then rejects far more often than 1% even for a valid test (null seed
+    11 gives KS p = 0.002 with 300 draws: too FEW p-values below 0.05, 1.3%, while seeds 12
+    and 13 give 0.67 and 0.93). Uniformity is a property across data sets, so that is where
+    it is tested; the single-data-set run below is timed and must converge."""
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     start = time.perf_counter()
-    r = placebo(null_prepared, seed=2024, adoption_years=WAVES, n_draws=500, vcov="iid",
-                workers=None)
-    elapsed = time.perf_counter() - start
-    print(f"500 placebo refits: {elapsed:.1f} s; KS p = {r.ks_uniform.pvalue:.3f}")
+    out = map_refits(_null_world_placebo_p, range(1000, 1500), workers=None)
+    p = np.array([o["p_value"] for o in out])
+    ks = stats.kstest(p, "uniform")
+    print(f"500 null worlds x 1 placebo draw: {time.perf_counter() - start:.1f} s; "
+          f"KS p = {ks.pvalue:.3f}; share p < 0.05 = {np.mean(p < 0.05):.3f}")
+    assert all(o["converged"] for o in out)
+    assert ks.pvalue > 0.01
+
+
+@pytest.mark.slow
+def test_500_placebo_draws_on_one_data_set(null_prepared):
+    start = time.perf_counter()
+    r = placebo(null_prepared, seed=2024, adoption_years=WAVES, n_draws=500, workers=None)
+    print(f"500 placebo refits: {time.perf_counter() - start:.1f} s; RI p = {r.ri_p_value:.3f}")
     assert len(r.draws) == 500 and r.draws["converged"].all()
-    assert r.ks_uniform.pvalue > 0.01
+    assert list(r.draws["draw"]) == list(range(500))
     assert r.draws["ame_p_value"].between(0, 1).all()
 
 

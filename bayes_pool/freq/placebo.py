@@ -34,9 +34,9 @@ from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
-from statsmodels.discrete.discrete_model import Logit
 from scipy import stats
 from scipy.special import expit
+from statsmodels.discrete.discrete_model import Logit
 from threadpoolctl import threadpool_limits
 
 from bayes_pool import checkpoint, estimates

@@ -193,6 +193,8 @@ def part_placebo(frame: pd.DataFrame, ctx: Context) -> Analysis:
     """Fig. 3 three ways: the paper's placebo p-values, the randomization-inference p-value,
     and per placebo draw the posterior probability of a positive effect (Laplace, reusing one
     compiled model); plus the wild-cluster bootstrap for few treated clusters."""
+    from threadpoolctl import threadpool_limits
+
     from bayes_pool import estimates
     from bayes_pool.bayes.fast import laplace_model, placebo_posteriors, posterior_rows_placebo
     from bayes_pool.figures.placebo import placebo_plot
@@ -208,11 +210,14 @@ def part_placebo(frame: pd.DataFrame, ctx: Context) -> Analysis:
                      workers=ctx.workers, scheduler=ctx.scheduler, refits_dir=ctx.refits_dir)
     ctx.progress(f"Fig. 3, Bayesian: P(placebo effect > 0) for the {ctx.placebo_draws} draws "
                  "(Laplace approximation, one compiled model)")
-    fast = laplace_model(prepared, ctx.spec, seed=ctx.seed + 22)
-    actual_bayes = fast.fit()
-    post = placebo_posteriors(fast, result.draws, refits_dir=ctx.refits_dir)
-    ctx.progress("Few treated clusters: wild-cluster bootstrap of the linear-probability DiD")
-    wcb = wild_cluster_bootstrap(prepared, seed=ctx.seed + 21)
+    # one BLAS thread: small matrices gain nothing from more, and the last bits of every
+    # number then do not depend on how many threads the machine offers
+    with threadpool_limits(limits=1):
+        fast = laplace_model(prepared, ctx.spec, seed=ctx.seed + 22)
+        actual_bayes = fast.fit()
+        post = placebo_posteriors(fast, result.draws, refits_dir=ctx.refits_dir)
+        ctx.progress("Few treated clusters: wild-cluster bootstrap of the linear-probability DiD")
+        wcb = wild_cluster_bootstrap(prepared, seed=ctx.seed + 21)
     rows = [result.tidy(study=STUDY, table="fig3", column="(2)"),
             posterior_rows_placebo(actual_bayes, post, unit_sd=fast.unit_sd,
                                    term=design.treatment, n_obs=prepared.n_obs, study=STUDY,
