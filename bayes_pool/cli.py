@@ -192,6 +192,9 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
             help="Placebo refits (default 500, as the paper).")] = None,
         workers: Annotated[Optional[int], typer.Option(
             help="Parallel workers for refit loops (default: all cores; 1 = in-process).")] = None,
+        scheduler: Annotated[Optional[str], typer.Option(
+            help="Existing dask scheduler for refit loops, e.g. tcp://host:8786 (default: "
+                 "$DASK_SCHEDULER_ADDRESS, else a local cluster).")] = None,
         max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
         max_divergences: MaxDivOpt = None):
     """Re-analyse a study: published vs frequentist vs Bayesian, into a new run folder."""
@@ -199,9 +202,16 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
     gates = _thresholds(max_r_hat, min_ess, max_divergences)
     extra = {k: v for k, v in dict(
         parts=tuple(p.strip() for p in only.split(",") if p.strip()) if only else None,
-        placebo_draws=placebo_draws, workers=workers).items() if v is not None}
+        placebo_draws=placebo_draws, workers=workers, scheduler=scheduler).items()
+        if v is not None}
     try:
         mod = studies.get(study)
+        unsupported = sorted(set(extra) - set(getattr(mod, "RUN_OPTIONS", ())))
+        if unsupported:
+            flags = ", ".join("--" + ("only" if k == "parts" else k.replace("_", "-"))
+                              for k in unsupported)
+            raise BayesPoolError(f"{flags}: not an option of study {study!r} (its run has no "
+                                 "parts or refit loops to control)")
         model_spec = _with_convergence(
             _spec(spec or mod.DEFAULT_SPEC, draws, tune, chains) if mod.DEFAULT_SPEC or spec
             else None, gates)

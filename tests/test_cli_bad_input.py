@@ -364,3 +364,12 @@ def test_valid_inputs_pass_the_same_checks(study_frame, panel_frame, tmp_path, m
                  _did(_csv(tmp_path, panel_frame, "panel.csv"), extra=["--id", "pid"])):
         res = runner.invoke(app, args)
         assert isinstance(res.exception, Reached), res.output
+
+
+def test_run_option_a_study_does_not_have_is_refused(outputs):
+    """`--only`/`--placebo-draws` belong to pooling-did; smi-psm refuses them by name
+    instead of failing inside its pipeline."""
+    res = runner.invoke(app, ["run", "smi-psm", "--only", "table4", "--placebo-draws", "5"])
+    assert res.exit_code == 2, res.output
+    assert "--only" in res.output and "--placebo-draws" in res.output and "smi-psm" in res.output
+    assert not outputs.exists()

@@ -4,6 +4,8 @@ STUDY = "pooling-did"
 TITLE = "Zhang & Chen (2024) — provincial pooling of URRBMI and self-rated health"
 DEFAULT_SPEC = "did_logit"
 KEY_TERM = "policy"
+RUN_OPTIONS = ("parts", "placebo_draws", "workers", "scheduler")
+"""Options of `bayes-pool run pooling-did` beyond data, seed and spec (see :func:`run`)."""
 
 
 def simulate(*args, **kwargs):
