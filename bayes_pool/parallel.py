@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 """Environment variable naming an existing dask scheduler (``tcp://host:8786``)."""
 
+CLOSE_TIMEOUT = 60
+"""Seconds to wait for the dask client and a local cluster to shut down."""
+
 _CONTROLLER: ThreadpoolController | None = None
 """One per process: building it scans the loaded libraries (milliseconds), limiting is cheap."""
 
@@ -171,6 +174,17 @@ def _map_dask(func, tasks, todo, shared, *, workers, scheduler, finish) -> None:
             finish(index[fut.key], fut.result(), count)
             fut.release()
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        _close(client, cluster)
+
+
+def _close(client, cluster) -> None:
+    """Shut the client and a local cluster down; a slow shutdown (a loaded machine) is logged,
+    never allowed to lose results that have already arrived."""
+    for thing in (client, cluster):
+        if thing is None:
+            continue
+        try:
+            thing.close(timeout=CLOSE_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 -- results are in; shutdown is best effort
+            log.warning("closing the dask %s failed (%s: %s); its processes exit with this one",
+                        type(thing).__name__, type(exc).__name__, exc)
