@@ -67,8 +67,9 @@ def to_markdown(comp: pd.DataFrame, *, title: str, synthetic: bool) -> str:
         conv = "" if pd.isna(r["converged"]) else ("yes" if r["converged"] else "**NO**")
         lines.append(
             f"| {r['table']} | {r['column']} | {r['term']} | {r['quantity']} | "
-            f"{_pe(r['published'], r['published_se'])} | {_pe(r['frequentist'], r['frequentist_se'])} | "
-            f"{_pe(r['bayesian'], r['bayesian_sd'])} {_ci(r['bayes_ci_low'], r['bayes_ci_high'])} | "
+            f"{estimate_se(r['published'], r['published_se'])} | "
+            f"{estimate_se(r['frequentist'], r['frequentist_se'])} | "
+            f"{estimate_se(r['bayesian'], r['bayesian_sd'])} {_ci(r['bayes_ci_low'], r['bayes_ci_high'])} | "
             f"{_f(r['freq_diff_se'], 2)} | {_f(r['bayes_diff_se'], 2)} | "
             f"{_f(r['published_n'], 0)}/{_f(r['n_obs'], 0)} | {_f(r['r_hat'], 3)} | "
             f"{_f(r['ess_bulk'], 0)} | {_f(r['divergences'], 0)} | {conv} |")
@@ -84,7 +85,8 @@ def _f(x, digits: int) -> str:
     return "–" if pd.isna(x) else f"{x:.{digits}f}"
 
 
-def _pe(est, se) -> str:
+def estimate_se(est, se) -> str:
+    """``0.123 (0.045)``: an estimate with its SE or posterior SD, "–" when missing."""
     if pd.isna(est):
         return "–"
     return f"{est:.3f}" + ("" if pd.isna(se) else f" ({se:.3f})")

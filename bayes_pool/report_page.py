@@ -320,16 +320,17 @@ def _comparison_tables(comp: pd.DataFrame | None) -> list[Table]:
     out = []
     for (study, table), part in comp.groupby(["study", "table"], sort=False):
         rows, flagged, notes = [], [], []
+        pe = compare.estimate_se
         for r in part.itertuples():
             conv = r.converged
             bad = not pd.isna(conv) and not bool(conv)
-            pub = _pe(r.published, r.published_se)
+            pub = pe(r.published, r.published_se)
             note = r.published_note if isinstance(r.published_note, str) else ""
             if "contradiction" in note:
                 notes.append(f"{r.column} {r.term} {r.quantity}: {note}")
                 pub += f" [{len(notes)}]"
             rows.append([str(r.column), str(r.term), str(r.quantity), pub,
-                         _pe(r.frequentist, r.frequentist_se), _pe(r.bayesian, r.bayesian_sd),
+                         pe(r.frequentist, r.frequentist_se), pe(r.bayesian, r.bayesian_sd),
                          _ci(r.bayes_ci_low, r.bayes_ci_high), _f(r.freq_diff_se, 2),
                          _f(r.bayes_diff_se, 2), f"{_f(r.published_n, 0)} / {_f(r.n_obs, 0)}",
                          "–" if pd.isna(conv) else ("NOT CONVERGED" if bad else "yes")])
@@ -504,12 +505,6 @@ def _invocation_text(inv: dict) -> str:
 
 def _f(x, digits: int) -> str:
     return "–" if x is None or pd.isna(x) else f"{x:.{digits}f}"
-
-
-def _pe(est, se) -> str:
-    if pd.isna(est):
-        return "–"
-    return f"{est:.3f}" + ("" if pd.isna(se) else f" ({se:.3f})")
 
 
 def _ci(lo, hi) -> str:

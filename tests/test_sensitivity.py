@@ -78,7 +78,8 @@ def test_sensitivity_command_writes_files_and_sceptical_shrinks(tmp_path, output
     folder, table = _run(tmp_path, "sceptical,vague", workers=1)
     files = {p.name for p in folder.iterdir()}
     assert {"sensitivity.csv", "sensitivity.png", "estimates.csv", "psense.csv", "psense.png",
-            "prior_predictive.png", "posterior_predictive.png", "manifest.json"} <= files
+            "prior_predictive.png", "posterior_predictive.png", "manifest.json", "report.html",
+            "report.md"} <= files
     assert list(table.index) == ["sceptical", "vague"]
     assert table.loc["vague", "published"] == pytest.approx(0.096)
     assert ((table["ci_low"] <= table["mean"]) & (table["mean"] <= table["ci_high"])).all()

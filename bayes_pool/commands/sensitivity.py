@@ -96,8 +96,11 @@ def sensitivity(
                     "mapping": str(mapping.resolve()) if mapping else None, "seed": seed,
                     "draws": draws, "tune": tune, "chains": chains, "workers": workers,
                     "prior_draws": prior_draws, "checks": checks}},
-                "files": sorted(p.name for p in paths.values()) + ["manifest.json"],
+                "files": sorted(p.name for p in paths.values()) + ["manifest.json", "report.html",
+                                                                   "report.md"],
                 "elapsed_seconds": round(time.perf_counter() - start, 1)})
+            from bayes_pool.report_page import write_report
+            write_report(folder)
     except (BayesPoolError, ValueError, FileExistsError) as exc:
         _fail(exc)
     _print(result, synthetic, out)
