@@ -75,8 +75,9 @@ def rank_histograms(results, path: str | Path, *, synthetic: bool = True,
             if j == 0:
                 ecdf_ax.set_ylabel("ECDF - uniform CDF")
         lines.append(f"{res.problem}: N = {counts['simulations']} simulations "
-                     f"({counts['failed']} failed, {counts['with_divergences']} with divergences, "
-                     f"{counts['not_converged']} not converged), L = {s.thin_to}, "
-                     f"{s.chains} x {s.draws} draws")
+                     f"({counts['failed']} failed; {counts['with_divergences']} with divergences, "
+                     f"{counts['r_hat_above']} with R-hat > {res.convergence.max_r_hat}, "
+                     f"{counts['ess_below']} with ESS < {res.convergence.min_ess_bulk:g}: all "
+                     f"ranked), L = {s.thin_to}, {s.chains} x {s.draws} draws")
     fig.suptitle(banner("\n".join([title, *lines]), synthetic), fontsize=9)
     return save(fig, path)
