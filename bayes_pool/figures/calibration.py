@@ -29,8 +29,8 @@ def rank_histograms(results, path: str | Path, *, synthetic: bool = True,
 
     results = list(results)
     ncol = max(len(r.parameters) for r in results)
-    fig, axes = plt.subplots(2 * len(results), ncol, figsize=(max(3.6 * ncol, 7), 5.2 * len(results) + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(2 * len(results), ncol, squeeze=False,
+                             figsize=(max(3.6 * ncol, 7), 5.2 * len(results) + 0.6))
     lines = []
     for k, res in enumerate(results):
         s = res.settings
