@@ -26,7 +26,8 @@ def plot_prior_predictive(draws: dict[str, dict[str, np.ndarray]], path: str | P
     for ax, key, mark, label in ((left, "outcome_mean", observed_mean, f"observed mean {outcome}"),
                                  (right, "effect", published, "published")):
         data = [draws[n][key] for n in names]
-        parts = ax.violinplot(data, positions=y, vert=False, showextrema=False, widths=0.8)
+        parts = ax.violinplot(data, positions=y, orientation="horizontal", showextrema=False,
+                              widths=0.8)
         for body in parts["bodies"]:
             body.set_facecolor(COLORS["bayesian"])
             body.set_alpha(0.35)
@@ -60,7 +61,7 @@ def plot_posterior_predictive(stats: pd.DataFrame, path: str | Path, *, outcome:
         sub = stats[stats["statistic"] == stat]
         reps = [sub.loc[sub["group"] == g, "replicated"].to_numpy() for g in groups]
         obs = [sub.loc[sub["group"] == g, "observed"].iloc[0] for g in groups]
-        ax.boxplot(reps, positions=y, vert=False, widths=0.6, showfliers=False,
+        ax.boxplot(reps, positions=y, orientation="horizontal", widths=0.6, showfliers=False,
                    patch_artist=True, boxprops={"facecolor": COLORS["bayesian"], "alpha": 0.35})
         ax.scatter(obs, y, marker="D", color=COLORS["published"], zorder=3, label="observed")
         for yi, r, o in zip(y, reps, obs):
