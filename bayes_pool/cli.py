@@ -192,6 +192,10 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
             help="Placebo refits (default 500, as the paper).")] = None,
         workers: Annotated[Optional[int], typer.Option(
             help="Parallel workers for refit loops (default: all cores; 1 = in-process).")] = None,
+        mediation_model: Annotated[Optional[str], typer.Option(
+            help="Bayesian mediator of pooling-did's Tables 4-5: index (the PCA index as "
+                 "observed, as the paper; default) or latent (measurement model of the "
+                 "items, slower).")] = None,
         scheduler: Annotated[Optional[str], typer.Option(
             help="Existing dask scheduler for refit loops, e.g. tcp://host:8786 (default: "
                  "$DASK_SCHEDULER_ADDRESS, else a local cluster).")] = None,
@@ -202,7 +206,8 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
     gates = _thresholds(max_r_hat, min_ess, max_divergences)
     extra = {k: v for k, v in dict(
         parts=tuple(p.strip() for p in only.split(",") if p.strip()) if only else None,
-        placebo_draws=placebo_draws, workers=workers, scheduler=scheduler).items()
+        placebo_draws=placebo_draws, workers=workers, scheduler=scheduler,
+        mediation_model=mediation_model).items()
         if v is not None}
     try:
         mod = studies.get(study)
@@ -484,7 +489,7 @@ _PATH_ARGS = {"data", "mapping"}
 _GATE_ARGS = ["max_r_hat", "min_ess", "max_divergences"]
 _INVOCATION_ARGS = {
     "run": ["study", "data", "mapping", "seed", "spec", "draws", "tune", "chains", "only",
-            "placebo_draws", "workers", *_GATE_ARGS],
+            "placebo_draws", "workers", "mediation_model", *_GATE_ARGS],
     "did": ["data", "outcome", "treatment", "unit", "time_col", "covariates", "family",
             "mapping", "seed", "spec", "draws", "tune", "chains", "cohort", "staggered",
             "event_study", "id_col", *_GATE_ARGS],

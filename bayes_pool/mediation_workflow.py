@@ -34,7 +34,7 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
                       outcome_family: str = "bernoulli", items=None, seed: int, study: str,
                       spec=None, bootstrap: int = 200, progressbar: bool = False,
                       bayesian: bool = True, tables: tuple[str, str] = ("4", "5"),
-                      column: str | None = None) -> Analysis:
+                      column: str | None = None, measurement_model: bool = True) -> Analysis:
     """Frequentist and Bayesian mediation of ``treatment -> mediator -> outcome``.
 
     Parameters
@@ -54,9 +54,10 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
     items : sequence of str, optional
         Items measuring the mediator. If ``mediator`` is not a column of ``frame`` it is built
         from them with :func:`~bayes_pool.freq.indices.pca_index` (z-scored and fitted on the
-        untreated rows). The Bayesian model then becomes the measurement model (the mediator
-        is a latent factor of the items) and reports ``a``/``b`` per unit of the index's true
-        score.
+        untreated rows). With ``measurement_model`` the Bayesian model then becomes the
+        measurement model (the mediator is a latent factor of the items) and reports
+        ``a``/``b`` per unit of the index's true score; without it, the Bayesian model takes
+        the PCA index as observed, like the frequentist steps.
     seed : int
         Root seed; the bootstrap and the sampler get child seeds from
         :class:`numpy.random.SeedSequence`.
@@ -99,7 +100,7 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
                           "weights": built.weights.round(6).to_dict()}
     design = freq_mediation.MediationDesign(
         outcome=outcome, treatment=treatment, mediator=mediator, covariates=tuple(covariates),
-        unit=unit, time=time, family=outcome_family, items=items)
+        unit=unit, time=time, family=outcome_family, items=items if measurement_model else ())
     prepared = design.prepare(frame)
     boot_seed, bayes_seed = np.random.SeedSequence(seed).spawn(2)
     freq = freq_mediation.fit_mediation(prepared, bootstrap=bootstrap, seed=boot_seed)
@@ -114,7 +115,7 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
     if bayesian:
         mspec = _spec(spec)
         weights = None
-        if items:
+        if items and measurement_model:
             ref = prepared.frame[treatment] == 0
             idx = pca_index(prepared.frame, items, reference=ref)
             weights = (idx.loadings[idx.weights.index] @ idx.weights).to_numpy()
@@ -123,7 +124,8 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
             progressbar=progressbar, item_weights=weights)
         rows.append(bay.tidy(**label))
         posteriors[f"mediation_{mediator}"] = bay.idata
-        facts.update({"divergences": bay.divergences, "measurement_model": bool(items),
+        facts.update({"divergences": bay.divergences,
+                      "measurement_model": bool(items) and measurement_model,
                       "spec": mspec.to_dict()})
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
                     facts={f"mediation_{mediator}": facts})

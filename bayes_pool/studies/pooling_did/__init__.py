@@ -4,7 +4,7 @@ STUDY = "pooling-did"
 TITLE = "Zhang & Chen (2024) — provincial pooling of URRBMI and self-rated health"
 DEFAULT_SPEC = "did_logit"
 KEY_TERM = "policy"
-RUN_OPTIONS = ("parts", "placebo_draws", "workers", "scheduler")
+RUN_OPTIONS = ("parts", "placebo_draws", "workers", "scheduler", "mediation_model")
 """Options of `bayes-pool run pooling-did` beyond data, seed and spec (see :func:`run`)."""
 
 

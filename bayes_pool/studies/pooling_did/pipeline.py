@@ -54,6 +54,7 @@ MEDIATORS = {"(1)": ("objective_integration", ITEMS_OBJECTIVE),
 EVENT_PERIOD_YEARS = 1
 """Event time in years, as Eq. (5) is written (m = -2..4 with waves two years apart)."""
 MAIN_WAVES = (2014, 2016, 2018)
+MEDIATION_MODELS = ("index", "latent")
 
 
 def table3_design(column: str, controls: tuple[str, ...] | None = None) -> DiDDesign:
@@ -90,6 +91,9 @@ class Context:
     scheduler: str | None = None
     """Address of an existing dask scheduler for refit loops (None: a local cluster, or
     ``$DASK_SCHEDULER_ADDRESS``)."""
+    mediation_model: str = "index"
+    """Bayesian mediator in Tables 4-5: "index" (the PCA index as observed, as the paper and
+    the frequentist steps) or "latent" (measurement model: a latent factor of the items)."""
     refits_dir: Path | None = None
     """Where refit loops keep finished draws so an interrupted run resumes (None: not kept)."""
 
@@ -128,12 +132,13 @@ def part_mediation(frame: pd.DataFrame, ctx: Context) -> Analysis:
     spec = ctx.run_length(load_mediation_spec())
     for i, (column, (index, items)) in enumerate(MEDIATORS.items()):
         ctx.progress(f"Tables 4-5 column {column}: mediation by the {index} index "
-                     "(PCA of its items; stepwise steps, Sobel, bootstrap; joint Bayesian model)")
+                     "(PCA of its items; stepwise steps, Sobel, bootstrap; joint Bayesian "
+                     f"model, mediator: {ctx.mediation_model})")
         analysis.extend(analyse_mediation(
             frame, treatment=TREATMENT, mediator=index, outcome=OUTCOME,
             covariates=tuple(CONTROLS), unit=UNIT, time=TIME, items=list(items),
             seed=ctx.seed + 40 + i, study=STUDY, column=column, spec=spec,
-            progressbar=ctx.progressbar))
+            progressbar=ctx.progressbar, measurement_model=ctx.mediation_model == "latent"))
 
     def draw(folder, synthetic, table):
         return {"mediation": plot_mediation(table[table["table"] == "mediation"],
@@ -269,7 +274,8 @@ PARTS: dict[str, Callable[[pd.DataFrame, Context], Analysis]] = {
 def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool = False,
         parts: tuple[str, ...] | None = None, workers: int | None = None,
         placebo_draws: int = PLACEBO_DRAWS, frame_2012: pd.DataFrame | None = None,
-        scheduler: str | None = None, refits_dir: str | Path | bool | None = None) -> Analysis:
+        scheduler: str | None = None, refits_dir: str | Path | bool | None = None,
+        mediation_model: str = "index") -> Analysis:
     """Published rows plus the chosen parts (all by default), frequentist and Bayesian.
 
     The main analyses use the 2014-2018 waves; ``frame_2012`` (or the 2012 rows of ``frame``)
@@ -277,8 +283,12 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
     (None: one per core; 1: in-process) or on the dask scheduler at ``scheduler`` (default
     ``$DASK_SCHEDULER_ADDRESS``), and keep every finished draw in ``refits_dir`` (default
     ``outputs/<study>/.refits``, outside the run folder; ``False``: keep nothing), so a run
-    interrupted in the middle of a loop resumes it.
+    interrupted in the middle of a loop resumes it. ``mediation_model``: see
+    :class:`Context`.
     """
+    if mediation_model not in MEDIATION_MODELS:
+        raise ValueError(f"mediation_model must be one of {MEDIATION_MODELS}, got "
+                         f"{mediation_model!r}")
     parts = tuple(PARTS) if parts is None else parts
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
@@ -292,7 +302,8 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
         refits_dir = default_refits_dir(STUDY)
     ctx = Context(spec=spec, seed=seed, progress=progress, progressbar=progressbar,
                   workers=workers, placebo_draws=placebo_draws, frame_2012=frame_2012,
-                  scheduler=scheduler, refits_dir=Path(refits_dir) if refits_dir else None)
+                  scheduler=scheduler, refits_dir=Path(refits_dir) if refits_dir else None,
+                  mediation_model=mediation_model)
     analysis = Analysis(estimates=load_published(STUDY), facts={"parts": list(parts)})
     for name in parts:
         analysis.extend(PARTS[name](main, ctx))
