@@ -104,6 +104,18 @@ class SBCProblem:
         return hashlib.sha256(pickle.dumps(self)).hexdigest()
 
 
+class _SpecProblem(SBCProblem):
+    """A problem whose model has a spec: sampler ``target_accept`` and thresholds from it."""
+
+    @property
+    def target_accept(self) -> float:
+        return self.spec.sampler.target_accept
+
+    @property
+    def convergence(self) -> Convergence:
+        return self.spec.convergence
+
+
 # ------------------------------------------------------------------------ simulation ---
 
 def simulate(problem: SBCProblem, n: int, seed: int) -> list[Simulation]:
@@ -405,21 +417,13 @@ def design_frame(*, n: int = 400, units: int = 8, periods: int = 3, adopters: in
 
 
 @dataclass(frozen=True)
-class DiDLogitProblem(SBCProblem):
+class DiDLogitProblem(_SpecProblem):
     """The benchmark DiD logit (:func:`bayes_pool.bayes.did.build_model`) with its outcome
     as shared data; ranks the treatment coefficient, the intercept and the unit SD."""
 
     prepared: Any
     spec: Any
     name: str = "did_logit"
-
-    @property
-    def target_accept(self) -> float:
-        return self.spec.sampler.target_accept
-
-    @property
-    def convergence(self) -> Convergence:
-        return self.spec.convergence
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -440,7 +444,7 @@ class DiDLogitProblem(SBCProblem):
 
 
 @dataclass(frozen=True)
-class MediationProblem(SBCProblem):
+class MediationProblem(_SpecProblem):
     """The joint mediation model (:func:`bayes_pool.bayes.mediation.build_model`) with the
     standardised mediator and the outcome as shared data; the outcome is simulated after the
     mediator. Ranks a, b, d on the scale the model samples them (``med_treatment``,
@@ -450,14 +454,6 @@ class MediationProblem(SBCProblem):
     spec: Any
     name: str = "mediation"
     sequential: tuple[str, ...] = ("outcome",)
-
-    @property
-    def target_accept(self) -> float:
-        return self.spec.sampler.target_accept
-
-    @property
-    def convergence(self) -> Convergence:
-        return self.spec.convergence
 
     @property
     def parameters(self) -> dict[str, str]:
