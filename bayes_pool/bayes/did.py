@@ -22,9 +22,10 @@ import bambi as bmb
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import expit, logit
+from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
+from bayes_pool.bayes.predictor import LinearPredictor, flat
 from bayes_pool.design import PreparedDiD
 from bayes_pool.errors import SpecError
 from bayes_pool.specs import ModelSpec
@@ -123,32 +124,34 @@ def fit_did(prepared: PreparedDiD, spec: ModelSpec, *, seed: int, progressbar: b
 def add_ame_draws(model: bmb.Model, idata, prepared: PreparedDiD) -> None:
     """Add ``ame_<term>`` (chain, draw) variables to the posterior.
 
-    For a logit, the linear predictor of every row and draw is recovered from the model's
-    fitted probabilities; a 0/1 term's AME is the mean of expit(eta + b(1 - x)) - expit(eta - b x)
-    (the discrete change, valid because each term enters linearly and without interactions),
-    a continuous term's the mean derivative b p (1 - p). For a linear model the AME is b.
+    For a logit, the linear predictor of every row and draw comes from the design
+    (:class:`~bayes_pool.bayes.predictor.LinearPredictor`); a 0/1 term's AME is the mean of
+    expit(eta + b(1 - x)) - expit(eta - b x) (the discrete change, valid because each term
+    enters linearly and without interactions), a continuous term's the mean derivative
+    b p (1 - p). For a linear model the AME is b.
     """
     d = prepared.design
     post = idata["posterior"]
-    frame = prepared.frame
     terms = [d.treatment, *d.covariates]
-    new = {}
     if d.family == "gaussian":
-        for t in terms:
-            new[f"ame_{t}"] = post[t]
+        new = {f"ame_{t}": post[t] for t in terms}
     else:
-        pred = model.predict(idata, kind="response_params", inplace=False)
-        p = np.asarray(pred["posterior"]["p"].transpose("chain", "draw", "__obs__"))
-        p = np.clip(p, 1e-12, 1 - 1e-12)
-        eta = logit(p)
-        for t in terms:
-            b = np.asarray(post[t].transpose("chain", "draw"))[..., None]
-            x = frame[t].to_numpy(dtype=float)[None, None, :]
-            if set(np.unique(x)) <= {0.0, 1.0}:
-                ame = (expit(eta + b * (1 - x)) - expit(eta - b * x)).mean(axis=-1)
-            else:
-                ame = (b * p * (1 - p)).mean(axis=-1)
-            new[f"ame_{t}"] = xr.DataArray(ame, dims=("chain", "draw"),
-                                           coords={"chain": post["chain"], "draw": post["draw"]})
-        del p, eta, pred
+        lp = LinearPredictor(model, post)
+        xs = {t: prepared.frame[t].to_numpy(dtype=float) for t in terms}
+        bs = {t: flat(post[t]) for t in terms}
+        # 0/1 term: s = 1 - 2x flips to the other arm, so the row's discrete change is
+        # s * (expit(eta + s b) - p); one expit per term and draw.
+        signs = {t: 1 - 2 * x for t, x in xs.items() if set(np.unique(x)) <= {0.0, 1.0}}
+        ame = {t: np.empty(lp.n_draws) for t in terms}
+        for rows, eta in lp.chunks():
+            p = expit(eta)
+            slope = (p * (1 - p)).mean(axis=1)
+            for t in terms:
+                b = bs[t][rows]
+                if t in signs:
+                    s = signs[t]
+                    ame[t][rows] = ((expit(eta + b[:, None] * s) - p) * s).mean(axis=1)
+                else:
+                    ame[t][rows] = b * slope
+        new = {f"ame_{t}": lp.draws(v) for t, v in ame.items()}
     idata["posterior"] = idata["posterior"].to_dataset().assign(new)

@@ -25,9 +25,10 @@ import bambi as bmb
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import expit, logit
+from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
+from bayes_pool.bayes.predictor import LinearPredictor, flat
 from bayes_pool.errors import SpecError
 from bayes_pool.event_time import Control, PreparedStaggered
 from bayes_pool.freq.etwfe import cell_columns
@@ -86,22 +87,27 @@ def add_switch_off_draws(model: bmb.Model, idata, frame: pd.DataFrame, family: s
     entering linearly, so the linear predictor without it is eta - sum_j b_j x_j.
     """
     post = idata["posterior"]
-    coords = {"chain": post["chain"], "draw": post["draw"]}
+    b = {t: flat(post[t]) for _, terms in targets.values() for t in terms}
+    x = {(name, t): frame[t].to_numpy(dtype=float)[rows]
+         for name, (rows, terms) in targets.items() for t in terms}
+
+    def shift(name, draws):
+        return sum(b[t][draws, None] * x[name, t][None, :] for t in targets[name][1])
+
     if family == "bernoulli":
-        pred = model.predict(idata, kind="response_params", inplace=False)
-        p = np.asarray(pred["posterior"]["p"].transpose("chain", "draw", "__obs__"))
-        eta = logit(np.clip(p, 1e-12, 1 - 1e-12))
-        del pred, p
-    new = {}
-    for name, (rows, terms) in targets.items():
-        shift = sum(np.asarray(post[t].transpose("chain", "draw"))[..., None]
-                    * frame[t].to_numpy(dtype=float)[rows][None, None, :] for t in terms)
-        if family == "bernoulli":
-            e = eta[..., rows]
-            value = (expit(e) - expit(e - shift)).mean(axis=-1)
-        else:
-            value = shift.mean(axis=-1)
-        new[name] = xr.DataArray(value, dims=("chain", "draw"), coords=coords)
+        lp = LinearPredictor(model, post)
+        values = {name: np.empty(lp.n_draws) for name in targets}
+        for draws, eta in lp.chunks():
+            for name, (rows, _) in targets.items():
+                e = eta[:, rows]
+                values[name][draws] = (expit(e) - expit(e - shift(name, draws))).mean(axis=1)
+    else:
+        every = slice(0, post.sizes["chain"] * post.sizes["draw"])
+        values = {name: shift(name, every).mean(axis=1) for name in targets}
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    coords = {"chain": post["chain"], "draw": post["draw"]}
+    new = {name: xr.DataArray(v.reshape(shape), dims=("chain", "draw"), coords=coords)
+           for name, v in values.items()}
     idata["posterior"] = idata["posterior"].to_dataset().assign(new)
 
 

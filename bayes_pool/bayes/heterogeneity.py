@@ -65,11 +65,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import stats
-from scipy.special import expit, logit
+from scipy.special import expit
 
 from bayes_pool import estimates
 from bayes_pool.bayes import did as bayes_did
 from bayes_pool.bayes.diagnostics import posterior_rows
+from bayes_pool.bayes.predictor import LinearPredictor, flat
 from bayes_pool.design import DiDDesign
 from bayes_pool.errors import InputError, SpecError
 from bayes_pool.freq import did as freq_did
@@ -312,23 +313,21 @@ def add_subgroup_ame_draws(model, idata, data: pd.DataFrame, design: DiDDesign,
                            split: Split) -> None:
     """Per-draw AME of the treatment within each subgroup, their difference and its sign."""
     post = idata["posterior"]
-    pred = model.predict(idata, kind="response_params", inplace=False)
-    p = np.clip(np.asarray(pred["posterior"]["p"].transpose("chain", "draw", "__obs__")),
-                1e-12, 1 - 1e-12)
-    eta = logit(p)
-    beta = np.asarray(post[design.treatment].transpose("chain", "draw"))
+    lp = LinearPredictor(model, post)
+    beta = flat(post[design.treatment])
     dev = post[f"{design.treatment}|{GROUP}"]
     level_dim = [dim for dim in dev.dims if dim not in ("chain", "draw")][0]
     D = data[design.treatment].to_numpy(dtype=float)
     group = data[GROUP].to_numpy()
-    coords = {"chain": post["chain"], "draw": post["draw"]}
-    new = {}
-    for label in (split.low, split.high):
-        b = beta + np.asarray(dev.sel({level_dim: label}).transpose("chain", "draw"))
-        rows = group == label
-        e, x = eta[..., rows], D[rows][None, None, :]
-        ame = (expit(e + b[..., None] * (1 - x)) - expit(e - b[..., None] * x)).mean(axis=-1)
-        new[f"ame_{label}"] = xr.DataArray(ame, dims=("chain", "draw"), coords=coords)
+    labels = (split.low, split.high)
+    slopes = {lab: beta + flat(dev.sel({level_dim: lab})) for lab in labels}
+    ame = {lab: np.empty(lp.n_draws) for lab in labels}
+    for rows, eta in lp.chunks():
+        for lab in labels:
+            keep = group == lab
+            b, e, x = slopes[lab][rows, None], eta[:, keep], D[keep][None, :]
+            ame[lab][rows] = (expit(e + b * (1 - x)) - expit(e - b * x)).mean(axis=1)
+    new = {f"ame_{lab}": lp.draws(ame[lab]) for lab in labels}
     diff = new[f"ame_{split.high}"] - new[f"ame_{split.low}"]
     new["ame_difference"] = diff
     new["difference_positive"] = (diff > 0).astype(float)
