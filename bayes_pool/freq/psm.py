@@ -14,15 +14,18 @@ Three matching estimators of the ATT, each a weighted comparison
 
 over the treated units on support :math:`T^{on}`:
 
-* ``knn`` -- the k = 4 nearest controls on the score, with replacement, keeping only those
-  within the caliper 0.02 and every control tied with the k-th nearest (psmatch2's ``ties``);
-  a treated unit with no control inside the caliper is off support and dropped.
+* ``knn`` -- ``psmatch2 ..., neighbor(4) caliper(0.02)``: the k = 4 nearest controls on the
+  score, with replacement, each weighted 1/(number kept); neighbours at a distance of the
+  caliper or more are dropped, and a treated unit whose nearest control is that far is off
+  support. As psmatch2 without its ``ties`` option, exactly k are taken: controls with equal
+  scores are taken in data row order (psmatch2 sorts on score, then the current sort order),
+  and of two equally distant scores the lower one comes first. See :func:`knn_pairs`.
 * ``radius`` -- every control within the caliper 0.01, equally weighted.
 * ``kernel`` -- Epanechnikov weights :math:`K((e_j - e_i)/h)` with psmatch2's default
   bandwidth h = 0.06, after trimming to common support the treated units with no control
   within the caliper 0.01 (the caliper the paper names for kernel matching).
 
-Neighbour searches use :class:`sklearn.neighbors.NearestNeighbors`.
+Radius and kernel neighbour searches use :class:`sklearn.neighbors.NearestNeighbors`.
 
 Standard errors: for ``knn`` the Abadie-Imbens (2006) variance, treating the estimated score
 as known (the Abadie-Imbens 2016 adjustment for estimating it is *not* included); for
@@ -76,7 +79,8 @@ class MatchSettings:
         """One phrase naming the method and its settings, for the ``note`` column."""
         return {
             "knn": f"k-NN matching on the propensity score (k = {self.k}, caliper = "
-                   f"{self.knn_caliper}, with replacement, ties kept)",
+                   f"{self.knn_caliper}, with replacement, equal scores in row order as "
+                   "psmatch2 without ties)",
             "radius": f"radius matching (caliper = {self.radius_caliper}, equal weights)",
             "kernel": f"kernel matching (Epanechnikov, bandwidth = {self.kernel_bandwidth}, "
                       f"common support: a control within caliper {self.kernel_caliper})",
@@ -254,13 +258,7 @@ def match(ps: np.ndarray, t: np.ndarray, method: Method, settings: MatchSettings
     pt, pc = ps[treated][:, None], ps[controls][:, None]
     nn = NearestNeighbors(algorithm="kd_tree").fit(pc)
     if method == "knn":
-        k = min(settings.k, len(controls))
-        kdist, _ = nn.kneighbors(pt, n_neighbors=k)
-        # the k nearest plus every control tied with the k-th (psmatch2's `ties`), in the caliper
-        limit = np.minimum(kdist[:, -1] * (1 + 1e-10) + 1e-14, settings.knn_caliper)
-        pair_t, pair_c = _pairs(nn, pt, settings.knn_caliper)
-        near = np.abs(pt[pair_t, 0] - pc[pair_c, 0]) <= limit[pair_t]
-        pair_t, pair_c = pair_t[near], pair_c[near]
+        pair_t, pair_c = knn_pairs(pt[:, 0], pc[:, 0], settings.k, settings.knn_caliper)
         weight = 1.0 / np.bincount(pair_t, minlength=len(treated))[pair_t]
     elif method == "radius":
         pair_t, pair_c = _pairs(nn, pt, settings.radius_caliper)
@@ -277,6 +275,44 @@ def match(ps: np.ndarray, t: np.ndarray, method: Method, settings: MatchSettings
     on_support = np.bincount(pair_t, minlength=len(treated)) > 0
     return Matching(method=method, treated=treated, controls=controls, on_support=on_support,
                     pair_t=pair_t, pair_c=pair_c, weight=weight)
+
+
+def knn_pairs(ps_treated: np.ndarray, ps_control: np.ndarray, k: int, caliper: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(treated position, control position) of psmatch2's ``neighbor(k) caliper(c)`` matches.
+
+    The semantics of psmatch2 4.0.12 (Leuven & Sianesi; Mata ``match_pscore``/``match2``):
+    controls are sorted on the score and then on their current order; the first neighbour is
+    the first control of the nearest score value (the lower value when two are equally far);
+    further neighbours are added outward from it, the lower side first on equal distances,
+    until k are taken or the next one is at least ``caliper`` away. A treated unit whose
+    first neighbour is ``caliper`` or more away gets none (off support). Controls tied with
+    the k-th are not added (no ``ties`` option). Vectorised over the treated: k merge steps.
+    """
+    order = np.argsort(ps_control, kind="stable")  # score, then row order
+    sc = ps_control[order]
+    n0, p = len(sc), ps_treated
+    above = np.searchsorted(sc, p, side="left")  # first control with score >= p
+    d_lo = np.where(above > 0, np.abs(p - sc[np.maximum(above - 1, 0)]), np.inf)
+    d_hi = np.where(above < n0, np.abs(p - sc[np.minimum(above, n0 - 1)]), np.inf)
+    lower = d_lo <= d_hi
+    first_of_lower = np.searchsorted(sc, sc[np.maximum(above - 1, 0)], side="left")
+    j = np.where(lower, first_of_lower, above)
+    active = np.minimum(d_lo, d_hi) < caliper
+    pos_t, pos_c = [np.flatnonzero(active)], [j[active]]
+    left, right = j - 1, j + 1
+    for _ in range(k - 1):
+        dl = np.where(left >= 0, np.abs(p - sc[np.clip(left, 0, n0 - 1)]), np.inf)
+        dr = np.where(right < n0, np.abs(p - sc[np.clip(right, 0, n0 - 1)]), np.inf)
+        take_left = (left >= 0) & (dl <= dr)
+        active &= np.where(take_left, dl, dr) < caliper  # also false when both sides ran out
+        pos_t.append(np.flatnonzero(active))
+        pos_c.append(np.where(take_left, left, right)[active])
+        left = np.where(active & take_left, left - 1, left)
+        right = np.where(active & ~take_left, right + 1, right)
+    pair_t, pair_c = np.concatenate(pos_t), order[np.concatenate(pos_c)]
+    by_treated = np.argsort(pair_t, kind="stable")
+    return pair_t[by_treated], pair_c[by_treated]
 
 
 def _pairs(nn: NearestNeighbors, pt: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
