@@ -111,6 +111,8 @@ def power_scaling(model, idata, *, var_names: list[str] | None = None
     import arviz_stats as azs
     from pymc.stats import compute_log_prior
 
+    from bayes_pool.bayes.predictor import total_log_likelihood
+
     pm_model = model.backend.model
     post = idata["posterior"].to_dataset()
     offsets = [rv.name for rv in pm_model.free_RVs if rv.name.endswith("_offset")]
@@ -123,9 +125,11 @@ def power_scaling(model, idata, *, var_names: list[str] | None = None
     top = [rv.name for rv in pm_model.free_RVs if rv.name not in offsets]
     work = xr.DataTree.from_dict({"posterior": post.assign(extra)})
     compute_log_prior(work, var_names=top, model=pm_model)
-    ll = model.compute_log_likelihood(idata, inplace=False)["log_likelihood"].to_dataset()
-    total = sum(ll[v].sum([d for d in ll[v].dims if d not in ("chain", "draw")])
-                for v in ll.data_vars)
+    total = total_log_likelihood(model, post)
+    if total is None:
+        ll = model.compute_log_likelihood(idata, inplace=False)["log_likelihood"].to_dataset()
+        total = sum(ll[v].sum([d for d in ll[v].dims if d not in ("chain", "draw")])
+                    for v in ll.data_vars)
     keep = [v for v in post.data_vars if v not in offsets and not
             any("obs" in str(d) for d in post[v].dims)]
     small = xr.DataTree.from_dict({

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 from scipy.special import expit
 
-from bayes_pool.bayes.predictor import LinearPredictor
+from bayes_pool.bayes.predictor import LinearPredictor, total_log_likelihood
 
 
 @pytest.mark.parametrize("formula", ["y ~ d + x + C(t) + (1|g)", "y ~ d + x + (1|g) + (d|h)"])
@@ -27,3 +27,20 @@ def test_eta_matches_bambi_predict(formula):
     got = np.concatenate([eta for _, eta in lp.chunks(size=17)])
     assert got.shape == expected.shape and got.std() > 0.5
     np.testing.assert_allclose(expit(got), expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "gaussian"])
+def test_total_log_likelihood_matches_bambi(family):
+    rng = np.random.default_rng(4)
+    n = 200
+    data = pd.DataFrame({"d": rng.integers(0, 2, n), "x": rng.normal(size=n),
+                         "g": rng.choice(list("abcd"), n)})
+    data["y"] = rng.integers(0, 2, n) if family == "bernoulli" else rng.normal(size=n)
+    model = bmb.Model("y ~ d + x + (1|g)", data, family=family)
+    model.build()
+    prior = model.prior_predictive(draws=40, random_seed=2)["prior"].to_dataset()
+    tree = xr.DataTree.from_dict({"posterior": prior})
+    ll = model.compute_log_likelihood(tree, inplace=False)["log_likelihood"]["y"]
+    expected = np.asarray(ll.sum("__obs__").transpose("chain", "draw"))
+    got = np.asarray(total_log_likelihood(model, tree["posterior"]))
+    np.testing.assert_allclose(got, expected, rtol=1e-9)

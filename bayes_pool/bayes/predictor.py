@@ -64,3 +64,30 @@ class LinearPredictor:
 def flat(da: xr.DataArray) -> np.ndarray:
     """A (chain, draw) variable as a flat chain-major vector."""
     return np.asarray(da.transpose("chain", "draw")).ravel()
+
+
+def total_log_likelihood(model, posterior) -> xr.DataArray | None:
+    """Per-draw log-likelihood summed over rows, for a Bernoulli (logit) or Normal model.
+
+    What power-scaling needs, without Bambi's pointwise ``compute_log_likelihood`` (which
+    evaluated 4,000 x 6,274 densities through PyTensor in ~20 s on the benchmark model; this
+    takes ~1 s). ``None`` for other families or links (callers fall back to Bambi).
+    """
+    family, link = model.family.name, model.family.link[model.family.likelihood.parent].name
+    if (family, link) not in {("bernoulli", "logit"), ("gaussian", "identity")}:
+        return None
+    term = model.response_component.term
+    y = np.asarray(term.data, dtype=float).ravel()
+    lp = LinearPredictor(model, posterior)
+    total = np.empty(lp.n_draws)
+    if family == "bernoulli":
+        for rows, eta in lp.chunks():
+            total[rows] = (y * eta - np.logaddexp(0.0, eta)).sum(axis=1)
+    else:
+        post = posterior.to_dataset() if isinstance(posterior, xr.DataTree) else posterior
+        sigma = flat(post["sigma"])
+        for rows, eta in lp.chunks():
+            s = sigma[rows, None]
+            total[rows] = (-0.5 * ((y - eta) / s) ** 2 - np.log(s)).sum(axis=1) \
+                - 0.5 * len(y) * np.log(2 * np.pi)
+    return lp.draws(total)
