@@ -81,13 +81,14 @@ class SBCProblem:
     lists observed variables that must be redrawn, in order, after the others' data are set
     (their distribution uses another observed variable as a regressor); ``fit_overrides``
     are shared values given to the fit only (a deliberately wrong fit, in tests);
-    ``target_accept`` and ``convergence`` come from the model's spec.
+    ``target_accept``, ``adaptation`` and ``convergence`` come from the model's spec.
     """
 
     name: str = "model"
     sequential: tuple[str, ...] = ()
     fit_overrides: dict = {}
     target_accept: float = 0.8
+    adaptation: str = "low_rank"
     convergence: Convergence = Convergence()
 
     @property
@@ -105,11 +106,16 @@ class SBCProblem:
 
 
 class _SpecProblem(SBCProblem):
-    """A problem whose model has a spec: sampler ``target_accept`` and thresholds from it."""
+    """A problem whose model has a spec: sampler ``target_accept``, ``adaptation`` and
+    thresholds from it."""
 
     @property
     def target_accept(self) -> float:
         return self.spec.sampler.target_accept
+
+    @property
+    def adaptation(self) -> str:
+        return self.spec.sampler.adaptation
 
     @property
     def convergence(self) -> Convergence:
@@ -233,7 +239,8 @@ def refit(sim: Simulation, context: tuple[SBCProblem, SBCSettings]) -> dict:
                                       **problem.fit_overrides)
         idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
                               chains=settings.chains, cores=settings.cores, seed=sim.seed,
-                              target_accept=problem.target_accept, progress_bar=False)
+                              target_accept=problem.target_accept, adaptation=problem.adaptation,
+                              progress_bar=False)
         variables = list(problem.parameters.values())
         summ = summarize(idata, variables)
     except Exception as exc:  # noqa: BLE001 -- a failed refit is counted and reported

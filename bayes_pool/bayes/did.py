@@ -116,7 +116,7 @@ def fit_did(prepared: PreparedDiD, spec: ModelSpec, *, seed: int, progressbar: b
     model = build_model(prepared, spec)
     idata = model.fit(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
                       inference_method=s.backend, random_seed=seed, progressbar=progressbar,
-                      nuts={"target_accept": s.target_accept})
+                      nuts=s.nuts_options())
     add_ame_draws(model, idata, prepared)
     return BayesDiDResult(prepared=prepared, spec=spec, model=model, idata=idata)
 

@@ -76,7 +76,7 @@ def sample(model: bmb.Model, spec: ModelSpec, *, seed: int, progressbar: bool = 
     s = spec.sampler
     return model.fit(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
                      inference_method=s.backend, random_seed=seed, progressbar=progressbar,
-                     nuts={"target_accept": s.target_accept})
+                     nuts=s.nuts_options())
 
 
 def add_switch_off_draws(model: bmb.Model, idata, frame: pd.DataFrame, family: str,

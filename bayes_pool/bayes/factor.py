@@ -225,7 +225,7 @@ def fit_latent_factor(frame: pd.DataFrame, *, indicators: Sequence[str],
     s = spec.sampler
     with build_model(design, spec):
         idata = pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
-                          nuts_sampler=s.backend, target_accept=s.target_accept,
+                          nuts_sampler=s.backend, nuts=s.nuts_options(),
                           random_seed=seed, progressbar=progressbar)
     post = idata["posterior"].to_dataset()
     dims = ("chain", "draw")

@@ -304,7 +304,7 @@ def fit_pooled(frame: pd.DataFrame, design: DiDDesign, split: Split, spec: Heter
     sm = s.sampler
     idata = model.fit(draws=sm.draws, tune=sm.tune, chains=sm.chains, cores=min(sm.chains, 2),
                       inference_method=sm.backend, random_seed=seed, progressbar=progressbar,
-                      nuts={"target_accept": sm.target_accept})
+                      nuts=sm.nuts_options())
     add_subgroup_ame_draws(model, idata, data, design, split)
     return idata, len(data)
 

@@ -93,7 +93,7 @@ def fit_linear(frame: pd.DataFrame, *, outcome: str, treatment: str, covariates:
                         spec=spec)
     idata = model.fit(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
                       inference_method=s.backend, random_seed=seed, progressbar=progressbar,
-                      nuts={"target_accept": s.target_accept})
+                      nuts=s.nuts_options())
     terms = [treatment, *covariates]
     sd = model.data.std(ddof=1)
     post = idata["posterior"].to_dataset()

@@ -409,11 +409,7 @@ def fit_mediation(prepared: PreparedMediation, spec: MediationSpec, *, seed: int
     kwargs = dict(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
                   random_seed=seed, progressbar=progressbar)
     with model:
-        if s.backend == "nutpie":
-            idata = pm.sample(nuts_sampler="nutpie",
-                              nuts={"target_accept": s.target_accept}, **kwargs)
-        else:
-            idata = pm.sample(target_accept=s.target_accept, **kwargs)
+        idata = pm.sample(nuts_sampler=s.backend, nuts=s.nuts_options(), **kwargs)
     add_effect_draws(idata, prepared, data, item_weights)
     return BayesMediationResult(prepared=prepared, spec=spec, model=model, idata=idata,
                                 index_units=item_weights is not None)
