@@ -33,7 +33,9 @@ class SamplerSettings:
     low-rank correction learnt from draws and gradients) or ``"diag"``. Low rank is the
     default because the DiD models' intercept, year and unit effects are strongly correlated:
     on the benchmark logit it gave 10x the ESS/s of the diagonal one with the same posterior
-    (``benchmarks/suite.py``). PyMC's own sampler always adapts a diagonal.
+    (``benchmarks/suite.py``). PyMC's own sampler always adapts a diagonal. ``time_limit``
+    is the wall-clock limit of one fit in seconds (0: none), see
+    :mod:`bayes_pool.bayes.sampling`.
     """
 
     backend: Backend = "nutpie"
@@ -42,11 +44,15 @@ class SamplerSettings:
     tune: int = 1000
     target_accept: float = 0.8
     adaptation: str = "low_rank"
+    time_limit: float = 1800.0
 
     def __post_init__(self):
         if self.adaptation not in ADAPTATIONS:
             raise SpecError(f"sampler adaptation must be one of {list(ADAPTATIONS)}, got "
                             f"{self.adaptation!r}")
+        if not isinstance(self.time_limit, (int, float)) or self.time_limit < 0:
+            raise SpecError(f"sampler time_limit must be seconds >= 0 (0 = no limit), got "
+                            f"{self.time_limit!r}")
 
     def nuts_options(self) -> dict:
         """The ``nuts=`` options of ``pm.sample``/Bambi's ``fit`` for this backend."""

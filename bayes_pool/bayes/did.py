@@ -26,6 +26,7 @@ from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.bayes.predictor import LinearPredictor, flat
+from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.design import PreparedDiD
 from bayes_pool.errors import SpecError
 from bayes_pool.specs import ModelSpec
@@ -109,14 +110,13 @@ class BayesDiDResult:
 def fit_did(prepared: PreparedDiD, spec: ModelSpec, *, seed: int, progressbar: bool = False
             ) -> BayesDiDResult:
     """Sample the posterior and add the AME draws of the treatment and covariates."""
-    s = spec.sampler
+    s, d = spec.sampler, prepared.design
     if spec.family != prepared.design.family:
         raise SpecError(f"spec {spec.name!r} is for family {spec.family!r} but the design "
                         f"asks for {prepared.design.family!r}")
     model = build_model(prepared, spec)
-    idata = model.fit(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
-                      inference_method=s.backend, random_seed=seed, progressbar=progressbar,
-                      nuts=s.nuts_options())
+    idata = sample_bambi(model, s, seed=seed, progressbar=progressbar,
+                         what=f"the DiD {d.family} model of {d.outcome}")
     add_ame_draws(model, idata, prepared)
     return BayesDiDResult(prepared=prepared, spec=spec, model=model, idata=idata)
 

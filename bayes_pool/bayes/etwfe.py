@@ -29,6 +29,7 @@ from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.bayes.predictor import LinearPredictor, flat
+from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.errors import SpecError
 from bayes_pool.event_time import Control, PreparedStaggered
 from bayes_pool.freq.etwfe import cell_columns
@@ -73,10 +74,8 @@ def build_model(frame: pd.DataFrame, *, outcome: str, effects: list[str],
 
 def sample(model: bmb.Model, spec: ModelSpec, *, seed: int, progressbar: bool = False):
     """NUTS with the spec's sampler settings (passed straight through to Bambi)."""
-    s = spec.sampler
-    return model.fit(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
-                     inference_method=s.backend, random_seed=seed, progressbar=progressbar,
-                     nuts=s.nuts_options())
+    return sample_bambi(model, spec.sampler, seed=seed, progressbar=progressbar,
+                        what="the extended TWFE model")
 
 
 def add_switch_off_draws(model: bmb.Model, idata, frame: pd.DataFrame, family: str,

@@ -48,6 +48,7 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
+from bayes_pool.bayes.sampling import sample_pymc
 from bayes_pool.errors import InputError, SpecError
 from bayes_pool.specs import ModelSpec
 
@@ -223,10 +224,8 @@ def fit_latent_factor(frame: pd.DataFrame, *, indicators: Sequence[str],
     design = latent_design(frame, indicators=indicators, assignment=assignment,
                            treatment=treatment, covariates=covariates, reverse=reverse)
     s = spec.sampler
-    with build_model(design, spec):
-        idata = pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
-                          nuts_sampler=s.backend, nuts=s.nuts_options(),
-                          random_seed=seed, progressbar=progressbar)
+    idata = sample_pymc(build_model(design, spec), s, seed=seed, progressbar=progressbar,
+                        what="the latent-factor model")
     post = idata["posterior"].to_dataset()
     dims = ("chain", "draw")
     arr = lambda v, *rest: np.asarray(post[v].transpose(*dims, *rest))  # noqa: E731

@@ -71,6 +71,7 @@ from bayes_pool import estimates
 from bayes_pool.bayes import did as bayes_did
 from bayes_pool.bayes.diagnostics import posterior_rows
 from bayes_pool.bayes.predictor import LinearPredictor, flat
+from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.design import DiDDesign
 from bayes_pool.errors import InputError, SpecError
 from bayes_pool.freq import did as freq_did
@@ -301,10 +302,8 @@ def fit_pooled(frame: pd.DataFrame, design: DiDDesign, split: Split, spec: Heter
                                                       sigma=_prior(spec.effect_sd))
     model = bmb.Model(pooled_formula(design), data, family="bernoulli", priors=priors)
     model.build()
-    sm = s.sampler
-    idata = model.fit(draws=sm.draws, tune=sm.tune, chains=sm.chains, cores=min(sm.chains, 2),
-                      inference_method=sm.backend, random_seed=seed, progressbar=progressbar,
-                      nuts=sm.nuts_options())
+    idata = sample_bambi(model, s.sampler, seed=seed, progressbar=progressbar,
+                         what=f"the pooled {split.low}/{split.high} subgroup model")
     add_subgroup_ame_draws(model, idata, data, design, split)
     return idata, len(data)
 

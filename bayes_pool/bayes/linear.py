@@ -19,6 +19,7 @@ import bambi as bmb
 import pandas as pd
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
+from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.errors import InputError, SpecError
 from bayes_pool.specs import ModelSpec
 
@@ -91,9 +92,8 @@ def fit_linear(frame: pd.DataFrame, *, outcome: str, treatment: str, covariates:
     s = spec.sampler
     model = build_model(frame, outcome=outcome, treatment=treatment, covariates=covariates,
                         spec=spec)
-    idata = model.fit(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
-                      inference_method=s.backend, random_seed=seed, progressbar=progressbar,
-                      nuts=s.nuts_options())
+    idata = sample_bambi(model, s, seed=seed, progressbar=progressbar,
+                         what=f"the linear regression of {outcome}")
     terms = [treatment, *covariates]
     sd = model.data.std(ddof=1)
     post = idata["posterior"].to_dataset()

@@ -43,6 +43,7 @@ import xarray as xr
 from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
+from bayes_pool.bayes.sampling import sample_pymc
 from bayes_pool.errors import SpecError
 from bayes_pool.freq.mediation import EFFECTS, PreparedMediation, natural_effects
 from bayes_pool.specs import MODELS_DIR, PRIOR_ROLES, ModelSpec, spec_from_dict
@@ -406,10 +407,8 @@ def fit_mediation(prepared: PreparedMediation, spec: MediationSpec, *, seed: int
     s = spec.sampler
     data = model_data(prepared)
     model = build_model(prepared, spec, data)
-    kwargs = dict(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
-                  random_seed=seed, progressbar=progressbar)
-    with model:
-        idata = pm.sample(nuts_sampler=s.backend, nuts=s.nuts_options(), **kwargs)
+    idata = sample_pymc(model, s, seed=seed, progressbar=progressbar,
+                        what="the joint mediation model")
     add_effect_draws(idata, prepared, data, item_weights)
     return BayesMediationResult(prepared=prepared, spec=spec, model=model, idata=idata,
                                 index_units=item_weights is not None)

@@ -48,6 +48,7 @@ from scipy.special import expit
 
 from bayes_pool import estimates
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
+from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.errors import SpecError
 from bayes_pool.freq import psm as freq_psm
 from bayes_pool.freq.psm import MatchSettings, PreparedPSM
@@ -127,10 +128,8 @@ def outcome_model(prepared: PreparedPSM, spec: ModelSpec, *, interactions: bool)
 
 
 def _sample(model: bmb.Model, spec: ModelSpec, seed: int, progressbar: bool):
-    s = spec.sampler
-    return model.fit(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
-                     inference_method=s.backend, random_seed=seed, progressbar=progressbar,
-                     nuts=s.nuts_options())
+    return sample_bambi(model, spec.sampler, seed=seed, progressbar=progressbar,
+                        what=f"model {spec.name!r}")
 
 
 # --------------------------------------------------------------------------- per-draw maths

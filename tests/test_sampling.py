@@ -1,0 +1,54 @@
+"""The shared NUTS entry point: a fit that runs past ``sampler.time_limit`` stops with a clear
+FitTimeout instead of hanging (issue 6: Bambi + nutpie once stalled for 8 minutes on one seed)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pymc as pm
+import pytest
+
+from bayes_pool.bayes.sampling import FitTimeout, sample_pymc, time_limit
+from bayes_pool.errors import BayesPoolError, SpecError
+from bayes_pool.specs import SamplerSettings, load_spec
+
+
+def test_time_limit_stops_a_long_block_and_restores_the_alarm():
+    start = time.monotonic()
+    with pytest.raises(FitTimeout, match="did not finish within 0.5 s"):
+        with time_limit(0.5, "a busy loop"):
+            while time.monotonic() - start < 30:
+                pass
+    assert time.monotonic() - start < 5
+    with time_limit(0.5, "a quick block"):  # finishes in time: nothing raised, alarm cleared
+        pass
+    time.sleep(0.7)
+
+
+def test_a_stalled_nutpie_fit_is_stopped_with_a_clear_message():
+    with pm.Model() as model:
+        pm.Normal("x", 0.0, 1.0, shape=3)
+    s = SamplerSettings(chains=2, draws=50_000_000, tune=100, time_limit=20)
+    start = time.monotonic()
+    with pytest.raises(FitTimeout) as info:
+        sample_pymc(model, s, seed=1, what="a toy model")
+    elapsed = time.monotonic() - start
+    assert elapsed < 60, elapsed  # stopped near the limit, not after 50 million draws
+    assert isinstance(info.value, BayesPoolError)
+    assert "a toy model" in str(info.value) and "sampler.time_limit" in str(info.value)
+
+
+def test_a_fit_within_its_limit_returns_draws():
+    with pm.Model() as model:
+        pm.Normal("x", 0.0, 1.0)
+    s = SamplerSettings(chains=2, draws=200, tune=200, time_limit=300)
+    idata = sample_pymc(model, s, seed=1)
+    x = np.asarray(idata["posterior"]["x"])
+    assert x.shape == (2, 200) and abs(x.mean()) < 0.3
+
+
+def test_time_limit_is_validated_and_in_every_spec():
+    with pytest.raises(SpecError, match="time_limit"):
+        SamplerSettings(time_limit=-1)
+    assert load_spec("did_logit").sampler.time_limit > 0
