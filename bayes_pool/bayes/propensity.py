@@ -7,7 +7,8 @@ posterior draw and then summarised with :func:`~bayes_pool.bayes.diagnostics.pos
 
 .. math:: \operatorname{logit} e_i = \alpha + X_i\gamma .
 
-*Two-step matching* (``knn``, ``radius``, ``kernel``). For each of a thinned set of draws of
+*Two-step matching* (``knn``, ``radius``, ``kernel`` and, when ``MatchSettings.exact`` names
+covariates, ``knn_exact``). For each of a thinned set of draws of
 :math:`(\alpha, \gamma)` the score is recomputed, the sample re-matched with the code and
 settings of :mod:`bayes_pool.freq.psm`, and the matching ATT :math:`\hat\tau_d` and its
 Abadie-Imbens conditional variance :math:`\hat V_d` computed; the draw of the ATT is
@@ -163,6 +164,7 @@ def matching_draws(eta: np.ndarray, prepared: PreparedPSM, settings: MatchSettin
     matching ATT of the draw's score alone) and ``off_support_<method>``, each (chain, draw).
     """
     t, y = prepared.t, prepared.y
+    cells = prepared.cells(settings.exact) if freq_psm.EXACT_METHOD in methods else None
     shape = eta.shape[:2]
     out = {}
     for meth in methods:
@@ -173,13 +175,15 @@ def matching_draws(eta: np.ndarray, prepared: PreparedPSM, settings: MatchSettin
     for c in range(shape[0]):
         for d in range(shape[1]):
             ps = expit(eta[c, d])
-            sigma2 = None
+            sigma2 = {}  # score-only, and within the exact cells for knn_exact
             for k, meth in enumerate(methods):
-                m = freq_psm.match(ps, t, meth, settings)
-                if sigma2 is None:
-                    sigma2 = freq_psm.control_variance(ps, y, m.controls)
+                m = freq_psm.match(ps, t, meth, settings, cells)
+                within = meth == freq_psm.EXACT_METHOD
+                if within not in sigma2:
+                    sigma2[within] = freq_psm.control_variance(
+                        ps, y, m.controls, cells=cells if within else None)
                 tau = m.att(y)
-                v = freq_psm.matching_variance(m, y, sigma2)
+                v = freq_psm.matching_variance(m, y, sigma2[within])
                 out[f"att_{meth}_matched"][c, d] = tau
                 out[f"att_{meth}"][c, d] = tau + np.sqrt(v) * z[k, c, d]
                 out[f"off_support_{meth}"][c, d] = m.n_off_support
@@ -274,10 +278,12 @@ class BayesPropensityResult:
         return replace(conv, min_ess_bulk=conv.min_ess_bulk * frac,
                        min_ess_tail=conv.min_ess_tail * frac)
 
-    def tidy(self, *, study: str, table: str, column: str | None = None) -> pd.DataFrame:
-        """ATT rows (columns ``knn``/``radius``/``kernel`` for the two-step matching,
-        ``bayes_ipw``, ``bayes_dr``, ``bayes_regression``; or only ``column``) and the
-        propensity coefficients (column ``propensity_logit``, quantity ``beta``)."""
+    def tidy(self, *, study: str, table: str, column: str | None = None,
+             exact_note: str = "") -> pd.DataFrame:
+        """ATT rows (columns ``knn``/``radius``/``kernel``, and ``knn_exact`` when run, for the
+        two-step matching, ``bayes_ipw``, ``bayes_dr``, ``bayes_regression``; or only
+        ``column``) and the propensity coefficients (column ``propensity_logit``, quantity
+        ``beta``). ``exact_note`` is appended to the ``knn_exact`` note."""
         d = self.prepared.design
         n = self.prepared.n_obs
         tr = d.treatment
@@ -291,6 +297,8 @@ class BayesPropensityResult:
                     "AI variance) per draw; no feedback from outcome to propensity; "
                     f"mean {off:.1f} treated off support; ESS thresholds scaled to the "
                     "thinned draws")
+            if meth == freq_psm.EXACT_METHOD and exact_note:
+                note = f"{note}; {exact_note}"
             rows.append(posterior_rows(self.matching, {f"att_{meth}": (tr, "att")},
                                        thresholds=thin, study=study, table=table,
                                        column=meth, n_obs=n, note=note))
@@ -323,7 +331,7 @@ class BayesPropensityResult:
 def fit_propensity_models(prepared: PreparedPSM, *, seed: int, spec: ModelSpec | None = None,
                           outcome_spec: ModelSpec | None = None,
                           propensity_draws: int = PROPENSITY_DRAWS,
-                          methods: tuple[str, ...] = freq_psm.METHODS,
+                          methods: tuple[str, ...] | None = None,
                           settings: MatchSettings = MatchSettings(),
                           progressbar: bool = False) -> BayesPropensityResult:
     """Sample the three Bambi models and derive every ATT per draw.
@@ -340,7 +348,8 @@ def fit_propensity_models(prepared: PreparedPSM, *, seed: int, spec: ModelSpec |
     propensity_draws
         How many propensity draws are re-matched (thinned evenly within chains).
     methods
-        Matching methods to propagate (``knn``, ``radius``, ``kernel``).
+        Matching methods to propagate (default ``settings.methods``: ``knn``, ``radius``,
+        ``kernel``, and ``knn_exact`` when ``settings.exact`` names covariates).
     """
     spec = load_spec("propensity_logit") if spec is None else spec
     if outcome_spec is None:
@@ -349,10 +358,13 @@ def fit_propensity_models(prepared: PreparedPSM, *, seed: int, spec: ModelSpec |
         raise SpecError(f"propensity spec must be bernoulli and outcome spec gaussian; got "
                         f"{spec.name!r} ({spec.family}) and {outcome_spec.name!r} "
                         f"({outcome_spec.family})")
-    unknown = set(methods) - set(freq_psm.METHODS)
+    methods = settings.methods if methods is None else tuple(methods)
+    unknown = set(methods) - set(freq_psm.ALL_METHODS)
     if unknown:
         raise ValueError(f"unknown matching methods {sorted(unknown)}; valid: "
-                         f"{sorted(freq_psm.METHODS)}")
+                         f"{sorted(freq_psm.ALL_METHODS)}")
+    if freq_psm.EXACT_METHOD in methods and not settings.exact:
+        raise ValueError("knn_exact needs settings.exact: the covariates to match exactly on")
     children = np.random.SeedSequence(seed).spawn(6)
     ints = [int(c.generate_state(1)[0]) for c in children[:3]]
     d = prepared.design

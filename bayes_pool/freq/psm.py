@@ -24,11 +24,18 @@ over the treated units on support :math:`T^{on}`:
 * ``kernel`` -- Epanechnikov weights :math:`K((e_j - e_i)/h)` with psmatch2's default
   bandwidth h = 0.06, after trimming to common support the treated units with no control
   within the caliper 0.01 (the caliper the paper names for kernel matching).
+* ``knn_exact`` -- a refinement beyond psmatch2, run only when ``MatchSettings.exact`` names
+  covariates: ``knn`` (same k, caliper, replacement and equal-score rules) within each cell of
+  the exact covariates, as MatchIt's ``exact=`` or teffects' exact-matching idea. A treated
+  unit whose cell has no control within the caliper is off support. It removes the imbalance
+  in a categorical covariate that score-only matching leaves when rare categories have fewer
+  than k controls at their score. See :func:`exact_knn_pairs`.
 
 Radius and kernel neighbour searches use :class:`sklearn.neighbors.NearestNeighbors`.
 
-Standard errors: for ``knn`` the Abadie-Imbens (2006) variance, treating the estimated score
-as known (the Abadie-Imbens 2016 adjustment for estimating it is *not* included); for
+Standard errors: for ``knn`` and ``knn_exact`` the Abadie-Imbens (2006) variance, treating
+the estimated score as known (the Abadie-Imbens 2016 adjustment for estimating it is *not*
+included; for ``knn_exact`` the conditional variance is matched within the exact cells); for
 ``radius`` and ``kernel`` a seeded nonparametric bootstrap that refits the logit in every
 replicate. Balance follows ``pstest``: standardized bias with the unmatched variances and
 weighted t-tests on the matched sample.
@@ -53,8 +60,12 @@ from bayes_pool.errors import InputError
 
 log = logging.getLogger(__name__)
 
-Method = Literal["knn", "radius", "kernel"]
-METHODS: tuple[str, ...] = get_args(Method)
+Method = Literal["knn", "radius", "kernel", "knn_exact"]
+ALL_METHODS: tuple[str, ...] = get_args(Method)
+METHODS: tuple[str, ...] = ("knn", "radius", "kernel")
+"""The paper's three estimators (psmatch2), always run."""
+EXACT_METHOD = "knn_exact"
+"""k-NN within the cells of ``MatchSettings.exact``; run only when that names covariates."""
 
 KNN_K = 4
 KNN_CALIPER = 0.02
@@ -74,9 +85,25 @@ class MatchSettings:
     radius_caliper: float = RADIUS_CALIPER
     kernel_bandwidth: float = KERNEL_BANDWIDTH
     kernel_caliper: float = KERNEL_CALIPER
+    exact: tuple[str, ...] = ()
+    """Covariates ``knn_exact`` matches exactly on (empty: that estimator is not run)."""
+
+    def __post_init__(self):
+        object.__setattr__(self, "exact", tuple(self.exact))
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The estimators these settings run: the paper's three, and ``knn_exact`` if asked."""
+        return (*METHODS, EXACT_METHOD) if self.exact else METHODS
 
     def describe(self, method: str) -> str:
         """One phrase naming the method and its settings, for the ``note`` column."""
+        if method == EXACT_METHOD:
+            return (f"k-NN matching on the propensity score within the cells of "
+                    f"{', '.join(self.exact) or '(none)'} (exact matching on them; k = "
+                    f"{self.k}, caliper = {self.knn_caliper}, with replacement, equal scores "
+                    "in row order as psmatch2 without ties, inside each cell; Abadie-Imbens "
+                    "SE as knn, conditional variance matched within cells)")
         return {
             "knn": f"k-NN matching on the propensity score (k = {self.k}, caliper = "
                    f"{self.knn_caliper}, with replacement, equal scores in row order as "
@@ -187,6 +214,21 @@ class PreparedPSM:
     def n_obs(self) -> int:
         return len(self.frame)
 
+    def cells(self, columns: tuple[str, ...] | list[str]) -> np.ndarray:
+        """Cell number (0, 1, ...) of each row by the values of ``columns``, for exact matching.
+
+        The columns must be propensity covariates, so that they are complete in the analysed
+        sample and the balance table shows what matching exactly on them did.
+        """
+        columns = list(columns)
+        if not columns:
+            raise InputError("exact matching needs at least one covariate to match exactly on")
+        unknown = [c for c in columns if c not in self.design.covariates]
+        if unknown:
+            raise InputError(f"exact={unknown} are not among the propensity covariates "
+                             f"{list(self.design.covariates)}; exact matching is on covariates")
+        return self.frame.groupby(columns, sort=True).ngroup().to_numpy()
+
     def resample(self, idx: np.ndarray) -> PreparedPSM:
         """The rows ``idx`` (a bootstrap replicate)."""
         return PreparedPSM(design=self.design, frame=self.frame.iloc[idx].reset_index(drop=True),
@@ -249,16 +291,26 @@ class Matching:
         return float(np.nanmean(diff))
 
 
-def match(ps: np.ndarray, t: np.ndarray, method: Method, settings: MatchSettings = MatchSettings()
-          ) -> Matching:
-    """Match the treated to the controls on the score ``ps`` by ``method``."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+def match(ps: np.ndarray, t: np.ndarray, method: Method, settings: MatchSettings = MatchSettings(),
+          cells: np.ndarray | None = None) -> Matching:
+    """Match the treated to the controls on the score ``ps`` by ``method``.
+
+    ``cells`` (one integer per unit: :meth:`PreparedPSM.cells` of ``settings.exact``) is
+    needed by ``knn_exact`` and ignored by the other methods.
+    """
+    if method not in ALL_METHODS:
+        raise ValueError(f"method must be one of {sorted(ALL_METHODS)}, got {method!r}")
     treated, controls = np.flatnonzero(t == 1), np.flatnonzero(t == 0)
     pt, pc = ps[treated][:, None], ps[controls][:, None]
     nn = NearestNeighbors(algorithm="kd_tree").fit(pc)
     if method == "knn":
         pair_t, pair_c = knn_pairs(pt[:, 0], pc[:, 0], settings.k, settings.knn_caliper)
+        weight = 1.0 / np.bincount(pair_t, minlength=len(treated))[pair_t]
+    elif method == EXACT_METHOD:
+        if cells is None:
+            raise ValueError("knn_exact needs the exact cells: cells=prepared.cells(exact)")
+        pair_t, pair_c = exact_knn_pairs(pt[:, 0], pc[:, 0], cells[treated], cells[controls],
+                                         settings.k, settings.knn_caliper)
         weight = 1.0 / np.bincount(pair_t, minlength=len(treated))[pair_t]
     elif method == "radius":
         pair_t, pair_c = _pairs(nn, pt, settings.radius_caliper)
@@ -315,6 +367,28 @@ def knn_pairs(ps_treated: np.ndarray, ps_control: np.ndarray, k: int, caliper: f
     return pair_t[by_treated], pair_c[by_treated]
 
 
+def exact_knn_pairs(ps_treated: np.ndarray, ps_control: np.ndarray, cell_treated: np.ndarray,
+                    cell_control: np.ndarray, k: int, caliper: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`knn_pairs` within each cell: (treated position, control position), by treated.
+
+    The controls of a cell keep their data row order, so psmatch2's equal-score and
+    equal-distance rules hold unchanged inside it; a treated unit whose cell has no control
+    within ``caliper`` gets none (off support).
+    """
+    pos_t, pos_c = [np.empty(0, dtype=int)], [np.empty(0, dtype=int)]
+    for cell in np.unique(cell_treated):
+        it = np.flatnonzero(cell_treated == cell)
+        ic = np.flatnonzero(cell_control == cell)
+        if len(ic):
+            pt, pc = knn_pairs(ps_treated[it], ps_control[ic], k, caliper)
+            pos_t.append(it[pt])
+            pos_c.append(ic[pc])
+    pair_t, pair_c = np.concatenate(pos_t), np.concatenate(pos_c)
+    by_treated = np.argsort(pair_t, kind="stable")
+    return pair_t[by_treated], pair_c[by_treated]
+
+
 def _pairs(nn: NearestNeighbors, pt: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """(treated position, control position) of every pair within ``radius``, sorted by treated."""
     graph = nn.radius_neighbors_graph(pt, radius=radius, mode="connectivity").tocsr()
@@ -323,11 +397,24 @@ def _pairs(nn: NearestNeighbors, pt: np.ndarray, radius: float) -> tuple[np.ndar
 
 
 def control_variance(ps: np.ndarray, y: np.ndarray, controls: np.ndarray,
-                     neighbours: int = VARIANCE_NEIGHBOURS) -> np.ndarray:
+                     neighbours: int = VARIANCE_NEIGHBOURS, cells: np.ndarray | None = None
+                     ) -> np.ndarray:
     r"""Abadie-Imbens conditional variance of Y(0) at each control, by matching within controls.
 
     .. math:: \hat\sigma^2_j = \frac{J}{J+1}\Big(Y_j - \frac1J \sum_{l \in \mathcal J(j)} Y_l\Big)^2
+
+    With ``cells`` (one per unit, as for ``knn_exact``) a control is matched only within its
+    own cell, the metric of exact matching; a control alone in its cell keeps the score-only
+    value.
     """
+    if cells is not None:
+        out = control_variance(ps, y, controls, neighbours)
+        in_cell = cells[controls]
+        for cell in np.unique(in_cell):
+            ic = np.flatnonzero(in_cell == cell)
+            if len(ic) > 1:
+                out[ic] = control_variance(ps, y, controls[ic], neighbours)
+        return out
     J = min(neighbours, len(controls) - 1)
     nn = NearestNeighbors(n_neighbors=J, algorithm="kd_tree").fit(ps[controls][:, None])
     _, ind = nn.kneighbors()  # X=None: each control's neighbours exclude itself
@@ -420,7 +507,8 @@ def balance_rows(table: pd.DataFrame, *, study: str, table_id: str, n_obs: int,
 
 @dataclass
 class PSMResult:
-    """Frequentist matching: the propensity logit, the three matchings, ATTs, SEs, balance."""
+    """Frequentist matching: the propensity logit, the matchings (the paper's three and, when
+    asked, ``knn_exact``), ATTs, SEs, balance."""
 
     prepared: PreparedPSM
     settings: MatchSettings
@@ -438,9 +526,9 @@ class PSMResult:
         return {k: m.n_off_support for k, m in self.matchings.items()}
 
     def tidy(self, *, study: str, table: str, column: str | None = None) -> pd.DataFrame:
-        """ATT rows (quantity ``att``, columns ``knn``/``radius``/``kernel``, or only
-        ``column``), normal-theory 95% CI and p-value."""
-        methods = METHODS if column is None else (column,)
+        """ATT rows (quantity ``att``, columns ``knn``/``radius``/``kernel`` and, when run,
+        ``knn_exact``; or only ``column``), normal-theory 95% CI and p-value."""
+        methods = tuple(self.matchings) if column is None else (column,)
         z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
         rows = []
         for meth in methods:
@@ -460,10 +548,19 @@ class PSMResult:
         """Balance after matching by ``method`` (``balance`` holds k-NN's, as Table 5)."""
         return balance(self.prepared, self.matchings[method])
 
-    def balance_rows(self, *, study: str, table: str) -> pd.DataFrame:
-        """Balance before/after k-NN matching as estimates rows (Table 5's layout)."""
-        return balance_rows(self.balance, study=study, table_id=table, n_obs=self.prepared.n_obs,
-                            note=self.settings.describe("knn"))
+    def balance_rows(self, *, study: str, table: str, exact_note: str = "") -> pd.DataFrame:
+        """Balance before/after k-NN matching as estimates rows (Table 5's layout); when
+        ``knn_exact`` ran, also its after-matching rows in column ``after_knn_exact`` (note:
+        its description and ``exact_note``)."""
+        rows = balance_rows(self.balance, study=study, table_id=table,
+                            n_obs=self.prepared.n_obs, note=self.settings.describe("knn"))
+        if EXACT_METHOD not in self.matchings:
+            return rows
+        note = "; ".join(filter(None, [self.settings.describe(EXACT_METHOD), exact_note]))
+        ex = balance_rows(self.balance_for(EXACT_METHOD), study=study, table_id=table,
+                          n_obs=self.prepared.n_obs, note=note)
+        ex = ex[ex["column"] == "after"].assign(column=f"after_{EXACT_METHOD}")
+        return estimates.concat(rows, ex)
 
 
 def _atts(prepared: PreparedPSM, settings: MatchSettings) -> dict[str, float]:
@@ -491,7 +588,8 @@ def bootstrap(prepared: PreparedPSM, settings: MatchSettings, *, n_boot: int, se
 
 def fit_psm(prepared: PreparedPSM, *, seed: int, n_boot: int = 200,
             settings: MatchSettings = MatchSettings()) -> PSMResult:
-    """Propensity logit, k-NN / radius / kernel matching, SEs and balance.
+    """Propensity logit, k-NN / radius / kernel matching (and k-NN within the cells of
+    ``settings.exact`` when it names covariates), SEs and balance.
 
     Parameters
     ----------
@@ -507,11 +605,16 @@ def fit_psm(prepared: PreparedPSM, *, seed: int, n_boot: int = 200,
     logit = fit_propensity(prepared)
     ps = np.asarray(logit.predict())
     t, y = prepared.t, prepared.y
-    matchings = {meth: match(ps, t, meth, settings) for meth in METHODS}
+    cells = prepared.cells(settings.exact) if settings.exact else None
+    matchings = {meth: match(ps, t, meth, settings, cells) for meth in settings.methods}
     att = {meth: m.att(y) for meth, m in matchings.items()}
     knn = matchings["knn"]
     sigma2 = control_variance(ps, y, knn.controls)
     se = {"knn": float(np.sqrt(matching_variance(knn, y, sigma2)))}
+    if cells is not None:
+        sigma2_cells = control_variance(ps, y, knn.controls, cells=cells)
+        se[EXACT_METHOD] = float(np.sqrt(matching_variance(matchings[EXACT_METHOD], y,
+                                                           sigma2_cells)))
     boot = bootstrap(prepared, settings, n_boot=n_boot, seed=seed)
     for meth in ("radius", "kernel"):
         se[meth] = float(boot[meth].std(ddof=1))
@@ -522,6 +625,11 @@ def fit_psm(prepared: PreparedPSM, *, seed: int, n_boot: int = 200,
                            f"refitted each time (seed {seed})",
                  "kernel": f"bootstrap, {n_boot} replicates within treatment groups, logit "
                            f"refitted each time (seed {seed})"}
+    if cells is not None:
+        se_method[EXACT_METHOD] = (f"Abadie-Imbens (2006) as knn, propensity score treated as "
+                                   f"known, conditional variance from {VARIANCE_NEIGHBOURS} "
+                                   f"within-control matches inside each cell of "
+                                   f"{', '.join(settings.exact)}")
     for meth, m in matchings.items():
         if m.n_off_support:
             log.info("%s: %d of %d treated off support", meth, m.n_off_support, len(m.treated))
