@@ -29,8 +29,10 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
                 progressbar: bool = False, categorical: list[str] | None = None,
                 outcome_spec: ModelSpec | None = None,
                 propensity_draws: int = bayes_propensity.PROPENSITY_DRAWS,
-                bayesian: bool = True) -> Analysis:
-    """Matching ATTs (k-NN, radius, kernel), the balance table and the Bayesian ATTs.
+                bayesian: bool = True, exact: list[str] | tuple[str, ...] | None = None,
+                exact_note: str = "") -> Analysis:
+    """Matching ATTs (k-NN, radius, kernel; k-NN within exact cells on request), the balance
+    table and the Bayesian ATTs.
 
     Parameters
     ----------
@@ -52,6 +54,12 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
         Propensity draws re-matched for the two-step Bayesian matching ATTs.
     bayesian
         False skips the Bambi models (frequentist matching and balance only).
+    exact
+        Covariates to match exactly on: adds column ``knn_exact``, k-NN with the same settings
+        within their cells (ATT frequentist and, with ``bayesian``, two-step Bayesian; balance
+        rows in column ``after_knn_exact``; its love-plot markers).
+    exact_note
+        Appended to the notes of the ``knn_exact`` rows (e.g. why a study adds it).
 
     Returns
     -------
@@ -68,9 +76,13 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
     prepared = design.prepare(frame)
     boot_seed, bayes_seed = (int(s.generate_state(1)[0])
                              for s in np.random.SeedSequence(seed).spawn(2))
-    freq = freq_psm.fit_psm(prepared, seed=boot_seed, n_boot=bootstrap)
-    rows = [freq.tidy(study=study, table=table),
-            freq.balance_rows(study=study, table=balance_table)]
+    settings = freq_psm.MatchSettings(exact=tuple(exact or ()))
+    freq = freq_psm.fit_psm(prepared, seed=boot_seed, n_boot=bootstrap, settings=settings)
+    att_rows = freq.tidy(study=study, table=table)
+    if exact_note:
+        on = att_rows["column"] == freq_psm.EXACT_METHOD
+        att_rows.loc[on, "note"] = att_rows.loc[on, "note"] + "; " + exact_note
+    rows = [att_rows, freq.balance_rows(study=study, table=balance_table, exact_note=exact_note)]
     s = freq.settings
     facts = {
         "n_input": prepared.n_input, "n_complete": prepared.n_obs,
@@ -87,12 +99,14 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
         "propensity_terms": ["const", *prepared.exog.columns],
         "categorical": list(design.categorical),
     }
+    if s.exact:
+        facts[freq_psm.EXACT_METHOD] = _exact_facts(freq, exact_note)
     posteriors = {}
     if bayesian:
         bay = bayes_propensity.fit_propensity_models(
             prepared, seed=bayes_seed, spec=spec, outcome_spec=outcome_spec,
             propensity_draws=propensity_draws, settings=s, progressbar=progressbar)
-        rows.append(bay.tidy(study=study, table=table))
+        rows.append(bay.tidy(study=study, table=table, exact_note=exact_note))
         posteriors = {f"psm_{k}": v for k, v in bay.posteriors.items()}
         facts.update(divergences=sum(bay.divergences.values()),
                      divergences_by_fit=bay.divergences, bayes_seed=bayes_seed,
@@ -103,14 +117,35 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
                     results={"psm": freq})
 
 
+def _exact_facts(freq: freq_psm.PSMResult, note: str) -> dict:
+    """What exact matching did: the settings, and per cell its treated, controls and the
+    treated left off support (a cell without a control near the score)."""
+    s, prep = freq.settings, freq.prepared
+    m = freq.matchings[freq_psm.EXACT_METHOD]
+    frame = prep.frame.iloc[m.treated][list(s.exact)].assign(off=~m.on_support)
+    off = frame.groupby(list(s.exact))["off"].agg(["size", "sum"])
+    n_control = prep.frame.iloc[m.controls].groupby(list(s.exact)).size()
+    plain = lambda v: v.item() if isinstance(v, np.generic) else v  # noqa: E731 (JSON)
+    cells = [{**{c: plain(v) for c, v in zip(s.exact, key if isinstance(key, tuple) else (key,))},
+              "n_treated": int(r["size"]), "n_control": int(n_control.get(key, 0)),
+              "treated_off_support": int(r["sum"])} for key, r in off.iterrows()]
+    bal = freq.balance_for(freq_psm.EXACT_METHOD)["std_bias_pct_after"]
+    return {"exact": list(s.exact), "k": s.k, "caliper": s.knn_caliper,
+            "description": s.describe(freq_psm.EXACT_METHOD), "note": note,
+            "cells": cells, "max_abs_std_bias_pct_after": float(bal.abs().max())}
+
+
 def _draw(freq, folder: Path, synthetic: bool, table: pd.DataFrame) -> dict[str, Path]:
     """Love plot and propensity overlap of the matching, and the ATT forest of ``table``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     att = table[table["quantity"] == "att"]
+    refined = (freq.balance_for(freq_psm.EXACT_METHOD)
+               if freq_psm.EXACT_METHOD in freq.matchings else None)
     return {
-        "love_plot": psm_figs.love_plot(freq.balance, folder / "psm_love_plot.png",
-                                        synthetic=synthetic),
+        "love_plot": psm_figs.love_plot(
+            freq.balance, folder / "psm_love_plot.png", synthetic=synthetic, refined=refined,
+            refined_label=f"after k-NN exact on {', '.join(freq.settings.exact)}"),
         "overlap": psm_figs.overlap(freq.ps, freq.prepared.t, folder / "psm_overlap.png",
                                     synthetic=synthetic),
         "att_forest": psm_figs.att_forest(att, folder / "psm_att_forest.png",

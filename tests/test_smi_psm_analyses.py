@@ -227,6 +227,29 @@ def test_pipeline_returns_every_published_table2_and_table4_cell(synth, ledger, 
     assert paths["loadings"].exists() and paths["loadings"].stat().st_size > 0
 
 
+def test_pipeline_adds_knn_exact_beyond_the_paper_next_to_the_published_knn(synth, tmp_path):
+    """The study reports k-NN with exact matching on migration_reason as an extra column
+    (frequentist here), labelled beyond the paper and never joined to a published cell."""
+    from bayes_pool import compare
+    analysis = smi.run(synth.frame, spec=load_spec("linear_regression"), seed=7,
+                       bayesian=False, bootstrap=10)
+    est = analysis.estimates
+    att = est.query("source == 'frequentist' and table == '6' and quantity == 'att'")
+    assert list(att["column"]) == ["knn", "radius", "kernel", "knn_exact"]
+    ex = est[est["column"].isin(["knn_exact", "after_knn_exact"])]
+    assert ex["note"].str.contains(smi.EXACT_NOTE, regex=False).all()
+    bias = est.query("table == '5' and column == 'after_knn_exact' and "
+                     "quantity == 'std_bias_pct'")
+    assert len(bias) == 7 and (bias["estimate"].abs() < 10).all()
+    comp = compare.comparison(est)
+    assert comp[comp["column"].isin(["knn_exact", "after_knn_exact"])]["published"].isna().all()
+    assert comp.query("table == '6' and column == 'knn' and quantity == 'att'")[
+        "published"].notna().all()
+    assert analysis.facts["psm"]["knn_exact"]["exact"] == list(smi.EXACT)
+    paths = smi.figures(analysis, tmp_path, synthetic=True)
+    assert paths["love_plot"].exists() and paths["love_plot"].stat().st_size > 1000
+
+
 @pytest.mark.slow
 def test_latent_factor_location_coefficient_recovers_truth(synth):
     """Full fit at the spec's settings. All four generating factors share the same structural

@@ -25,21 +25,32 @@ def _title(ax, title: str, synthetic: bool) -> None:
 
 
 def love_plot(balance: pd.DataFrame, path: str | Path, *, synthetic: bool,
-              title: str = "Covariate balance before and after matching") -> Path:
+              title: str = "Covariate balance before and after matching",
+              refined: pd.DataFrame | None = None,
+              refined_label: str = "after refined matching") -> Path:
     """|standardized bias| (%) per covariate before and after matching, with the 10% line.
 
-    ``balance`` is :func:`bayes_pool.freq.psm.balance`'s table (index: covariate).
+    ``balance`` is :func:`bayes_pool.freq.psm.balance`'s table (index: covariate), k-NN's;
+    ``refined``, the same table of another matching (k-NN with exact cells), adds its
+    after-matching markers so the two can be read side by side.
     """
     y = np.arange(len(balance))[::-1]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(balance) + 1.6))
     ax.scatter(balance["std_bias_pct_before"].abs(), y, marker="o", facecolors="white",
                edgecolors="black", label="before matching")
     ax.scatter(balance["std_bias_pct_after"].abs(), y, marker="o", color="tab:blue",
-               label="after matching")
+               label="after matching" if refined is None else "after k-NN matching")
+    if refined is not None:
+        after = refined["std_bias_pct_after"].reindex(balance.index).abs()
+        ax.scatter(after, y, marker="D", color="tab:orange", label=refined_label)
     ax.axvline(10, color="grey", ls="--", lw=0.8, label="10%")
     ax.set_yticks(y, balance.index)
     ax.set_xlabel("|standardized bias| (%)")
-    ax.legend(loc="lower right", fontsize=8)
+    if refined is None:
+        ax.legend(loc="lower right", fontsize=8)
+    else:  # four entries would cover points: below the axes
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
+        fig.set_figheight(fig.get_figheight() + 0.6)
     _title(ax, title, synthetic)
     return save(fig, path)
 
