@@ -353,6 +353,9 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         covariates: Annotated[str, typer.Option(help="Comma-separated propensity covariates.")],
         categorical: Annotated[str, typer.Option(
             help="Comma-separated covariates to dummy-code (others enter linearly).")] = "",
+        exact: Annotated[str, typer.Option(
+            help="Comma-separated (categorical) covariates to match exactly on: adds column "
+                 "knn_exact, k-NN within their cells, next to knn/radius/kernel.")] = "",
         mapping: Annotated[Optional[Path], typer.Option(help="TOML column mapping.")] = None,
         seed: SeedOpt = 2023,
         bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates (radius, kernel SEs).")] = 200,
@@ -362,25 +365,31 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
             "--frequentist-only", help="Skip the Bayesian models (quick look).")] = False,
         id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
         max_divergences: MaxDivOpt = None):
-    """Propensity-score matching (k-NN k=4 caliper 0.02, radius 0.01, kernel) with balance
-    tables, and Bayesian propensity, IPW, doubly robust and regression ATTs, on any data set."""
+    """Propensity-score matching (k-NN k=4 caliper 0.02, radius 0.01, kernel; with --exact
+    also k-NN within exact cells) with balance tables, and Bayesian propensity, IPW, doubly
+    robust and regression ATTs, on any data set."""
     from bayes_pool.psm_workflow import analyse_psm
     from bayes_pool.workflow import write_run
     start = time.perf_counter()
     covs = [c.strip() for c in covariates.split(",") if c.strip()]
     cats = [c.strip() for c in categorical.split(",") if c.strip()]
+    exacts = [c.strip() for c in exact.split(",") if c.strip()]
     gates = _thresholds(max_r_hat, min_ess, max_divergences)
     try:
         model_spec = _with_convergence(_spec("propensity_logit", draws, tune, chains), gates)
         loaded = _load_user_data(data, mapping=mapping, unique=id_col)
         from bayes_pool.freq.psm import PSMDesign
-        PSMDesign(treatment=treatment, outcome=outcome, covariates=tuple(covs),
-                  categorical=tuple(cats)).prepare(loaded.frame)  # reject bad input first
+        prepared = PSMDesign(treatment=treatment, outcome=outcome, covariates=tuple(covs),
+                             categorical=tuple(cats)).prepare(loaded.frame)  # reject bad input
+        if exacts:
+            prepared.cells(exacts)  # first: exact columns must be propensity covariates
         with runs.run_folder("psm", out=out_dir, seed=seed) as folder:
-            _say("Matching (k-NN, radius, kernel), balance, and Bayesian propensity models")
+            _say("Matching (k-NN, radius, kernel"
+                 + (f", k-NN exact on {', '.join(exacts)}" if exacts else "")
+                 + "), balance, and Bayesian propensity models")
             analysis = analyse_psm(loaded.frame, treatment=treatment, outcome=outcome,
                                    covariates=covs, categorical=cats, seed=seed, study="psm",
-                                   spec=model_spec, bootstrap=bootstrap,
+                                   spec=model_spec, bootstrap=bootstrap, exact=exacts,
                                    bayesian=not frequentist_only,
                                    progressbar=sys.stderr.isatty())
             analysis.estimates = _gate(analysis.estimates, _base(model_spec), gates)
@@ -493,8 +502,9 @@ _INVOCATION_ARGS = {
     "did": ["data", "outcome", "treatment", "unit", "time_col", "covariates", "family",
             "mapping", "seed", "spec", "draws", "tune", "chains", "cohort", "staggered",
             "event_study", "id_col", *_GATE_ARGS],
-    "psm": ["data", "treatment", "outcome", "covariates", "categorical", "mapping", "seed",
-            "bootstrap", "draws", "tune", "chains", "frequentist_only", "id_col", *_GATE_ARGS],
+    "psm": ["data", "treatment", "outcome", "covariates", "categorical", "exact", "mapping",
+            "seed", "bootstrap", "draws", "tune", "chains", "frequentist_only", "id_col",
+            *_GATE_ARGS],
     "mediate": ["data", "treatment", "mediator", "outcome", "covariates", "outcome_family",
                 "unit", "time_col", "mapping", "seed", "bootstrap", "draws", "tune", "chains",
                 "frequentist_only", "id_col", *_GATE_ARGS],

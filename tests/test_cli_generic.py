@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,6 +44,39 @@ def test_psm_on_user_csv_recovers_constant_att(tmp_path, outputs):
     for r in att.itertuples():
         assert abs(r.estimate - 2.0) < 2 * r.se, r
     assert (run_dir / "psm_love_plot.png").exists()
+
+
+def test_psm_exact_on_user_csv_matches_within_cells(tmp_path, outputs):
+    """--exact region adds column knn_exact: k-NN within the cells of region (ATT = 2)."""
+    rng = np.random.default_rng(6)
+    n = 2500
+    age = rng.normal(0, 1, n)
+    region = rng.choice([1, 2, 3], n, p=[0.6, 0.3, 0.1])
+    treated = rng.binomial(1, expit(-1.0 + 0.8 * age + 0.4 * (region == 3)))
+    score = 2.0 * treated + 1.5 * age + 1.0 * region + rng.normal(0, 1, n)
+    path = tmp_path / "regions.csv"
+    pd.DataFrame({"enrolled": treated, "wellbeing": score, "age_z": age, "region": region}
+                 ).to_csv(path, index=False)
+    args = ["psm", "--data", str(path), "--treatment", "enrolled", "--outcome", "wellbeing",
+            "--covariates", "age_z,region", "--bootstrap", "30", "--frequentist-only"]
+    bad = runner.invoke(app, [*args, "--exact", "province"])
+    assert bad.exit_code == 2 and "province" in bad.output
+    assert not (outputs / "psm").exists()  # rejected before any run folder
+    res = runner.invoke(app, [*args, "--exact", "region"])
+    assert res.exit_code == 0, res.output
+    (run_dir,) = list((outputs / "psm").iterdir())
+    est = pd.read_csv(run_dir / "estimates.csv")
+    att = est[(est["quantity"] == "att") & (est["source"] == "frequentist")]
+    assert set(att["column"]) == {"knn", "radius", "kernel", "knn_exact"}
+    for r in att.itertuples():
+        assert abs(r.estimate - 2.0) < 2 * r.se, r
+    ex = att[att["column"] == "knn_exact"].iloc[0]
+    assert "within the cells of region" in ex["note"]
+    bias = est[(est["table"].astype(str) == "5") & (est["column"] == "after_knn_exact")
+               & (est["quantity"] == "std_bias_pct")].set_index("term")["estimate"]
+    assert bias["region"] == 0 and abs(bias["age_z"]) < 10
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["invocation"]["args"]["exact"] == "region"
 
 
 def test_mediate_on_user_csv_recovers_indirect_effect(tmp_path, outputs):
