@@ -288,7 +288,10 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         event_study: Annotated[bool, typer.Option(
             "--event-study", help="Also fit the event study (needs --cohort).")] = False,
         id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
-        max_divergences: MaxDivOpt = None):
+        max_divergences: MaxDivOpt = None,
+        approx: Annotated[Optional[str], typer.Option(
+            help="'laplace': the Laplace approximation instead of NUTS (logit; for data too "
+                 "large for NUTS, e.g. a full survey year; treatment rows only).")] = None):
     """Frequentist (unit and time FE, SEs clustered by unit) and Bayesian (partially pooled
     units, time effects) DiD on any data set; writes estimates.csv. With --cohort, also the
     staggered-robust ATT (--staggered) and event-time coefficients (--event-study)."""
@@ -302,6 +305,11 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         if (staggered or event_study) and not cohort:
             raise BayesPoolError("--staggered and --event-study need --cohort COL: the first "
                                  "treated period of each unit (0 or empty for never treated)")
+        if approx not in (None, "laplace"):
+            raise BayesPoolError(f"--approx {approx!r}: the only approximation is 'laplace'")
+        if approx and family != "bernoulli":
+            raise BayesPoolError("--approx laplace approximates the logit: use it with "
+                                 "--family bernoulli")
         model_spec = _with_convergence(
             _spec(spec or ("did_logit" if family == "bernoulli" else "did_linear"),
                   draws, tune, chains), gates)
@@ -310,9 +318,11 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         with runs.run_folder("did", out=out_dir, seed=seed) as folder:
             from bayes_pool.workflow import analyse_did, write_run  # imports PyMC: after checks
             _say(f"Fitting {family} DiD: frequentist TWFE and Bayesian "
-                 f"({model_spec.sampler.chains} x {model_spec.sampler.draws} draws)")
+                 + ("(Laplace approximation)" if approx else
+                    f"({model_spec.sampler.chains} x {model_spec.sampler.draws} draws)"))
             analysis = analyse_did(loaded.frame, design, model_spec, seed=seed, study="did",
-                                   table="did", column=family, progressbar=sys.stderr.isatty())
+                                   table="did", column=family, approx=approx,
+                                   progressbar=sys.stderr.isatty())
             roles = dict(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
                          cohort=cohort, covariates=covs, family=family, study="did",
                          spec=model_spec, progressbar=sys.stderr.isatty())

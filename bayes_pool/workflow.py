@@ -18,6 +18,7 @@ import pandas as pd
 from bayes_pool import compare, estimates, report, runs
 from bayes_pool.bayes import did as bayes_did
 from bayes_pool.design import DiDDesign
+from bayes_pool.errors import SpecError
 from bayes_pool.freq import did as freq_did
 from bayes_pool.specs import ModelSpec
 
@@ -51,8 +52,18 @@ class Analysis:
 
 def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed: int,
                 study: str, table: str, column: str, bayesian: bool = True,
-                progressbar: bool = False) -> Analysis:
-    """Frequentist and Bayesian DiD on the same complete-case sample."""
+                approx: str | None = None, progressbar: bool = False) -> Analysis:
+    """Frequentist and Bayesian DiD on the same complete-case sample.
+
+    ``approx="laplace"`` replaces NUTS by the Laplace approximation of
+    :mod:`bayes_pool.bayes.fast` (logit only; treatment rows only), for data too large for
+    NUTS on the machine.
+    """
+    if approx not in (None, "laplace"):
+        raise SpecError(f"approx must be 'laplace' or None, got {approx!r}")
+    if approx and design.family != "bernoulli":
+        raise SpecError("--approx laplace approximates the logit; use it with "
+                        "--family bernoulli")
     prepared = design.prepare(data)
     freq = freq_did.fit_did(prepared)
     rows = [freq.tidy(study=study, table=table, column=column)]
@@ -61,7 +72,12 @@ def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed:
              "identifying_units": list(prepared.switchers),
              "frequentist_dropped_units": list(freq.dropped_units)}
     posteriors = {}
-    if bayesian:
+    if bayesian and approx == "laplace":
+        from bayes_pool.bayes.fast import laplace_model, laplace_rows
+        fast = laplace_model(prepared, spec, seed=seed)
+        rows.append(laplace_rows(fast, fast.fit(), study=study, table=table, column=column))
+        facts["approximation"] = f"laplace, unit SD {fast.unit_sd:.4g}"
+    elif bayesian:
         bay = bayes_did.fit_did(prepared, spec, seed=seed, progressbar=progressbar)
         rows.append(bay.tidy(study=study, table=table, column=column))
         posteriors[f"table{table}_{column}"] = bay.idata

@@ -10,12 +10,15 @@ respondents (the CMDS has about 170,000 a year); the model keeps the complete ca
   delta-method AMEs (``bayes_pool.freq.did.fit_did``), one BLAS thread;
 - Bayesian: the toolkit's default path (``bayes_pool.bayes.did.fit_did``: Bambi + nutpie,
   4 chains x 1000 draws after 1000 tuning on 2 cores, per-draw AMEs), with R-hat, ESS,
-  divergences, leapfrog steps and the time per gradient.
+  divergences, leapfrog steps and the time per gradient;
+- Laplace: the stated approximation of ``bayes_pool.bayes.fast`` (Gaussian at the posterior
+  mode, province SD at the mode of its Laplace-approximated marginal posterior), to be read
+  against NUTS where both ran.
 
 Usage::
 
     .venv/bin/python benchmarks/scale.py [--sizes 7719,30000,170000] [--limit 900]
-        [--chains C --draws D --tune T] [--name scale]
+        [--methods freq,nuts,laplace] [--chains C --draws D --tune T] [--name scale]
 
 Writes ``benchmarks/results/<name>.json`` and ``<name>.md``. ``--limit`` is the wall-clock
 limit of one size's subprocess in seconds (a size that exceeds it is reported as such);
@@ -37,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"
 SIZES = (7719, 30000, 170000)
+METHODS = ("freq", "nuts", "laplace")
 SEED = 2024
 
 
@@ -44,13 +48,14 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(n: int, sampler: dict | None = None) -> dict:
-    """Both fits at one size, in this process (called in a subprocess by :func:`main`);
-    ``sampler`` overrides the spec's chains/draws/tune."""
+def measure(n: int, sampler: dict | None = None, methods: tuple[str, ...] = METHODS) -> dict:
+    """The fits of ``methods`` at one size, in this process (called in a subprocess by
+    :func:`main`); ``sampler`` overrides the spec's chains/draws/tune for NUTS."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
     from bayes_pool.bayes import did as bayes_did
+    from bayes_pool.bayes.fast import laplace_model
     from bayes_pool.freq import did as freq_did
     from bayes_pool.specs import load_spec
     from bayes_pool.studies.pooling_did import pipeline
@@ -62,62 +67,89 @@ def measure(n: int, sampler: dict | None = None) -> dict:
     prepared = pipeline.table3_design("(2)").prepare(main)
     out = {"respondents": n, "n_obs": prepared.n_obs,
            "simulate_s": round(time.perf_counter() - t0, 2)}
-
-    with threadpool_limits(1):
-        t0 = time.perf_counter()
-        freq = freq_did.fit_did(prepared)
-        out["freq_s"] = round(time.perf_counter() - t0, 2)
-    ame = freq.tidy(study="bench", table="3", column="(2)")
-    row = ame[(ame.term == "policy") & (ame.quantity == "ame")].iloc[0]
-    out["freq_ame_policy"] = [round(float(row.estimate), 4), round(float(row.se), 4)]
-    out["peak_mib_after_freq"] = round(_peak_mib(), 0)
-
     spec = load_spec("did_logit").with_sampler(**(sampler or {}))
-    t0 = time.perf_counter()
-    res = bayes_did.fit_did(prepared, spec, seed=SEED)
-    out["bayes_s"] = round(time.perf_counter() - t0, 1)
-    rows = res.tidy(study="bench", table="3", column="(2)")
-    pol = rows[(rows.term == "policy") & (rows.quantity == "ame")].iloc[0]
-    stats = res.idata["sample_stats"]
-    post = res.idata["posterior"]
-    sampling = float(post.attrs.get("sampling_time", np.nan))
-    steps = int(np.asarray(stats["n_steps"]).sum())
-    s = spec.sampler
-    out.update({
-        "bayes_sampling_s": round(sampling, 1),
-        "bayes_ame_policy": [round(float(pol.estimate), 4), round(float(pol.se), 4)],
-        "max_r_hat": round(float(rows.r_hat.max()), 4),
-        "min_ess_bulk": round(float(rows.ess_bulk.min()), 0),
-        "divergences": int(res.divergences),
-        "converged": bool(rows.converged.all()),
-        "gradient_evals": steps,
-        "leapfrog_per_draw": round(steps / (s.chains * (s.draws + s.tune)), 1),
-        "ms_per_gradient": round(1e3 * sampling * min(s.chains, 2) / steps, 3),
-        "sampler": f"{s.backend} {s.adaptation}, {s.chains} x {s.draws} after {s.tune}",
-        "peak_mib": round(_peak_mib(), 0),
-    })
+
+    if "freq" in methods:
+        with threadpool_limits(1):
+            t0 = time.perf_counter()
+            freq = freq_did.fit_did(prepared)
+            out["freq_s"] = round(time.perf_counter() - t0, 2)
+        ame = freq.tidy(study="bench", table="3", column="(2)")
+        row = ame[(ame.term == "policy") & (ame.quantity == "ame")].iloc[0]
+        out["freq_ame_policy"] = [round(float(row.estimate), 4), round(float(row.se), 4)]
+        out["peak_mib_after_freq"] = round(_peak_mib(), 0)
+
+    if "laplace" in methods:
+        # The stated approximation: Laplace at the mode with the province SD at the mode of
+        # its Laplace-approximated marginal posterior (bayes/fast.py), compiled once.
+        t0 = time.perf_counter()
+        fast = laplace_model(prepared, spec, seed=SEED)
+        fit = fast.fit()
+        out.update({
+            "laplace_s": round(time.perf_counter() - t0, 1),
+            "laplace_ame_policy": [round(fit.ame_mean, 4), round(fit.ame_sd, 4)],
+            "laplace_beta_policy": [round(fit.beta_mean, 4), round(fit.beta_sd, 4)],
+            "laplace_unit_sd": round(fast.unit_sd, 4),
+            "laplace_converged": bool(fit.converged),
+            "peak_mib_after_laplace": round(_peak_mib(), 0),
+        })
+
+    if "nuts" in methods:
+        t0 = time.perf_counter()
+        res = bayes_did.fit_did(prepared, spec, seed=SEED)
+        out["bayes_s"] = round(time.perf_counter() - t0, 1)
+        rows = res.tidy(study="bench", table="3", column="(2)")
+        pol = rows[(rows.term == "policy") & (rows.quantity == "ame")].iloc[0]
+        beta = rows[(rows.term == "policy") & (rows.quantity == "beta")].iloc[0]
+        stats = res.idata["sample_stats"]
+        post = res.idata["posterior"]
+        sampling = float(post.attrs.get("sampling_time", np.nan))
+        steps = int(np.asarray(stats["n_steps"]).sum())
+        s = spec.sampler
+        out.update({
+            "bayes_sampling_s": round(sampling, 1),
+            "bayes_ame_policy": [round(float(pol.estimate), 4), round(float(pol.se), 4)],
+            "bayes_beta_policy": [round(float(beta.estimate), 4), round(float(beta.se), 4)],
+            "bayes_unit_sd": round(float(np.asarray(
+                post[f"1|{prepared.design.unit}_sigma"]).mean()), 4),
+            "max_r_hat": round(float(rows.r_hat.max()), 4),
+            "min_ess_bulk": round(float(rows.ess_bulk.min()), 0),
+            "divergences": int(res.divergences),
+            "converged": bool(rows.converged.all()),
+            "gradient_evals": steps,
+            "leapfrog_per_draw": round(steps / (s.chains * (s.draws + s.tune)), 1),
+            "ms_per_gradient": round(1e3 * sampling * min(s.chains, 2) / steps, 3),
+            "sampler": f"{s.backend} {s.adaptation}, {s.chains} x {s.draws} after {s.tune}",
+        })
+    out["peak_mib"] = round(_peak_mib(), 0)
     return out
 
 
+def _pair(value) -> str:
+    return f"{value[0]} ({value[1]})" if value else "–"
+
+
 def to_markdown(result: dict) -> str:
+    """One row per size; columns a size did not run are '–'."""
     lines = [f"# Scale benchmark ({result['date']})", "",
              f"Machine: {result['cpus']} cores; load average before {result['load_before']}. "
              "Data: SYNTHETIC (pooling-did generator, seed 2024). Model: Table 3 (2) logit.", "",
-             "| respondents | rows in model | frequentist s | Bayesian s (sampling) | µs/grad/row "
-             "| leapfrog/draw | min ESS | max R-hat | div | peak MiB | AME policy freq / Bayes "
-             "| sampler |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| respondents | rows | freq s | NUTS s (sampling) | sampler | µs/grad/row "
+             "| leapfrog/draw | min ESS | max R-hat | div | Laplace s | peak MiB "
+             "| AME policy: freq / NUTS / Laplace (SE or SD) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["sizes"]:
-        if "error" in r:
-            lines.append(f"| {r['respondents']} | | | {r['error']} | | | | | | | | |")
-            continue
-        per_row = 1e3 * r["ms_per_gradient"] / r["n_obs"]
+        g = lambda key: r.get(key, "–")  # noqa: E731
+        nuts = (f"{r['bayes_s']} ({r['bayes_sampling_s']})" if "bayes_s" in r
+                else r.get("error", "–"))
+        per_row = (f"{1e3 * r['ms_per_gradient'] / r['n_obs']:.3f}"
+                   if "ms_per_gradient" in r else "–")
         lines.append(
-            f"| {r['respondents']} | {r['n_obs']} | {r['freq_s']} | {r['bayes_s']} "
-            f"({r['bayes_sampling_s']}) | {per_row:.3f} | {r['leapfrog_per_draw']} | "
-            f"{r['min_ess_bulk']:.0f} | {r['max_r_hat']} | {r['divergences']} | "
-            f"{r['peak_mib']:.0f} | {r['freq_ame_policy'][0]} ({r['freq_ame_policy'][1]}) / "
-            f"{r['bayes_ame_policy'][0]} ({r['bayes_ame_policy'][1]}) | {r['sampler']} |")
+            f"| {r['respondents']} | {g('n_obs')} | {g('freq_s')} | {nuts} | {g('sampler')} | "
+            f"{per_row} | {g('leapfrog_per_draw')} | {g('min_ess_bulk')} | {g('max_r_hat')} | "
+            f"{g('divergences')} | {g('laplace_s')} | {g('peak_mib')} | "
+            f"{_pair(r.get('freq_ame_policy'))} / {_pair(r.get('bayes_ame_policy'))} / "
+            f"{_pair(r.get('laplace_ame_policy'))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -128,14 +160,19 @@ def main(argv=None) -> int:
                         help="wall-clock seconds allowed for one size (default 900)")
     for name in ("chains", "draws", "tune"):
         parser.add_argument(f"--{name}", type=int, help=f"{name} (default: the spec's)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated fits of {METHODS} (default all)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--name", default="scale", help="output file stem (default scale)")
     args = parser.parse_args(argv)
     sampler = {k: getattr(args, k) for k in ("chains", "draws", "tune")
                if getattr(args, k) is not None}
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    if set(methods) - set(METHODS):
+        parser.error(f"unknown method(s) {sorted(set(methods) - set(METHODS))}; from {METHODS}")
     if args.one:
-        print(json.dumps(measure(args.one, sampler)))
+        print(json.dumps(measure(args.one, sampler, methods)))
         return 0
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in os.getloadavg()],
@@ -144,7 +181,7 @@ def main(argv=None) -> int:
         print(f"n = {n} ...", flush=True)
         t0 = time.perf_counter()
         try:
-            extra = [f"--{k}={v}" for k, v in sampler.items()]
+            extra = [f"--{k}={v}" for k, v in sampler.items()] + [f"--methods={args.methods}"]
             proc = subprocess.run([sys.executable, __file__, "--one", str(n), *extra],
                                   capture_output=True, text=True, timeout=args.limit)
         except subprocess.TimeoutExpired:

@@ -376,3 +376,28 @@ def posterior_rows_placebo(actual: LaplaceFit, post: pd.DataFrame, *, unit_sd: f
                       se=float(np.sqrt(share * (1 - share) / max(n, 1))),
                       note=note + f"; {n} placebo draws, share with P({term} > 0) >= actual"),
     ])
+
+
+def laplace_rows(fast: LaplaceDiD, fit: LaplaceFit, *, study: str, table: str,
+                 column: str) -> pd.DataFrame:
+    """Rows of one Laplace fit for the estimates table: the treatment's ``beta`` and ``ame``
+    (mean, SD in ``se`` and the 95% interval of the Gaussian approximation).
+
+    The stated approximation for data too large for NUTS (``bayes-pool did --approx laplace``;
+    ``benchmarks/scale.py`` checks it against NUTS at n = 30k). No MCMC diagnostics:
+    ``r_hat``/ESS stay empty, ``divergences`` is 0 and ``converged`` says whether the mode
+    search converged.
+    """
+    from bayes_pool import estimates
+    term = fast.prepared.design.treatment
+    note = (f"Laplace approximation of the hierarchical logit at the posterior mode, "
+            f"unit-intercept SD fixed at {fast.unit_sd:.4g} (its marginal posterior mode); "
+            "not MCMC: no R-hat/ESS")
+    base = dict(study=study, table=table, column=column, term=term, source="bayesian",
+                n_obs=fast.prepared.n_obs, divergences=0, converged=bool(fit.converged),
+                note=note)
+    z = stats.norm.ppf(0.975)
+    return estimates.frame([
+        estimates.row(**base, quantity=q, estimate=m, se=s, ci_low=m - z * s, ci_high=m + z * s)
+        for q, m, s in (("beta", fit.beta_mean, fit.beta_sd), ("ame", fit.ame_mean, fit.ame_sd))
+    ])
