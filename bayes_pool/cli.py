@@ -20,6 +20,7 @@ from rich.table import Table
 
 from bayes_pool import __version__, compare, runs, studies
 from bayes_pool.errors import BayesPoolError, ConvergenceError
+from bayes_pool.specs import check_approx
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Bayesian reanalysis of published studies next to frequentist "
@@ -305,11 +306,7 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         if (staggered or event_study) and not cohort:
             raise BayesPoolError("--staggered and --event-study need --cohort COL: the first "
                                  "treated period of each unit (0 or empty for never treated)")
-        if approx not in (None, "laplace"):
-            raise BayesPoolError(f"--approx {approx!r}: the only approximation is 'laplace'")
-        if approx and family != "bernoulli":
-            raise BayesPoolError("--approx laplace approximates the logit: use it with "
-                                 "--family bernoulli")
+        check_approx(approx, family)
         model_spec = _with_convergence(
             _spec(spec or ("did_logit" if family == "bernoulli" else "did_linear"),
                   draws, tune, chains), gates)

@@ -102,6 +102,23 @@ class ModelSpec:
         return replace(self, sampler=replace(self.sampler, **changes))
 
 
+APPROXIMATIONS: tuple[str, ...] = ("laplace",)
+"""Stand-ins for NUTS a DiD fit can take (``bayes-pool did --approx``)."""
+
+
+def check_approx(approx: str | None, family: str) -> None:
+    """Raise :class:`SpecError` unless ``approx`` is None or an approximation for ``family``
+    (Laplace approximates the logit only). Light on imports, so the CLI can call it before
+    any run folder or model exists."""
+    if approx is None:
+        return
+    if approx not in APPROXIMATIONS:
+        raise SpecError(f"--approx {approx!r}: the only approximation is 'laplace'")
+    if family != "bernoulli":
+        raise SpecError("--approx laplace approximates the logit: use it with "
+                        "--family bernoulli")
+
+
 def check_priors(priors: dict, where: str, *, numeric: bool = False) -> None:
     """Raise :class:`SpecError` unless every key is a role of :data:`PRIOR_ROLES` and every value
     ``"default"`` or a table with ``dist`` (and, with ``numeric``, only numeric parameters)."""

@@ -18,9 +18,8 @@ import pandas as pd
 from bayes_pool import compare, estimates, report, runs
 from bayes_pool.bayes import did as bayes_did
 from bayes_pool.design import DiDDesign
-from bayes_pool.errors import SpecError
 from bayes_pool.freq import did as freq_did
-from bayes_pool.specs import ModelSpec
+from bayes_pool.specs import ModelSpec, check_approx
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +58,7 @@ def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed:
     :mod:`bayes_pool.bayes.fast` (logit only; treatment rows only), for data too large for
     NUTS on the machine.
     """
-    if approx not in (None, "laplace"):
-        raise SpecError(f"approx must be 'laplace' or None, got {approx!r}")
-    if approx and design.family != "bernoulli":
-        raise SpecError("--approx laplace approximates the logit; use it with "
-                        "--family bernoulli")
+    check_approx(approx, design.family)
     prepared = design.prepare(data)
     freq = freq_did.fit_did(prepared)
     rows = [freq.tidy(study=study, table=table, column=column)]

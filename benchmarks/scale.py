@@ -55,7 +55,7 @@ def measure(n: int, sampler: dict | None = None, methods: tuple[str, ...] = METH
     from threadpoolctl import threadpool_limits
 
     from bayes_pool.bayes import did as bayes_did
-    from bayes_pool.bayes.fast import laplace_model
+    from bayes_pool.bayes.fast import laplace_model, unit_sd_from_posterior
     from bayes_pool.freq import did as freq_did
     from bayes_pool.specs import load_spec
     from bayes_pool.studies.pooling_did import pipeline
@@ -110,8 +110,7 @@ def measure(n: int, sampler: dict | None = None, methods: tuple[str, ...] = METH
             "bayes_sampling_s": round(sampling, 1),
             "bayes_ame_policy": [round(float(pol.estimate), 4), round(float(pol.se), 4)],
             "bayes_beta_policy": [round(float(beta.estimate), 4), round(float(beta.se), 4)],
-            "bayes_unit_sd": round(float(np.asarray(
-                post[f"1|{prepared.design.unit}_sigma"]).mean()), 4),
+            "bayes_unit_sd": round(unit_sd_from_posterior(res.idata, prepared.design.unit), 4),
             "max_r_hat": round(float(rows.r_hat.max()), 4),
             "min_ess_bulk": round(float(rows.ess_bulk.min()), 0),
             "divergences": int(res.divergences),

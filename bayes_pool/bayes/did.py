@@ -111,9 +111,9 @@ def fit_did(prepared: PreparedDiD, spec: ModelSpec, *, seed: int, progressbar: b
             ) -> BayesDiDResult:
     """Sample the posterior and add the AME draws of the treatment and covariates."""
     s, d = spec.sampler, prepared.design
-    if spec.family != prepared.design.family:
+    if spec.family != d.family:
         raise SpecError(f"spec {spec.name!r} is for family {spec.family!r} but the design "
-                        f"asks for {prepared.design.family!r}")
+                        f"asks for {d.family!r}")
     model = build_model(prepared, spec)
     idata = sample_bambi(model, s, seed=seed, progressbar=progressbar,
                          what=f"the DiD {d.family} model of {d.outcome}")
