@@ -25,6 +25,8 @@ import xarray as xr
 from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
+from bayes_pool.bayes.families import bambi_family
+from bayes_pool.bayes.parameterization import noncentered
 from bayes_pool.bayes.predictor import LinearPredictor, flat
 from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.design import PreparedDiD
@@ -70,8 +72,10 @@ def priors(prepared: PreparedDiD, spec: ModelSpec) -> dict:
 
 def build_model(prepared: PreparedDiD, spec: ModelSpec) -> bmb.Model:
     """The Bambi model for a prepared design and a spec (built, not sampled)."""
-    model = bmb.Model(formula(prepared), prepared.frame, family=prepared.design.family,
-                      priors=priors(prepared, spec))
+    model = bmb.Model(formula(prepared), prepared.frame,
+                      family=bambi_family(prepared.design.family), priors=priors(prepared, spec),
+                      noncentered=noncentered(prepared.frame, prepared.design.unit,
+                                              spec.sampler.parameterization))
     model.build()
     return model
 

@@ -28,6 +28,8 @@ import xarray as xr
 from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
+from bayes_pool.bayes.families import bambi_family
+from bayes_pool.bayes.parameterization import noncentered
 from bayes_pool.bayes.predictor import LinearPredictor, flat
 from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.errors import SpecError
@@ -67,7 +69,8 @@ def build_model(frame: pd.DataFrame, *, outcome: str, effects: list[str],
         else:
             for term in roles[role]:
                 priors[term] = _prior(prior)
-    model = bmb.Model(formula, frame, family=family, priors=priors)
+    model = bmb.Model(formula, frame, family=bambi_family(family), priors=priors,
+                      noncentered=noncentered(frame, unit, spec.sampler.parameterization))
     model.build()
     return model
 

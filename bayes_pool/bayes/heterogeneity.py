@@ -70,6 +70,7 @@ from scipy.special import expit
 from bayes_pool import estimates
 from bayes_pool.bayes import did as bayes_did
 from bayes_pool.bayes.diagnostics import posterior_rows
+from bayes_pool.bayes.families import bambi_family
 from bayes_pool.bayes.predictor import LinearPredictor, flat
 from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.design import DiDDesign
@@ -300,7 +301,8 @@ def fit_pooled(frame: pd.DataFrame, design: DiDDesign, split: Split, spec: Heter
     priors[f"C({GROUP})"] = _prior(spec.baseline)
     priors[f"{design.treatment}|{GROUP}"] = bmb.Prior("Normal", mu=0.0,
                                                       sigma=_prior(spec.effect_sd))
-    model = bmb.Model(pooled_formula(design), data, family="bernoulli", priors=priors)
+    model = bmb.Model(pooled_formula(design), data, family=bambi_family("bernoulli"),
+                      priors=priors)
     model.build()
     idata = sample_bambi(model, s.sampler, seed=seed, progressbar=progressbar,
                          what=f"the pooled {split.low}/{split.high} subgroup model")

@@ -43,6 +43,7 @@ import xarray as xr
 from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
+from bayes_pool.bayes.families import bernoulli_logit
 from bayes_pool.bayes.sampling import sample_pymc
 from bayes_pool.errors import SpecError
 from bayes_pool.freq.mediation import EFFECTS, PreparedMediation, natural_effects
@@ -257,7 +258,7 @@ def build_model(prepared: PreparedMediation, spec: MediationSpec,
         b = _rv("out_mediator", _resolve(spec.path_priors, DEFAULT_PATH_PRIORS, "mediator"))
         eta = eta + b * mediator
         if prepared.design.family == "bernoulli":
-            pm.Bernoulli("outcome", logit_p=eta, observed=data.y, dims="obs")
+            bernoulli_logit("outcome", eta, observed=data.y, dims="obs")
         else:
             sigma_y = _rv("out_sigma", _resolve(spec.model.priors, DEFAULT_OUTCOME_PRIORS,
                                                 "sigma"))

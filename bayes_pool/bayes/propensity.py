@@ -49,6 +49,7 @@ from scipy.special import expit
 
 from bayes_pool import estimates
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
+from bayes_pool.bayes.families import bambi_family
 from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.errors import SpecError
 from bayes_pool.freq import psm as freq_psm
@@ -104,7 +105,7 @@ def propensity_model(prepared: PreparedPSM, spec: ModelSpec) -> bmb.Model:
     _check_names(prepared)
     d, cov = prepared.design, list(prepared.exog.columns)
     f = f"{d.treatment} ~ " + " + ".join(cov)
-    model = bmb.Model(f, _model_frame(prepared), family="bernoulli",
+    model = bmb.Model(f, _model_frame(prepared), family=bambi_family("bernoulli"),
                       priors=_priors(spec, {"intercept": ["Intercept"], "covariates": cov}))
     model.build()
     return model
