@@ -99,8 +99,9 @@ def power_scaling(model, idata, *, var_names: list[str] | None = None
     """Prior and likelihood power-scaling sensitivity of every posterior variable.
 
     The log prior covers the model's top-level priors (coefficients, time effects, group SDs);
-    the standardised group offsets' N(0, 1) is the hierarchical structure, not a prior choice,
-    and is left out, as priorsense does. Bambi drops the offsets from the posterior and reports
+    the group effects' own density (the standardised offsets' N(0, 1) when non-centred, the
+    effects' N(0, sigma) when centred) is the hierarchical structure, not a prior choice, and
+    is left out, as priorsense does. Bambi drops the offsets from the posterior and reports
     the intercept of the uncentred predictors, while its prior is on the intercept of the
     centred ones; both are rebuilt exactly for PyMC to evaluate the log prior.
 
@@ -122,7 +123,8 @@ def power_scaling(model, idata, *, var_names: list[str] | None = None
         if name not in post:
             extra[name] = post[base] / post[f"{base}_sigma"]
     extra.update(_centred_intercepts(model, post))
-    top = [rv.name for rv in pm_model.free_RVs if rv.name not in offsets]
+    groups = set(model.components[model.family.likelihood.parent].group_specific_terms)
+    top = [rv.name for rv in pm_model.free_RVs if rv.name not in offsets and rv.name not in groups]
     work = xr.DataTree.from_dict({"posterior": post.assign(extra)})
     compute_log_prior(work, var_names=top, model=pm_model)
     total = total_log_likelihood(model, post)

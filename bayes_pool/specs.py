@@ -23,6 +23,7 @@ PRIOR_ROLES: tuple[str, ...] = ("intercept", "treatment", "covariates", "time", 
 
 
 ADAPTATIONS: tuple[str, ...] = ("low_rank", "diag")
+PARAMETERIZATIONS: tuple[str, ...] = ("auto", "centered", "noncentered")
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class SamplerSettings:
     on the benchmark logit it gave 10x the ESS/s of the diagonal one with the same posterior
     (``benchmarks/suite.py``). PyMC's own sampler always adapts a diagonal. ``time_limit``
     is the wall-clock limit of one fit in seconds (0: none), see
-    :mod:`bayes_pool.bayes.sampling`.
+    :mod:`bayes_pool.bayes.sampling`. ``parameterization`` is how the unit intercepts are
+    written for the sampler (same posterior), see :mod:`bayes_pool.bayes.parameterization`.
     """
 
     backend: Backend = "nutpie"
@@ -45,8 +47,12 @@ class SamplerSettings:
     target_accept: float = 0.8
     adaptation: str = "low_rank"
     time_limit: float = 1800.0
+    parameterization: str = "auto"
 
     def __post_init__(self):
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise SpecError(f"sampler parameterization must be one of {list(PARAMETERIZATIONS)}, "
+                            f"got {self.parameterization!r}")
         if self.adaptation not in ADAPTATIONS:
             raise SpecError(f"sampler adaptation must be one of {list(ADAPTATIONS)}, got "
                             f"{self.adaptation!r}")
