@@ -1,7 +1,7 @@
 """Scale benchmark (issue 6): the frequentist and Bayesian benchmark DiD logit at survey sizes.
 
 The benchmark model is Table 3 column (2) of Zhang & Chen (2024) -- logit of self-rated health
-on the policy, eleven controls, year effects and province intercepts -- fitted to SYNTHETIC
+on the policy, twelve controls, year effects and province intercepts -- fitted to SYNTHETIC
 draws of the ``pooling-did`` generator with n = 7,719 (the paper's sample), 30,000 and 170,000
 respondents (the CMDS has about 170,000 a year); the model keeps the complete cases of the
 2014-2018 waves. Each size runs in a fresh subprocess so its peak resident memory is its own:
@@ -9,7 +9,7 @@ respondents (the CMDS has about 170,000 a year); the model keeps the complete ca
 - frequentist: statsmodels logit with province and year dummies, clustered SEs and the
   delta-method AMEs (``bayes_pool.freq.did.fit_did``), one BLAS thread;
 - Bayesian: the toolkit's default path (``bayes_pool.bayes.did.fit_did``: Bambi + nutpie,
-  4 chains x 1000 draws after 1000 tuning on 2 cores, per-draw AMEs), with R-hat, ESS,
+  4 chains x 1000 draws after the spec's tuning on 2 cores, per-draw AMEs), with R-hat, ESS,
   divergences, leapfrog steps of the kept draws and the sampling time per such step;
 - Laplace: the stated approximation of ``bayes_pool.bayes.fast`` (Gaussian at the posterior
   mode, province SD at the mode of its Laplace-approximated marginal posterior), to be read
@@ -22,7 +22,7 @@ Usage::
 
 Writes ``benchmarks/results/<name>.json`` and ``<name>.md``. ``--limit`` is the wall-clock
 limit of one size's subprocess in seconds (a size that exceeds it is reported as such);
-``--chains/--draws/--tune`` override the spec's 4 x 1000 after 1000 for every size.
+``--chains/--draws/--tune`` override the spec's sampler settings for every size.
 """
 
 from __future__ import annotations
@@ -121,7 +121,9 @@ def measure(n: int, sampler: dict | None = None, methods: tuple[str, ...] = METH
             "draw_steps": steps,
             "leapfrog_per_draw": round(steps / (s.chains * s.draws), 1),
             "ms_per_draw_step": round(1e3 * sampling * min(s.chains, 2) / steps, 3),
-            "sampler": f"{s.backend} {s.adaptation}, {s.chains} x {s.draws} after {s.tune}",
+            "sampler": f"{s.backend} {s.adaptation}, {s.chains} x {s.draws} after {s.tune}, "
+                       + ("non-centred" if f"1|{prepared.design.unit}_offset" in {
+                           rv.name for rv in res.model.backend.model.free_RVs} else "centred"),
         })
     out["peak_mib"] = round(_peak_mib(), 0)
     return out
