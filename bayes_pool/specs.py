@@ -38,6 +38,7 @@ class SamplerSettings:
     is the wall-clock limit of one fit in seconds (0: none), see
     :mod:`bayes_pool.bayes.sampling`. ``parameterization`` is how the unit intercepts are
     written for the sampler (same posterior), see :mod:`bayes_pool.bayes.parameterization`.
+    ``cores`` is how many chains run at once (at most ``chains``).
     """
 
     backend: Backend = "nutpie"
@@ -48,6 +49,7 @@ class SamplerSettings:
     adaptation: str = "low_rank"
     time_limit: float = 1800.0
     parameterization: str = "auto"
+    cores: int = 2
 
     def __post_init__(self):
         if self.parameterization not in PARAMETERIZATIONS:
@@ -56,6 +58,8 @@ class SamplerSettings:
         if self.adaptation not in ADAPTATIONS:
             raise SpecError(f"sampler adaptation must be one of {list(ADAPTATIONS)}, got "
                             f"{self.adaptation!r}")
+        if not isinstance(self.cores, int) or self.cores < 1:
+            raise SpecError(f"sampler cores must be an integer >= 1, got {self.cores!r}")
         if not isinstance(self.time_limit, (int, float)) or self.time_limit < 0:
             raise SpecError(f"sampler time_limit must be seconds >= 0 (0 = no limit), got "
                             f"{self.time_limit!r}")

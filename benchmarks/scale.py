@@ -120,8 +120,9 @@ def measure(n: int, sampler: dict | None = None, methods: tuple[str, ...] = METH
             # twice the time of one gradient.
             "draw_steps": steps,
             "leapfrog_per_draw": round(steps / (s.chains * s.draws), 1),
-            "ms_per_draw_step": round(1e3 * sampling * min(s.chains, 2) / steps, 3),
+            "ms_per_draw_step": round(1e3 * sampling * min(s.chains, s.cores) / steps, 3),
             "sampler": f"{s.backend} {s.adaptation}, {s.chains} x {s.draws} after {s.tune}, "
+                       f"{min(s.chains, s.cores)} at a time, "
                        + ("non-centred" if f"1|{prepared.design.unit}_offset" in {
                            rv.name for rv in res.model.backend.model.free_RVs} else "centred"),
         })
@@ -162,7 +163,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--limit", type=float, default=900.0,
                         help="wall-clock seconds allowed for one size (default 900)")
-    for name in ("chains", "draws", "tune"):
+    for name in ("chains", "draws", "tune", "cores"):
         parser.add_argument(f"--{name}", type=int, help=f"{name} (default: the spec's)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated fits of {METHODS} (default all)")
@@ -170,7 +171,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--name", default="scale", help="output file stem (default scale)")
     args = parser.parse_args(argv)
-    sampler = {k: getattr(args, k) for k in ("chains", "draws", "tune")
+    sampler = {k: getattr(args, k) for k in ("chains", "draws", "tune", "cores")
                if getattr(args, k) is not None}
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if set(methods) - set(METHODS):

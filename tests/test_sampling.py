@@ -52,3 +52,12 @@ def test_time_limit_is_validated_and_in_every_spec():
     with pytest.raises(SpecError, match="time_limit"):
         SamplerSettings(time_limit=-1)
     assert load_spec("did_logit").sampler.time_limit > 0
+
+
+def test_cores_setting_sets_how_many_chains_run_at_once():
+    from bayes_pool.bayes.sampling import _common
+    assert _common(SamplerSettings(chains=4, cores=1), seed=1, progressbar=False)["cores"] == 1
+    assert _common(SamplerSettings(chains=4), seed=1, progressbar=False)["cores"] == 2
+    assert _common(SamplerSettings(chains=1, cores=2), seed=1, progressbar=False)["cores"] == 1
+    with pytest.raises(SpecError, match="cores"):
+        SamplerSettings(cores=0)

@@ -55,7 +55,7 @@ def time_limit(seconds: float | None, what: str):
 
 
 def _common(s: SamplerSettings, seed: int, progressbar: bool) -> dict:
-    return dict(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, 2),
+    return dict(draws=s.draws, tune=s.tune, chains=s.chains, cores=min(s.chains, s.cores),
                 random_seed=seed, progressbar=progressbar, nuts=s.nuts_options())
 
 
