@@ -124,7 +124,7 @@ def power_scaling(model, idata, *, var_names: list[str] | None = None
             extra[name] = post[base] / post[f"{base}_sigma"]
     extra.update(_centred_intercepts(model, post))
     groups = set(model.components[model.family.likelihood.parent].group_specific_terms)
-    top = [rv.name for rv in pm_model.free_RVs if rv.name not in offsets and rv.name not in groups]
+    top = [rv.name for rv in pm_model.free_RVs if rv.name not in {*offsets, *groups}]
     work = xr.DataTree.from_dict({"posterior": post.assign(extra)})
     compute_log_prior(work, var_names=top, model=pm_model)
     total = total_log_likelihood(model, post)

@@ -9,8 +9,8 @@ the linear predictor,
 
 with :math:`\log(1 + e^{\eta}) = (\eta + |\eta|)/2 + \log(1 + e^{-|\eta|})`, so one exp and one
 log1p a row serve both the value and (through the shared exp) its gradient. On the benchmark
-DiD logit this is the same log density and gradient to rounding, computed 1.7x faster (265 ->
-154 us a gradient, 2026-12-04), and needs no clipping. :class:`LogitBernoulli` keeps Bambi's
+DiD logit this is the same log density and gradient to rounding, computed 1.7x faster (263 ->
+155 us a gradient, 2026-12-04), and needs no clipping. :class:`LogitBernoulli` keeps Bambi's
 family name, link, priors and every post-processing path; only the PyMC likelihood changes.
 """
 
@@ -20,9 +20,6 @@ import bambi as bmb
 import pymc as pm
 import pytensor.tensor as pt
 from bambi.families.univariate import Bernoulli
-
-FAST_FAMILIES = ("bernoulli",)
-
 
 def log1p_exp(eta):
     """``log(1 + exp(eta))`` as ``(eta + |eta|) / 2 + log1p(exp(-|eta|))``: one exp shared by
