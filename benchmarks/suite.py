@@ -98,8 +98,8 @@ def bench_samplers(prepared, seed: int = 1) -> dict:
     mass matrix, (c) nutpie on the toolkit's compiled model reused (warm refits: no
     compilation), at the spec's tuning and at 1000 tuning steps."""
     import bambi as bmb
-    import nutpie
     import numpy as np
+    import nutpie
 
     from bayes_pool.bayes import did as bayes_did
     from bayes_pool.specs import load_spec
