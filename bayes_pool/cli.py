@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bayes_pool import __version__, compare, runs, studies
+from bayes_pool import __version__, compare, estimates, runs, studies
 from bayes_pool.errors import BayesPoolError, ConvergenceError
 from bayes_pool.specs import check_approx
 
@@ -548,7 +548,7 @@ def version():
 
 
 def _print_comparison(run_dir: Path, synthetic: bool, term: str | None = None) -> None:
-    est = pd.read_csv(run_dir / "estimates.csv", keep_default_na=True)
+    est = estimates.read_csv(run_dir / "estimates.csv")
     comp = compare.comparison(est)
     term = term or _key_term(run_dir)
     table = Table(title=("SYNTHETIC DATA — " if synthetic else "") + f"comparison ({run_dir.name})",

@@ -79,3 +79,10 @@ def concat(*tables: pd.DataFrame) -> pd.DataFrame:
 def write_csv(df: pd.DataFrame, path) -> None:
     """Write the table deterministically (fixed float format) so equal runs give equal bytes."""
     frame(df).to_csv(path, index=False, float_format="%.10g", lineterminator="\n")
+
+
+def read_csv(path) -> pd.DataFrame:
+    """Read a table written by :func:`write_csv`, with its text columns as text (pandas would
+    otherwise read the table "3" back as the integer 3, and ``table == "3"`` match nothing)."""
+    text = {c: str for c in ("study", "table", "column", "term", "quantity", "source", "note")}
+    return frame(pd.read_csv(path, dtype=text))

@@ -234,8 +234,7 @@ def _read_estimates(folder: Path) -> pd.DataFrame | None:
     if not path.exists():
         return None
     try:
-        text = {c: str for c in ("study", "table", "column", "term", "quantity", "source", "note")}
-        return estimates.frame(pd.read_csv(path, dtype=text))
+        return estimates.read_csv(path)
     except ValueError as exc:
         raise BayesPoolError(f"{path} is not a bayes_pool estimates table ({exc})") from None
 

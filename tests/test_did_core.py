@@ -120,3 +120,14 @@ def test_comparison_differences_in_published_se():
 def test_estimates_frame_rejects_unknown_columns():
     with pytest.raises(ValueError, match="unknown columns"):
         estimates.frame(pd.DataFrame({"study": ["s"], "bogus": [1]}))
+
+
+def test_estimates_csv_reads_back_text_columns_as_text(tmp_path):
+    rows = estimates.frame([estimates.row(study="s", table="3", column="(2)", term="policy",
+                                          quantity="ame", source="frequentist", estimate=0.1,
+                                          se=0.02, n_obs=100)])
+    path = tmp_path / "estimates.csv"
+    estimates.write_csv(rows, path)
+    back = estimates.read_csv(path)
+    assert back["table"].tolist() == ["3"] and back["column"].tolist() == ["(2)"]
+    pd.testing.assert_frame_equal(back, rows)
