@@ -50,6 +50,7 @@ class SBCSettings:
     draws: int = 500
     tune: int = 500
     cores: int = 1  # nutpie threads per refit: the parallelism is across refits
+    time_limit: float = 600.0  # seconds a refit may take before it is stopped and counted failed
     seed: int = 2018
     bins: int = 20  # chi-square bins over the L + 1 rank values
     band_prob: float = 0.99  # simultaneous ECDF band and the histogram band
@@ -226,9 +227,8 @@ def rank(draws: np.ndarray, truth: float) -> int:
 def refit(sim: Simulation, context: tuple[SBCProblem, SBCSettings]) -> dict:
     """Sample the posterior of one simulation and rank its true parameters (a task of
     :func:`~bayes_pool.parallel.map_refits`; the result is JSON-ready)."""
-    import nutpie
-
     from bayes_pool.bayes.diagnostics import check, divergences, summarize
+    from bayes_pool.bayes.sampling import sample_nutpie
 
     problem, settings = context
     start = time.perf_counter()
@@ -237,10 +237,12 @@ def refit(sim: Simulation, context: tuple[SBCProblem, SBCSettings]) -> dict:
         compiled, names = compiled_model(problem)
         compiled = compiled.with_data(**{names[k]: v for k, v in sim.data.items()},
                                       **problem.fit_overrides)
-        idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune,
-                              chains=settings.chains, cores=settings.cores, seed=sim.seed,
-                              target_accept=problem.target_accept, adaptation=problem.adaptation,
-                              progress_bar=False)
+        idata = sample_nutpie(compiled, time_limit=settings.time_limit,
+                              what=f"SBC simulation {sim.index}",
+                              setting="SBCSettings.time_limit", draws=settings.draws,
+                              tune=settings.tune, chains=settings.chains, cores=settings.cores,
+                              seed=sim.seed, target_accept=problem.target_accept,
+                              adaptation=problem.adaptation, progress_bar=False)
         variables = list(problem.parameters.values())
         summ = summarize(idata, variables)
     except Exception as exc:  # noqa: BLE001 -- a failed refit is counted and reported

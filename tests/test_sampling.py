@@ -61,3 +61,34 @@ def test_cores_setting_sets_how_many_chains_run_at_once():
     assert _common(SamplerSettings(chains=1, cores=2), seed=1, progressbar=False)["cores"] == 1
     with pytest.raises(SpecError, match="cores"):
         SamplerSettings(cores=0)
+
+
+def test_a_stalled_nutpie_refit_off_the_main_thread_is_stopped():
+    # SBC refits call nutpie on a compiled model on dask worker threads, where SIGALRM cannot
+    # act; sample_nutpie polls nutpie's background sampler and cancels it instead.
+    import threading
+
+    import nutpie
+
+    from bayes_pool.bayes.sampling import sample_nutpie
+    with pm.Model() as model:
+        pm.Normal("x", 0.0, 1.0, shape=3)
+    compiled = nutpie.compile_pymc_model(model, backend="numba")
+    caught = {}
+
+    def run():
+        start = time.monotonic()
+        try:
+            sample_nutpie(compiled, time_limit=3, what="a refit", draws=50_000_000, tune=100,
+                          chains=1, cores=1, seed=1, progress_bar=False)
+        except FitTimeout as exc:
+            caught["error"], caught["elapsed"] = exc, time.monotonic() - start
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and "error" in caught
+    assert caught["elapsed"] < 20 and "a refit" in str(caught["error"])
+    quick = sample_nutpie(compiled, time_limit=60, draws=100, tune=100, chains=1, cores=1,
+                          seed=2, progress_bar=False)
+    assert np.asarray(quick["posterior"]["x"]).shape == (1, 100, 3)

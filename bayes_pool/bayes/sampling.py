@@ -5,7 +5,9 @@ Bambi models go through :func:`sample_bambi`, hand-built PyMC models through
 (backend, chains, draws, tuning, ``target_accept``, nutpie's mass-matrix adaptation) and stop a
 fit that runs longer than ``sampler.time_limit`` seconds with :class:`FitTimeout`, whose message
 says what to try. The limit exists because Bambi + nutpie has stalled on a single seed for many
-minutes while other seeds took seconds; a run should say so instead of hanging.
+minutes while other seeds took seconds; a run should say so instead of hanging. Refits that
+call nutpie on a compiled model (simulation-based calibration, on dask workers) go through
+:func:`sample_nutpie`, whose limit works in any thread.
 """
 
 from __future__ import annotations
@@ -25,6 +27,18 @@ class FitTimeout(BayesPoolError):
     """A Bayesian fit ran past its spec's ``sampler.time_limit``."""
 
 
+SPEC_LIMIT = "sampler.time_limit in the model spec"
+
+
+def _timeout(what: str, seconds: float, elapsed: float, setting: str = SPEC_LIMIT
+             ) -> FitTimeout:
+    return FitTimeout(
+        f"the Bayesian fit of {what} did not finish within {seconds:g} s (it was stopped "
+        f"after {elapsed:.0f} s). NUTS has been seen to stall on one seed while others take "
+        "seconds: try another --seed, or fewer --draws/--tune for a first look; raise or "
+        f"switch off the limit with {setting} (0 = none)")
+
+
 @contextmanager
 def time_limit(seconds: float | None, what: str):
     """Raise :class:`FitTimeout` inside the block once ``seconds`` of wall time have passed.
@@ -38,12 +52,7 @@ def time_limit(seconds: float | None, what: str):
     start = time.monotonic()
 
     def expire(signum, frame):
-        raise FitTimeout(
-            f"the Bayesian fit of {what} did not finish within {seconds:g} s (it was stopped "
-            f"after {time.monotonic() - start:.0f} s). NUTS has been seen to stall on one seed "
-            "while others take seconds: try another --seed, or fewer --draws/--tune for a "
-            "first look; raise or switch off the limit with sampler.time_limit in the model "
-            "spec (0 = none)")
+        raise _timeout(what, seconds, time.monotonic() - start)
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -71,3 +80,21 @@ def sample_pymc(model: pm.Model, s: SamplerSettings, *, seed: int, progressbar: 
     """``pm.sample`` of a PyMC model with the sampler settings ``s``."""
     with model, time_limit(s.time_limit, what):
         return pm.sample(nuts_sampler=s.backend, **_common(s, seed, progressbar))
+
+
+def sample_nutpie(compiled, *, time_limit: float | None, what: str = "the model",
+                  setting: str = SPEC_LIMIT, **options):
+    """``nutpie.sample(compiled, **options)`` stopped with :class:`FitTimeout` after
+    ``time_limit`` seconds (``None``/0: no limit; ``setting`` names where to change it).
+    nutpie samples in its own threads and this one waits with a timeout, so the limit holds
+    off the main thread too (dask workers), unlike SIGALRM."""
+    import nutpie
+    if not time_limit:
+        return nutpie.sample(compiled, **options)
+    start = time.monotonic()
+    sampler = nutpie.sample(compiled, blocking=False, **options)
+    try:
+        return sampler.wait(timeout=time_limit)
+    except TimeoutError:  # nutpie's wait raises it when the timeout passes first
+        sampler.cancel()
+        raise _timeout(what, time_limit, time.monotonic() - start, setting) from None
