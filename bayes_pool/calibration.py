@@ -28,6 +28,7 @@ import hashlib
 import pickle
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -381,9 +382,15 @@ def _rows(results: list[dict], problem: SBCProblem) -> pd.DataFrame:
 
 
 def run_sbc(problem: SBCProblem, settings: SBCSettings = SBCSettings(), *,
-            workers: int | None = None, progress=None) -> SBCResult:
+            workers: int | None = None, progress=None,
+            refits_dir: str | Path | None = None) -> SBCResult:
     """Simulate ``settings.n_sims`` data sets, refit each (through
-    :func:`~bayes_pool.parallel.map_refits`, ``workers`` as there) and collect the ranks."""
+    :func:`~bayes_pool.parallel.map_refits`, ``workers`` as there) and collect the ranks.
+
+    With ``refits_dir``, every finished refit is kept in ``refits_dir/<key>/`` as it arrives
+    (:mod:`bayes_pool.checkpoint`; the key covers the problem, the settings and this code), so
+    an interrupted calibration resumes with the refits it had and redoes none."""
+    from bayes_pool.checkpoint import Checkpoint
     from bayes_pool.parallel import map_refits
 
     if settings.chains * settings.draws < settings.thin_to:
@@ -392,8 +399,10 @@ def run_sbc(problem: SBCProblem, settings: SBCSettings = SBCSettings(), *,
     start = time.perf_counter()
     sims = simulate(problem, settings.n_sims, settings.seed)
     simulated = time.perf_counter()
+    store = Checkpoint(Path(refits_dir) / checkpoint_key(problem, settings)) \
+        if refits_dir else None
     results = map_refits(refit, sims, shared=(problem, settings), workers=workers,
-                         progress=progress)
+                         progress=progress, checkpoint=store)
     end = time.perf_counter()
     refit_s = [r["seconds"] for r in results]
     return SBCResult(problem=problem.name, settings=settings, ranks=_rows(results, problem),
@@ -402,6 +411,14 @@ def run_sbc(problem: SBCProblem, settings: SBCSettings = SBCSettings(), *,
                               "refits_wall": round(end - simulated, 1),
                               "refit_median": round(float(np.median(refit_s)), 2),
                               "total": round(end - start, 1)})
+
+
+def checkpoint_key(problem: SBCProblem, settings: SBCSettings) -> str:
+    """Checkpoint key of a calibration: the whole problem (including what only the fit
+    overrides, which :meth:`SBCProblem.key` may leave out), the settings and the refit code."""
+    from bayes_pool import checkpoint
+    return checkpoint.key(refit, data=hashlib.sha256(pickle.dumps(problem)).hexdigest(),
+                          seed=settings.seed, settings=asdict(settings))
 
 
 # --------------------------------------------------------------------------- problems ---

@@ -132,6 +132,30 @@ def test_sbc_repeats_exactly(tiny_runs):
                                    tiny_runs[0].ranks["truth"].iloc[:6])
 
 
+def test_interrupted_sbc_resumes_without_redoing_refits(tmp_path):
+    few = replace(SETTINGS, n_sims=6)
+
+    def stop_after_3(done, total):
+        if done >= 3:
+            raise KeyboardInterrupt("simulated interruption")
+
+    with pytest.raises(KeyboardInterrupt):
+        sbc.run_sbc(NormalMean(), few, workers=1, progress=stop_after_3, refits_dir=tmp_path)
+    (folder,) = tmp_path.iterdir()
+    first = {p.name: p.stat().st_mtime_ns for p in folder.glob("task-*.json")}
+    assert len(first) == 3
+    resumed = sbc.run_sbc(NormalMean(), few, workers=1, refits_dir=tmp_path)
+    assert sorted(p.name for p in folder.glob("task-*.json")) == \
+        [f"task-{i:06d}.json" for i in range(6)]
+    assert {p: folder.joinpath(p).stat().st_mtime_ns for p in first} == first  # not redone
+    fresh = sbc.run_sbc(NormalMean(), few, workers=1)
+    pd.testing.assert_frame_equal(resumed.ranks.drop(columns="seconds"),
+                                  fresh.ranks.drop(columns="seconds"))
+    # a fit the simulation does not match (another prior) is another calibration
+    assert sbc.checkpoint_key(NormalMean(fit_prior_sd=0.2), few) != \
+        sbc.checkpoint_key(NormalMean(), few) != sbc.checkpoint_key(NormalMean(), SETTINGS)
+
+
 def test_failed_refit_is_counted_not_dropped():
     problem = NormalMean(fit_prior_sd=0.2)
     sim = sbc.Simulation(index=0, seed=1, truth={"mu": 0.0}, data={"y": np.zeros(5)})
