@@ -195,16 +195,74 @@ def _refit(task: dict, target: Target) -> dict:
     return out
 
 
+def _refit_task(task: dict, target: Target) -> dict:
+    """:func:`_refit` as JSON values, so a finished prior set can be kept on disk."""
+    return _encode(_refit(task, target))
+
+
+def _encode(result: dict) -> dict:
+    """A refit's result as JSON values: frames as records, the power-scaling tree as one
+    ``Dataset.to_dict`` per group (attributes dropped)."""
+    out = {}
+    for k, v in result.items():
+        if isinstance(v, pd.DataFrame):
+            v = {"__frame__": v.astype(object).where(v.notna(), None).to_dict("records"),
+                 "columns": list(v.columns)}
+        elif k == "psense_tree":
+            v = {"__tree__": {name.strip("/"): node.to_dataset().drop_attrs().to_dict(data="list")
+                              for name, node in v.subtree_with_keys if node.has_data}}
+        elif k == "prior_predictive":
+            v = {name: np.asarray(a).tolist() for name, a in v.items()}
+        out[k] = v
+    return out
+
+
+def _decode(result: dict) -> dict:
+    """The inverse of :func:`_encode`."""
+    import xarray as xr
+    out = {}
+    for k, v in result.items():
+        if isinstance(v, dict) and "__frame__" in v:
+            v = pd.DataFrame(v["__frame__"], columns=v["columns"])
+        elif isinstance(v, dict) and "__tree__" in v:
+            v = xr.DataTree.from_dict({name: xr.Dataset.from_dict(ds)
+                                       for name, ds in v["__tree__"].items()})
+        elif k == "prior_predictive":
+            v = {name: np.asarray(a, dtype=float) for name, a in v.items()}
+        out[k] = v
+    if "rows" in out:
+        out["rows"] = estimates.frame(out["rows"])
+    return out
+
+
+def checkpoint_key(target: Target, tasks: list[dict]) -> str:
+    """Checkpoint key of a sensitivity run: the target's data and model, every prior set's
+    applied spec and checks, the seed and this module's code."""
+    from bayes_pool import checkpoint
+    from bayes_pool.data.io import fingerprint
+    data = target.prepared.frame if target.kind == "did" else target.frame
+    model = dict(kind=target.kind, outcome=target.outcome, treatment=target.treatment,
+                 covariates=list(target.covariates), time=target.time,
+                 design=repr(target.prepared.design) if target.kind == "did" else None)
+    settings = [{**{k: v for k, v in t.items() if k != "spec"}, "spec": t["spec"].to_dict()}
+                for t in tasks]
+    return checkpoint.key(_refit, data=fingerprint(data), seed=tasks[0]["seed"],
+                          settings={"model": model, "tasks": settings})
+
+
 def run_sensitivity(target: Target, spec: ModelSpec, prior_sets: list[PriorSet], *, seed: int,
                     workers: int | None = None, prior_draws: int = 500, checks: bool = True,
-                    progress=None) -> SensitivityResult:
+                    progress=None, refits_dir: str | Path | None = None) -> SensitivityResult:
     """Refit ``target`` under every applicable prior set (in parallel) and collect the results.
 
     Sets with no role the model has (a province-scale set on a regression without provinces)
     are skipped and listed in ``skipped``; if none is left, :class:`SpecError`. With
     ``checks``, every fit gets the power-scaling diagnostics and the first set's fit the
-    posterior predictive check.
+    posterior predictive check. With ``refits_dir``, each finished prior set is kept in
+    ``refits_dir/<key>/`` as it arrives (:mod:`bayes_pool.checkpoint`), so an interrupted run
+    resumes with the sets it had and refits only the rest.
     """
+    from bayes_pool.checkpoint import Checkpoint
     from bayes_pool.parallel import map_refits
     tasks, skipped, specs = [], {}, {}
     refs = target.refs()
@@ -220,9 +278,11 @@ def run_sensitivity(target: Target, spec: ModelSpec, prior_sets: list[PriorSet],
     if not tasks:
         raise SpecError(f"none of the prior sets {[p.name for p in prior_sets]} applies to "
                         f"model {spec.name!r} (roles {list(target.roles)})")
-    done = map_refits(_refit, tasks, shared=target, workers=workers,
+    store = Checkpoint(Path(refits_dir) / checkpoint_key(target, tasks)) if refits_dir else None
+    done = map_refits(_refit_task, tasks, shared=target, workers=workers, checkpoint=store,
                       progress=(lambda i, n: progress(f"prior set {i}/{n} fitted"))
                       if progress else None)
+    done = [_decode(d) for d in done]
     table = _table(target, done)
     est = estimates.concat(*[d["rows"] for d in done])
     main = next((d for d in done if "psense_tree" in d), {})

@@ -14,6 +14,8 @@ from bayes_pool import checks, runs
 from bayes_pool.bayes import did as bayes_did
 from bayes_pool.cli import app
 from bayes_pool.design import DiDDesign
+from bayes_pool.priors import select
+from bayes_pool.sensitivity import checkpoint_key, run_sensitivity, study_target
 from bayes_pool.specs import load_spec
 from bayes_pool.studies.pooling_did.synthetic import simulate
 
@@ -69,7 +71,8 @@ def _run(tmp_path, sets: str, workers: int, n: int = 1500) -> tuple:
         "--chains", "2", "--draws", "250", "--tune", "250", "--workers", str(workers),
         "--prior-draws", "100", "--seed", "7"])
     assert result.exit_code == 0, result.output
-    (folder,) = (tmp_path / "outputs" / "pooling-did").iterdir()
+    (folder,) = [p for p in (tmp_path / "outputs" / "pooling-did").iterdir()
+                 if not p.name.startswith(".")]  # .refits/ keeps the finished prior sets
     table = pd.read_csv(folder / "sensitivity.csv").set_index("prior_set")
     return folder, table
 
@@ -97,6 +100,39 @@ def test_sensitivity_command_writes_files_and_sceptical_shrinks(tmp_path, output
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["synthetic"] is False and manifest["command"] == "sensitivity"
     assert manifest["prior_sets"]["sceptical"]["applied"]["treatment"]["sigma"] == 0.1
+
+
+def test_interrupted_sensitivity_resumes_without_refitting_finished_sets(tmp_path):
+    target = study_target("pooling-did", simulate(seed=3, n=1500).frame)
+    spec = load_spec("did_logit").with_sampler(chains=2, draws=200, tune=200)
+    sets = select("sceptical,vague")
+    kw = dict(seed=7, workers=1, prior_draws=50, checks=True)
+
+    def stop_after_1(message):
+        if message.startswith("prior set 1/"):
+            raise KeyboardInterrupt("simulated interruption")
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sensitivity(target, spec, sets, refits_dir=tmp_path, progress=stop_after_1, **kw)
+    (folder,) = tmp_path.iterdir()
+    (first,) = folder.glob("task-*.json")
+    stamp = first.stat().st_mtime_ns
+    resumed = run_sensitivity(target, spec, sets, refits_dir=tmp_path, **kw)
+    assert len(list(folder.glob("task-*.json"))) == 2 and first.stat().st_mtime_ns == stamp
+    fresh = run_sensitivity(target, spec, sets, **kw)
+    pd.testing.assert_frame_equal(resumed.table, fresh.table)
+    pd.testing.assert_frame_equal(resumed.estimates, fresh.estimates)
+    pd.testing.assert_frame_equal(resumed.psense, fresh.psense)
+    for name, draws in fresh.prior_predictive.items():
+        np.testing.assert_array_equal(resumed.prior_predictive[name]["effect"], draws["effect"])
+    assert resumed.main_set == fresh.main_set == "sceptical"
+    post = resumed.psense_tree["posterior"].to_dataset()
+    np.testing.assert_array_equal(post["policy"].values,
+                                  fresh.psense_tree["posterior"]["policy"].values)
+    pd.testing.assert_frame_equal(resumed.posterior_predictive, fresh.posterior_predictive)
+    # another seed or prior set is another run, never a stale result
+    assert checkpoint_key(target, [{"name": "x", "spec": spec, "seed": 7}]) != \
+        checkpoint_key(target, [{"name": "x", "spec": spec, "seed": 8}])
 
 
 @pytest.mark.slow

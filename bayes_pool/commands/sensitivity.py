@@ -40,8 +40,11 @@ def sensitivity(
             "--out", help="Write the run here instead of a new folder under outputs/.")] = None):
     """Refit the study's benchmark model under each prior set, in parallel, and write
     sensitivity.csv/.png, estimates.csv, power-scaling (psense.csv/.png) and the prior and
-    posterior predictive checks into a new run folder."""
+    posterior predictive checks into a new run folder. Finished prior sets are kept in
+    outputs/STUDY/.refits/, so the same command run again after an interruption refits only
+    the sets not yet done."""
     from bayes_pool import runs, studies
+    from bayes_pool.checkpoint import refits_dir
     from bayes_pool.cli import _fail, _load_user_data, _say, _spec, out
     from bayes_pool.errors import BayesPoolError
     from bayes_pool.priors import select
@@ -70,7 +73,8 @@ def sensitivity(
                  f"({s.chains} chains x {s.draws} draws each)"
                  + (" on SYNTHETIC data" if synthetic else ""))
             result = run_sensitivity(target, spec, sets, seed=seed, workers=workers,
-                                     prior_draws=prior_draws, checks=checks, progress=_say)
+                                     prior_draws=prior_draws, checks=checks, progress=_say,
+                                     refits_dir=refits_dir(study))
             for name, why in result.skipped.items():
                 _say(f"prior set {name!r} skipped: {why}")
             _say("Writing the sensitivity table, forest plot and checks")
