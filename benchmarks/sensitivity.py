@@ -38,7 +38,9 @@ def main() -> int:
                "--workers", str(args.workers), "--seed", str(args.seed), "--out", str(out)]
         load_before = os.getloadavg()
         start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        # its own outputs folder: no finished prior set is read back from an earlier run
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              env={**os.environ, "BAYES_POOL_OUTPUTS": tmp})
         wall = time.perf_counter() - start
         load_after = os.getloadavg()
         if proc.returncode != 0:
