@@ -123,7 +123,7 @@ def power_scaling(model, idata, *, var_names: list[str] | None = None
         if name not in post:
             extra[name] = post[base] / post[f"{base}_sigma"]
     extra.update(_centred_intercepts(model, post))
-    groups = set(model.components[model.family.likelihood.parent].group_specific_terms)
+    groups = set(model.parameters[model.family.likelihood.parent].group_specific_terms)
     top = [rv.name for rv in pm_model.free_RVs if rv.name not in {*offsets, *groups}]
     work = xr.DataTree.from_dict({"posterior": post.assign(extra)})
     compute_log_prior(work, var_names=top, model=pm_model)

@@ -76,7 +76,7 @@ def total_log_likelihood(model, posterior) -> xr.DataArray | None:
     family, link = model.family.name, model.family.link[model.family.likelihood.parent].name
     if (family, link) not in {("bernoulli", "logit"), ("gaussian", "identity")}:
         return None
-    term = model.response_component.term
+    term = model.response_term
     y = np.asarray(term.data, dtype=float).ravel()
     lp = LinearPredictor(model, posterior)
     total = np.empty(lp.n_draws)
