@@ -26,6 +26,33 @@ def test_time_limit_stops_a_long_block_and_restores_the_alarm():
     time.sleep(0.7)
 
 
+def _busy(seconds):
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        pass
+
+
+def test_time_limits_nest_and_the_one_that_ends_first_stops_the_block():
+    with pytest.raises(FitTimeout, match="the inner fit did not finish within 0.3 s"):
+        with time_limit(5, "the outer run"):
+            with time_limit(0.3, "the inner fit"):
+                _busy(10)
+    # an inner limit that finishes in time leaves the outer one running
+    start = time.monotonic()
+    with pytest.raises(FitTimeout, match="the outer run did not finish within 0.6 s"):
+        with time_limit(0.6, "the outer run"):
+            with time_limit(0.2, "a quick fit"):
+                pass
+            _busy(10)
+    assert 0.5 < time.monotonic() - start < 3
+    # a longer inner limit does not extend the outer one
+    with pytest.raises(FitTimeout, match="the outer run did not finish within 0.3 s"):
+        with time_limit(0.3, "the outer run"):
+            with time_limit(60, "a long fit"):
+                _busy(10)
+    time.sleep(0.4)  # no alarm left behind
+
+
 def test_a_stalled_nutpie_fit_is_stopped_with_a_clear_message():
     with pm.Model() as model:
         pm.Normal("x", 0.0, 1.0, shape=3)

@@ -45,22 +45,31 @@ def time_limit(seconds: float | None, what: str):
 
     Uses SIGALRM, so it only acts in the main thread (refits on dask workers run without it);
     ``None`` or 0 means no limit. nutpie cancels its chains when an exception reaches it.
+    Limits nest: inside another limit, whichever ends first stops the block with its own
+    message, and the outer limit keeps running afterwards.
     """
     if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return
     start = time.monotonic()
+    outer_left = signal.getitimer(signal.ITIMER_REAL)[0]  # 0.0: no enclosing limit
+    outer_first = 0 < outer_left < seconds
 
     def expire(signum, frame):
+        if outer_first and callable(previous):
+            previous(signum, frame)  # the enclosing limit ran out first: its error
         raise _timeout(what, seconds, time.monotonic() - start)
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, outer_left if outer_first else seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_left:
+            signal.setitimer(signal.ITIMER_REAL,
+                             max(outer_left - (time.monotonic() - start), 1e-3))
 
 
 def _common(s: SamplerSettings, seed: int, progressbar: bool) -> dict:
