@@ -36,9 +36,9 @@ def main() -> int:
     parser.add_argument("--n-sims", type=int, default=None, help="override N (a quick check)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sbc")
-    parser.add_argument("--refits-dir", type=Path, default=ROOT / "outputs" / "sbc" / ".refits",
+    parser.add_argument("--refits-dir", default=str(ROOT / "outputs" / "sbc" / ".refits"),
                         help="finished refits are kept here, so an interrupted run resumes "
-                             "('' : keep none)")
+                             "(an empty string: keep none)")
     args = parser.parse_args()
 
     import importlib.metadata as md
@@ -71,7 +71,7 @@ def main() -> int:
                       flush=True)
 
         result = sbc.run_sbc(problem, settings, workers=args.workers, progress=progress,
-                             refits_dir=args.refits_dir if str(args.refits_dir) else None)
+                             refits_dir=args.refits_dir or None)
         record = result.to_dict()
         record.update(load_average_before=load_before, load_average_after=os.getloadavg(),
                       design={"n": problem.prepared.n_obs,
