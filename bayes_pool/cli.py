@@ -104,12 +104,15 @@ def _gate(est: pd.DataFrame, base, overrides: dict) -> pd.DataFrame:
     e.g. thinned matching draws). A row that passed its own thresholds passes now if it meets
     the overridden ones; a row that failed passes now only if it meets the overridden ones
     and ``base`` (the run's spec thresholds) for the rest. Notes are rewritten to match.
+    Rows without MCMC diagnostics (the Laplace approximation: no R-hat, no ESS) keep their
+    own verdict: there is nothing to re-judge.
     """
     if not overrides:
         return est
     from dataclasses import asdict
     est = est.copy()
-    rows = (est["source"] == "bayesian") & est["converged"].notna()
+    mcmc = est[["r_hat", "ess_bulk", "ess_tail"]].notna().any(axis=1)
+    rows = (est["source"] == "bayesian") & est["converged"].notna() & mcmc
     d = est.loc[rows]
     given = pd.Series(True, index=d.index)
     rest = pd.Series(True, index=d.index)
