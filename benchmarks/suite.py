@@ -102,6 +102,7 @@ def bench_samplers(prepared, seed: int = 1) -> dict:
     import nutpie
 
     from bayes_pool.bayes import did as bayes_did
+    from bayes_pool.bayes.sampling import bambi_traced_names
     from bayes_pool.specs import load_spec
     spec = load_spec("did_logit").with_sampler(chains=CHAINS, draws=DRAWS)
     options = spec.sampler.nuts_options()  # the toolkit's target_accept and adaptation
@@ -144,12 +145,9 @@ def bench_samplers(prepared, seed: int = 1) -> dict:
     print("toolkit diag:", out["toolkit_diag"], flush=True)
 
     # Trace what the toolkit's path traces (Bambi leaves out the per-row response mean).
-    pm_model = res.model.backend.model
-    params = res.model.family.likelihood.params
-    names = [v.name for v in pm_model.free_RVs] + [d.name for d in pm_model.deterministics
-                                                    if d.name not in params]
     t0 = time.perf_counter()
-    compiled = nutpie.compile_pymc_model(pm_model, var_names=names)
+    compiled = nutpie.compile_pymc_model(res.model.backend.model,
+                                         var_names=bambi_traced_names(res.model))
     compile_s = time.perf_counter() - t0
     nutpie.sample(compiled, draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS, cores=2,
                   seed=seed, progress_bar=False, **options)  # cold: first call

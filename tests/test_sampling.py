@@ -9,7 +9,7 @@ import numpy as np
 import pymc as pm
 import pytest
 
-from bayes_pool.bayes.sampling import FitTimeout, sample_pymc, time_limit
+from bayes_pool.bayes.sampling import FitTimeout, sample_bambi, sample_pymc, time_limit
 from bayes_pool.errors import BayesPoolError, SpecError
 from bayes_pool.specs import SamplerSettings, load_spec
 
@@ -56,12 +56,12 @@ def test_time_limits_nest_and_the_one_that_ends_first_stops_the_block():
 def test_a_stalled_nutpie_fit_is_stopped_with_a_clear_message():
     with pm.Model() as model:
         pm.Normal("x", 0.0, 1.0, shape=3)
-    s = SamplerSettings(chains=2, draws=50_000_000, tune=100, time_limit=20)
+    s = SamplerSettings(chains=2, draws=50_000_000, tune=100, time_limit=5)
     start = time.monotonic()
     with pytest.raises(FitTimeout) as info:
         sample_pymc(model, s, seed=1, what="a toy model")
     elapsed = time.monotonic() - start
-    assert elapsed < 60, elapsed  # stopped near the limit, not after 50 million draws
+    assert elapsed < 45, elapsed  # stopped near the limit, not after 50 million draws
     assert isinstance(info.value, BayesPoolError)
     assert "a toy model" in str(info.value) and "sampler.time_limit" in str(info.value)
 
@@ -119,3 +119,63 @@ def test_a_stalled_nutpie_refit_off_the_main_thread_is_stopped():
     quick = sample_nutpie(compiled, time_limit=60, draws=100, tune=100, chains=1, cores=1,
                           seed=2, progress_bar=False)
     assert np.asarray(quick["posterior"]["x"]).shape == (1, 100, 3)
+
+
+def _toy_bambi(n=200):
+    import bambi as bmb
+    import pandas as pd
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x": rng.normal(size=n), "g": rng.integers(0, 4, n)})
+    frame["y"] = rng.binomial(1, 1 / (1 + np.exp(-(0.5 * frame["x"] + 0.3 * frame["g"]))))
+    model = bmb.Model("y ~ x + (1|g)", frame, family="bernoulli")
+    model.build()
+    return model
+
+
+def test_nutpie_fits_give_the_same_draws_as_bambi_and_pymc_themselves():
+    """sample_bambi/sample_pymc run nutpie themselves (for the time limit in any thread); the
+    trace must be the one Bambi's fit and pm.sample give: same variables, groups and draws."""
+    s = SamplerSettings(chains=2, draws=100, tune=100, target_accept=0.9)
+    ours = sample_bambi(_toy_bambi(), s, seed=11)
+    theirs = _toy_bambi().fit(inference_method="nutpie", draws=100, tune=100, chains=2, cores=2,
+                              random_seed=11, progressbar=False, nuts=s.nuts_options())
+    assert sorted(ours.children) == sorted(theirs.children)
+    post, ref = ours["posterior"], theirs["posterior"]
+    assert sorted(post.data_vars) == sorted(ref.data_vars)
+    for name in ref.data_vars:
+        np.testing.assert_array_equal(post[name].values, ref[name].values, err_msg=name)
+    np.testing.assert_array_equal(ours["sample_stats"]["diverging"].values,
+                                  theirs["sample_stats"]["diverging"].values)
+
+    with pm.Model() as model:
+        mu = pm.Normal("mu", 0.0, 1.0)
+        pm.Deterministic("twice", 2 * mu)
+        pm.Normal("y", mu, 1.0, observed=[0.3, -0.2, 0.8])
+    ours = sample_pymc(model, s, seed=5)
+    with model:
+        theirs = pm.sample(nuts_sampler="nutpie", draws=100, tune=100, chains=2, cores=2,
+                           random_seed=5, progressbar=False, nuts=s.nuts_options())
+    for name in ("mu", "twice"):
+        np.testing.assert_array_equal(ours["posterior"][name].values,
+                                      theirs["posterior"][name].values)
+
+
+def test_a_stalled_bambi_fit_on_a_worker_thread_is_stopped():
+    # prior-set refits run Bambi fits on dask worker threads, where SIGALRM cannot act
+    import threading
+    model = _toy_bambi()
+    s = SamplerSettings(chains=1, draws=50_000_000, tune=100, time_limit=3)
+    caught = {}
+
+    def run():
+        start = time.monotonic()
+        try:
+            sample_bambi(model, s, seed=1, what="a prior-set refit")
+        except FitTimeout as exc:
+            caught["error"], caught["elapsed"] = exc, time.monotonic() - start
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(timeout=90)
+    assert not worker.is_alive() and "error" in caught
+    assert caught["elapsed"] < 45 and "a prior-set refit" in str(caught["error"])

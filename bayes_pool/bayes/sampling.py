@@ -5,9 +5,13 @@ Bambi models go through :func:`sample_bambi`, hand-built PyMC models through
 (backend, chains, draws, tuning, ``target_accept``, nutpie's mass-matrix adaptation) and stop a
 fit that runs longer than ``sampler.time_limit`` seconds with :class:`FitTimeout`, whose message
 says what to try. The limit exists because Bambi + nutpie has stalled on a single seed for many
-minutes while other seeds took seconds; a run should say so instead of hanging. Refits that
-call nutpie on a compiled model (simulation-based calibration, on dask workers) go through
-:func:`sample_nutpie`, whose limit works in any thread.
+minutes while other seeds took seconds; a run should say so instead of hanging.
+
+With nutpie (the default backend) a fit is what ``model.fit``/``pm.sample`` would do -- the same
+traced variables, per-chain seed and post-processing, hence the same draws (tested) -- but
+sampled through :func:`sample_nutpie`: nutpie runs in its own threads and this one waits with
+a timeout, so the limit holds in any thread, including refits on dask workers (prior sets,
+SBC). PyMC's own sampler can only be stopped by SIGALRM, in the main thread.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+import numpy as np
 import pymc as pm
 
 from bayes_pool.errors import BayesPoolError
@@ -80,15 +85,58 @@ def _common(s: SamplerSettings, seed: int, progressbar: bool) -> dict:
 def sample_bambi(model, s: SamplerSettings, *, seed: int, progressbar: bool = False,
                  what: str = "the model"):
     """``model.fit`` of a built Bambi model with the sampler settings ``s``."""
-    with time_limit(s.time_limit, what):
-        return model.fit(inference_method=s.backend, **_common(s, seed, progressbar))
+    if s.backend != "nutpie":
+        with time_limit(s.time_limit, what):
+            return model.fit(inference_method=s.backend, **_common(s, seed, progressbar))
+    idata = _sample_with_nutpie(model.backend.model, s, seed=seed, progressbar=progressbar,
+                                what=what, var_names=bambi_traced_names(model))
+    # Bambi's own clean-up of a trace, as model.fit(omit_offsets=True) does
+    idata = model.backend._clean_results(idata, omit_offsets=True,
+                                         include_response_params=False)
+    model.backend.fit = True
+    return idata
 
 
 def sample_pymc(model: pm.Model, s: SamplerSettings, *, seed: int, progressbar: bool = False,
                 what: str = "the model"):
     """``pm.sample`` of a PyMC model with the sampler settings ``s``."""
+    if s.backend == "nutpie":
+        return _sample_with_nutpie(model, s, seed=seed, progressbar=progressbar, what=what)
     with model, time_limit(s.time_limit, what):
         return pm.sample(nuts_sampler=s.backend, **_common(s, seed, progressbar))
+
+
+def bambi_traced_names(model) -> list[str]:
+    """The variables Bambi's ``fit`` traces: every unobserved variable except the likelihood's
+    parameters (per-row deterministics that would fill memory)."""
+    from pymc.util import get_default_varnames
+    pm_model = model.backend.model
+    params = model.family.likelihood.params
+    names = get_default_varnames(pm_model.unobserved_value_vars, include_transformed=False)
+    return [v.name for v in names
+            if not (v.name in params and pm_model[v.name] in pm_model.deterministics)]
+
+
+def chain_seed(seed: int, chains: int) -> int:
+    """The seed ``pm.sample(random_seed=seed, nuts_sampler="nutpie")`` hands nutpie: the first
+    of the per-chain seeds PyMC spawns from ``seed``."""
+    return int(np.random.default_rng(seed).spawn(chains)[0].integers(2**30))
+
+
+def _sample_with_nutpie(pm_model: pm.Model, s: SamplerSettings, *, seed: int,
+                        progressbar: bool, what: str, var_names: list[str] | None = None):
+    """``pm.sample(nuts_sampler="nutpie")`` step by step (compile, sample, PyMC's labelling of
+    the trace), with the wall-clock limit of :func:`sample_nutpie`."""
+    import nutpie
+    from pymc.backends.arviz import patch_nutpie_idata
+    compiled = nutpie.compile_pymc_model(pm_model, var_names=var_names, backend="numba")
+    start = time.time()
+    idata = sample_nutpie(compiled, time_limit=s.time_limit, what=what, draws=s.draws,
+                          tune=s.tune, chains=s.chains, cores=min(s.chains, s.cores),
+                          seed=chain_seed(seed, s.chains), progress_bar=progressbar,
+                          save_warmup=False, store_unconstrained=False, **s.nuts_options())
+    patch_nutpie_idata(idata, pm_model, sampling_time=time.time() - start)
+    return idata
 
 
 def sample_nutpie(compiled, *, time_limit: float | None, what: str = "the model",
