@@ -48,9 +48,9 @@ def _timeout(what: str, seconds: float, elapsed: float, setting: str = SPEC_LIMI
 def time_limit(seconds: float | None, what: str):
     """Raise :class:`FitTimeout` inside the block once ``seconds`` of wall time have passed.
 
-    Uses SIGALRM, so it only acts in the main thread (refits on dask workers run without it);
-    ``None`` or 0 means no limit. nutpie cancels its chains when an exception reaches it.
-    Limits nest: inside another limit, whichever ends first stops the block with its own
+    Used for PyMC's own sampler, which offers no other way to stop (nutpie fits wait with a
+    timeout instead, see :func:`sample_nutpie`). Uses SIGALRM, so it only acts in the main
+    thread; ``None`` or 0 means no limit. Limits nest: inside another limit, whichever ends first stops the block with its own
     message, and the outer limit keeps running afterwards.
     """
     if not seconds or threading.current_thread() is not threading.main_thread():
@@ -84,7 +84,9 @@ def _common(s: SamplerSettings, seed: int, progressbar: bool) -> dict:
 
 def sample_bambi(model, s: SamplerSettings, *, seed: int, progressbar: bool = False,
                  what: str = "the model"):
-    """``model.fit`` of a built Bambi model with the sampler settings ``s``."""
+    """``model.fit`` of a Bambi model with the sampler settings ``s``."""
+    if not model.built:
+        model.build()
     if s.backend != "nutpie":
         with time_limit(s.time_limit, what):
             return model.fit(inference_method=s.backend, **_common(s, seed, progressbar))
