@@ -13,13 +13,18 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from bayes_pool.errors import SpecError
+from bayes_pool.mundlak import UNIT_EFFECTS
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 """The repository's ``models/`` folder (the package is installed in editable mode)."""
 
 Backend = Literal["nutpie", "pymc"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
-PRIOR_ROLES: tuple[str, ...] = ("intercept", "treatment", "covariates", "time", "unit_sd", "sigma")
+PRIOR_ROLES: tuple[str, ...] = ("intercept", "treatment", "covariates", "time", "unit_sd", "sigma",
+                                 "unit_means", "unit_time_sd")
+"""Roles a prior is given by. ``unit_means``: the coefficients of the unit means of the
+correlated random effects (:mod:`bayes_pool.mundlak`); ``unit_time_sd``: the SD of the
+optional unit x time effect (``[model] unit_time = true``)."""
 
 
 ADAPTATIONS: tuple[str, ...] = ("low_rank", "diag")
@@ -94,6 +99,20 @@ class ModelSpec:
     convergence: Convergence = field(default_factory=Convergence)
     answers: dict = field(default_factory=dict)
     path: str = ""
+    unit_effects: str = "correlated"
+    """How unit intercepts are modelled: ``correlated`` (partially pooled around the unit means
+    of the regressors, :mod:`bayes_pool.mundlak`) or ``exchangeable`` (``(1|unit)`` alone)."""
+    unit_time: bool = False
+    """Add a partially pooled unit x time effect ``(1|unit:time)``: the posterior then carries
+    the variance of shocks shared by a unit's rows in one period."""
+
+    def __post_init__(self):
+        if self.unit_effects not in UNIT_EFFECTS:
+            raise SpecError(f"spec {self.name!r}: [model] unit_effects must be one of "
+                            f"{list(UNIT_EFFECTS)}, got {self.unit_effects!r}")
+        if not isinstance(self.unit_time, bool):
+            raise SpecError(f"spec {self.name!r}: [model] unit_time must be true or false, got "
+                            f"{self.unit_time!r}")
 
     def to_dict(self) -> dict:
         """Plain dict for the manifest."""
