@@ -145,7 +145,7 @@ def _fit_did(prepared: PreparedDiD, cov_type: CovType) -> FreqDiDResult:
     else:
         model = smf.ols(formula, data=frame)
         result = (fit_clustered(model, frame[d.unit], convention="crv1",
-                                nested=_unit_dummies(model, d.unit))
+                                nested=unit_dummies(model, d.unit))
                   if cov_type == "cluster" else model.fit())
         keys = [_q(t) for t in [d.treatment, *d.covariates]]
         margeff = pd.DataFrame({"ame": result.params[keys].to_numpy(),
@@ -156,7 +156,7 @@ def _fit_did(prepared: PreparedDiD, cov_type: CovType) -> FreqDiDResult:
                          n_obs=int(result.nobs), dropped_units=dropped, cov_type=cov_type)
 
 
-def _unit_dummies(model, unit: str) -> int:
+def unit_dummies(model, unit: str) -> int:
     """How many columns of the design are the unit's dummies (nested in the unit clusters)."""
     prefix = f"C({_q(unit)})["
     return sum(name.startswith(prefix) for name in model.exog_names)

@@ -66,7 +66,7 @@ def table3_design(column: str, controls: tuple[str, ...] | None = None) -> DiDDe
 
 def table6_splits() -> dict:
     """Table 6's subgroups: monthly income <= 700 yuan, born before 1980, middle school or less."""
-    from bayes_pool.bayes.heterogeneity import Split
+    from bayes_pool.subgroups import Split
 
     def by(column, test, low, high):
         return Split(lambda f: np.where(f[column].isna(), None,
@@ -178,8 +178,9 @@ def part_staggered(frame: pd.DataFrame, ctx: Context) -> Analysis:
 
 
 def part_table6(frame: pd.DataFrame, ctx: Context) -> Analysis:
-    from bayes_pool.bayes.heterogeneity import heterogeneity, load_heterogeneity_spec
+    from bayes_pool.bayes.heterogeneity import load_heterogeneity_spec
     from bayes_pool.figures.heterogeneity import subgroup_forest
+    from bayes_pool.heterogeneity_workflow import heterogeneity
     ctx.progress("Table 6: subgroup logits and the partially pooled Bayesian model "
                  "(3 splits)")
     result = heterogeneity(frame, table3_design("(2)"), table6_splits(),
