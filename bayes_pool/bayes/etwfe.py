@@ -40,7 +40,7 @@ from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.errors import SpecError
 from bayes_pool.event_time import DEFAULT_CONTROL, FIRST, Control, Level, PreparedStaggered
 from bayes_pool.freq.etwfe import cell_columns, control_note, resolve_level
-from bayes_pool.mundlak import unit_means
+from bayes_pool.mundlak import mean_name, unit_means
 from bayes_pool.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,9 @@ def unit_structure(frame: pd.DataFrame, *, unit: str, time: str, effects, covari
     ``(1|unit)`` alone. The fixed terms take the ``unit_means`` prior.
     """
     if level == "cohort":
-        return frame, [f"C({FIRST})"], "", {"unit_structure": "cohort dummies, no unit effects"}
+        name = mean_name("cohort", frame.columns)  # formulae refuses FIRST's leading "_"
+        return (frame.assign(**{name: frame[FIRST].astype(int)}), [f"C({name})"], "",
+                {"unit_structure": "cohort dummies, no unit effects"})
     group = f"(1|{unit})"
     if unit_effects == "exchangeable":
         return frame, [], group, {"unit_structure": f"exchangeable {group}"}
