@@ -130,10 +130,15 @@ def test_ame_holds_the_unit_means_at_their_data_values():
     post = res.idata["posterior"]
     st = res.structure
     f = st.frame
-    codes = {lvl: i for i, lvl in enumerate(post["1|region__factor_dim"].values)}
-    u = np.asarray(post["1|region"].transpose("chain", "draw", ...)).reshape(-1, len(codes))
-    waves = np.asarray(post["C(wave)"].transpose("chain", "draw", ...)).reshape(len(u), -1)
-    wave_levels = [int(str(v)) for v in post["C(wave)_dim"].values]
+    def draws_by_level(name):
+        da = post[name].transpose("chain", "draw", ...)
+        (level_dim,) = [dim for dim in da.dims if dim not in ("chain", "draw")]
+        return np.asarray(da).reshape(-1, da.sizes[level_dim]), list(da[level_dim].values)
+
+    u, regions = draws_by_level("1|region")
+    codes = {str(lvl): i for i, lvl in enumerate(regions)}
+    waves, wave_levels = draws_by_level("C(wave)")
+    wave_levels = [int(str(v)) for v in wave_levels]
     eta = flat(post["Intercept"])[:, None] + flat(post["x"])[:, None] * f["x"].to_numpy()
     for k, lvl in enumerate(wave_levels):
         eta = eta + waves[:, [k]] * (f["wave"].to_numpy() == lvl)
