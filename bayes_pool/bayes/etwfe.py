@@ -113,7 +113,8 @@ def build_model(frame: pd.DataFrame, *, outcome: str, effects: list[str],
         if role == "unit_sd":
             priors[f"1|{unit}"] = bmb.Prior("Normal", mu=0.0, sigma=_prior(prior))
         else:
-            for term in roles[role]:
+            # roles of terms this model lacks (the DiD spec's unit_means, unit_time_sd) are skipped
+            for term in roles.get(role, []):
                 priors[term] = _prior(prior)
     nc = _noncentered(frame, unit, spec.sampler.parameterization, outcome, family) if group \
         else False
