@@ -40,7 +40,7 @@ from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.errors import SpecError
 from bayes_pool.event_time import DEFAULT_CONTROL, FIRST, Control, Level, PreparedStaggered
 from bayes_pool.freq.etwfe import cell_columns, control_note, resolve_level
-from bayes_pool.mundlak import mean_name, unit_means
+from bayes_pool.mundlak import unit_means
 from bayes_pool.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -69,14 +69,19 @@ def unit_structure(frame: pd.DataFrame, *, unit: str, time: str, effects, covari
     ``(1|unit)`` alone. The fixed terms take the ``unit_means`` prior.
     """
     if level == "cohort":
-        name = mean_name("cohort", frame.columns)  # formulae refuses FIRST's leading "_"
+        name = "cohort"  # formulae refuses FIRST's leading "_"
+        while name in frame.columns:
+            name += "_"
         return (frame.assign(**{name: frame[FIRST].astype(int)}), [f"C({name})"], "",
                 {"unit_structure": "cohort dummies, no unit effects"})
     group = f"(1|{unit})"
     if unit_effects == "exchangeable":
-        return frame, [], group, {"unit_structure": f"exchangeable {group}"}
+        return frame, [], group, {"unit_structure": f"exchangeable {group} (no unit means: "
+                                         "level differences between units can leak into "
+                                         "the effects)"}
     first = frame[FIRST].to_numpy(dtype=float)
-    dummies = {f"cohort_{int(g)}": (first == g).astype(float) for g in np.unique(first[first > 0])}
+    dummies = {f"{FIRST}_{int(g)}": (first == g).astype(float)
+               for g in np.unique(first[first > 0])}
     means = unit_means(frame.assign(**dummies), unit, [*dummies, *effects, *covariates],
                        time=time)
     record = {"unit_structure": f"correlated: {group} around cohort dummies and unit means",
@@ -122,6 +127,8 @@ def build_model(frame: pd.DataFrame, *, outcome: str, effects: list[str],
     model.build()
     if group:
         record["parameterization"] = "non-centred" if nc else "centred"
+    if spec.unit_time:
+        record["unit_time"] = "not fitted: the staggered models have no unit x time effect yet"
     return model, frame, record
 
 
