@@ -46,8 +46,9 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
     covariates : sequence of str
         Controls in both the mediator and the outcome model.
     unit, time : str, optional
-        Unit and time effects (fixed in the frequentist fits, unit intercepts partially pooled
-        in the Bayesian model); ``None`` for none. SEs are clustered and the bootstrap
+        Unit and time effects (fixed in the frequentist fits; in the Bayesian model unit
+        intercepts partially pooled around the unit means of the regressors by default, see
+        the spec's ``unit_effects``); ``None`` for none. SEs are clustered and the bootstrap
         resamples by ``unit``.
     outcome_family : {"bernoulli", "gaussian"}
         Logit or linear outcome model.
@@ -126,7 +127,7 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
         posteriors[f"mediation_{mediator}"] = bay.idata
         facts.update({"divergences": bay.divergences,
                       "measurement_model": bool(items) and measurement_model,
-                      "spec": mspec.to_dict()})
+                      "unit_structure": bay.unit_structure(), "spec": mspec.to_dict()})
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
                     facts={f"mediation_{mediator}": facts})
 
