@@ -46,36 +46,32 @@ def null_placebo_iid(null_prepared):
     return placebo(null_prepared, seed=1, adoption_years=WAVES, n_draws=100, vcov="iid")
 
 
-def test_placebo_p_values_uniform_under_null_with_valid_se(null_placebo_iid):
+def test_paper_style_placebo_draws_keep_the_count_and_candidate_years(null_placebo_iid):
+    """The paper's placebo (random units, random years): each draw treats exactly the data's
+    six ever-treated count of provinces, with years from the candidate list, and lets at least
+    one province switch; every refit converges. (Whether placebo p-values are uniform is a
+    property across data sets, not of the draws of one: see benchmarks/null_world.py.)"""
     r = null_placebo_iid
-    assert len(r.draws) == 100 and r.draws["converged"].all()
+    assert r.assignment == "uniform" and len(r.draws) == 100 and r.draws["converged"].all()
+    units = r.draws["treated_units"].str.split(";")
+    years = r.draws["adoption_years"].str.split(";").explode().astype(int)
+    assert (units.str.len() == 6).all() and set(years) <= set(WAVES)
     assert (r.draws["n_switching"] >= 1).all()
-    assert r.ks_uniform.pvalue > 0.01
-    coef = r.draws["coef"]
-    # no effect: placebo coefficients centre on zero within 3 Monte Carlo SEs
-    assert abs(coef.mean()) < 3 * coef.std(ddof=1) / np.sqrt(len(coef))
 
 
-def test_actual_fit_matches_twfe_replication_and_ri_p_value(null_prepared, null_placebo_iid):
+def test_actual_fit_matches_twfe_replication(null_prepared, null_placebo_iid):
     r = null_placebo_iid
     with threadpool_limits(limits=1):  # small matrices: threaded BLAS only contends
-        rep = freq_did.fit_did(null_prepared)
+        rep = freq_did.fit_did(null_prepared, cov_type="nonrobust")
     assert r.actual["coef"] == pytest.approx(float(rep.result.params["Q('policy')"]), abs=1e-6)
+    assert r.actual["se"] == pytest.approx(float(rep.result.bse["Q('policy')"]), rel=1e-5)
     assert r.actual["ame"] == pytest.approx(float(rep.margeff.loc["policy", "ame"]), abs=1e-6)
-    expected = np.mean(np.abs(r.draws["coef"]) >= abs(r.actual["coef"]))
-    assert r.ri_p_value == expected
     rows = r.tidy(study="pooling-did")
-    assert set(rows["quantity"]) == {"p_value", "ri_p_value", "share_p_below", "ks_uniform_p"}
+    assert set(rows["quantity"]) == {"p_value", "ri_t_p_value", "ri_p_value", "share_p_below",
+                                     "ks_uniform_p"}
     assert (rows["table"] == "fig3").all() and (rows["term"] == "policy").all()
     ledger = load_ledger("pooling-did")
     assert ((ledger["table"] == "fig3") & (ledger["quantity"] == "p_value")).any()
-
-
-def test_clustered_placebo_p_values_over_reject_with_few_treated_provinces(null_prepared):
-    r = placebo(null_prepared, seed=1, adoption_years=WAVES, n_draws=60)
-    reject = (r.draws["p_value"] < 0.05).mean()
-    # a 5% test would reject in at most 10 of 60 draws with probability > 0.99
-    assert reject > stats.binom.ppf(0.99, 60, 0.05) / 60
 
 
 def test_pipeline_placebo_part_is_deterministic_and_keeps_its_draws(tmp_path):
@@ -97,10 +93,18 @@ def test_pipeline_placebo_part_is_deterministic_and_keeps_its_draws(tmp_path):
     assert a.read_bytes() == b.read_bytes()
     fig3 = first.estimates[first.estimates["table"] == "fig3"]
     bayes = fig3[fig3["source"] == "bayesian"].set_index("quantity")
-    assert set(bayes.index) == {"prob_positive", "ri_prob_positive"}
-    assert 0 <= bayes.at["prob_positive", "estimate"] <= 1 and bayes["converged"].all()
+    assert set(bayes.index) == {"prob_positive", "ri_prob_positive"} and bayes["converged"].all()
     post = first.results["placebo_bayes"]
-    assert len(post) == 8 and post["prob_positive"].between(0, 1).all()
+    freq = first.results["placebo"]
+    # the rows report the results: RI rows from the draws, the Bayesian share from the posteriors
+    rows = fig3[fig3["source"] == "frequentist"].set_index("quantity")["estimate"]
+    assert rows["ri_t_p_value"] == freq.ri_t_p_value and rows["ri_p_value"] == freq.ri_p_value
+    assert len(post) == 8 and list(post["draw"]) == list(freq.draws["draw"])
+    # each Bayesian placebo fit is of its own draw's assignment: its posterior mean lies within
+    # 3 posterior SDs of that draw's maximum-likelihood coefficient (Bernstein-von Mises; the
+    # exchangeable-intercept bias of issue 14 is 0.3-0.7 SD)
+    pair = freq.draws.merge(post, on="draw")
+    assert (abs(pair["beta_mean"] - pair["coef"]) < 3 * pair["beta_sd"]).all(), pair
     folders = sorted((tmp_path / "refits").iterdir())
     assert [len(list(f.glob("task-*.json"))) for f in folders] == [8, 8]
     paths = first.figures[0](tmp_path, True, first.estimates)
