@@ -296,7 +296,8 @@ def adoption_schedule(frame: pd.DataFrame, unit: str, time: str, treatment: str)
 
 
 def size_strata(sizes: np.ndarray, n_strata: int) -> np.ndarray:
-    """Stratum (0 .. n_strata - 1) of each unit by rank of its row count, near-equal strata."""
+    """Stratum (0 .. n_strata - 1) of each unit by rank of its row count, near-equal strata;
+    ``sizes`` in unit-label order, so ties in row count are broken by label."""
     rank = np.argsort(np.argsort(sizes, kind="stable"), kind="stable")
     return (rank * n_strata) // len(sizes)
 
