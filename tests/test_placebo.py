@@ -1,9 +1,10 @@
 """Placebo test, few-cluster inference and fast posteriors on worlds with a known truth.
 
-The null world (``simulate(policy_effect=0)``) has no effect, so placebo coefficients centre on
-zero and p-values from a correctly sized test are uniform. With clustered SEs and few treated
-provinces they are not (the finding the placebo test exists to expose); with the logit's iid
-SEs -- valid here, respondents being independent given the fixed effects -- they are.
+The null world (``simulate(policy_effect=0)``, SYNTHETIC) has no effect. Whether a test's
+p-values are uniform there is a property across data sets, measured by
+``benchmarks/null_world.py`` (slow tier: ``tests/test_slow_null_world.py``), never by the
+placebo draws of one data set, which share its data. Randomization inference itself is tested
+in ``tests/test_inference_ri.py``.
 """
 
 from __future__ import annotations
@@ -166,8 +167,9 @@ def test_table7_frequentist_fit_covers_truth_with_2012_wave():
     assert abs(ame["estimate"] - world.truth["ame_policy"]) < 2.5 * ame["se"]
 
 
-def test_laplace_matches_its_own_posterior_on_small_data():
-    """Cheap check: with sigma_u fixed, the Laplace P(beta > 0) equals Phi(mean / sd)."""
+def test_laplace_recovers_the_effect_and_refits_new_columns_on_small_data():
+    """With sigma_u fixed, the Laplace posterior of beta covers the true 0.7 within 3 SDs, a new
+    treatment column gives a new fit and the actual column is reproduced."""
     from bayes_pool.bayes.fast import laplace_model
     from bayes_pool.specs import load_spec
 
@@ -182,7 +184,7 @@ def test_laplace_matches_its_own_posterior_on_small_data():
     fast = laplace_model(prep, load_spec("did_logit"), unit_sd=0.5, seed=1)
     fit = fast.fit()
     assert fit.converged
-    assert fit.prob_positive == pytest.approx(stats.norm.cdf(fit.beta_mean / fit.beta_sd))
+    # (P(beta > 0) is checked against NUTS in test_laplace_agrees_with_nuts_on_placebo_draws)
     assert abs(fit.beta_mean - 0.7) < 3 * fit.beta_sd
     # a new treatment column refits without recompiling, and the actual column is reproduced
     other = fast.fit(np.where(prep.frame["g"].isin(["4", "5"]) & (prep.frame["t"] == "2"), 1, 0))
@@ -192,6 +194,8 @@ def test_laplace_matches_its_own_posterior_on_small_data():
 
 @pytest.mark.slow
 def test_laplace_agrees_with_nuts_on_placebo_draws(null_prepared):
+    import arviz as az
+
     from bayes_pool.bayes.did import fit_did
     from bayes_pool.bayes.fast import assignment_treatment, laplace_model, unit_sd_from_posterior
     from bayes_pool.specs import load_spec
@@ -210,10 +214,16 @@ def test_laplace_agrees_with_nuts_on_placebo_draws(null_prepared):
         approx = fast.fit(D)
         frame = null_prepared.frame.assign(policy=D.astype(int))
         nuts = fit_did(null_prepared.design.prepare(frame), spec, seed=3)
-        b = np.asarray(nuts.idata["posterior"]["policy"]).ravel()
-        mcse = np.sqrt(0.25 / 400)
-        assert abs(approx.prob_positive - (b > 0).mean()) < 0.05 + 3 * mcse
-        assert abs(approx.beta_mean - b.mean()) < 0.2 * b.std()
+        post = nuts.idata["posterior"]["policy"]
+        b = np.asarray(post).ravel()
+        # NUTS is the reference up to its Monte Carlo error: 3 MCSEs (ArviZ, from the ESS of
+        # the draws and of the indicator b > 0), plus what the Laplace approximation is
+        # allowed to miss by (fast.py's docstring: "a few hundredths" in P, 0.1 SD in mean)
+        mcse_mean = float(az.mcse(nuts.idata, var_names=["policy"])["policy"])
+        positive = (post > 0).astype(float).rename("positive")
+        mcse_p = float(az.mcse(positive.to_dataset())["positive"])
+        assert abs(approx.prob_positive - (b > 0).mean()) < 0.03 + 3 * mcse_p
+        assert abs(approx.beta_mean - b.mean()) < 0.1 * b.std() + 3 * mcse_mean
 
 
 def _null_world_placebo_p(seed, _shared):
@@ -251,11 +261,23 @@ def test_500_placebo_p_values_uniform_under_null():
 @pytest.mark.slow
 def test_500_placebo_draws_on_one_data_set(null_prepared):
     start = time.perf_counter()
-    r = placebo(null_prepared, seed=2024, adoption_years=WAVES, n_draws=500, workers=None)
-    print(f"500 placebo refits: {time.perf_counter() - start:.1f} s; RI p = {r.ri_p_value:.3f}")
+    r = placebo(null_prepared, seed=2024, n_draws=500, workers=None)
+    print(f"500 placebo refits: {time.perf_counter() - start:.1f} s; RI-t p = "
+          f"{r.ri_t_p_value:.3f}, RI-beta p = {r.ri_p_value:.3f}")
     assert len(r.draws) == 500 and r.draws["converged"].all()
     assert list(r.draws["draw"]) == list(range(500))
-    assert r.draws["ame_p_value"].between(0, 1).all()
+    # the last draw's refit equals the straightforward statsmodels fit of its assignment
+    last = r.draws.iloc[-1]
+    adopt = dict(zip(last["treated_units"].split(";"), map(float, last["adoption_years"]
+                                                          .split(";"))))
+    frame = null_prepared.frame
+    a = frame["province"].astype(str).map(adopt).to_numpy(dtype=float)
+    D = np.where(np.isnan(a), 0, pd.to_numeric(frame["year"]).to_numpy() >= a).astype(int)
+    with threadpool_limits(limits=1):
+        ref = freq_did.fit_did(null_prepared.design.prepare(frame.assign(policy=D)))
+    assert last["coef"] == pytest.approx(float(ref.result.params["Q('policy')"]), abs=1e-6)
+    assert last["ame_p_value"] == pytest.approx(float(ref.margeff.loc["policy", "p_value"]),
+                                                abs=1e-6)
 
 
 def test_placebo_figure(null_placebo_iid, tmp_path):
