@@ -5,13 +5,15 @@ SYNTHETIC DATA. For each seed, two null worlds of the pooling-did generator (``p
 (``shock_sd = SHOCK_SD``). On each, Table 3 column (2) (TWFE logit, twelve controls, complete
 cases) is tested for a zero policy coefficient by
 
-- ``clustered``: the logit's SE clustered by province, normal reference (the paper's test);
+- ``clustered``: the logit's SE clustered by province as Stata's ``logit, vce(cluster)``
+  (G/(G - 1)), normal reference (the paper's test; :func:`bayes_pool.freq.did.fit_did`);
 - ``clustered_t``: the same t-statistic against t(G - 1), G the provinces (Stata's reference);
 - ``model_based``: the logit's information-matrix (iid) SE;
 - ``ri_beta``: randomization inference on the coefficient, the data's adoption schedule
   permuted across provinces (same switchers count and adoption years), B draws;
 - ``ri_t``: the same draws, statistic the clustered t (MacKinnon & Webb 2020);
-- ``clustered_lpm``: the linear-probability TWFE with CRV1 SEs clustered by province;
+- ``clustered_lpm``: the linear-probability TWFE with CRV1 SEs clustered by province
+  (fixest/reghdfe small-sample factor, t(G - 1));
 - ``wild``: wild cluster restricted bootstrap of the linear-probability TWFE (Webb weights).
 
 A method rejects when its p-value is <= 0.05. The table gives, per world and method, the
@@ -55,12 +57,13 @@ RI_DRAWS = 39
 exactly 5% when the assignment is exchangeable (p-values on the grid 1/40, 2/40, ...)."""
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = {
-    "clustered": "logit, SE clustered by province, normal reference (the paper's)",
-    "clustered_t": "logit, SE clustered by province, t(G - 1) reference",
+    "clustered": "logit, SE clustered by province as Stata's logit vce(cluster), normal (the "
+                 "paper's)",
+    "clustered_t": "logit, the same clustered t against t(G - 1)",
     "model_based": "logit, model-based (iid) SE",
     "ri_beta": "randomization inference, statistic = coefficient (RI-beta)",
     "ri_t": "randomization inference, statistic = clustered t (RI-t)",
-    "clustered_lpm": "linear probability TWFE, CRV1 SE clustered by province",
+    "clustered_lpm": "linear probability TWFE, CRV1 SE clustered by province (fixest), t(G - 1)",
     "wild": "wild cluster restricted bootstrap, LPM, Webb weights",
 }
 
@@ -170,7 +173,7 @@ def main(argv=None) -> dict:
 
     settings = dict(seeds=args.seeds, n=args.n, ri_draws=args.ri_draws,
                     boot=args.boot, shock_sd=SHOCK_SD, alpha=ALPHA)
-    tag = f"n{settings['n']}-ri{args.ri_draws}-boot{args.boot}-sd{SHOCK_SD}"
+    tag = f"v2-n{settings['n']}-ri{args.ri_draws}-boot{args.boot}-sd{SHOCK_SD}"
     store = Checkpoint(args.cache / tag) if args.cache else None
     start = time.perf_counter()
     out = map_refits(null_seed, list(range(1, args.seeds + 1)), shared=settings,

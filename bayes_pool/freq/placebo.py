@@ -57,6 +57,7 @@ from bayes_pool import checkpoint, estimates
 from bayes_pool.checkpoint import Checkpoint, fingerprint_arrays
 from bayes_pool.design import DiDDesign, PreparedDiD
 from bayes_pool.errors import InputError
+from bayes_pool.freq.ols import fit_clustered
 from bayes_pool.parallel import map_refits
 
 log = logging.getLogger(__name__)
@@ -235,20 +236,22 @@ def _kept_frame(prepared: PreparedDiD) -> tuple[pd.DataFrame, tuple[str, ...]]:
 
 
 def _fit(y, X, groups, start, vcov="cluster"):
-    """Logit by Newton from ``start``; treatment coefficient (column 1), its SE, t and p-value,
-    and the AME of the 0/1 treatment with its delta-method SE and p-value.
+    """Logit by Newton from ``start``; treatment coefficient (column 1), its SE (clustered as
+    Stata's ``logit, vce(cluster)``, as :func:`bayes_pool.freq.did.fit_did`), t and p-value, and
+    the AME of the 0/1 treatment with its delta-method SE and p-value.
 
     The AME is the mean discrete change ``Lambda(eta0 + b) - Lambda(eta0)``; its gradient in
     the parameters is ``mean(lambda(eta1) x1 - lambda(eta0) x0)`` (rows with the treatment set
     to 1 and 0) -- exactly what statsmodels' ``get_margeff(dummy=True)`` computes, without
     rebuilding the margins machinery for every refit.
     """
-    kw = dict(cov_type="cluster", cov_kwds={"groups": groups}) if vcov == "cluster" else {}
+    kw = dict(start_params=start, method="newton", maxiter=100, disp=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # the design is the actual fit's with one column swapped: its rank was checked once
-        res = Logit(y, X, check_rank=False).fit(start_params=start, method="newton",
-                                                   maxiter=100, disp=0, **kw)
+        model = Logit(y, X, check_rank=False)
+        res = (fit_clustered(model, groups, convention="logit", **kw) if vcov == "cluster"
+               else model.fit(**kw))
     params = np.asarray(res.params)
     b = float(params[1])
     eta0 = X @ params - b * X[:, 1]

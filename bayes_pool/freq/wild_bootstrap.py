@@ -52,6 +52,7 @@ from threadpoolctl import threadpool_limits
 from bayes_pool import estimates
 from bayes_pool.design import DiDDesign, PreparedDiD
 from bayes_pool.errors import InputError
+from bayes_pool.freq.ols import fit_clustered
 from bayes_pool.freq.placebo import measured
 
 Weights = Literal["webb", "rademacher"]
@@ -91,7 +92,7 @@ class WildBootstrapResult:
         """Rows: ``beta_lpm`` (clustered SE), ``se_clustered``, ``se_iid`` and ``wcb_p_value``
         (whose ``ci_low``/``ci_high`` are the bootstrap CI of the coefficient)."""
         d = self.design
-        z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
+        z = stats.t.ppf(0.5 + estimates.CI_PROB / 2, self.n_clusters - 1)
         base = dict(study=study, table=table, column=column, term=d.treatment,
                     source="frequentist", n_obs=self.n_obs)
         lpm = (f"linear probability TWFE (OLS, {d.unit} and {d.time} dummies); "
@@ -105,7 +106,8 @@ class WildBootstrapResult:
         rows = [
             estimates.row(**base, quantity="beta_lpm", estimate=b, se=s, ci_low=b - z * s,
                           ci_high=b + z * s, p_value=self.p_clustered,
-                          note=lpm + f"; CRV1 SE clustered by {d.unit}"
+                          note=lpm + f"; CRV1 SE clustered by {d.unit} (fixest/reghdfe "
+                                     f"small-sample factor, t({self.n_clusters - 1}) p-value)"
                                + measured("clustered_lpm")),
             estimates.row(**base, quantity="se_clustered", estimate=s, note=lpm),
             estimates.row(**base, quantity="se_iid", estimate=self.se_iid, note=lpm),
@@ -163,7 +165,9 @@ def _wild_cluster_bootstrap(data: PreparedDiD | pd.DataFrame, design: DiDDesign 
     X = np.column_stack([D, Z])
     n, k = X.shape
 
-    fit = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": codes})
+    # CRV1 as fixest/reghdfe (the unit dummies, nested in the clusters, left out of K; t(G-1))
+    nested = G - 1
+    fit = fit_clustered(sm.OLS(y, X), codes, convention="crv1", nested=nested)
     se_iid = float(sm.OLS(y, X).fit().bse[0])
     coef, se_clu = float(fit.params[0]), float(fit.bse[0])
 
@@ -171,7 +175,7 @@ def _wild_cluster_bootstrap(data: PreparedDiD | pd.DataFrame, design: DiDDesign 
     d_t = D - Z @ np.linalg.lstsq(Z, D, rcond=None)[0]
     e_0 = y - Z @ np.linalg.lstsq(Z, y, rcond=None)[0]       # restricted residuals at beta0 = 0
     dd = float(d_t @ d_t)
-    small = G / (G - 1) * (n - 1) / (n - k)
+    small = G / (G - 1) * (n - 1) / (n - k + nested)
     XtX_inv = np.linalg.inv(X.T @ X)
     W = _cluster_sum(d_t[:, None] * X, codes, G)               # G x k: sum_i d~_i x_i'
 
