@@ -280,12 +280,47 @@ def test_500_placebo_draws_on_one_data_set(null_prepared):
                                                 abs=1e-6)
 
 
-def test_placebo_figure(null_placebo_iid, tmp_path):
-    from bayes_pool.figures.placebo import placebo_plot
+def test_placebo_figure_shows_the_draws_and_the_actual_fit(null_placebo_iid, tmp_path,
+                                                           monkeypatch):
+    """What the figure shows, read off the matplotlib objects before they are saved: all draws
+    in the histograms, the actual p-value and coefficient as the dotted lines, the RI p-values
+    in the legend, the synthetic banner in the title; the Bayesian panel when given."""
+    import bayes_pool.figures.placebo as figs
 
-    path = placebo_plot(null_placebo_iid, tmp_path / "placebo.png", synthetic=True)
-    assert path.exists() and path.stat().st_size > 1000
+    shown = []
+    monkeypatch.setattr(figs, "save", lambda fig, path: shown.append(fig) or path)
+    r = null_placebo_iid
     bayes = pd.DataFrame({"prob_positive": np.linspace(0.01, 0.99, 100)})
-    three = placebo_plot(null_placebo_iid, tmp_path / "three.png", synthetic=True, bayes=bayes,
-                         bayes_actual=0.9)
-    assert three.stat().st_size > path.stat().st_size
+    figs.placebo_plot(r, tmp_path / "p.png", synthetic=True, bayes=bayes, bayes_actual=0.9)
+    fig = shown[0]
+    left, right, third = fig.axes
+    assert fig._suptitle.get_text().startswith("SYNTHETIC DATA")
+    for ax in (left, right, third):
+        assert sum(p.get_height() for p in ax.patches) == 100
+    assert left.lines[0].get_xdata()[0] == pytest.approx(r.actual["p_value"])
+    assert right.lines[0].get_xdata()[0] == pytest.approx(r.actual["coef"])
+    legend = " ".join(t.get_text() for t in right.get_legend().get_texts())
+    assert f"RI-t p = {r.ri_t_p_value:.3f}" in legend and f"{r.ri_p_value:.3f}" in legend
+    assert third.lines[0].get_xdata()[0] == pytest.approx(0.9)
+    assert "(iid SE)" in left.get_xlabel()
+
+
+def test_null_world_figure_plots_the_table(tmp_path, monkeypatch):
+    import bayes_pool.figures.placebo as figs
+
+    shown = []
+    monkeypatch.setattr(figs, "save", lambda fig, path: shown.append(fig) or path)
+    table = pd.DataFrame({"world": ["no shocks", "no shocks", "shocks", "shocks"],
+                          "method": ["a", "b", "a", "b"], "rate": [0.05, 0.2, 0.06, 0.3],
+                          "ci_low": [0.03, 0.15, 0.04, 0.25], "ci_high": [0.08, 0.26, 0.1, 0.36]})
+    figs.null_world_plot(table, tmp_path / "n.png", synthetic=True)
+    ax = shown[0].axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    # one errorbar series per world: the rates (%) at the methods' rows, bars to the CI ends
+    series = {c.get_label(): c for c in ax.containers}
+    assert list(series["no shocks"].lines[0].get_xdata()) == pytest.approx([5.0, 20.0])
+    assert list(series["shocks"].lines[0].get_xdata()) == pytest.approx([6.0, 30.0])
+    bars = series["shocks"].lines[2][0].get_segments()
+    assert [b[:, 0].tolist() for b in bars] == [pytest.approx([4.0, 10.0]),
+                                                  pytest.approx([25.0, 36.0])]
+    assert shown[0]._suptitle.get_text().startswith("SYNTHETIC DATA")
