@@ -161,7 +161,8 @@ def part_fig2(frame: pd.DataFrame, ctx: Context) -> Analysis:
     analysis = analyse_event_study(
         _with_cohort(frame), outcome=OUTCOME, treatment=TREATMENT, unit=UNIT, time=TIME,
         cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed + 50, study=STUDY,
-        spec=ctx.spec, progressbar=ctx.progressbar, period_length=EVENT_PERIOD_YEARS)
+        spec=ctx.spec, progressbar=ctx.progressbar, period_length=EVENT_PERIOD_YEARS,
+        control="never")  # Eq. (5) has leads; not-yet-treated controls estimate lags only
     analysis.figures.append(lambda folder, synthetic, table: {
         "event_study": plot_event_study(table[table["table"] == "fig2"],
                                         folder / "event_study.png", synthetic=synthetic)})
