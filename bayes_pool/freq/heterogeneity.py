@@ -15,6 +15,12 @@ delta method then gives
 
 which keeps the covariance of the two AMEs that a difference of independent estimates
 drops. Clustered SEs follow the DiD's convention (:data:`bayes_pool.freq.ols.SE_CONVENTIONS`).
+
+What it was shown to do (``tests/test_heterogeneity.py``, slow tier: 200 worlds with equal
+subgroup effects and unit x wave shocks shared by both subgroups): shared shocks make the two
+AMEs' errors positively correlated, so the independent SE is too large (1.35 x the Monte Carlo
+SD with 16 switchers, 1.21 with 6); the stacked SE matches it with 16 switchers (0.94) but,
+like every clustered SE, is too small with few treated clusters (0.85 with 6, 0.78 with 3).
 """
 
 from __future__ import annotations
@@ -33,6 +39,12 @@ from bayes_pool.errors import InputError
 from bayes_pool.freq import did as freq_did
 from bayes_pool.freq.ols import SE_CONVENTIONS, fit_clustered
 from bayes_pool.subgroups import Split
+
+
+SHOWN = ("in simulated worlds with shared unit x period shocks this SE matched the Monte Carlo "
+         "SD with 16 switching units but was too small with few (x0.78 with 3 switchers: "
+         "5% tests rejected 30%); do not call it valid with few switchers")
+"""What the difference's SE was shown to do, for the row's note (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +101,7 @@ class FreqSplit:
             n_obs=d.n_obs,
             note=(f"{s.high} minus {s.low}; both subgroup TWFE fits stacked in one model "
                   f"(Stata suest logic), delta method on their joint covariance clustered by "
-                  f"unit, {SE_CONVENTIONS[d.convention]}"))])
+                  f"unit, {SE_CONVENTIONS[d.convention]}; {SHOWN}"))])
 
 
 def fit_split(frame: pd.DataFrame, design: DiDDesign, name: str, split: Split, *,
