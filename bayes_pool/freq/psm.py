@@ -39,10 +39,11 @@ Radius and kernel neighbour searches use :class:`sklearn.neighbors.NearestNeighb
 Standard errors: for ``knn`` the Abadie-Imbens (2016) variance for matching on an estimated
 logit score (:func:`ai2016_variance`); for ``knn_exact`` the Abadie-Imbens (2006) variance,
 treating the score as known (AI 2016 is derived for matching on the score alone), with the
-conditional variance matched within the exact cells; for ``radius`` and ``kernel`` a seeded nonparametric bootstrap that refits
-the logit in every replicate. Next to them, for every method, psmatch2's default
-("approximate") SE, which the published SEs are (:func:`psmatch2_se`). Balance follows ``pstest``: standardized bias with the unmatched variances and
-weighted t-tests on the matched sample.
+conditional variance matched within the exact cells; for ``radius`` and ``kernel`` a seeded
+nonparametric bootstrap that refits the logit in every replicate. Next to them, for every
+method, psmatch2's default ("approximate") SE, which the published SEs are
+(:func:`psmatch2_se`). Balance follows ``pstest``: standardized bias with the unmatched
+variances and weighted t-tests on the matched sample.
 """
 
 from __future__ import annotations
