@@ -96,6 +96,22 @@ def test_every_bayesian_att_row_says_what_it_is(study_analysis):
     assert int(np.asarray(boot["sample_stats"]["diverging"]).sum()) == 0
 
 
+def test_psmatch2_default_se_sits_next_to_the_honest_se(study_analysis):
+    """Issue 14: every matching ATT also carries psmatch2's approximate SE (the kind the paper
+    published), as its own quantity with the same estimate, labelled as not shown valid; the
+    knn row's own SE is the Abadie-Imbens 2016 one."""
+    est = study_analysis.estimates.query("source == 'frequentist'")
+    main = est[est["quantity"] == "att"].set_index("column")
+    p2 = est[est["quantity"] == "att_psmatch2_se"].set_index("column")
+    assert set(p2.index) == {"knn", "radius", "kernel", "knn_exact"}
+    np.testing.assert_allclose(p2.loc[main.index, "estimate"], main["estimate"])
+    assert (p2["se"] != main.loc[p2.index, "se"]).all()
+    assert p2["note"].str.contains("psmatch2's default approximate SE").all()
+    assert p2["note"].str.contains("not called valid").all()
+    assert "Abadie-Imbens (2016)" in main.loc["knn", "note"]
+    assert "ignores caliper()" in main.loc["kernel", "note"]
+
+
 def test_knn_matching_reduces_the_imbalance(study_analysis):
     bal = study_analysis.results["psm"].balance
     assert bal["std_bias_pct_after"].abs().mean() < 10

