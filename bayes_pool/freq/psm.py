@@ -500,7 +500,8 @@ def ai2016_variance(m: Matching, y: np.ndarray, ps: np.ndarray, X: np.ndarray,
     ``neighbours`` nearest units of each group on the score, and :math:`\hat d_t =
     N_1^{-1}\sum_i X_i f_i\,(\hat\mu_1(e_i) - \hat\mu_0(e_i) - \hat\tau)`, the missing
     mean from the ``neighbours`` nearest units of the other group. The adjustment can make
-    the variance smaller or larger.
+    the variance smaller or larger. It is derived without a caliper: with treated units off
+    support it is an approximation (they still enter :math:`N_1`, c and d).
     """
     t = np.zeros(len(y), dtype=bool)
     t[m.treated] = True
