@@ -289,14 +289,19 @@ def test_figures_show_the_balance_table_and_the_att_rows(study_analysis, tmp_pat
 
     ax = figs["psm_att_forest"].axes[0]
     table = estimates.concat(published, study_analysis.estimates)
-    att = table[table["quantity"] == "att"]
+    att = table[table["quantity"].isin(["att", "att_psmatch2_se"])]
     shown = dict(zip([t.get_text() for t in ax.get_yticklabels()], ax.get_yticks()))
     assert len(shown) == len(att)
     points = {round(float(yy), 6): float(xx) for c in ax.collections
               for xx, yy in c.get_offsets()}
+    lines = {round(float(ln.get_ydata()[0]), 6): tuple(ln.get_xdata()) for ln in ax.lines
+             if len(ln.get_xdata()) == 2 and ln.get_ydata()[0] == ln.get_ydata()[1]}
     for r in att.itertuples():
-        y_row = shown[f"{r.source}: {r.column} (table {r.table})"]
-        assert points[round(float(y_row), 6)] == pytest.approx(r.estimate)
+        se = ", psmatch2 SE" if r.quantity == "att_psmatch2_se" else ""
+        y_row = round(float(shown[f"{r.source}: {r.column}{se} (table {r.table})"]), 6)
+        assert points[y_row] == pytest.approx(r.estimate)
+        if r.source == "frequentist":  # estimate +- 1.96 SE
+            np.testing.assert_allclose(lines[y_row], (r.ci_low, r.ci_high))
 
 
 @pytest.mark.slow
