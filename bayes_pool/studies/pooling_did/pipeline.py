@@ -66,7 +66,7 @@ def table3_design(column: str, controls: tuple[str, ...] | None = None) -> DiDDe
 
 def table6_splits() -> dict:
     """Table 6's subgroups: monthly income <= 700 yuan, born before 1980, middle school or less."""
-    from bayes_pool.bayes.heterogeneity import Split
+    from bayes_pool.subgroups import Split
 
     def by(column, test, low, high):
         return Split(lambda f: np.where(f[column].isna(), None,
@@ -161,7 +161,8 @@ def part_fig2(frame: pd.DataFrame, ctx: Context) -> Analysis:
     analysis = analyse_event_study(
         _with_cohort(frame), outcome=OUTCOME, treatment=TREATMENT, unit=UNIT, time=TIME,
         cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed + 50, study=STUDY,
-        spec=ctx.spec, progressbar=ctx.progressbar, period_length=EVENT_PERIOD_YEARS)
+        spec=ctx.spec, progressbar=ctx.progressbar, period_length=EVENT_PERIOD_YEARS,
+        control="never")  # Eq. (5) has leads; not-yet-treated controls estimate lags only
     analysis.figures.append(lambda folder, synthetic, table: {
         "event_study": plot_event_study(table[table["table"] == "fig2"],
                                         folder / "event_study.png", synthetic=synthetic)})
@@ -178,8 +179,9 @@ def part_staggered(frame: pd.DataFrame, ctx: Context) -> Analysis:
 
 
 def part_table6(frame: pd.DataFrame, ctx: Context) -> Analysis:
-    from bayes_pool.bayes.heterogeneity import heterogeneity, load_heterogeneity_spec
+    from bayes_pool.bayes.heterogeneity import load_heterogeneity_spec
     from bayes_pool.figures.heterogeneity import subgroup_forest
+    from bayes_pool.heterogeneity_workflow import heterogeneity
     ctx.progress("Table 6: subgroup logits and the partially pooled Bayesian model "
                  "(3 splits)")
     result = heterogeneity(frame, table3_design("(2)"), table6_splits(),
