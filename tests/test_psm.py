@@ -201,14 +201,6 @@ def test_bootstrap_is_reproducible_with_a_fixed_seed(study_data):
     assert not np.allclose(a.to_numpy(), c.to_numpy())
 
 
-def test_null_world_knn_interval_covers_zero():
-    data = synthetic.simulate(att=0)
-    prep = freq_psm.PSMDesign(contract.TREATMENT, contract.OUTCOME,
-                              contract.COVARIATES).prepare(data.frame)
-    row = freq_psm.fit_psm(prep, seed=1, n_boot=5).tidy(study=STUDY, table="6", column="knn")
-    assert row["ci_low"].item() < 0 < row["ci_high"].item()
-
-
 def make_user_csv(path, seed: int = 5, n: int = 4000, att: float = 2.0) -> str:
     """A user file that is not the study: other names, confounded assignment, constant ATT."""
     rng = np.random.default_rng(seed)
