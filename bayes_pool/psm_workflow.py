@@ -147,7 +147,7 @@ def _draw(freq, folder: Path, synthetic: bool, table: pd.DataFrame) -> dict[str,
     """Love plot and propensity overlap of the matching, and the ATT forest of ``table``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    att = table[table["quantity"] == "att"]
+    att = table[table["quantity"].isin(psm_figs.ATT_QUANTITIES)]
     refined = (freq.balance_for(freq_psm.EXACT_METHOD)
                if freq_psm.EXACT_METHOD in freq.matchings else None)
     return {
