@@ -35,7 +35,7 @@ def outputs(tmp_path, monkeypatch):
     return out
 
 
-def _cross_section(seed: int = 5, n: int = 800) -> pd.DataFrame:
+def cross_section(seed: int = 5, n: int = 800) -> pd.DataFrame:
     """SYNTHETIC: treatment depends on age and education; linear and binary outcomes."""
     rng = np.random.default_rng(seed)
     age = rng.normal(0, 1, n)
@@ -49,7 +49,7 @@ def _cross_section(seed: int = 5, n: int = 800) -> pd.DataFrame:
                          "m": m, "age_z": age, "educ": educ})
 
 
-def _panel(seed: int = 3) -> pd.DataFrame:
+def panel_30x3(seed: int = 3) -> pd.DataFrame:
     """SYNTHETIC: 30 units x 3 periods, staggered adoption, a text covariate per row."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -64,7 +64,7 @@ def _panel(seed: int = 3) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _by_hand(frame: pd.DataFrame) -> pd.DataFrame:
+def by_hand(frame: pd.DataFrame) -> pd.DataFrame:
     """The indicators a user would build: reference primary (the most frequent level)."""
     return frame.drop(columns="educ").assign(
         educ_college=(frame["educ"] == "college").astype(float),
@@ -72,8 +72,13 @@ def _by_hand(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_dta(frame: pd.DataFrame, path) -> None:
-    """``frame`` with educ stored as Stata codes 1-3 carrying value labels (pyreadstat)."""
+    """``frame`` as a Stata file (pyreadstat), educ (if there) stored as codes 1-3 carrying
+    value labels. Stata stores every number as a double, so the hand-built comparison for a
+    ``.dta`` is a ``.dta`` too (time labels read back as ``1.0``, not ``1``)."""
     import pyreadstat
+    if "educ" not in frame.columns:
+        pyreadstat.write_dta(frame, str(path))
+        return
     codes = {lv: k for k, lv in enumerate(LEVELS, start=1)}
     data = frame.assign(educ=frame["educ"].map(codes).astype(float))
     pyreadstat.write_dta(data, str(path), variable_value_labels={
@@ -106,10 +111,26 @@ def _same(a: pd.DataFrame, b: pd.DataFrame, *, exact: bool) -> None:
             np.testing.assert_allclose(y, x, rtol=0, atol=1e-8, err_msg=col)
 
 
+def _both_backends(tmp_path, frame, args, other_covs: str, command: str) -> None:
+    """Text labels (csv) and value labels (dta) against hand-built indicators in the same
+    file format: frequentist rows to 1e-8, Bayesian rows (same seed) identical."""
+    for suffix in (".csv", ".dta"):
+        hand = _run(tmp_path, by_hand(frame),
+                    [*args, "--covariates", f"{other_covs}educ_college,educ_middle"], command,
+                    suffix=suffix)
+        cat = _run(tmp_path, frame, [*args, "--covariates", f"{other_covs}educ"], command,
+                   suffix=suffix)
+        assert set(hand["source"]) == {"frequentist", "bayesian"}
+        assert {"educ_college", "educ_middle"} <= set(hand["term"])
+        _same(cat[cat.source == "frequentist"], hand[hand.source == "frequentist"],
+              exact=False)
+        _same(cat[cat.source == "bayesian"], hand[hand.source == "bayesian"], exact=True)
+
+
 # ---- the expansion itself ----------------------------------------------------------------
 
 def test_expand_uses_most_frequent_level_as_reference_and_records_it():
-    frame = _cross_section()
+    frame = cross_section()
     counts = frame["educ"].value_counts()
     ex = expand(frame, ["age_z", "educ"], required=["enrolled"])
     assert ex.covariates == ("age_z", "educ_college", "educ_middle")
@@ -158,10 +179,10 @@ def test_a_numeric_column_with_stray_text_is_not_taken_for_a_category():
 # ---- every command: the same numbers as hand-built indicators ----------------------------
 
 def test_psm_text_and_labelled_covariates_equal_hand_built_indicators(tmp_path, outputs):
-    frame = _cross_section()
+    frame = cross_section()
     args = ["--treatment", "enrolled", "--outcome", "score", "--bootstrap", "20",
             "--frequentist-only", "--seed", "3"]
-    hand = _run(tmp_path, _by_hand(frame),
+    hand = _run(tmp_path, by_hand(frame),
                 [*args, "--covariates", "age_z,educ_college,educ_middle"], "psm")
     text = _run(tmp_path, frame, [*args, "--covariates", "age_z,educ"], "psm")
     dta = _run(tmp_path, frame, [*args, "--covariates", "age_z,educ"], "psm",
@@ -176,10 +197,10 @@ def test_psm_text_and_labelled_covariates_equal_hand_built_indicators(tmp_path, 
 
 
 def test_psm_exact_on_a_text_column_equals_exact_on_its_indicators(tmp_path, outputs):
-    frame = _cross_section()
+    frame = cross_section()
     args = ["--treatment", "enrolled", "--outcome", "score", "--bootstrap", "20",
             "--frequentist-only"]
-    hand = _run(tmp_path, _by_hand(frame),
+    hand = _run(tmp_path, by_hand(frame),
                 [*args, "--covariates", "age_z,educ_college,educ_middle",
                  "--exact", "educ_college,educ_middle"], "psm")
     text = _run(tmp_path, frame, [*args, "--covariates", "age_z,educ",
@@ -190,39 +211,21 @@ def test_psm_exact_on_a_text_column_equals_exact_on_its_indicators(tmp_path, out
 
 
 def test_mediate_text_covariate_equals_hand_built_both_backends(tmp_path, outputs):
-    frame = _cross_section(n=600)
+    frame = cross_section(n=600)
     args = ["--treatment", "enrolled", "--mediator", "m", "--outcome", "ybin",
             "--bootstrap", "20", "--seed", "9", *QUICK]
-    hand = _run(tmp_path, _by_hand(frame),
-                [*args, "--covariates", "age_z,educ_college,educ_middle"], "mediate")
-    text = _run(tmp_path, frame, [*args, "--covariates", "age_z,educ"], "mediate")
-    dta = _run(tmp_path, frame, [*args, "--covariates", "age_z,educ"], "mediate",
-               suffix=".dta")
-    assert set(hand["source"]) == {"frequentist", "bayesian"}
-    for other in (text, dta):
-        _same(other[other.source == "frequentist"], hand[hand.source == "frequentist"],
-              exact=False)
-        _same(other[other.source == "bayesian"], hand[hand.source == "bayesian"], exact=True)
+    _both_backends(tmp_path, frame, args, "age_z,", "mediate")
 
 
 def test_did_text_covariate_equals_hand_built_both_backends(tmp_path, outputs):
-    frame = _panel()
+    frame = panel_30x3()
     args = ["--outcome", "y", "--treatment", "treated", "--unit", "county", "--time", "wave",
             "--family", "gaussian", "--seed", "4", *QUICK]
-    hand = _run(tmp_path, _by_hand(frame),
-                [*args, "--covariates", "educ_college,educ_middle"], "did")
-    text = _run(tmp_path, frame, [*args, "--covariates", "educ"], "did")
-    dta = _run(tmp_path, frame, [*args, "--covariates", "educ"], "did",
-               suffix=".dta")
-    assert {"educ_college", "educ_middle"} <= set(hand["term"])
-    for other in (text, dta):
-        _same(other[other.source == "frequentist"], hand[hand.source == "frequentist"],
-              exact=False)
-        _same(other[other.source == "bayesian"], hand[hand.source == "bayesian"], exact=True)
+    _both_backends(tmp_path, frame, args, "", "did")
 
 
 def test_did_manifest_records_the_expansion_and_reference_option(tmp_path, outputs):
-    frame = _panel()
+    frame = panel_30x3()
     path = tmp_path / "panel.csv"
     frame.to_csv(path, index=False)
     res = runner.invoke(app, ["did", "--data", str(path), "--outcome", "y", "--treatment",
