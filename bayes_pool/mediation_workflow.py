@@ -15,6 +15,7 @@ import pandas as pd
 
 from bayes_pool import estimates
 from bayes_pool.bayes import mediation as bayes_mediation
+from bayes_pool.categorical import expand
 from bayes_pool.errors import InputError
 from bayes_pool.freq import mediation as freq_mediation
 from bayes_pool.freq.indices import pca_index
@@ -35,7 +36,8 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
                       spec=None, bootstrap: int = 200, progressbar: bool = False,
                       bayesian: bool = True, tables: tuple[str, str] = ("4", "5"),
                       column: str | None = None, measurement_model: bool = True,
-                      ri_draws: int = 199) -> Analysis:
+                      ri_draws: int = 199, categorical=(),
+                      reference: dict[str, str] | None = None) -> Analysis:
     """Frequentist and Bayesian mediation of ``treatment -> mediator -> outcome``.
 
     Parameters
@@ -45,7 +47,9 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
     treatment, mediator, outcome : str
         Column names (0/1 treatment; continuous mediator; 0/1 outcome for a logit).
     covariates : sequence of str
-        Controls in both the mediator and the outcome model.
+        Controls in both the mediator and the outcome model; text and pandas categorical
+        ones (and numeric ones named in ``categorical``) enter as 0/1 indicators, with
+        ``reference`` levels chosen by column (:mod:`bayes_pool.categorical`).
     unit, time : str, optional
         Unit and time effects (fixed in the frequentist fits; in the Bayesian model unit
         intercepts partially pooled around the unit means of the regressors by default, see
@@ -104,8 +108,13 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
                           "loadings": built.loadings.round(6).to_dict(),
                           "shares": built.shares.round(6).to_dict(),
                           "weights": built.weights.round(6).to_dict()}
+    ex = expand(frame, covariates, categorical=categorical, reference=reference,
+                required=[c for c in (treatment, mediator, outcome, unit, time) if c])
+    frame = ex.frame
+    if ex.changed:
+        facts["categorical"] = ex.record
     design = freq_mediation.MediationDesign(
-        outcome=outcome, treatment=treatment, mediator=mediator, covariates=tuple(covariates),
+        outcome=outcome, treatment=treatment, mediator=mediator, covariates=ex.covariates,
         unit=unit, time=time, family=outcome_family, items=items if measurement_model else ())
     prepared = design.prepare(frame)
     boot_seed, bayes_seed = np.random.SeedSequence(seed).spawn(2)

@@ -66,6 +66,8 @@ def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed:
              "n_incomplete_dropped": prepared.n_incomplete,
              "identifying_units": list(prepared.switchers),
              "frequentist_dropped_units": list(freq.dropped_units)}
+    if prepared.categorical:
+        facts["categorical"] = prepared.categorical
     posteriors = {}
     if bayesian and approx == "laplace":
         from bayes_pool.bayes.fast import laplace_model, laplace_rows
