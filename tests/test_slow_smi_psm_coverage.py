@@ -39,23 +39,30 @@ def _record(summary: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def intervals() -> dict[str, np.ndarray]:
-    spec = load_spec("linear_regression").with_sampler(chains=2, draws=300, tune=300)
-    out: dict[str, list] = {"ols": [], "bayesian": [], "converged": []}
+def ols_covered() -> np.ndarray:
+    out = []
     for seed in SEEDS:
         data = simulate(seed=seed)
         truth = data.truth["ols_location_coefficient"]
-        ols = fit_ols(data.frame, OUTCOME, MODEL8_TERMS).result
-        lo, hi = ols.conf_int().loc[TREATMENT]
+        lo, hi = fit_ols(data.frame, OUTCOME, MODEL8_TERMS).result.conf_int().loc[TREATMENT]
+        out.append(bool(lo <= truth <= hi))
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def bayes_intervals() -> dict[str, np.ndarray]:
+    spec = load_spec("linear_regression").with_sampler(chains=2, draws=300, tune=300)
+    out: dict[str, list] = {"covered": [], "converged": []}
+    for seed in SEEDS:
+        data = simulate(seed=seed)
+        truth = data.truth["ols_location_coefficient"]
         res = fit_linear(data.frame, outcome=OUTCOME, treatment=TREATMENT,
                          covariates=MODEL8_TERMS[1:], spec=spec, seed=seed)
         rows = res.tidy(study="smi-psm", table="4", column="model_8")
         post = rows[(rows["term"] == TREATMENT) & (rows["quantity"] == "beta")].iloc[0]
-        out["ols"].append(bool(lo <= truth <= hi))
-        out["bayesian"].append(bool(post["ci_low"] <= truth <= post["ci_high"]))
+        out["covered"].append(bool(post["ci_low"] <= truth <= post["ci_high"]))
         out["converged"].append(bool(post["converged"]))
         _record({"test": "smi_psm_model8_coverage_seed", "seed": seed, "truth": truth,
-                 "ols": [float(ols.params[TREATMENT]), float(lo), float(hi)],
                  "bayesian": [float(post["estimate"]), float(post["ci_low"]),
                               float(post["ci_high"])], "r_hat": float(post["r_hat"]),
                  "converged": bool(post["converged"])})
@@ -73,13 +80,15 @@ def _coverage(covered: np.ndarray, label: str) -> dict:
 
 
 @pytest.mark.slow
-def test_bayesian_model8_interval_covers_at_95_percent(intervals):
-    assert intervals["converged"].all(), np.flatnonzero(~intervals["converged"]) + 1
-    summary = _coverage(intervals["bayesian"], "bayesian")
+def test_bayesian_model8_interval_covers_at_95_percent(bayes_intervals):
+    """About 4 minutes a seed on the shared 2-core machine at load 20-35 (one compile per
+    fit): 100 seeds take hours there; see docs/testing.md for the measured time."""
+    assert bayes_intervals["converged"].all(), np.flatnonzero(~bayes_intervals["converged"]) + 1
+    summary = _coverage(bayes_intervals["covered"], "bayesian")
     assert summary["binomial_p"] > 0.01, summary
 
 
 @pytest.mark.slow
-def test_ols_model8_interval_covers_at_95_percent(intervals):
-    summary = _coverage(intervals["ols"], "ols")
+def test_ols_model8_interval_covers_at_95_percent(ols_covered):
+    summary = _coverage(ols_covered, "ols")
     assert summary["binomial_p"] > 0.01, summary
