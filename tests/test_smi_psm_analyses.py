@@ -281,7 +281,23 @@ def test_latent_factor_likelihood_matches_scipy_and_model_builds(synth):
                       assignment=INDICATOR_FACTOR, treatment=TREATMENT, covariates=[])
 
 
-def test_pipeline_returns_every_published_table2_and_table4_cell(synth, ledger, tmp_path):
+def _drawn(monkeypatch) -> list:
+    """Collect every figure the code closes (all figure makers close what they draw), so a
+    test can read what a figure shows instead of its file size."""
+    import matplotlib.pyplot as plt
+
+    figs, close = [], plt.close
+
+    def keep(fig=None):
+        figs.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    return figs
+
+
+def test_pipeline_returns_every_published_table2_and_table4_cell(synth, ledger, tmp_path,
+                                                                  monkeypatch):
     analysis = smi.run(synth.frame, spec=load_spec("linear_regression"), seed=7,
                        bayesian=False, psm=False)
     est = analysis.estimates
@@ -294,11 +310,30 @@ def test_pipeline_returns_every_published_table2_and_table4_cell(synth, ledger, 
     facts = analysis.facts
     assert set(facts["table4"]["stepwise"]["selected"]) <= set(smi.STEPWISE_CANDIDATES)
     assert facts["table2"]["data_index_column"]["correlation_with_rebuilt"] > 0.5
-    paths = smi.figures(analysis, tmp_path, synthetic=True)
-    assert paths["loadings"].exists() and paths["loadings"].stat().st_size > 0
+    figs = _drawn(monkeypatch)
+    smi.figures(analysis, tmp_path, synthetic=True)
+    (fig,) = figs
+    ax = fig.axes[0]
+    shown = np.asarray(ax.images[0].get_array())
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert rows == INDICATORS
+    # every cell is labelled with its own value, and the factors are Table 2's
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+             for t in ax.texts}
+    assert all(texts[(i, j)] == f"{shown[i, j]:.2f}" for i in range(shown.shape[0])
+               for j in range(shown.shape[1]))
+    loadings = pd.DataFrame(shown, index=rows,
+                            columns=[t.get_text().split("\n")[0] for t in ax.get_xticklabels()])
+    assert loadings.abs().idxmax(axis=1).to_dict() == INDICATOR_FACTOR
+    # the plotted loadings are the ones behind Table 2's rows: sum of squares / 17 items
+    shares = est.query("table == '2' and source == 'frequentist'").set_index("term")["estimate"]
+    np.testing.assert_allclose(100 * (loadings**2).sum() / len(rows), shares[loadings.columns])
+    assert ax.get_title().startswith("SYNTHETIC DATA - Table 2")
+    assert fig.axes[1].get_ylabel() == "varimax loading"
 
 
-def test_pipeline_adds_knn_exact_beyond_the_paper_next_to_the_published_knn(synth, tmp_path):
+def test_pipeline_adds_knn_exact_beyond_the_paper_next_to_the_published_knn(synth, tmp_path,
+                                                                           monkeypatch):
     """The study reports k-NN with exact matching on migration_reason as an extra column
     (frequentist here), labelled beyond the paper and never joined to a published cell."""
     from bayes_pool import compare
@@ -317,8 +352,25 @@ def test_pipeline_adds_knn_exact_beyond_the_paper_next_to_the_published_knn(synt
     assert comp.query("table == '6' and column == 'knn' and quantity == 'att'")[
         "published"].notna().all()
     assert analysis.facts["psm"]["knn_exact"]["exact"] == list(smi.EXACT)
+    figs = _drawn(monkeypatch)
     paths = smi.figures(analysis, tmp_path, synthetic=True)
-    assert paths["love_plot"].exists() and paths["love_plot"].stat().st_size > 1000
+    (love,) = [f for f in figs if f.axes[0].get_xlabel() == "|standardized bias| (%)"]
+    ax = love.axes[0]
+    assert ax.get_title().startswith("SYNTHETIC DATA\n")
+    covariates = [t.get_text() for t in ax.get_yticklabels()]
+    table5 = est.query("table == '5' and quantity == 'std_bias_pct' and "
+                       "source == 'frequentist'").pivot(index="term", columns="column",
+                                                        values="estimate")
+    y = np.arange(len(covariates))[::-1]
+    labels = [c.get_label() for c in ax.collections]
+    for label, column in (("before matching", "before"), ("after k-NN matching", "after"),
+                          (next(x for x in labels if x.startswith("after k-NN exact")),
+                           "after_knn_exact")):
+        points = ax.collections[labels.index(label)].get_offsets()
+        np.testing.assert_allclose(points[:, 1], y)
+        np.testing.assert_allclose(points[:, 0], table5.loc[covariates, column].abs(),
+                                   err_msg=label)
+    assert paths["love_plot"].exists()
 
 
 @pytest.mark.slow
