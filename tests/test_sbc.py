@@ -234,11 +234,44 @@ def test_did_problem_priors_do_not_depend_on_the_outcome():
     assert not np.array_equal(sims[0].data["y"], sims[1].data["y"])
 
 
-def test_rank_histogram_figure(tiny_runs, tmp_path):
-    from bayes_pool.figures.calibration import rank_histograms
+def test_rank_histogram_figure(tiny_runs, tmp_path, monkeypatch):
+    """What the figure shows: each histogram's bars are the counts of that model's ranks in
+    the summary's bins, the panel titles carry the summary's chi-square p and band verdict,
+    the axes are labelled, and the SYNTHETIC banner heads the title."""
+    from matplotlib.patches import Rectangle
 
-    path = rank_histograms(list(tiny_runs), tmp_path / "sbc.png", synthetic=True)
-    assert path.exists() and path.stat().st_size > 10_000
+    from bayes_pool.figures import calibration as figures
+
+    drawn = []
+
+    def keep(fig, path):
+        drawn.append(fig)
+        fig.savefig(path, dpi=40)
+        return path
+
+    monkeypatch.setattr(figures, "save", keep)
+    path = figures.rank_histograms(list(tiny_runs), tmp_path / "sbc.png", synthetic=True)
+    assert path.exists()
+    (fig,) = drawn
+    assert fig._suptitle.get_text().startswith("SYNTHETIC DATA\nSimulation-based calibration")
+    axes = np.array(fig.axes).reshape(2 * len(tiny_runs), -1)
+    for k, res in enumerate(tiny_runs):
+        summary = res.summary().set_index("parameter").loc["mu"]
+        ranks = res.ranks.loc[res.ranks["status"] == "ok", "rank"].to_numpy(dtype=int)
+        values = SETTINGS.thin_to + 1
+        edges = np.round(np.linspace(0, values, int(summary["bins"]) + 1)).astype(int)
+        hist, ecdf = axes[2 * k, 0], axes[2 * k + 1, 0]
+        bars = [p.get_height() for p in hist.patches if isinstance(p, Rectangle)]
+        np.testing.assert_array_equal(bars, np.histogram(ranks, bins=edges)[0])
+        assert f"chi-square p = {summary['chi2_p']:.3f}" in hist.get_title()
+        assert hist.get_xlabel() == f"rank of mu (0..{SETTINGS.thin_to})"
+        assert hist.get_ylabel() == f"simulations (of {len(ranks)})"
+        verdict = "inside" if summary["in_band"] else "OUTSIDE"
+        assert ecdf.get_title().startswith(f"ECDF {verdict} the")
+        assert ecdf.get_ylabel() == "ECDF - uniform CDF"
+    # the right fit's ECDF is inside its band, the wrong prior's outside (as the table says)
+    assert axes[1, 0].get_title().startswith("ECDF inside")
+    assert axes[3, 0].get_title().startswith("ECDF OUTSIDE")
 
 
 # ------------------------------------------------------------------------ slow tier ---
