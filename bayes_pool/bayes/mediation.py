@@ -61,7 +61,7 @@ from bayes_pool.bayes.sampling import sample_pymc
 from bayes_pool.errors import SpecError
 from bayes_pool.freq.mediation import EFFECTS, PreparedMediation, natural_effects
 from bayes_pool.mundlak import UnitMeans, unit_means
-from bayes_pool.specs import MODELS_DIR, PRIOR_ROLES, ModelSpec, spec_from_dict
+from bayes_pool.specs import MODELS_DIR, ModelSpec, spec_from_dict
 
 log = logging.getLogger(__name__)
 
