@@ -269,3 +269,20 @@ def test_separate_bayesian_fits_recover_each_subgroup():
         assert abs(r["estimate"] - truth[label]) < 2.5 * r["se"]
     prob = row(rows, "band_difference_separate", "prob_positive")
     assert prob["estimate"] > 0.975
+
+
+@pytest.mark.parametrize("module, forbidden", [
+    ("bayes_pool.bayes.heterogeneity", "bayes_pool.freq"),
+    ("bayes_pool.freq.heterogeneity", "bayes_pool.bayes"),
+])
+def test_backends_do_not_import_each_other(module, forbidden):
+    """DESIGN.md: bayes/ and freq/ never import each other (the orchestration that combines
+    them lives in bayes_pool.heterogeneity_workflow)."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    tree = ast.parse(Path(importlib.import_module(module).__file__).read_text())
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m and m.startswith(forbidden)]

@@ -57,6 +57,7 @@ class Difference:
     ame: dict[str, tuple[float, float]]
     n_obs: int
     convention: str
+    converged: bool = True
 
     @property
     def critical_value(self) -> float:
@@ -101,7 +102,9 @@ class FreqSplit:
             n_obs=d.n_obs,
             note=(f"{s.high} minus {s.low}; both subgroup TWFE fits stacked in one model "
                   f"(Stata suest logic), delta method on their joint covariance clustered by "
-                  f"unit, {SE_CONVENTIONS[d.convention]}; {SHOWN}"))])
+                  f"unit, {SE_CONVENTIONS[d.convention]}; {SHOWN}"
+                  + ("" if d.converged else "; NOT CONVERGED: a subgroup logit or the stacked "
+                     "fit did not converge (small or separated cells?); do not read this")))])
 
 
 def fit_split(frame: pd.DataFrame, design: DiDDesign, name: str, split: Split, *,
@@ -151,7 +154,10 @@ def stacked_difference(fits: dict, low: str, high: str) -> Difference:
     return Difference(estimate=ames[high][0] - ames[low][0],
                       se=float(np.sqrt(g @ cov @ g)),
                       df=(len(np.unique(units)) - 1) if not bernoulli else None, ame=ames,
-                      n_obs=len(endog), convention="logit" if bernoulli else "crv1")
+                      n_obs=len(endog), convention="logit" if bernoulli else "crv1",
+                      converged=bool(fits[low].converged and fits[high].converged
+                                     and getattr(result, "mle_retvals", {}).get("converged",
+                                                                                True)))
 
 
 def _block(fit: freq_did.FreqDiDResult) -> dict:
