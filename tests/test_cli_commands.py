@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 import bayes_pool
 from bayes_pool import runs, studies
 from bayes_pool.cli import app
-from conftest import make_panel
+from tests.conftest import make_panel
 
 runner = CliRunner()
 SMALL = ["--draws", "300", "--tune", "300", "--chains", "2"]
@@ -38,14 +38,15 @@ def outputs(tmp_path, monkeypatch):
     return out
 
 
-def _invoke_run(tmp_path_factory, name: str, args: list[str]):
-    """Run a command with outputs/ in a temporary folder; return its result and run folder."""
+def _invoke_run(tmp_path_factory, name: str, args: list[str], study: str | None = None):
+    """Run a command with outputs/ in a temporary folder; return its result and run folder
+    (under outputs/<study>, the command's name unless given)."""
     out = tmp_path_factory.mktemp(name) / "outputs"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runs, "OUTPUTS_DIR", out)
         res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
-    (folder,) = [p for p in (out / args[0]).iterdir() if not p.name.startswith(".")]
+    (folder,) = [p for p in (out / (study or args[0])).iterdir() if not p.name.startswith(".")]
     return res, folder
 
 
@@ -295,11 +296,11 @@ def test_did_gaussian_bayesian_recovers_the_effect(did_run):
 def test_run_smi_psm_on_its_synthetic_data(tmp_path_factory):
     """`bayes-pool run smi-psm` end to end at 2 x 300 draws. Slow tier: the run has no switch
     for its latent-factor model or its 200 bootstrap replicates, so even small settings cost
-    about a minute unloaded. Truths come from the manifest's record of the generator:
+    minutes (2 x 200 draws: 4 CPU-minutes, 47 minutes wall at load ~40). Truths come from the manifest's record of the generator:
     Model 8's OLS coefficient (population projection) and the sample ATT of Table 6, each
     within 3 SEs (regression pins on seed 2024); the report says SYNTHETIC."""
     res, folder = _invoke_run(tmp_path_factory, "smi", ["run", "smi-psm", "--seed", "2024",
-                                                        *SMALL])
+                                                        *SMALL], study="smi-psm")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["synthetic"] is True and manifest["command"] == "run"
     truth = manifest["data"]["truth"]
