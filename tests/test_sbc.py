@@ -6,10 +6,12 @@ the one simulated from does not, results repeat exactly, the uniformity tests re
 they should, sequential simulation uses each simulation's own mediator, and the benchmark
 DiD problem's Bambi priors do not depend on the simulated outcome.
 
-Slow tier: the real SBC of the benchmark DiD logit and of the joint mediation model, with the
-settings of ``benchmarks/sbc.py``: the chi-square p-value of every ranked parameter > 0.01.
-Three parameters per model are tested at 0.01 each, so a calibrated model fails the test by
-chance with probability at most 3% (Bonferroni); the seed is fixed, so the outcome repeats.
+Slow tier: the real SBC of the benchmark DiD logit (correlated unit effects; without and with
+the unit x time effect) and of the joint mediation model, with the settings of
+``benchmarks/sbc.py``: the chi-square p-value of every ranked parameter > 0.01 and its ECDF
+inside the 99% simultaneous band. Three to five parameters per model are tested at 0.01 each,
+so a calibrated model fails the chi-square test by chance with probability at most 5%
+(Bonferroni); the seed is fixed, so the outcome repeats.
 """
 
 from __future__ import annotations
@@ -213,7 +215,11 @@ def test_did_problem_priors_do_not_depend_on_the_outcome():
     from bayes_pool.bayes.did import build_model
 
     problem = sbc.did_logit_problem()
-    assert set(problem.parameters) == {"treated", "Intercept", "unit_sd"}
+    # correlated unit effects (the default): the treatment's unit-mean coefficient is ranked
+    assert set(problem.parameters) == {"treated", "Intercept", "unit_sd", "mean_treated"}
+    timed = sbc.did_logit_problem(unit_time=True)
+    assert timed.name == "did_logit_unit_time"
+    assert timed.parameters["unit_period_sd"] == "1|unit:period_sigma"
     assert problem.prepared.frame["treated"].sum() > 0
     assert len(problem.prepared.switchers) == 3
     model, data = problem.build()
@@ -276,11 +282,14 @@ def _assert_calibrated(result: sbc.SBCResult):
     assert counts["failed"] == 0, result.ranks.loc[result.ranks["status"] != "ok", "error"]
     for _, row in summary.iterrows():
         assert row["chi2_p"] > 0.01, (row["parameter"], summary)
+        assert row["in_band"], (row["parameter"], summary)
 
 
 @pytest.mark.slow
-def test_sbc_did_logit():
-    _assert_calibrated(sbc.run_sbc(sbc.did_logit_problem(), sbc.BENCHMARK["did_logit"]))
+@pytest.mark.parametrize("unit_time", [False, True])
+def test_sbc_did_logit(unit_time):
+    problem = sbc.did_logit_problem(unit_time=unit_time)
+    _assert_calibrated(sbc.run_sbc(problem, sbc.BENCHMARK[problem.name]))
 
 
 @pytest.mark.slow
