@@ -21,10 +21,12 @@ centres when the median unit has :math:`I_k \ge` :data:`CENTRED_MIN_INFORMATION`
 residual also holds the period and treatment variation, so the estimate errs low (towards
 non-centring, the safe side for weak units). A panel of 400 counties x 5 years whose county SD
 (1.5) dwarfs the residual SD (0.1) has :math:`I_k = 1125` (estimated ~400) with 5 rows a unit:
-row counts would call for non-centring and give divergences. Without an outcome (a caller that does not pass one) ``"auto"`` falls back to
-the row rule: centred when the median unit has :data:`CENTRED_MIN_MEDIAN_ROWS` rows or more
-(on the benchmark logit, 29 provinces with a median of 165 rows, centred gave 4x the smallest
-bulk ESS of non-centred, 2026-12-04). The convergence gate still checks every fit.
+row counts would call for non-centring and give divergences. The benchmark logit (29
+provinces, median 165 rows, empirical-logit information 26) stays centred, as under the old
+row rule (where centred gave 4x the smallest bulk ESS of non-centred, 2026-12-04). Without an
+outcome (a caller that does not pass one) ``"auto"`` falls back to that row rule: centred when
+the median unit has :data:`CENTRED_MIN_MEDIAN_ROWS` rows or more. The convergence gate still
+checks every fit.
 """
 
 from __future__ import annotations
