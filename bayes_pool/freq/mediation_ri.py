@@ -39,7 +39,9 @@ from bayes_pool.errors import InputError
 from bayes_pool.freq.mediation import PreparedMediation, _matrices
 
 
-RI_SIZE = "null-world size not yet measured"
+RI_SIZE = ("null-world size at 5% with 3 switchers (200 seeds per world, exact 95% CI): "
+           "6.0% (3.1-10.2%) without and 3.5% (1.4-7.1%) with region x wave shocks, "
+           "docs/inference_mediation.md")
 """What the null-world study (docs/inference_mediation.md) measured for this test."""
 RI_NOTE = ("plug-in natural indirect effect; p of the joint-significance test max(p_a, p_b): "
            "p_a = randomization test of treatment -> mediator (HC1 t) over {draws} placebo "
