@@ -36,7 +36,7 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
                       spec=None, bootstrap: int = 200, progressbar: bool = False,
                       bayesian: bool = True, tables: tuple[str, str] = ("4", "5"),
                       column: str | None = None, measurement_model: bool = True,
-                      ri_draws: int = 199, categorical=(),
+                      ri_draws: int | None = None, categorical=(),
                       reference: dict[str, str] | None = None) -> Analysis:
     """Frequentist and Bayesian mediation of ``treatment -> mediator -> outcome``.
 
@@ -73,10 +73,11 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
         Bayesian spec; default ``models/mediation.toml``.
     bootstrap : int
         Cluster-bootstrap replicates of the natural effects (0: none).
-    ri_draws : int
+    ri_draws : int, optional
         Placebo assignments of the randomization test of the indirect effect (row
         ``indirect_ri``, :mod:`bayes_pool.freq.mediation_ri`); needs ``unit`` and ``time``;
-        0: no test.
+        0: no test. Default: 199 when ``bootstrap`` > 0, else 0 (a caller that asks for no
+        resampling inference, such as the population values, gets neither).
     progressbar : bool
         Sampler progress bar.
     bayesian : bool
@@ -118,6 +119,8 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
         unit=unit, time=time, family=outcome_family, items=items if measurement_model else ())
     prepared = design.prepare(frame)
     boot_seed, bayes_seed = np.random.SeedSequence(seed).spawn(2)
+    if ri_draws is None:
+        ri_draws = 199 if bootstrap > 0 else 0
     freq = freq_mediation.fit_mediation(prepared, bootstrap=bootstrap, seed=boot_seed,
                                         ri_draws=ri_draws)
     label = dict(study=study, tables=tables, column=column, mediation_column=mediator)

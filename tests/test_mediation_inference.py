@@ -86,8 +86,13 @@ def test_ri_row_reports_joint_test():
     for a, rejects in ((0.8, True), (0.0, False)):
         frame, _ = confounded_mediation(4, n=1500, a=a)
         res = freq_mediation.fit_mediation(prepare(frame), bootstrap=0, seed=3, ri_draws=39)
-        row = res.tidy(study="x").query("quantity == 'indirect_ri'").iloc[0]
+        est = res.tidy(study="x").set_index("quantity")
+        row = est.loc["indirect_ri"]
         assert row["p_value"] == max(res.ri.p_a, res.ri.p_b)
+        assert f"({res.ri.p_a:.3f})" in row["note"] and "null-world size" in row["note"]
+        # three switchers resampled with replacement: 1 - 3!/3^3 = 21/27 of replicates
+        # duplicate one
+        assert "78% of replicates duplicate a switcher" in est.loc["indirect", "note"]
         assert (row["p_value"] <= 0.05) == rejects, (a, res.ri)
 
 

@@ -39,7 +39,9 @@ from bayes_pool.errors import InputError
 from bayes_pool.freq.mediation import PreparedMediation, _matrices
 
 
-RI_SIZE = "null-world size not yet measured"
+RI_SIZE = ("null-world size at 5% with 3 switchers (200 seeds per world, exact 95% CI): "
+           "6.0% (3.1-10.2%) without and 3.5% (1.4-7.1%) with region x wave shocks, "
+           "docs/inference_mediation.md")
 """What the null-world study (docs/inference_mediation.md) measured for this test."""
 RI_NOTE = ("plug-in natural indirect effect; p of the joint-significance test max(p_a, p_b): "
            "p_a = randomization test of treatment -> mediator (HC1 t) over {draws} placebo "
@@ -151,8 +153,13 @@ def indirect_ri(prepared: PreparedMediation, p_b: float, *, draws: int = 199,
     m = f[d.mediator].to_numpy(float)
     groups = pd.factorize(f[d.unit])[0]
     placebos = _Placebos(prepared)
-    treatments = np.column_stack([x_med[:, 0]] + [placebos.draw(rng) for _ in range(draws)])
+    chunk = max(1, int(4e6 // len(m)))  # placebo columns per batch: bounds the memory
+    t = []
     with threadpool_limits(limits=1, user_api="blas"):
-        t_hc1, t_cl = t_statistics(m, x_med[:, 1:], treatments.astype(float), groups)
-    return IndirectRI(t_a=float(t_hc1[0]), p_a=_ri_p(t_hc1[0], t_hc1[1:]), p_b=float(p_b),
-                      draws=draws, p_a_cluster=_ri_p(t_cl[0], t_cl[1:]))
+        observed = t_statistics(m, x_med[:, 1:], x_med[:, :1], groups)
+        for start in range(0, draws, chunk):
+            cols = [placebos.draw(rng) for _ in range(min(chunk, draws - start))]
+            t.append(t_statistics(m, x_med[:, 1:], np.column_stack(cols).astype(float), groups))
+    t_hc1, t_cl = (np.concatenate([part[i] for part in t]) for i in (0, 1))
+    return IndirectRI(t_a=float(observed[0][0]), p_a=_ri_p(observed[0][0], t_hc1),
+                      p_b=float(p_b), draws=draws, p_a_cluster=_ri_p(observed[1][0], t_cl))
