@@ -47,6 +47,16 @@ MaxDivOpt = Annotated[Optional[int], typer.Option(
     "--max-divergences", min=0, help="Converged only if divergences <= this (default: spec, 0).")]
 IdOpt = Annotated[Optional[str], typer.Option(
     "--id", help="Respondent id column: checked to be complete and free of duplicates.")]
+CategoricalOpt = Annotated[str, typer.Option(
+    help="Comma-separated numeric covariates to expand into 0/1 indicators (text, pandas "
+         "categorical and value-labelled covariates always are; others enter linearly).")]
+ReferenceOpt = Annotated[Optional[list[str]], typer.Option(
+    "--reference", help="COL=LEVEL: reference level of a categorical covariate (repeatable; "
+                        "default: its most frequent level).")]
+TableOpt = Annotated[Optional[str], typer.Option(
+    "--table", help="Label of the rows' table column (default: the analysis, e.g. psm).")]
+ColumnOpt = Annotated[Optional[str], typer.Option(
+    "--column", help="Label of the rows' column column (default: the analysis's own).")]
 
 
 def _fail(exc: Exception) -> None:
@@ -70,6 +80,36 @@ def _load_user_data(path: Path, schema=None, mapping: Path | None = None,
                     unique: str | None = None):
     from bayes_pool.data import load
     return load(path, schema=schema, mapping=mapping, unique=unique)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _covariate_frame(loaded, covariates) -> pd.DataFrame:
+    """The loaded frame with value-labelled covariates as categoricals of their labels."""
+    from bayes_pool.data.labels import apply_value_labels
+    return apply_value_labels(loaded.frame, loaded.value_labels, covariates)[0]
+
+
+def _categorical_record(analysis) -> dict:
+    """The categorical expansions of an analysis's facts, by covariate, for the manifest."""
+    found = {}
+    for facts in analysis.facts.values():
+        if isinstance(facts, dict) and isinstance(facts.get("categorical"), dict):
+            found.update(facts["categorical"])
+    return found
+
+
+def _relabel(est: pd.DataFrame, tables: dict[str, str], column: str | None = None
+             ) -> pd.DataFrame:
+    """Rows of the ``tables`` keys relabelled with their values (and, given, ``column``)."""
+    est = est.copy()
+    on = est["table"].isin(list(tables))
+    if column is not None:
+        est.loc[on, "column"] = column
+    est.loc[on, "table"] = est.loc[on, "table"].map(tables)
+    return est
 
 
 def _thresholds(max_r_hat, min_ess, max_divergences) -> dict:
@@ -298,17 +338,22 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         max_divergences: MaxDivOpt = None,
         approx: Annotated[Optional[str], typer.Option(
             help="'laplace': the Laplace approximation instead of NUTS (logit; for data too "
-                 "large for NUTS, e.g. a full survey year; treatment rows only).")] = None):
+                 "large for NUTS, e.g. a full survey year; treatment rows only).")] = None,
+        categorical: CategoricalOpt = "", reference: ReferenceOpt = None,
+        table: TableOpt = None, column: ColumnOpt = None):
     """Frequentist (unit and time FE, SEs clustered by unit) and Bayesian (partially pooled
     units, time effects) DiD on any data set; writes estimates.csv. With --cohort, also the
-    staggered-robust ATT (--staggered) and event-time coefficients (--event-study)."""
+    staggered-robust ATT (--staggered) and event-time coefficients (--event-study).
+    Text, categorical and value-labelled covariates enter as 0/1 indicators."""
+    from bayes_pool.categorical import parse_reference
     from bayes_pool.design import DiDDesign
     start = time.perf_counter()
-    covs = tuple(c.strip() for c in covariates.split(",") if c.strip())
+    covs, cats = _split(covariates), _split(categorical)
     gates = _thresholds(max_r_hat, min_ess, max_divergences)
     try:
+        refs = parse_reference(reference or ())
         design = DiDDesign(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
-                           covariates=covs, family=family)
+                           covariates=covs, family=family, categorical=cats, reference=refs)
         if (staggered or event_study) and not cohort:
             raise BayesPoolError("--staggered and --event-study need --cohort COL: the first "
                                  "treated period of each unit (0 or empty for never treated)")
@@ -319,38 +364,42 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
             _spec(spec or ("did_logit" if family == "bernoulli" else "did_linear"),
                   draws, tune, chains), gates)
         loaded = _load_user_data(data, mapping=mapping, unique=id_col)
-        design.check(loaded.frame)  # reject bad input before any folder or model exists
+        frame = _covariate_frame(loaded, covs)
+        design.check(frame)  # reject bad input before any folder or model exists
         with runs.run_folder("did", out=out_dir, seed=seed) as folder:
             from bayes_pool.workflow import analyse_did, write_run  # imports PyMC: after checks
             _say(f"Fitting {family} DiD: frequentist TWFE and Bayesian "
                  + ("(Laplace approximation)" if approx else
                     f"({model_spec.sampler.chains} x {model_spec.sampler.draws} draws)"))
-            analysis = analyse_did(loaded.frame, design, model_spec, seed=seed, study="did",
-                                   table="did", column=family, approx=approx,
-                                   progressbar=sys.stderr.isatty())
+            analysis = analyse_did(frame, design, model_spec, seed=seed, study="did",
+                                   table=table or "did", column=column or family,
+                                   approx=approx, progressbar=sys.stderr.isatty())
             roles = dict(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
                          cohort=cohort, covariates=covs, family=family, study="did",
-                         spec=model_spec, progressbar=sys.stderr.isatty(), control=control)
+                         spec=model_spec, progressbar=sys.stderr.isatty(), control=control,
+                         categorical=cats, reference=refs)
             if event_study:
                 from bayes_pool.figures.event_study import plot_event_study
                 from bayes_pool.staggered_workflow import analyse_event_study
                 _say("Event study: leads and lags of adoption")
-                analysis.extend(analyse_event_study(loaded.frame, seed=seed + 1, **roles))
-                analysis.figures.append(lambda folder, synthetic, table: {
-                    "event_study": plot_event_study(table[table["table"] == "fig2"],
-                                                    folder / "event_study.png",
-                                                    synthetic=synthetic)})
+                analysis.extend(analyse_event_study(frame, seed=seed + 1, **roles))
+                analysis.figures.append(lambda folder, synthetic, est: {
+                    "event_study": plot_event_study(  # the plot reads the study's label
+                        est[est["table"] == "event_study"].assign(table="fig2"),
+                        folder / "event_study.png", synthetic=synthetic)})
             if staggered:
                 from bayes_pool.staggered_workflow import analyse_staggered
                 _say("Extended TWFE: cohort x period effects, aggregated ATT")
-                analysis.extend(analyse_staggered(loaded.frame, seed=seed + 2, **roles))
-            analysis.estimates = _gate(analysis.estimates, _base(model_spec), gates)
+                analysis.extend(analyse_staggered(frame, seed=seed + 2, **roles))
+            analysis.estimates = _gate(_relabel(analysis.estimates, {"fig2": "event_study"}),
+                                       _base(model_spec), gates)
             write_run(folder, analysis, study="did", title=f"DiD on {data.name}", synthetic=False,
                       key_term=treatment, manifest={"command": "did", "seed": seed,
                                 "invocation": _invocation("did", locals()),
                                 "convergence": _convergence_record(model_spec, gates),
                                 "data": loaded.manifest(),
                                 "design": design.__dict__ | {"covariates": list(covs)},
+                                "categorical": _categorical_record(analysis),
                                 "spec": model_spec.to_dict(),
                                 "elapsed_seconds": round(time.perf_counter() - start, 1)})
     except (BayesPoolError, ValueError, FileExistsError) as exc:
@@ -366,8 +415,7 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         treatment: Annotated[str, typer.Option(help="0/1 treatment column.")],
         outcome: Annotated[str, typer.Option(help="Outcome column.")],
         covariates: Annotated[str, typer.Option(help="Comma-separated propensity covariates.")],
-        categorical: Annotated[str, typer.Option(
-            help="Comma-separated covariates to dummy-code (others enter linearly).")] = "",
+        categorical: CategoricalOpt = "", reference: ReferenceOpt = None,
         exact: Annotated[str, typer.Option(
             help="Comma-separated (categorical) covariates to match exactly on: adds column "
                  "knn_exact, k-NN within their cells, next to knn/radius/kernel.")] = "",
@@ -379,32 +427,33 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         frequentist_only: Annotated[bool, typer.Option(
             "--frequentist-only", help="Skip the Bayesian models (quick look).")] = False,
         id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
-        max_divergences: MaxDivOpt = None):
+        max_divergences: MaxDivOpt = None, table: TableOpt = None):
     """Propensity-score matching (k-NN k=4 caliper 0.02, radius 0.01, kernel; with --exact
     also k-NN within exact cells) with balance tables, and Bayesian propensity, IPW, doubly
-    robust and regression ATTs, on any data set."""
-    from bayes_pool.psm_workflow import analyse_psm
+    robust and regression ATTs, on any data set. Text, categorical and value-labelled
+    covariates enter as 0/1 indicators; balance is reported for every level."""
+    from bayes_pool.categorical import parse_reference
+    from bayes_pool.psm_workflow import analyse_psm, prepare_psm
     from bayes_pool.workflow import write_run
     start = time.perf_counter()
-    covs = [c.strip() for c in covariates.split(",") if c.strip()]
-    cats = [c.strip() for c in categorical.split(",") if c.strip()]
-    exacts = [c.strip() for c in exact.split(",") if c.strip()]
+    covs, cats, exacts = list(_split(covariates)), list(_split(categorical)), list(_split(exact))
     gates = _thresholds(max_r_hat, min_ess, max_divergences)
+    labels = {"table": table or "psm", "balance_table": f"{table or 'psm'}_balance"}
     try:
+        refs = parse_reference(reference or ())
         model_spec = _with_convergence(_spec("propensity_logit", draws, tune, chains), gates)
         loaded = _load_user_data(data, mapping=mapping, unique=id_col)
-        from bayes_pool.freq.psm import PSMDesign
-        prepared = PSMDesign(treatment=treatment, outcome=outcome, covariates=tuple(covs),
-                             categorical=tuple(cats)).prepare(loaded.frame)  # reject bad input
-        if exacts:
-            prepared.cells(exacts)  # first: exact columns must be propensity covariates
+        frame = _covariate_frame(loaded, covs)
+        prepare_psm(frame, treatment=treatment, outcome=outcome, covariates=covs,
+                    categorical=cats, reference=refs, exact=exacts)  # reject bad input
         with runs.run_folder("psm", out=out_dir, seed=seed) as folder:
             _say("Matching (k-NN, radius, kernel"
                  + (f", k-NN exact on {', '.join(exacts)}" if exacts else "")
                  + "), balance, and Bayesian propensity models")
-            analysis = analyse_psm(loaded.frame, treatment=treatment, outcome=outcome,
-                                   covariates=covs, categorical=cats, seed=seed, study="psm",
-                                   spec=model_spec, bootstrap=bootstrap, exact=exacts,
+            analysis = analyse_psm(frame, treatment=treatment, outcome=outcome,
+                                   covariates=covs, categorical=cats, reference=refs,
+                                   seed=seed, study="psm", spec=model_spec,
+                                   bootstrap=bootstrap, exact=exacts, **labels,
                                    bayesian=not frequentist_only,
                                    progressbar=sys.stderr.isatty())
             analysis.estimates = _gate(analysis.estimates, _base(model_spec), gates)
@@ -412,6 +461,7 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
                       synthetic=False, key_term=treatment,
                       manifest={"command": "psm", "seed": seed, "data": loaded.manifest(),
                                 "invocation": _invocation("psm", locals()),
+                                "categorical": _categorical_record(analysis),
                                 "convergence": _convergence_record(model_spec, gates),
                                 "spec": model_spec.to_dict(),
                                 "elapsed_seconds": round(time.perf_counter() - start, 1)})
@@ -441,18 +491,24 @@ def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .d
             frequentist_only: Annotated[bool, typer.Option(
                 "--frequentist-only", help="Skip the Bayesian model (quick look).")] = False,
             id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
-            max_divergences: MaxDivOpt = None):
+            max_divergences: MaxDivOpt = None, categorical: CategoricalOpt = "",
+            reference: ReferenceOpt = None, table: TableOpt = None, column: ColumnOpt = None):
     """Mediation on any data set: natural indirect, direct and total effects and the
-    proportion mediated, frequentist (stepwise, Sobel, bootstrap) and Bayesian (joint model)."""
+    proportion mediated, frequentist (stepwise, Sobel, bootstrap) and Bayesian (joint model).
+    Text, categorical and value-labelled covariates enter as 0/1 indicators."""
     from bayes_pool.bayes.mediation import load_mediation_spec
+    from bayes_pool.categorical import expand, parse_reference
     from bayes_pool.figures.mediation import plot_mediation
     from bayes_pool.freq.mediation import MediationDesign
     from bayes_pool.mediation_workflow import analyse_mediation
     from bayes_pool.workflow import write_run
     start = time.perf_counter()
-    covs = tuple(c.strip() for c in covariates.split(",") if c.strip())
+    covs, cats = _split(covariates), _split(categorical)
     gates = _thresholds(max_r_hat, min_ess, max_divergences)
+    tables = (f"{table}_mediator", f"{table}_outcome") if table else ("mediator_model",
+                                                                       "outcome_model")
     try:
+        refs = parse_reference(reference or ())
         model_spec = load_mediation_spec()
         changes = {k: v for k, v in dict(draws=draws, tune=tune, chains=chains).items()
                    if v is not None}
@@ -460,13 +516,18 @@ def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .d
             model_spec = model_spec.with_sampler(**changes)
         model_spec = _with_convergence(model_spec, gates)
         loaded = _load_user_data(data, mapping=mapping, unique=id_col)
+        frame = _covariate_frame(loaded, covs)
+        ex = expand(frame, covs, categorical=cats, reference=refs,  # reject bad input
+                    required=[c for c in (treatment, mediator, outcome, unit, time_col) if c])
         MediationDesign(outcome=outcome, treatment=treatment, mediator=mediator,
-                        covariates=covs, unit=unit, time=time_col,
-                        family=outcome_family).prepare(loaded.frame)
+                        covariates=ex.covariates, unit=unit, time=time_col,
+                        family=outcome_family).prepare(ex.frame)
         with runs.run_folder("mediate", out=out_dir, seed=seed) as folder:
             _say("Mediation: stepwise steps, Sobel, bootstrap, and the joint Bayesian model")
-            analysis = analyse_mediation(loaded.frame, treatment=treatment, mediator=mediator,
-                                         outcome=outcome, covariates=covs, unit=unit,
+            analysis = analyse_mediation(frame, treatment=treatment, mediator=mediator,
+                                         outcome=outcome, covariates=covs, categorical=cats,
+                                         reference=refs, unit=unit, tables=tables,
+                                         column=column,
                                          time=time_col, outcome_family=outcome_family,
                                          seed=seed, study="mediate", spec=model_spec,
                                          bootstrap=bootstrap, bayesian=not frequentist_only,
@@ -481,6 +542,7 @@ def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .d
                       synthetic=False, key_term=treatment,
                       manifest={"command": "mediate", "seed": seed, "data": loaded.manifest(),
                                 "invocation": _invocation("mediate", locals()),
+                                "categorical": _categorical_record(analysis),
                                 "convergence": _convergence_record(model_spec, gates),
                                 "elapsed_seconds": round(time.perf_counter() - start, 1)})
     except (BayesPoolError, ValueError, FileExistsError) as exc:
@@ -511,18 +573,19 @@ def rerun(manifest: Annotated[Path, typer.Argument(help="manifest.json of an ear
 
 _PATH_ARGS = {"data", "mapping"}
 _GATE_ARGS = ["max_r_hat", "min_ess", "max_divergences"]
+_LABEL_ARGS = ["categorical", "reference", "table", "column"]
 _INVOCATION_ARGS = {
     "run": ["study", "data", "mapping", "seed", "spec", "draws", "tune", "chains", "only",
             "placebo_draws", "workers", "mediation_model", *_GATE_ARGS],
     "did": ["data", "outcome", "treatment", "unit", "time_col", "covariates", "family",
             "mapping", "seed", "spec", "draws", "tune", "chains", "cohort", "staggered",
-            "event_study", "control", "id_col", *_GATE_ARGS],
-    "psm": ["data", "treatment", "outcome", "covariates", "categorical", "exact", "mapping",
-            "seed", "bootstrap", "draws", "tune", "chains", "frequentist_only", "id_col",
-            *_GATE_ARGS],
+            "event_study", "control", "id_col", *_GATE_ARGS, *_LABEL_ARGS, "approx"],
+    "psm": ["data", "treatment", "outcome", "covariates", "categorical", "reference", "exact",
+            "mapping", "seed", "bootstrap", "draws", "tune", "chains", "frequentist_only",
+            "id_col", *_GATE_ARGS, "table"],
     "mediate": ["data", "treatment", "mediator", "outcome", "covariates", "outcome_family",
                 "unit", "time_col", "mapping", "seed", "bootstrap", "draws", "tune", "chains",
-                "frequentist_only", "id_col", *_GATE_ARGS],
+                "frequentist_only", "id_col", *_GATE_ARGS, *_LABEL_ARGS],
 }
 
 

@@ -14,6 +14,7 @@ from typing import Literal, get_args
 import numpy as np
 import pandas as pd
 
+from bayes_pool.categorical import expand
 from bayes_pool.errors import InputError
 
 Family = Literal["bernoulli", "gaussian"]
@@ -29,9 +30,14 @@ class DiDDesign:
     outcome, treatment, unit, time : str
         Column names. ``treatment`` is a 0/1 indicator that switches on at adoption.
     covariates : tuple of str
-        Control variables entering linearly.
+        Control variables entering linearly; text and pandas categorical ones enter as 0/1
+        indicators (:mod:`bayes_pool.categorical`).
     family : {"bernoulli", "gaussian"}
         Logit for a binary outcome, linear otherwise.
+    categorical : tuple of str
+        Numeric covariates to expand into indicators too.
+    reference : tuple of (column, level)
+        Reference levels (a dict is accepted); others take the most frequent level.
     """
 
     outcome: str
@@ -40,11 +46,16 @@ class DiDDesign:
     time: str
     covariates: tuple[str, ...] = ()
     family: Family = "bernoulli"
+    categorical: tuple[str, ...] = ()
+    reference: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {self.family!r}")
         object.__setattr__(self, "covariates", tuple(self.covariates))
+        object.__setattr__(self, "categorical", tuple(self.categorical))
+        ref = self.reference.items() if isinstance(self.reference, dict) else self.reference
+        object.__setattr__(self, "reference", tuple(sorted((str(c), str(v)) for c, v in ref)))
 
     @property
     def columns(self) -> list[str]:
@@ -54,10 +65,20 @@ class DiDDesign:
     def prepare(self, data: pd.DataFrame) -> PreparedDiD:
         """Check the frame against the design and return the complete-case estimation sample.
 
+        Categorical covariates are first replaced by their indicators: the returned
+        ``prepared.design`` names the indicators as covariates and ``prepared.categorical``
+        records the expansion.
+
         Raises :class:`~bayes_pool.errors.InputError` naming the column and the offending
         values when a column is missing, the outcome is not 0/1 for a logit, the treatment is
         not 0/1, or the treatment never changes within any unit (the unit effects would absorb it).
         """
+        ex = expand(data, self.covariates, categorical=self.categorical,
+                    reference=dict(self.reference),
+                    required=(self.outcome, self.treatment, self.unit, self.time))
+        if ex.changed:
+            plain = replace(self, covariates=ex.covariates, categorical=(), reference=())
+            return replace(plain.prepare(ex.frame), categorical=ex.record)
         missing = [c for c in self.columns if c not in data.columns]
         if missing:
             raise InputError(
@@ -125,7 +146,8 @@ class DiDDesign:
         """
         # first every row (outcome, treatment, unit and time must be complete anyway), so
         # messages count the rows of the file; then the complete cases
-        base = replace(self, covariates=()).prepare(data).frame if self.covariates else None
+        base = (replace(self, covariates=(), categorical=(), reference=()).prepare(data).frame
+                if self.covariates else None)
         prepared = self.prepare(data)
         base = prepared.frame if base is None else base
         if base[self.outcome].nunique() < 2:
@@ -133,10 +155,11 @@ class DiDDesign:
                              f"{base[self.outcome].iloc[0]}); nothing to explain. What to do: "
                              "check the outcome coding and the [missing] codes.")
         check_unit_sizes(base, self.unit, min_rows=min_unit_rows)
-        # the complete cases: the sample a fit with the covariates uses
-        check_constant(prepared.frame, self.covariates)
+        # the complete cases: the sample a fit with the covariates (indicators) uses
+        covariates = prepared.design.covariates
+        check_constant(prepared.frame, covariates)
         if self.family == "bernoulli":
-            check_separation(prepared.frame, self.outcome, [self.treatment, *self.covariates])
+            check_separation(prepared.frame, self.outcome, [self.treatment, *covariates])
         return prepared
 
 
@@ -149,6 +172,8 @@ class PreparedDiD:
     n_input: int
     n_incomplete: int
     switchers: tuple[str, ...] = field(default=())
+    categorical: dict = field(default_factory=dict)
+    """How categorical covariates were expanded (:attr:`bayes_pool.categorical.Expansion.record`)."""
 
     @property
     def n_obs(self) -> int:
@@ -184,7 +209,8 @@ def check_numeric(frame: pd.DataFrame, col: str) -> pd.Series:
     raise InputError(f"column {col!r} must be numeric; {len(bad)} row(s) hold values that "
                      f"{what}: {shown}. What to do: recode them in the mapping file "
                      "([[recode]] kind = \"map\" or \"label_map\") or declare non-response "
-                     "codes missing ([missing] codes).")
+                     "codes missing ([missing] codes); a categorical covariate can be named "
+                     "with --categorical to enter as 0/1 indicators.")
 
 
 def check_unit_sizes(frame: pd.DataFrame, unit: str, *, min_rows: int = 2) -> None:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 
 from bayes_pool import estimates
 from bayes_pool.bayes import propensity as bayes_propensity
+from bayes_pool.categorical import Expansion, expand
 from bayes_pool.figures import psm as psm_figs
 from bayes_pool.freq import psm as freq_psm
 from bayes_pool.specs import ModelSpec
@@ -31,7 +33,7 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
                 propensity_draws: int = bayes_propensity.PROPENSITY_DRAWS,
                 bayes_bootstrap: int = bayes_propensity.BOOTSTRAP_REPLICATES,
                 bayesian: bool = True, exact: list[str] | tuple[str, ...] | None = None,
-                exact_note: str = "") -> Analysis:
+                exact_note: str = "", reference: dict[str, str] | None = None) -> Analysis:
     """Matching ATTs (k-NN, radius, kernel; k-NN within exact cells on request), the balance
     table and the Bayesian ATTs.
 
@@ -40,8 +42,11 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
     frame
         One row per unit; incomplete rows in the used columns are dropped (counted in facts).
     treatment, outcome, covariates
-        Column roles; the treatment must be 0/1. ``categorical`` covariates are dummy-coded in
-        the propensity models, the others enter linearly as coded.
+        Column roles; the treatment must be 0/1. Text and pandas categorical covariates, and
+        numeric ones named in ``categorical``, enter every model as 0/1 indicators with a
+        reference level (``reference`` by column, else the most frequent;
+        :mod:`bayes_pool.categorical`); the balance table reports every level, the reference
+        included. The others enter linearly as coded.
     seed
         Root seed: the bootstrap and the Bayesian fits get child seeds from it.
     study, table, balance_table
@@ -58,8 +63,8 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
     bayesian
         False skips the Bambi models (frequentist matching and balance only).
     exact
-        Covariates to match exactly on: adds column ``knn_exact``, k-NN with the same settings
-        within their cells (ATT frequentist and, with ``bayesian``, two-step Bayesian; balance
+        Covariates to match exactly on (a categorical one directly: its cells are its levels):
+        adds column ``knn_exact``, k-NN with the same settings within their cells (ATT frequentist and, with ``bayesian``, two-step Bayesian; balance
         rows in column ``after_knn_exact``; its love-plot markers).
     exact_note
         Appended to the notes of the ``knn_exact`` rows (e.g. why a study adds it).
@@ -73,20 +78,21 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
         ``results["psm"]`` holds the frequentist matching result (scores, balance); the
         figures are drawn by the run writer or :func:`psm_figures`.
     """
-    design = freq_psm.PSMDesign(treatment=treatment, outcome=outcome,
-                                covariates=tuple(covariates),
-                                categorical=tuple(categorical or ()))
-    prepared = design.prepare(frame)
+    prepared, ex, exact = prepare_psm(frame, treatment=treatment, outcome=outcome,
+                                      covariates=covariates, categorical=categorical,
+                                      reference=reference, exact=exact)
     boot_seed, bayes_seed = (int(s.generate_state(1)[0])
                              for s in np.random.SeedSequence(seed).spawn(2))
-    settings = freq_psm.MatchSettings(exact=tuple(exact or ()))
+    settings = freq_psm.MatchSettings(exact=tuple(exact))
     freq = freq_psm.fit_psm(prepared, seed=boot_seed, n_boot=bootstrap, settings=settings)
     att_rows = estimates.concat(freq.tidy(study=study, table=table),
                                 freq.psmatch2_rows(study=study, table=table))
     if exact_note:
         on = att_rows["column"] == freq_psm.EXACT_METHOD
         att_rows.loc[on, "note"] = att_rows.loc[on, "note"] + "; " + exact_note
-    rows = [att_rows, freq.balance_rows(study=study, table=balance_table, exact_note=exact_note)]
+    shown = _every_level(freq, ex)
+    rows = [att_rows, _mark_reference(
+        shown.balance_rows(study=study, table=balance_table, exact_note=exact_note), ex)]
     s = freq.settings
     facts = {
         "n_input": prepared.n_input, "n_complete": prepared.n_obs,
@@ -103,7 +109,7 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
         "bootstrap_replicates": bootstrap,
         "bootstrap_seed": boot_seed,
         "propensity_terms": ["const", *prepared.exog.columns],
-        "categorical": list(design.categorical),
+        "categorical": ex.record,
     }
     if s.exact:
         facts[freq_psm.EXACT_METHOD] = _exact_facts(freq, exact_note)
@@ -121,8 +127,59 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
                      bayes_bootstrap_replicates=bay.replicates,
                      propensity_spec=bay.spec.name, outcome_spec=bay.outcome_spec.name)
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
-                    facts={"psm": facts}, figures=[partial(_draw, freq)],
+                    facts={"psm": facts}, figures=[partial(_draw, shown)],
                     results={"psm": freq})
+
+
+def prepare_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates,
+                categorical=(), reference: dict[str, str] | None = None, exact=()
+                ) -> tuple[freq_psm.PreparedPSM, Expansion, tuple[str, ...]]:
+    """The matching sample with categorical covariates expanded (every level must hold both
+    treated and control rows, or the propensity logit has no finite estimate), and the
+    exact-matching columns (a categorical column as its indicators: the same cells).
+
+    Called by :func:`analyse_psm` and, before any output exists, by ``bayes-pool psm`` to
+    reject bad input.
+    """
+    ex = expand(frame, covariates, categorical=categorical or (), reference=reference,
+                required=(treatment, outcome), by=treatment)
+    design = freq_psm.PSMDesign(treatment=treatment, outcome=outcome, covariates=ex.covariates)
+    prepared = design.prepare(ex.frame)
+    exact_cols = tuple(ex.columns_for(exact or ()))
+    if exact_cols:
+        prepared.cells(exact_cols)  # exact columns must be propensity covariates
+    return prepared, ex, exact_cols
+
+
+def _every_level(freq: freq_psm.PSMResult, ex: Expansion) -> freq_psm.PSMResult:
+    """``freq`` with a balance table over every level of each categorical covariate, the
+    reference included (as cobalt and pstest report them); ``freq`` itself when none."""
+    if not ex.changed:
+        return freq
+    owner = {n: c for c, names in ex.indicators.items() for n in names}
+    shown: list[str] = []
+    for name in ex.covariates:  # each categorical's levels where its first indicator was
+        col = owner.get(name)
+        if col is None:
+            shown.append(name)
+        elif ex.reference_indicator[col] not in shown:
+            shown.extend(_in_level_order(ex, col))
+    prepared = replace(freq.prepared.design, covariates=tuple(shown)).prepare(ex.frame)
+    return replace(freq, prepared=prepared,
+                   balance=freq_psm.balance(prepared, freq.matchings["knn"]))
+
+
+def _in_level_order(ex: Expansion, col: str) -> list[str]:
+    return [lv["indicator"] or ex.reference_indicator[col] for lv in ex.record[col]["levels"]]
+
+
+def _mark_reference(rows: pd.DataFrame, ex: Expansion) -> pd.DataFrame:
+    """Say in the note which balance rows are reference levels (no indicator in the models)."""
+    for col, name in ex.reference_indicator.items():
+        on = rows["term"] == name
+        rows.loc[on, "note"] = rows.loc[on, "note"] + (
+            f"; reference level of {col!r} (no indicator in the models)")
+    return rows
 
 
 def _exact_facts(freq: freq_psm.PSMResult, note: str) -> dict:
@@ -147,7 +204,7 @@ def _draw(freq, folder: Path, synthetic: bool, table: pd.DataFrame) -> dict[str,
     """Love plot and propensity overlap of the matching, and the ATT forest of ``table``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    att = table[table["quantity"] == "att"]
+    att = table[table["quantity"].isin(psm_figs.ATT_QUANTITIES)]
     refined = (freq.balance_for(freq_psm.EXACT_METHOD)
                if freq_psm.EXACT_METHOD in freq.matchings else None)
     return {

@@ -20,6 +20,7 @@ import pandas as pd
 from bayes_pool import estimates
 from bayes_pool.bayes import etwfe as bayes_etwfe
 from bayes_pool.bayes import event_study as bayes_es
+from bayes_pool.categorical import expand
 from bayes_pool.event_time import DEFAULT_CONTROL, Control, StaggeredDesign, coverage_text
 from bayes_pool.freq import etwfe as freq_etwfe
 from bayes_pool.freq import event_study as freq_es
@@ -38,11 +39,15 @@ def _child_seed(seed: int, index: int) -> int:
 
 
 def _prepare(frame, outcome, treatment, unit, time, cohort, covariates, family, period_length,
-             window):
+             window, categorical=(), reference=None):
+    """The prepared staggered design, categorical covariates replaced by their indicators
+    (:func:`bayes_pool.categorical.expand`), and the expansion's record for the facts."""
+    ex = expand(frame, covariates, categorical=categorical, reference=reference,
+                required=(outcome, treatment, unit, time))
     design = StaggeredDesign(outcome=outcome, treatment=treatment, unit=unit, time=time,
-                             cohort=cohort, covariates=tuple(covariates), family=family,
+                             cohort=cohort, covariates=ex.covariates, family=family,
                              period_length=period_length, window=tuple(window))
-    return design.prepare(frame)
+    return design.prepare(ex.frame), ex.record
 
 
 def _facts(prepared) -> dict:
@@ -62,7 +67,8 @@ def analyse_event_study(frame: pd.DataFrame, *, outcome: str, treatment: str, un
                         seed: int, study: str, spec: ModelSpec | None = None,
                         progressbar: bool = False, bayesian: bool = True,
                         cov_type: str = "cluster", period_length: int | None = None,
-                        window: tuple[int, int] = (-2, 4), control: Control = DEFAULT_CONTROL
+                        window: tuple[int, int] = (-2, 4), control: Control = DEFAULT_CONTROL,
+                        categorical=(), reference: dict[str, str] | None = None
                         ) -> Analysis:
     """Event study (table ``fig2``): frequentist TWFE logit and Bayesian hierarchical logit.
 
@@ -70,14 +76,17 @@ def analyse_event_study(frame: pd.DataFrame, *, outcome: str, treatment: str, un
     per estimated event time (reference period and bins filled only by always-treated units
     left out; ``facts["fig2"]["coverage"]`` says which units fill which bin). ``control``:
     ``notyet`` (default, as R ``etwfe``) estimates the lags only; ``never`` leads and lags.
+    Categorical covariates (and numeric ones named in ``categorical``) enter as 0/1
+    indicators, ``reference`` choosing their reference levels (:mod:`bayes_pool.categorical`).
     """
-    prepared = _prepare(frame, outcome, treatment, unit, time, cohort, covariates, family,
-                        period_length, window)
+    prepared, expanded = _prepare(frame, outcome, treatment, unit, time, cohort, covariates,
+                                  family, period_length, window, categorical, reference)
     for note in prepared.notes:
         log.info("event study: %s", note)
     freq = freq_es.fit_event_study(prepared, cov_type=cov_type, control=control)
     rows = [freq.tidy(study=study)]
-    facts = _facts(prepared) | {"control": control, "level": freq.level_reason,
+    facts = _facts(prepared) | {"categorical": expanded, "control": control,
+                                "level": freq.level_reason,
                                 "frequentist_dropped_units": list(freq.dropped_units)}
     posteriors = {}
     if bayesian:
@@ -98,18 +107,21 @@ def analyse_staggered(frame: pd.DataFrame, *, outcome: str, treatment: str, unit
                       progressbar: bool = False, bayesian: bool = True,
                       cov_type: str = "cluster", control: Control = DEFAULT_CONTROL,
                       period_length: int | None = None,
-                      window: tuple[int, int] = (-2, 4)) -> Analysis:
+                      window: tuple[int, int] = (-2, 4), categorical=(),
+                      reference: dict[str, str] | None = None) -> Analysis:
     """Staggered-robust DiD (table ``staggered``): ETWFE ATT overall (column ``etwfe``) and
     per cohort x period cell (column ``g<g>_t<t>``), frequentist and Bayesian, beside the
     frequentist TWFE AME (column ``twfe``), all with term ``treatment``, quantity ``att``.
     Always-treated cohorts are left out of ETWFE (never seen untreated). ``control``:
     ``notyet`` (default, as R ``etwfe``) or ``never``; a logit on short panels takes cohort
-    dummies instead of unit effects (:func:`bayes_pool.event_time.effect_level`)."""
-    prepared = _prepare(frame, outcome, treatment, unit, time, cohort, covariates, family,
-                        period_length, window)
+    dummies instead of unit effects (:func:`bayes_pool.event_time.effect_level`). Categorical
+    covariates as in :func:`analyse_event_study`."""
+    prepared, expanded = _prepare(frame, outcome, treatment, unit, time, cohort, covariates,
+                                  family, period_length, window, categorical, reference)
     freq = freq_etwfe.fit_etwfe(prepared, control=control, cov_type=cov_type)
     rows = [freq.tidy(study=study)]
-    facts = _facts(prepared) | {"control": control, "level": freq.level_reason,
+    facts = _facts(prepared) | {"categorical": expanded, "control": control,
+                                "level": freq.level_reason,
                                 "cells": sorted(freq.cell_n),
                                 "cell_n": freq.cell_n,
                                 "frequentist_dropped_units": list(freq.dropped_units)}

@@ -72,7 +72,7 @@ def test_psm_exact_on_user_csv_matches_within_cells(tmp_path, outputs):
         assert abs(r.estimate - 2.0) < 2 * r.se, r
     ex = att[att["column"] == "knn_exact"].iloc[0]
     assert "within the cells of region" in ex["note"]
-    bias = est[(est["table"].astype(str) == "5") & (est["column"] == "after_knn_exact")
+    bias = est[(est["table"] == "psm_balance") & (est["column"] == "after_knn_exact")
                & (est["quantity"] == "std_bias_pct")].set_index("term")["estimate"]
     assert bias["region"] == 0 and abs(bias["age_z"]) < 10
     manifest = json.loads((run_dir / "manifest.json").read_text())

@@ -150,16 +150,23 @@ def test_any_single_corruption_of_a_did_design_is_rejected_naming_the_column(
     frame = panel.copy()
     if kind == "dropped":
         frame = frame.drop(columns=column)
-    elif kind == "missing":
-        if column in ("x1", "x2"):  # covariates may be missing: rows are dropped, not refused
-            return
-        frame[column] = frame[column].astype(object)
-        frame.iloc[rows, frame.columns.get_loc(column)] = np.nan
     else:
-        if column in ("county", "wave"):  # any label is a valid unit or period
-            return
         frame[column] = frame[column].astype(object)
-        frame.iloc[rows, frame.columns.get_loc(column)] = "?" if column.startswith("x") else 7
+        bad = np.nan if kind == "missing" else "?" if column.startswith("x") else 7
+        frame.iloc[rows, frame.columns.get_loc(column)] = bad
+    if kind == "missing" and column in ("x1", "x2"):
+        # a missing covariate is not refused: exactly its rows leave the complete cases
+        assert DESIGN.check(frame).n_obs == len(panel) - len(rows)
+        return
+    if kind == "out_of_range" and column in ("county", "wave"):
+        # any label is a valid unit or period (7 becomes one more), but a unit seen in one
+        # row only is refused as a likely mistyped code
+        if column == "county" and len(rows) == 1:
+            with pytest.raises(InputError, match="'county'.*'7' \\(1 row\\)"):
+                DESIGN.check(frame)
+        else:
+            assert DESIGN.check(frame).n_obs == len(panel)
+        return
     with pytest.raises(InputError) as info:
         DESIGN.check(frame)
     message = str(info.value)

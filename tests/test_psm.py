@@ -1,8 +1,9 @@
 """Propensity-score matching and the Bayesian propensity models, on data with a known ATT.
 
-Fast tier: one real Bayesian fit (2 chains x 300 draws, 60 re-matched propensity draws) of
-the smi-psm synthetic sample, shared by the recovery and structure tests; everything else is
-frequentist. Tolerances come from each estimate's own SE or posterior SD. The shared analysis
+Fast tier: one real Bayesian analysis (2 chains x 300 draws, 60 re-matched propensity draws,
+200 Bayesian-bootstrap replicates for IPW / DR) of the smi-psm synthetic sample, shared by the
+recovery and structure tests; everything else is frequentist. Coverage and size over many
+worlds are in the slow tests of tests/test_psm_bootstrap.py and tests/test_psm_ai2016.py. Tolerances come from each estimate's own SE or posterior SD. The shared analysis
 adds, as the study pipeline does, the refined k-NN with exact matching on migration_reason
 (column ``knn_exact``, beyond the paper).
 """
@@ -96,6 +97,22 @@ def test_every_bayesian_att_row_says_what_it_is(study_analysis):
     assert int(np.asarray(boot["sample_stats"]["diverging"]).sum()) == 0
 
 
+def test_psmatch2_default_se_sits_next_to_the_honest_se(study_analysis):
+    """Issue 14: every matching ATT also carries psmatch2's approximate SE (the kind the paper
+    published), as its own quantity with the same estimate, labelled as not shown valid; the
+    knn row's own SE is the Abadie-Imbens 2016 one."""
+    est = study_analysis.estimates.query("source == 'frequentist'")
+    main = est[est["quantity"] == "att"].set_index("column")
+    p2 = est[est["quantity"] == "att_psmatch2_se"].set_index("column")
+    assert set(p2.index) == {"knn", "radius", "kernel", "knn_exact"}
+    np.testing.assert_allclose(p2.loc[main.index, "estimate"], main["estimate"])
+    assert (p2["se"] != main.loc[p2.index, "se"]).all()
+    assert p2["note"].str.contains("psmatch2's default approximate SE").all()
+    assert p2["note"].str.contains("not called valid").all()
+    assert "Abadie-Imbens (2016)" in main.loc["knn", "note"]
+    assert "ignores caliper()" in main.loc["kernel", "note"]
+
+
 def test_knn_matching_reduces_the_imbalance(study_analysis):
     bal = study_analysis.results["psm"].balance
     assert bal["std_bias_pct_after"].abs().mean() < 10
@@ -185,14 +202,6 @@ def test_bootstrap_is_reproducible_with_a_fixed_seed(study_data):
     assert not np.allclose(a.to_numpy(), c.to_numpy())
 
 
-def test_null_world_knn_interval_covers_zero():
-    data = synthetic.simulate(att=0)
-    prep = freq_psm.PSMDesign(contract.TREATMENT, contract.OUTCOME,
-                              contract.COVARIATES).prepare(data.frame)
-    row = freq_psm.fit_psm(prep, seed=1, n_boot=5).tidy(study=STUDY, table="6", column="knn")
-    assert row["ci_low"].item() < 0 < row["ci_high"].item()
-
-
 def make_user_csv(path, seed: int = 5, n: int = 4000, att: float = 2.0) -> str:
     """A user file that is not the study: other names, confounded assignment, constant ATT."""
     rng = np.random.default_rng(seed)
@@ -273,14 +282,19 @@ def test_figures_show_the_balance_table_and_the_att_rows(study_analysis, tmp_pat
 
     ax = figs["psm_att_forest"].axes[0]
     table = estimates.concat(published, study_analysis.estimates)
-    att = table[table["quantity"] == "att"]
+    att = table[table["quantity"].isin(["att", "att_psmatch2_se"])]
     shown = dict(zip([t.get_text() for t in ax.get_yticklabels()], ax.get_yticks()))
     assert len(shown) == len(att)
     points = {round(float(yy), 6): float(xx) for c in ax.collections
               for xx, yy in c.get_offsets()}
+    lines = {round(float(ln.get_ydata()[0]), 6): tuple(ln.get_xdata()) for ln in ax.lines
+             if len(ln.get_xdata()) == 2 and ln.get_ydata()[0] == ln.get_ydata()[1]}
     for r in att.itertuples():
-        y_row = shown[f"{r.source}: {r.column} (table {r.table})"]
-        assert points[round(float(y_row), 6)] == pytest.approx(r.estimate)
+        se = ", psmatch2 SE" if r.quantity == "att_psmatch2_se" else ""
+        y_row = round(float(shown[f"{r.source}: {r.column}{se} (table {r.table})"]), 6)
+        assert points[y_row] == pytest.approx(r.estimate)
+        if r.source == "frequentist":  # estimate +- 1.96 SE
+            np.testing.assert_allclose(lines[y_row], (r.ci_low, r.ci_high))
 
 
 @pytest.mark.slow

@@ -6,12 +6,13 @@ The psmatch2 / pstest semantics checked here are those of psmatch2 4.0.12 and ps
 
 Mechanism tests (correctness claims; the finding's numbers themselves are regression pins in
 ``tests/test_psm_pins.py``): on the default synthetic sample ``migration_reason`` keeps a
-standardized bias of +11.8% after k = 4 matching (+11.3 +/- 3.4 over seeds 1-8; the paper's Table 5 prints
-7.1%). The score gap between the treated and their matches explains none of it; all of it
-comes from treated units whose profile has fewer than k controls at the same score, and those
-are mostly the rare codes 3-5 ("relocation", "to grow old", "other"): their nearest controls
-come from the common codes 1-2, so the matched controls under-represent the rare codes. The
-bias shrinks as the score cells fill with controls (ten times the sample halves it).
+standardized bias of +11.8% after k = 4 matching (+11.3 +/- 3.4 over seeds 1-8; the paper's
+Table 5 prints 7.1%). The score gap between the treated and their matches explains none of
+it; all of it comes from treated units whose profile has fewer than k controls at the same
+score, and those are mostly the rare codes 3-5 ("relocation", "to grow old", "other"):
+their nearest controls come from the common codes 1-2, so the matched controls
+under-represent the rare codes. The bias shrinks as the score cells fill with controls (ten
+times the sample halves it).
 """
 
 from __future__ import annotations

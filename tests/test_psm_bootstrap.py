@@ -89,7 +89,9 @@ SEEDS = range(101, 141)  # 40 worlds, fixed before the first run
 def test_bootstrap_intervals_cover_the_true_att():
     """Issue 14: over 40 worlds the 95% equal-tailed interval of 400 replicates covers the
     population ATT in >= 90% of them, and the exact binomial 95% interval of the coverage
-    contains 0.95 (both IPW and DR)."""
+    contains 0.95 (both IPW and DR). Measured when written: 38 of 40 for each (exact CI
+    83-99%), mean interval width 0.48 (IPW) and 0.47 (DR); 570 s on the shared 2-core
+    machine."""
     covered = {"att_ipw": 0, "att_dr": 0}
     for seed in SEEDS:
         draws = bp.bootstrap_draws(_prepared(world(seed)), replicates=400, chains=4,

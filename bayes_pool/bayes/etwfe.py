@@ -40,7 +40,7 @@ from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.errors import SpecError
 from bayes_pool.event_time import DEFAULT_CONTROL, FIRST, Control, Level, PreparedStaggered
 from bayes_pool.freq.etwfe import cell_columns, control_note, resolve_level
-from bayes_pool.mundlak import mean_name, unit_means
+from bayes_pool.mundlak import unit_means
 from bayes_pool.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,23 @@ def _prior(spec: dict) -> bmb.Prior:
     return bmb.Prior(spec["dist"], **{k: v for k, v in spec.items() if k != "dist"})
 
 
-def _noncentered(frame: pd.DataFrame, unit: str, setting: str, outcome: str, family: str):
+def _noncentered(frame: pd.DataFrame, unit: str, setting: str, outcome: str, family: str,
+                 correlated: bool) -> tuple[bool, str]:
+    """Bambi's ``noncentered`` flag and why.
+
+    ``auto`` with correlated random effects is non-centred: the cohort dummies and unit means
+    take out most of the spread of the unit levels, so the residual unit SD is small and each
+    unit's data pins its intercept down little against it, the case for the non-centred form.
+    In the confounded-levels world (4,000 rows, median 130 per unit) the row-count rule's
+    centred form gave R-hat 2.2 and 38 divergences on the ETWFE, non-centred R-hat 1.00 and none.
+    """
+    if setting == "auto" and correlated:
+        return True, "non-centred (auto: correlated random effects leave a small unit SD)"
     try:  # the information-based rule (issue 18) takes the outcome and family
-        return noncentered(frame, unit, setting, outcome=outcome, family=family)
+        nc = noncentered(frame, unit, setting, outcome=outcome, family=family)
     except TypeError:  # parameterization.py before that change: row counts only
-        return noncentered(frame, unit, setting)
+        nc = noncentered(frame, unit, setting)
+    return nc, ("non-centred" if nc else "centred") + f" ({setting})"
 
 
 def unit_structure(frame: pd.DataFrame, *, unit: str, time: str, effects, covariates,
@@ -69,14 +81,19 @@ def unit_structure(frame: pd.DataFrame, *, unit: str, time: str, effects, covari
     ``(1|unit)`` alone. The fixed terms take the ``unit_means`` prior.
     """
     if level == "cohort":
-        name = mean_name("cohort", frame.columns)  # formulae refuses FIRST's leading "_"
+        name = "cohort"  # formulae refuses FIRST's leading "_"
+        while name in frame.columns:
+            name += "_"
         return (frame.assign(**{name: frame[FIRST].astype(int)}), [f"C({name})"], "",
                 {"unit_structure": "cohort dummies, no unit effects"})
     group = f"(1|{unit})"
     if unit_effects == "exchangeable":
-        return frame, [], group, {"unit_structure": f"exchangeable {group}"}
+        return frame, [], group, {"unit_structure": f"exchangeable {group} (no unit means: "
+                                         "level differences between units can leak into "
+                                         "the effects)"}
     first = frame[FIRST].to_numpy(dtype=float)
-    dummies = {f"cohort_{int(g)}": (first == g).astype(float) for g in np.unique(first[first > 0])}
+    dummies = {f"{FIRST}_{int(g)}": (first == g).astype(float)
+               for g in np.unique(first[first > 0])}
     means = unit_means(frame.assign(**dummies), unit, [*dummies, *effects, *covariates],
                        time=time)
     record = {"unit_structure": f"correlated: {group} around cohort dummies and unit means",
@@ -113,15 +130,18 @@ def build_model(frame: pd.DataFrame, *, outcome: str, effects: list[str],
         if role == "unit_sd":
             priors[f"1|{unit}"] = bmb.Prior("Normal", mu=0.0, sigma=_prior(prior))
         else:
-            for term in roles[role]:
+            # roles of terms this model lacks (the DiD spec's unit_means, unit_time_sd) are skipped
+            for term in roles.get(role, []):
                 priors[term] = _prior(prior)
-    nc = _noncentered(frame, unit, spec.sampler.parameterization, outcome, family) if group \
-        else False
+    nc, why = (_noncentered(frame, unit, spec.sampler.parameterization, outcome, family,
+                            correlated=bool(level_terms)) if group else (False, ""))
     model = bmb.Model(formula, frame, family=bambi_family(family), priors=priors,
                       noncentered=nc)
     model.build()
     if group:
-        record["parameterization"] = "non-centred" if nc else "centred"
+        record["parameterization"] = why
+    if spec.unit_time:
+        record["unit_time"] = "not fitted: the staggered models have no unit x time effect yet"
     return model, frame, record
 
 

@@ -1,7 +1,8 @@
 r"""Bayesian propensity models for the ATT: two-step matching, IPW, doubly robust, regression.
 
-Four estimators on a :class:`~bayes_pool.freq.psm.PreparedPSM`, each computed within every
-posterior draw and then summarised with :func:`~bayes_pool.bayes.diagnostics.posterior_rows`:
+Four estimators on a :class:`~bayes_pool.freq.psm.PreparedPSM`, each summarised from its
+draws with :func:`~bayes_pool.bayes.diagnostics.posterior_rows`; each row's note names what
+its draws are:
 
 *Bayesian propensity logit* (Bambi; priors and sampler from ``models/propensity_logit.toml``)
 
@@ -14,7 +15,11 @@ settings of :mod:`bayes_pool.freq.psm`, and the matching ATT :math:`\hat\tau_d` 
 Abadie-Imbens conditional variance :math:`\hat V_d` computed; the draw of the ATT is
 :math:`\tau_d \sim N(\hat\tau_d, \hat V_d)`, so the posterior-predictive distribution mixes
 propensity uncertainty with the sampling uncertainty of matching (Kaplan & Chen 2012's
-two-step approach). The outcome does not feed back into the propensity model.
+two-step approach). The outcome does not feed back into the propensity model. This is a
+two-step ("cut") plug-in, not the posterior of one model: it adds the score's posterior
+variance to a variance that treats the score as known, which is not how estimating the score
+changes a matching estimator's variance (Abadie & Imbens 2016 derive that adjustment; it is
+the SE of the frequentist ``knn`` row, :func:`bayes_pool.freq.psm.ai2016_variance`).
 
 *IPW* (``bayes_ipw``) and *doubly robust* (``bayes_dr``): a Bayesian bootstrap of the whole
 two-model procedure (the weighted likelihood bootstrap, Newton & Raftery 1994; Rubin 1981).
@@ -23,8 +28,8 @@ refits the propensity logit by weighted maximum likelihood (statsmodels GLM,
 ``freq_weights = g``) and, for DR, the linear Y(0) model on the controls by weighted least
 squares, and computes with the same weights
 
-.. math:: \tau^{IPW} = \frac{\sum_T g_i Y_i}{\sum_T g_i} - \frac{\sum_C g_j w_j Y_j}{\sum_C g_j w_j},
-          \qquad w_j = \frac{\hat e_j}{1-\hat e_j},
+.. math:: \tau^{IPW} = \frac{\sum_T g_i Y_i}{\sum_T g_i}
+          - \frac{\sum_C g_j w_j Y_j}{\sum_C g_j w_j}, \qquad w_j = \frac{\hat e_j}{1-\hat e_j},
 
 and :math:`\tau^{DR}` the same with :math:`Y - \hat\mu_0(X)` in place of :math:`Y`. The score
 is re-estimated in every replicate, so the draws are a (nonparametric) posterior of the
@@ -68,8 +73,10 @@ BOOTSTRAP_REPLICATES = 1000
 """Default Bayesian-bootstrap replicates of the IPW and DR ATTs (iid, so ESS near this)."""
 BOOTSTRAP_CHAINS = 4
 """Pseudo-chains the iid replicates are split into, so R-hat and ESS are computed as for MCMC."""
-BOOTSTRAP_COVERAGE = ("coverage of the true ATT measured in tests/test_psm_bootstrap.py (slow): "
-                      "not yet run")
+BOOTSTRAP_COVERAGE = ("its 95% interval covered the true ATT in 38 of 40 synthetic worlds for "
+                      "IPW and for DR (n = 2000, 400 replicates, heterogeneous effect; exact "
+                      "binomial 95% CI of the coverage 83-99%; tests/test_psm_bootstrap.py, "
+                      "slow)")
 """What the IPW / DR interval was shown to do, quoted in the rows' note."""
 
 
@@ -308,10 +315,11 @@ class BayesPropensityResult:
                     f"{self.settings.describe(meth)}; {self.n_thinned} thinned draws of the "
                     "Bambi propensity posterior each re-matched, ATT ~ N(matching ATT, "
                     "Abadie-Imbens 2006 known-score variance) per draw, so the interval adds "
-                    "the score's posterior spread to the known-score sampling variance (not "
-                    "the Abadie-Imbens 2016 estimated-score variance; see the frequentist "
-                    f"row); outcome does not feed back; mean {off:.1f} treated off support; "
-                    "ESS thresholds scaled to the thinned draws")
+                    "the score's posterior spread to the known-score sampling variance; that "
+                    "is not the Abadie-Imbens 2016 estimated-score variance (the frequentist "
+                    "knn row's SE) and its coverage is not shown; outcome does not feed back; "
+                    f"mean {off:.1f} treated off support; ESS thresholds scaled to the "
+                    "thinned draws")
             if meth == freq_psm.EXACT_METHOD and exact_note:
                 note = f"{note}; {exact_note}"
             rows.append(posterior_rows(self.matching, {f"att_{meth}": (tr, "att")},

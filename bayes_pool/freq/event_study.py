@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from bayes_pool import estimates
-from bayes_pool.event_time import (DEFAULT_CONTROL, FIRST, CONTROLS, Control, Level,
+from bayes_pool.event_time import (CONTROLS, DEFAULT_CONTROL, FIRST, Control, Level,
                                    PreparedStaggered, event_label, event_term)
 from bayes_pool.freq.etwfe import CovType, fit_logit_dummies, resolve_level, switch_off_effects
 

@@ -39,10 +39,11 @@ Radius and kernel neighbour searches use :class:`sklearn.neighbors.NearestNeighb
 Standard errors: for ``knn`` the Abadie-Imbens (2016) variance for matching on an estimated
 logit score (:func:`ai2016_variance`); for ``knn_exact`` the Abadie-Imbens (2006) variance,
 treating the score as known (AI 2016 is derived for matching on the score alone), with the
-conditional variance matched within the exact cells; for ``radius`` and ``kernel`` a seeded nonparametric bootstrap that refits
-the logit in every replicate. Next to them, for every method, psmatch2's default
-("approximate") SE, which the published SEs are (:func:`psmatch2_se`). Balance follows ``pstest``: standardized bias with the unmatched variances and
-weighted t-tests on the matched sample.
+conditional variance matched within the exact cells; for ``radius`` and ``kernel`` a seeded
+nonparametric bootstrap that refits the logit in every replicate. Next to them, for every
+method, psmatch2's default ("approximate") SE, which the published SEs are
+(:func:`psmatch2_se`). Balance follows ``pstest``: standardized bias with the unmatched
+variances and weighted t-tests on the matched sample.
 """
 
 from __future__ import annotations
@@ -499,7 +500,8 @@ def ai2016_variance(m: Matching, y: np.ndarray, ps: np.ndarray, X: np.ndarray,
     ``neighbours`` nearest units of each group on the score, and :math:`\hat d_t =
     N_1^{-1}\sum_i X_i f_i\,(\hat\mu_1(e_i) - \hat\mu_0(e_i) - \hat\tau)`, the missing
     mean from the ``neighbours`` nearest units of the other group. The adjustment can make
-    the variance smaller or larger.
+    the variance smaller or larger. It is derived without a caliper: with treated units off
+    support it is an approximation (they still enter :math:`N_1`, c and d).
     """
     t = np.zeros(len(y), dtype=bool)
     t[m.treated] = True
@@ -730,10 +732,11 @@ def fit_psm(prepared: PreparedPSM, *, seed: int, n_boot: int = 200,
         se[meth] = float(boot[meth].std(ddof=1))
     se_method = {"knn": "Abadie-Imbens (2016), adjusted for the estimated logit score "
                         f"(Abadie-Imbens 2006 known-score SE {se_known:.4g}; conditional "
-                        f"variance from {VARIANCE_NEIGHBOURS} within-control matches); in a "
-                        "synthetic world its mean matched the Monte Carlo SD of the ATT and "
-                        "its 95% interval covered the true ATT at a rate consistent with 95% "
-                        "(tests/test_psm_ai2016.py, slow)",
+                        f"variance from {VARIANCE_NEIGHBOURS} within-control matches); over "
+                        "200 synthetic worlds (n = 2000, k = 4) its mean was 0.139 against a "
+                        "Monte Carlo SD of the ATT of 0.140 (AI 2006: 0.160) and its 95% "
+                        "interval covered the true ATT in 93.5% (exact 95% CI 89-96%; "
+                        "tests/test_psm_ai2016.py, slow)",
                  "radius": f"bootstrap, {n_boot} replicates within treatment groups, logit "
                            f"refitted each time (seed {seed})",
                  "kernel": f"bootstrap, {n_boot} replicates within treatment groups, logit "

@@ -234,8 +234,11 @@ def part_placebo(frame: pd.DataFrame, ctx: Context) -> Analysis:
                          "share_p_below_actual": result.share_p_below,
                          "identifying_provinces": list(prepared.switchers),
                          "bayesian": {"method": "Laplace approximation, province SD fixed at "
-                                                "its marginal posterior mode",
+                                                "its marginal posterior mode; with correlated "
+                                                "unit effects each placebo draw's province "
+                                                "means of the treatment are recomputed",
                                       "unit_sd": fast.unit_sd,
+                                      "unit_structure": fast.structure.to_dict(),
                                       "prob_positive_actual": actual_bayes.prob_positive,
                                       "all_converged": bool(post["converged"].all())}}}
     draw = lambda folder, synthetic, table: {  # noqa: E731
