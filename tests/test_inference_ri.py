@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from bayes_pool.design import DiDDesign
 from bayes_pool.errors import InputError
-from bayes_pool.freq.placebo import adoption_schedule, placebo
+from bayes_pool.freq.placebo import NULL_WORLD_RATES, adoption_schedule, placebo
 from worlds import confounded_panel
 
 DESIGN = DiDDesign(outcome="y", treatment="d", unit="region", time="wave", covariates=("x",),
@@ -100,7 +100,11 @@ def test_ri_t_and_ri_beta_equal_the_definition_on_independent_statsmodels_refits
     assert r.ri_p_value == pytest.approx(ri_beta) and r.ri_t_p_value == pytest.approx(ri_t)
     rows = r.tidy(study="test").set_index("quantity")
     assert rows.at["ri_t_p_value", "p_value"] == pytest.approx(ri_t)
-    assert "RI-t" in rows.at["ri_t_p_value", "note"] and "RI-beta" in rows.at["ri_p_value", "note"]
+    # each RI row names its statistic and quotes the size the null-world study measured for it
+    for quantity, method, label in (("ri_t_p_value", "ri_t", "RI-t"),
+                                    ("ri_p_value", "ri_beta", "RI-beta")):
+        note = rows.at[quantity, "note"]
+        assert label in note and NULL_WORLD_RATES[method] in note
 
 
 def test_permutation_placebo_needs_a_staggered_treatment(prepared):
