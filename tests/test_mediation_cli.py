@@ -37,7 +37,7 @@ def cli_run(tmp_path_factory):
             "mediate", "--data", str(path), "--treatment", "d", "--mediator", "m",
             "--outcome", "y", "--covariates", "x", "--unit", "region", "--time", "wave",
             "--outcome-family", "bernoulli", "--bootstrap", "50", "--chains", "2",
-            "--draws", "300", "--tune", "300", "--min-ess", "100", "--seed", "11"])
+            "--draws", "500", "--tune", "500", "--min-ess", "200", "--seed", "11"])
     assert res.exit_code == 0, res.output
     (run_dir,) = list((tmp / "outputs" / "mediate").iterdir())
     est = pd.read_csv(run_dir / "estimates.csv", dtype={"table": str})
@@ -56,7 +56,8 @@ def _cell(est, source, key):
 def test_bayesian_logit_mediation_converged_and_correlated(cli_run):
     est, manifest, _ = cli_run
     bay = est[est["source"] == "bayesian"]
-    assert bay["converged"].astype(bool).all(), bay[["quantity", "r_hat", "ess_bulk"]]
+    assert bay["converged"].astype(bool).all(), \
+        bay[["table", "term", "quantity", "r_hat", "ess_bulk", "ess_tail"]].to_string()
     assert (bay["r_hat"] < 1.01).all() and (bay["divergences"] == 0).all()
     assert manifest["facts"]["mediation_m"]["unit_structure"]["unit_effects"] == "correlated"
     assert "correlated random effects" in bay["note"].iloc[0]

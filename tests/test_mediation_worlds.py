@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 from scipy.special import expit
 
 from bayes_pool.freq import mediation as freq_mediation

@@ -1,8 +1,9 @@
 """Propensity-score matching and the Bayesian propensity models, on data with a known ATT.
 
-Fast tier: one real Bayesian fit (2 chains x 300 draws, 60 re-matched propensity draws) of
-the smi-psm synthetic sample, shared by the recovery and structure tests; everything else is
-frequentist. Tolerances come from each estimate's own SE or posterior SD. The shared analysis
+Fast tier: one real Bayesian analysis (2 chains x 300 draws, 60 re-matched propensity draws,
+200 Bayesian-bootstrap replicates for IPW / DR) of the smi-psm synthetic sample, shared by the
+recovery and structure tests; everything else is frequentist. Coverage and size over many
+worlds are in the slow tests of tests/test_psm_bootstrap.py and tests/test_psm_ai2016.py. Tolerances come from each estimate's own SE or posterior SD. The shared analysis
 adds, as the study pipeline does, the refined k-NN with exact matching on migration_reason
 (column ``knn_exact``, beyond the paper).
 """

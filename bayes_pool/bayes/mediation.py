@@ -21,7 +21,9 @@ effects, :mod:`bayes_pool.mundlak`): :math:`u_k = \bar z_k \xi_M + e_k` with
 :mod:`bayes_pool.freq.mediation`. ``"exchangeable"``: :math:`u_k, v_k` as above with no
 means, which leaks between-unit level differences into the paths wherever the levels are
 related to treatment (the always-treated units). The means are standardised; their
-coefficients take the prior role ``unit_means``.
+coefficients take the prior role ``unit_means``. With ``[model] unit_time = true`` both
+equations get a partially pooled unit x time effect (prior role ``unit_time_sd``), so the
+posterior carries shocks shared by a unit's rows in one period.
 
 *Measurement model* (``items`` given): the mediator is a latent factor :math:`\eta_i`
 (the first line above with :math:`\alpha_0 = 0,\ \sigma_M = 1`, so its units are SDs of the
@@ -59,7 +61,7 @@ from bayes_pool.bayes.sampling import sample_pymc
 from bayes_pool.errors import SpecError
 from bayes_pool.freq.mediation import EFFECTS, PreparedMediation, natural_effects
 from bayes_pool.mundlak import UnitMeans, unit_means
-from bayes_pool.specs import MODELS_DIR, PRIOR_ROLES, ModelSpec, spec_from_dict
+from bayes_pool.specs import MODELS_DIR, ModelSpec, spec_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ DEFAULT_OUTCOME_PRIORS = {
     "unit_sd": {"dist": "HalfNormal", "sigma": 2.5},
     "sigma": {"dist": "HalfNormal", "sigma": 1.0},
     "unit_means": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
+    "unit_time_sd": {"dist": "HalfNormal", "sigma": 1.0},
 }
 """Outcome-model priors used for roles set to "default" (logit or standardised scale)."""
 DEFAULT_MEDIATOR_PRIORS = {
@@ -81,6 +84,7 @@ DEFAULT_MEDIATOR_PRIORS = {
     "unit_sd": {"dist": "HalfNormal", "sigma": 1.0},
     "sigma": {"dist": "HalfNormal", "sigma": 1.0},
     "unit_means": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
+    "unit_time_sd": {"dist": "HalfNormal", "sigma": 0.5},
 }
 """Mediator-model priors (standardised mediator) used for roles set to "default"."""
 DEFAULT_PATH_PRIORS = {
@@ -194,6 +198,7 @@ class MediationData:
     y_scale: float
     means: dict = field(default_factory=dict)
     unit_means: dict = field(default_factory=dict)
+    cell_idx: np.ndarray | None = None  # unit x time cell of each row (unit_time only)
 
 
 def _standardise(a: np.ndarray) -> np.ndarray:
@@ -216,9 +221,11 @@ def _correlated_means(prepared: PreparedMediation) -> tuple[dict, dict]:
     return means, records
 
 
-def model_data(prepared: PreparedMediation, unit_effects: str = "correlated") -> MediationData:
+def model_data(prepared: PreparedMediation, unit_effects: str = "correlated",
+               unit_time: bool = False) -> MediationData:
     """Standardise the prepared frame into :class:`MediationData`; with a unit column and
-    ``unit_effects="correlated"`` add the unit means of both equations."""
+    ``unit_effects="correlated"`` add the unit means of both equations, with unit and time
+    columns and ``unit_time`` the unit x time cells."""
     d = prepared.design
     f = prepared.frame
     t = f[d.treatment].to_numpy(float)
@@ -243,6 +250,10 @@ def model_data(prepared: PreparedMediation, unit_effects: str = "correlated") ->
     if d.time:
         time_idx, levels = pd.factorize(f[d.time], sort=True)
         coords["time_effect"] = list(levels[1:])
+    cell_idx = None
+    if unit_time and d.unit and d.time:
+        cell_idx, cells = pd.factorize(f[d.unit] + ":" + f[d.time], sort=True)
+        coords["unit_time"] = list(cells)
     items = None
     if d.items:
         raw = f[list(d.items)].to_numpy(float)
@@ -251,7 +262,8 @@ def model_data(prepared: PreparedMediation, unit_effects: str = "correlated") ->
         coords["item"] = list(d.items)
     return MediationData(t=t, x=x, m=(m - m.mean()) / m_scale, y=y, items=items,
                          unit_idx=unit_idx, time_idx=time_idx, coords=coords,
-                         m_scale=m_scale, y_scale=y_scale, means=means, unit_means=records)
+                         m_scale=m_scale, y_scale=y_scale, means=means, unit_means=records,
+                         cell_idx=cell_idx)
 
 
 def _linear(prefix: str, data: MediationData, priors: dict, defaults: dict, *,
@@ -276,13 +288,17 @@ def _linear(prefix: str, data: MediationData, priors: dict, defaults: dict, *,
         xi = _rv(f"{prefix}_unit_means", _resolve(priors, defaults, "unit_means"),
                  dims=f"{prefix}_unit_mean")
         mu = mu + pm.math.dot(data.means[prefix], xi)
+    if data.cell_idx is not None:
+        sd_c = _rv(f"{prefix}_unit_time_sd", _resolve(priors, defaults, "unit_time_sd"))
+        z_c = pm.Normal(f"{prefix}_unit_time_z", 0.0, 1.0, dims="unit_time")
+        mu = mu + (sd_c * z_c)[data.cell_idx]
     return mu
 
 
 def build_model(prepared: PreparedMediation, spec: MediationSpec,
                 data: MediationData | None = None) -> pm.Model:
     """The joint PyMC model (built, not sampled); measurement model when the design has items."""
-    data = data or model_data(prepared, spec.model.unit_effects)
+    data = data or model_data(prepared, spec.model.unit_effects, spec.model.unit_time)
     latent = data.items is not None
     with pm.Model(coords=data.coords) as model:
         mu_m = _linear("med", data, spec.mediator_priors, DEFAULT_MEDIATOR_PRIORS,
@@ -338,6 +354,9 @@ def _predictor(post, prefix: str, data: MediationData, *, intercept: bool = True
         eta += u[:, data.unit_idx]
     if prefix in data.means:
         eta += _draws(post, f"{prefix}_unit_means") @ data.means[prefix].T
+    if data.cell_idx is not None:
+        c = _draws(post, f"{prefix}_unit_time_sd")[:, None] * _draws(post, f"{prefix}_unit_time_z")
+        eta += c[:, data.cell_idx]
     return eta
 
 
@@ -419,8 +438,10 @@ class BayesMediationResult:
     def unit_structure(self) -> dict:
         """What the manifest records: the unit-effects kind and, per equation, the unit
         means kept and dropped."""
-        return {"unit_effects": self.spec.model.unit_effects if self.prepared.design.unit
+        d = self.prepared.design
+        return {"unit_effects": self.spec.model.unit_effects if d.unit
                 else "none (no unit column)",
+                "unit_time": bool(self.spec.model.unit_time and d.unit and d.time),
                 **{f"{k}_unit_means": v.to_dict() for k, v in self.unit_means.items()}}
 
     def _unit_note(self) -> str:
@@ -428,13 +449,17 @@ class BayesMediationResult:
         if not d.unit:
             return "no unit effects"
         if self.spec.model.unit_effects == "exchangeable":
-            return (f"exchangeable {d.unit} intercepts (1|{d.unit}), no unit means: "
+            note = (f"exchangeable {d.unit} intercepts (1|{d.unit}), no unit means: "
                     "between-unit level differences leak into the paths where levels track "
                     "treatment")
-        means = sorted({s for um in self.unit_means.values() for s in um.sources.values()})
-        return (f"correlated random effects: {d.unit} intercepts pooled around the {d.unit} "
-                f"means of {', '.join(means)} (within-{d.unit} paths, as the fixed-effects "
-                "steps)")
+        else:
+            means = sorted({s for um in self.unit_means.values() for s in um.sources.values()})
+            note = (f"correlated random effects: {d.unit} intercepts pooled around the "
+                    f"{d.unit} means of {', '.join(means)} (within-{d.unit} paths, as the "
+                    "fixed-effects steps)")
+        if self.spec.model.unit_time and d.time:
+            note += f"; (1|{d.unit}:{d.time}) unit x time effect in both equations"
+        return note
 
     @property
     def latent(self) -> bool:
@@ -478,7 +503,7 @@ def fit_mediation(prepared: PreparedMediation, spec: MediationSpec, *, seed: int
     """Sample the joint model with the spec's sampler and add the effect draws
     (``item_weights``: see :func:`add_effect_draws`)."""
     s = spec.sampler
-    data = model_data(prepared, spec.model.unit_effects)
+    data = model_data(prepared, spec.model.unit_effects, spec.model.unit_time)
     model = build_model(prepared, spec, data)
     idata = sample_pymc(model, s, seed=seed, progressbar=progressbar,
                         what="the joint mediation model")

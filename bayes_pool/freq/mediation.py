@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 EFFECTS: tuple[str, ...] = ("indirect", "direct", "total", "proportion_mediated")
 """Quantities of the ``mediation`` table, in order."""
 QUADRATURE_NODES = 32
+NULL_WORLD_SIZE = {"sobel": "SOBEL_SIZE", "bootstrap": "BOOT_SIZE"}
+"""What the null-world study (docs/inference_mediation.md: 3 switchers, no indirect effect)
+measured for the Sobel test and the bootstrap interval of the indirect effect."""
 
 
 def _q(name: str) -> str:
@@ -488,7 +491,9 @@ class FreqMediationResult:
                 note + "; delta method")
         s = self.sobel
         add("mediation", mediation_column, d.treatment, "indirect_ab", s["estimate"], s["se"],
-            s["p_value"], out.n_obs, "a*b on the outcome's link scale; Sobel SE")
+            s["p_value"], out.n_obs, f"a*b on the outcome's link scale; Sobel SE from the "
+            f"steps' SEs ({se_kind})" + (f"; {NULL_WORLD_SIZE['sobel']}"
+                                         if _few_switchers(self.prepared) else ""))
         lo_q, hi_q = (1 - estimates.CI_PROB) / 2, (1 + estimates.CI_PROB) / 2
         n_ok = len(self.boot)
         boot_note = (f"natural effect by g-computation (Gauss-Hermite over the mediator "
@@ -518,15 +523,21 @@ class FreqMediationResult:
         return estimates.frame(rows)
 
 
+def _few_switchers(prepared: PreparedMediation) -> bool:
+    """Unit effects identified by at most 10 switching units."""
+    return bool(prepared.design.unit) and 0 < len(prepared.switchers) <= 10
+
+
 def _few_switchers_note(prepared: PreparedMediation) -> str:
     """What resampling the switching units does when there are few of them."""
     k = len(prepared.switchers)
-    if not prepared.design.unit or k == 0 or k > 10:
+    if not _few_switchers(prepared):
         return ""
     dup = 1 - np.prod(np.arange(1, k + 1) / k)  # 1 - k!/k^k
     return (f"; the {k} switching {prepared.design.unit}(s) are resampled with replacement, "
             f"so {dup:.0%} of replicates duplicate a switcher and the interval rests on {k} "
-            f"clusters: not valid with few switchers (see indirect_ri)")
+            f"clusters: not valid with few switchers (see indirect_ri); "
+            f"{NULL_WORLD_SIZE['bootstrap']}")
 
 
 def fit_mediation(prepared: PreparedMediation, *, bootstrap: int = 200,
