@@ -58,10 +58,12 @@ def subgroup_world(seed: int, effects: tuple[float, float], *, shock_sd: float =
 
 
 def small_spec(**sampler):
-    """The shipped spec with a shorter run (2 x 500 draws; target_accept 0.95 because the
-    subgroup SD with two groups has a funnel that the default 0.9 now and then diverges in)."""
+    """The shipped spec with a shorter run: 2 x 500 draws, target_accept 0.99. The SD of the
+    subgroup slopes, with two subgroups, sits in a funnel: at 0.9 one run diverged, and at
+    0.95 one of 1000 draws diverged once PyTensor's fast-math was turned off (same seed,
+    different bits); the test is about the model's answers, so it samples more carefully."""
     spec = load_heterogeneity_spec()
-    return spec.with_sampler(**{"chains": 2, "draws": 500, "tune": 500, "target_accept": 0.95,
+    return spec.with_sampler(**{"chains": 2, "draws": 500, "tune": 500, "target_accept": 0.99,
                                 **sampler})
 
 
@@ -134,8 +136,8 @@ def test_stacked_se_matches_the_monte_carlo_sd_and_the_independent_one_does_not(
 @pytest.mark.slow
 def test_stacked_se_is_too_small_with_three_switchers():
     """Documents the limit the row's note states: with 3 small switchers every clustered SE
-    is too small (few treated clusters), the stacked one included (measured 0.78; the
-    independent one 0.93 only because dropping the covariance offsets part of it)."""
+    is too small (few treated clusters), the stacked one included (measured 0.74; the
+    independent one 0.89 only because dropping the covariance offsets part of it)."""
     stacked, _, band = _se_ratios(**FEW_SWITCHERS)
     assert stacked < 1 - band
 
