@@ -179,7 +179,7 @@ def test_a_numeric_column_with_stray_text_is_not_taken_for_a_category():
 
 # ---- every command: the same numbers as hand-built indicators ----------------------------
 
-def test_psm_text_and_labelled_covariates_equal_hand_built_indicators(tmp_path, outputs):
+def test_psm_text_and_labelled_covariates_equal_hand_built_frequentist(tmp_path, outputs):
     frame = cross_section()
     args = ["--treatment", "enrolled", "--outcome", "score", "--bootstrap", "20",
             "--frequentist-only", "--seed", "3"]
@@ -195,6 +195,12 @@ def test_psm_text_and_labelled_covariates_equal_hand_built_indicators(tmp_path, 
     assert {"educ_primary", "educ_middle", "educ_college"} <= terms
     ref = text[(text["term"] == "educ_primary")]
     assert ref["note"].str.contains("reference level of 'educ'").all()
+
+
+def test_psm_text_and_labelled_covariates_equal_hand_built_both_backends(tmp_path, outputs):
+    args = ["--treatment", "enrolled", "--outcome", "score", "--bootstrap", "5", "--seed", "3",
+            *QUICK]
+    _both_backends(tmp_path, cross_section(n=500), args, "age_z,", "psm")
 
 
 def test_psm_exact_on_a_text_column_equals_exact_on_its_indicators(tmp_path, outputs):
