@@ -197,6 +197,7 @@ def test_psm_text_and_labelled_covariates_equal_hand_built_frequentist(tmp_path,
     assert ref["note"].str.contains("reference level of 'educ'").all()
 
 
+@pytest.mark.slow  # 10 min on the loaded 2-core machine (four Bayesian psm runs)
 def test_psm_text_and_labelled_covariates_equal_hand_built_both_backends(tmp_path, outputs):
     args = ["--treatment", "enrolled", "--outcome", "score", "--bootstrap", "5", "--seed", "3",
             *QUICK]
