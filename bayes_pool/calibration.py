@@ -58,6 +58,7 @@ class SBCSettings:
 
 
 BENCHMARK = {"did_logit": SBCSettings(n_sims=200, draws=1000, seed=2018),
+             "did_logit_unit_time": SBCSettings(n_sims=200, draws=1000, seed=2020),
              "mediation": SBCSettings(n_sims=150, draws=500, seed=2019)}
 """Settings of the slow-tier SBC and ``benchmarks/sbc.py``, sized for at most about 15
 minutes per model on 2 cores: 2 chains after 500 tuning steps, thinned to L = 99. The DiD
@@ -444,8 +445,8 @@ def design_frame(*, n: int = 400, units: int = 8, periods: int = 3, adopters: in
 
 @dataclass(frozen=True)
 class DiDLogitProblem(_SpecProblem):
-    """The benchmark DiD logit (:func:`bayes_pool.bayes.did.build_model`) with its outcome
-    as shared data; ranks the treatment coefficient, the intercept and the unit SD."""
+    """The benchmark DiD logit (:func:`bayes_pool.bayes.did.build_model`, with the spec's unit
+    structure) with its outcome as shared data; ranks :attr:`parameters`."""
 
     prepared: Any
     spec: Any
@@ -453,9 +454,20 @@ class DiDLogitProblem(_SpecProblem):
 
     @property
     def parameters(self) -> dict[str, str]:
+        """The treatment, intercept and unit SD; with correlated unit effects the coefficient
+        of the treatment's unit mean; with the unit x time effect its SD."""
+        from bayes_pool.bayes.did import unit_structure
+
         d = self.prepared.design
-        return {d.treatment: d.treatment, "Intercept": "Intercept",
-                f"{d.unit}_sd": f"1|{d.unit}_sigma"}
+        out = {d.treatment: d.treatment, "Intercept": "Intercept",
+               f"{d.unit}_sd": f"1|{d.unit}_sigma"}
+        structure = unit_structure(self.prepared, self.spec)
+        mean = structure.mean_of(d.treatment)
+        if mean is not None:
+            out[mean] = mean
+        if structure.unit_time:
+            out[f"{d.unit}_{d.time}_sd"] = f"1|{d.unit}:{d.time}_sigma"
+        return out
 
     def build(self):
         import pymc as pm
@@ -501,9 +513,10 @@ class MediationProblem(_SpecProblem):
         return model, {"mediator": m, "outcome": y}
 
 
-def did_logit_problem(frame: pd.DataFrame | None = None, spec: str = "did_logit",
-                      **design) -> DiDLogitProblem:
-    """The DiD logit problem on :func:`design_frame` (``design`` passed there)."""
+def did_logit_problem(frame: pd.DataFrame | None = None, spec: str = "did_logit", *,
+                      unit_time: bool | None = None, **design) -> DiDLogitProblem:
+    """The DiD logit problem on :func:`design_frame` (``design`` passed there); ``unit_time``
+    overrides the spec's unit x time effect."""
     from bayes_pool.design import DiDDesign
     from bayes_pool.specs import load_spec
 
@@ -511,7 +524,11 @@ def did_logit_problem(frame: pd.DataFrame | None = None, spec: str = "did_logit"
     covs = tuple(c for c in frame.columns if c.startswith("x"))
     prepared = DiDDesign(outcome="y", treatment="treated", unit="unit", time="period",
                          covariates=covs).prepare(frame)
-    return DiDLogitProblem(prepared=prepared, spec=load_spec(spec))
+    model_spec = load_spec(spec)
+    if unit_time is not None:
+        model_spec = replace(model_spec, unit_time=unit_time)
+    name = "did_logit_unit_time" if model_spec.unit_time else "did_logit"
+    return DiDLogitProblem(prepared=prepared, spec=model_spec, name=name)
 
 
 def mediation_problem(frame: pd.DataFrame | None = None, spec: str = "mediation",

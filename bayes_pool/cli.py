@@ -331,6 +331,9 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
             "--staggered", help="Also fit Wooldridge's extended TWFE (needs --cohort).")] = False,
         event_study: Annotated[bool, typer.Option(
             "--event-study", help="Also fit the event study (needs --cohort).")] = False,
+        control: Annotated[str, typer.Option(
+            help="Control group of --staggered and --event-study: notyet (not-yet-treated, "
+                 "R etwfe's default) or never (never-treated).")] = "notyet",
         id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
         max_divergences: MaxDivOpt = None,
         approx: Annotated[Optional[str], typer.Option(
@@ -354,6 +357,8 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         if (staggered or event_study) and not cohort:
             raise BayesPoolError("--staggered and --event-study need --cohort COL: the first "
                                  "treated period of each unit (0 or empty for never treated)")
+        if control not in ("notyet", "never"):
+            raise BayesPoolError(f"--control must be notyet or never, got {control!r}")
         check_approx(approx, family)
         model_spec = _with_convergence(
             _spec(spec or ("did_logit" if family == "bernoulli" else "did_linear"),
@@ -371,7 +376,7 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
                                    approx=approx, progressbar=sys.stderr.isatty())
             roles = dict(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
                          cohort=cohort, covariates=covs, family=family, study="did",
-                         spec=model_spec, progressbar=sys.stderr.isatty(),
+                         spec=model_spec, progressbar=sys.stderr.isatty(), control=control,
                          categorical=cats, reference=refs)
             if event_study:
                 from bayes_pool.figures.event_study import plot_event_study
@@ -574,7 +579,7 @@ _INVOCATION_ARGS = {
             "placebo_draws", "workers", "mediation_model", *_GATE_ARGS],
     "did": ["data", "outcome", "treatment", "unit", "time_col", "covariates", "family",
             "mapping", "seed", "spec", "draws", "tune", "chains", "cohort", "staggered",
-            "event_study", "id_col", *_GATE_ARGS, *_LABEL_ARGS, "approx"],
+            "event_study", "control", "id_col", *_GATE_ARGS, *_LABEL_ARGS, "approx"],
     "psm": ["data", "treatment", "outcome", "covariates", "categorical", "reference", "exact",
             "mapping", "seed", "bootstrap", "draws", "tune", "chains", "frequentist_only",
             "id_col", *_GATE_ARGS, "table"],

@@ -47,6 +47,13 @@ from bayes_pool.errors import InputError
 
 Control = Literal["never", "notyet"]
 CONTROLS: tuple[str, ...] = get_args(Control)
+DEFAULT_CONTROL: Control = "notyet"
+"""Not-yet-treated controls, the default of R ``etwfe`` (``cgroup = "notyet"``) and Stata
+``jwdid``, so users comparing with them see the same number."""
+
+Level = Literal["unit", "cohort"]
+"""What absorbs unit levels in the staggered models: unit effects, or cohort dummies."""
+LEVELS: tuple[str, ...] = get_args(Level)
 
 EVENT = "_event_time"
 """Column of the prepared frame holding the (unbinned) event time in periods."""
@@ -64,6 +71,26 @@ def event_term(k: int) -> str:
 def event_label(k: int) -> str:
     """The estimates-table label of event time ``k``: ``event_time_-2``, ``event_time_0`` ..."""
     return f"event_time_{k}"
+
+
+def effect_level(frame: pd.DataFrame, unit: str, family: str) -> tuple[Level, str]:
+    """Unit effects or cohort dummies for the ETWFE and event-study models, and why.
+
+    The rule: a logit on short panels -- the median unit has at most one row per observed
+    period -- takes cohort dummies (Wooldridge 2023; R ``etwfe`` and Stata ``jwdid`` do the
+    same for nonlinear models): with a handful of rows per unit, unit dummies are incidental
+    parameters and every unit whose outcome never varies is perfectly predicted. Linear
+    outcomes, and repeated cross-sections with many rows per unit and period (the provinces of
+    the studies), keep unit effects.
+    """
+    periods = frame[TIME_VALUE].nunique()
+    per_unit = float(frame[unit].value_counts().median())
+    if family == "bernoulli" and per_unit <= periods:
+        return "cohort", (f"cohort dummies: logit on a short panel (median {per_unit:g} rows "
+                          f"per {unit} over {periods} periods; Wooldridge 2023)")
+    kind = "linear outcome" if family != "bernoulli" else (
+        f"median {per_unit:g} rows per {unit} over {periods} periods")
+    return "unit", f"{unit} effects: {kind}"
 
 
 def cohort_from_mapping(units: pd.Series, adoption: Mapping[str, float]) -> pd.Series:

@@ -36,7 +36,8 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
                       spec=None, bootstrap: int = 200, progressbar: bool = False,
                       bayesian: bool = True, tables: tuple[str, str] = ("4", "5"),
                       column: str | None = None, measurement_model: bool = True,
-                      categorical=(), reference: dict[str, str] | None = None) -> Analysis:
+                      ri_draws: int = 199, categorical=(),
+                      reference: dict[str, str] | None = None) -> Analysis:
     """Frequentist and Bayesian mediation of ``treatment -> mediator -> outcome``.
 
     Parameters
@@ -50,8 +51,9 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
         ones (and numeric ones named in ``categorical``) enter as 0/1 indicators, with
         ``reference`` levels chosen by column (:mod:`bayes_pool.categorical`).
     unit, time : str, optional
-        Unit and time effects (fixed in the frequentist fits, unit intercepts partially pooled
-        in the Bayesian model); ``None`` for none. SEs are clustered and the bootstrap
+        Unit and time effects (fixed in the frequentist fits; in the Bayesian model unit
+        intercepts partially pooled around the unit means of the regressors by default, see
+        the spec's ``unit_effects``); ``None`` for none. SEs are clustered and the bootstrap
         resamples by ``unit``.
     outcome_family : {"bernoulli", "gaussian"}
         Logit or linear outcome model.
@@ -71,6 +73,10 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
         Bayesian spec; default ``models/mediation.toml``.
     bootstrap : int
         Cluster-bootstrap replicates of the natural effects (0: none).
+    ri_draws : int
+        Placebo assignments of the randomization test of the indirect effect (row
+        ``indirect_ri``, :mod:`bayes_pool.freq.mediation_ri`); needs ``unit`` and ``time``;
+        0: no test.
     progressbar : bool
         Sampler progress bar.
     bayesian : bool
@@ -112,14 +118,18 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
         unit=unit, time=time, family=outcome_family, items=items if measurement_model else ())
     prepared = design.prepare(frame)
     boot_seed, bayes_seed = np.random.SeedSequence(seed).spawn(2)
-    freq = freq_mediation.fit_mediation(prepared, bootstrap=bootstrap, seed=boot_seed)
+    freq = freq_mediation.fit_mediation(prepared, bootstrap=bootstrap, seed=boot_seed,
+                                        ri_draws=ri_draws)
     label = dict(study=study, tables=tables, column=column, mediation_column=mediator)
     rows = [freq.tidy(**label)]
     facts.update({"n_input": prepared.n_input, "n_complete": prepared.n_obs,
                   "n_incomplete_dropped": prepared.n_incomplete,
                   "identifying_units": list(prepared.switchers),
                   "frequentist_dropped_units": list(freq.outcome_step.dropped_units),
-                  "bootstrap": {"replicates": bootstrap, "skipped": freq.n_boot_failed}})
+                  "bootstrap": {"replicates": bootstrap, "skipped": freq.n_boot_failed},
+                  "randomization_test": None if freq.ri is None else
+                  {"draws": freq.ri.draws, "t_a": freq.ri.t_a, "p_a": freq.ri.p_a,
+                   "p_b": freq.ri.p_b}})
     posteriors = {}
     if bayesian:
         mspec = _spec(spec)
@@ -135,7 +145,7 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
         posteriors[f"mediation_{mediator}"] = bay.idata
         facts.update({"divergences": bay.divergences,
                       "measurement_model": bool(items) and measurement_model,
-                      "spec": mspec.to_dict()})
+                      "unit_structure": bay.unit_structure(), "spec": mspec.to_dict()})
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
                     facts={f"mediation_{mediator}": facts})
 

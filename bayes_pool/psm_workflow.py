@@ -31,6 +31,7 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
                 progressbar: bool = False, categorical: list[str] | None = None,
                 outcome_spec: ModelSpec | None = None,
                 propensity_draws: int = bayes_propensity.PROPENSITY_DRAWS,
+                bayes_bootstrap: int = bayes_propensity.BOOTSTRAP_REPLICATES,
                 bayesian: bool = True, exact: list[str] | tuple[str, ...] | None = None,
                 exact_note: str = "", reference: dict[str, str] | None = None) -> Analysis:
     """Matching ATTs (k-NN, radius, kernel; k-NN within exact cells on request), the balance
@@ -57,6 +58,8 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
         Replicates for the radius and kernel SEs.
     propensity_draws
         Propensity draws re-matched for the two-step Bayesian matching ATTs.
+    bayes_bootstrap
+        Bayesian-bootstrap replicates of the IPW and doubly robust ATTs.
     bayesian
         False skips the Bambi models (frequentist matching and balance only).
     exact
@@ -83,7 +86,8 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
                              for s in np.random.SeedSequence(seed).spawn(2))
     settings = freq_psm.MatchSettings(exact=tuple(exact))
     freq = freq_psm.fit_psm(prepared, seed=boot_seed, n_boot=bootstrap, settings=settings)
-    att_rows = freq.tidy(study=study, table=table)
+    att_rows = estimates.concat(freq.tidy(study=study, table=table),
+                                freq.psmatch2_rows(study=study, table=table))
     if exact_note:
         on = att_rows["column"] == freq_psm.EXACT_METHOD
         att_rows.loc[on, "note"] = att_rows.loc[on, "note"] + "; " + exact_note
@@ -100,8 +104,10 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
                 "ties": "not added (psmatch2 default); equal scores taken in row order"},
         "radius": {"caliper": s.radius_caliper},
         "kernel": {"kernel": "epanechnikov", "bandwidth": s.kernel_bandwidth,
-                   "common_support_caliper": s.kernel_caliper},
-        "se_method": freq.se_method, "bootstrap_replicates": bootstrap,
+                   "common_support_caliper": s.kernel_caliper,
+                   "support": s.describe("kernel")},
+        "se_method": freq.se_method, "se_psmatch2": freq.se_psmatch2,
+        "bootstrap_replicates": bootstrap,
         "bootstrap_seed": boot_seed,
         "propensity_terms": ["const", *prepared.exog.columns],
         "categorical": ex.record,
@@ -112,12 +118,14 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
     if bayesian:
         bay = bayes_propensity.fit_propensity_models(
             prepared, seed=bayes_seed, spec=spec, outcome_spec=outcome_spec,
-            propensity_draws=propensity_draws, settings=s, progressbar=progressbar)
+            propensity_draws=propensity_draws, settings=s, replicates=bayes_bootstrap,
+            progressbar=progressbar)
         rows.append(bay.tidy(study=study, table=table, exact_note=exact_note))
         posteriors = {f"psm_{k}": v for k, v in bay.posteriors.items()}
         facts.update(divergences=sum(bay.divergences.values()),
                      divergences_by_fit=bay.divergences, bayes_seed=bayes_seed,
                      propensity_draws_rematched=bay.n_thinned,
+                     bayes_bootstrap_replicates=bay.replicates,
                      propensity_spec=bay.spec.name, outcome_spec=bay.outcome_spec.name)
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
                     facts={"psm": facts}, figures=[partial(_draw, shown)],
@@ -197,7 +205,7 @@ def _draw(freq, folder: Path, synthetic: bool, table: pd.DataFrame) -> dict[str,
     """Love plot and propensity overlap of the matching, and the ATT forest of ``table``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    att = table[table["quantity"] == "att"]
+    att = table[table["quantity"].isin(psm_figs.ATT_QUANTITIES)]
     refined = (freq.balance_for(freq_psm.EXACT_METHOD)
                if freq_psm.EXACT_METHOD in freq.matchings else None)
     return {

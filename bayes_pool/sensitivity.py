@@ -79,7 +79,8 @@ class Target:
     def roles(self) -> tuple[str, ...]:
         """The prior roles the model has."""
         if self.kind == "did":
-            return ("intercept", "treatment", "covariates", "time", "unit_sd") + \
+            return ("intercept", "treatment", "covariates", "time", "unit_sd", "unit_means",
+                    "unit_time_sd") + \
                 (("sigma",) if self.family == "gaussian" else ())
         return ("intercept", "treatment", "covariates", "sigma")
 

@@ -21,7 +21,7 @@ from bayes_pool import estimates
 from bayes_pool.bayes import etwfe as bayes_etwfe
 from bayes_pool.bayes import event_study as bayes_es
 from bayes_pool.categorical import expand
-from bayes_pool.event_time import Control, StaggeredDesign, coverage_text
+from bayes_pool.event_time import DEFAULT_CONTROL, Control, StaggeredDesign, coverage_text
 from bayes_pool.freq import etwfe as freq_etwfe
 from bayes_pool.freq import event_study as freq_es
 from bayes_pool.specs import ModelSpec, load_spec
@@ -67,33 +67,36 @@ def analyse_event_study(frame: pd.DataFrame, *, outcome: str, treatment: str, un
                         seed: int, study: str, spec: ModelSpec | None = None,
                         progressbar: bool = False, bayesian: bool = True,
                         cov_type: str = "cluster", period_length: int | None = None,
-                        window: tuple[int, int] = (-2, 4), categorical=(),
-                        reference: dict[str, str] | None = None) -> Analysis:
+                        window: tuple[int, int] = (-2, 4), control: Control = DEFAULT_CONTROL,
+                        categorical=(), reference: dict[str, str] | None = None
+                        ) -> Analysis:
     """Event study (table ``fig2``): frequentist TWFE logit and Bayesian hierarchical logit.
 
     Rows: column ``event_time_<k>``, term ``treatment``, quantities ``beta`` and ``ame``, one
     per estimated event time (reference period and bins filled only by always-treated units
-    left out; ``facts["fig2"]["coverage"]`` says which units fill which bin). Categorical
-    covariates (and numeric ones named in ``categorical``) enter as 0/1 indicators,
-    ``reference`` choosing their reference levels (:mod:`bayes_pool.categorical`).
+    left out; ``facts["fig2"]["coverage"]`` says which units fill which bin). ``control``:
+    ``notyet`` (default, as R ``etwfe``) estimates the lags only; ``never`` leads and lags.
+    Categorical covariates (and numeric ones named in ``categorical``) enter as 0/1
+    indicators, ``reference`` choosing their reference levels (:mod:`bayes_pool.categorical`).
     """
     prepared, expanded = _prepare(frame, outcome, treatment, unit, time, cohort, covariates,
                                   family, period_length, window, categorical, reference)
     for note in prepared.notes:
         log.info("event study: %s", note)
-    freq = freq_es.fit_event_study(prepared, cov_type=cov_type)
+    freq = freq_es.fit_event_study(prepared, cov_type=cov_type, control=control)
     rows = [freq.tidy(study=study)]
-    facts = _facts(prepared) | {"categorical": expanded,
+    facts = _facts(prepared) | {"categorical": expanded, "control": control,
+                                "level": freq.level_reason,
                                 "frequentist_dropped_units": list(freq.dropped_units)}
     posteriors = {}
     if bayesian:
         spec = spec or load_spec(DEFAULT_SPECS[family])
         bay = bayes_es.fit_event_study(prepared, spec, seed=_child_seed(seed, 0),
-                                       progressbar=progressbar)
+                                       control=control, progressbar=progressbar)
         rows.append(bay.tidy(study=study))
         posteriors["fig2"] = bay.idata
         facts |= {"divergences": bay.divergences, "formula": str(bay.model.formula),
-                  "seed": _child_seed(seed, 0)}
+                  "seed": _child_seed(seed, 0), "bayesian_unit_structure": bay.structure}
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
                     facts={"fig2": facts})
 
@@ -102,20 +105,23 @@ def analyse_staggered(frame: pd.DataFrame, *, outcome: str, treatment: str, unit
                       time: str, cohort: str, covariates=(), family: str = "bernoulli",
                       seed: int, study: str, spec: ModelSpec | None = None,
                       progressbar: bool = False, bayesian: bool = True,
-                      cov_type: str = "cluster", control: Control = "never",
+                      cov_type: str = "cluster", control: Control = DEFAULT_CONTROL,
                       period_length: int | None = None,
                       window: tuple[int, int] = (-2, 4), categorical=(),
                       reference: dict[str, str] | None = None) -> Analysis:
     """Staggered-robust DiD (table ``staggered``): ETWFE ATT overall (column ``etwfe``) and
     per cohort x period cell (column ``g<g>_t<t>``), frequentist and Bayesian, beside the
     frequentist TWFE AME (column ``twfe``), all with term ``treatment``, quantity ``att``.
-    Always-treated cohorts are left out of ETWFE (never seen untreated). Categorical
+    Always-treated cohorts are left out of ETWFE (never seen untreated). ``control``:
+    ``notyet`` (default, as R ``etwfe``) or ``never``; a logit on short panels takes cohort
+    dummies instead of unit effects (:func:`bayes_pool.event_time.effect_level`). Categorical
     covariates as in :func:`analyse_event_study`."""
     prepared, expanded = _prepare(frame, outcome, treatment, unit, time, cohort, covariates,
                                   family, period_length, window, categorical, reference)
     freq = freq_etwfe.fit_etwfe(prepared, control=control, cov_type=cov_type)
     rows = [freq.tidy(study=study)]
     facts = _facts(prepared) | {"categorical": expanded, "control": control,
+                                "level": freq.level_reason,
                                 "cells": sorted(freq.cell_n),
                                 "cell_n": freq.cell_n,
                                 "frequentist_dropped_units": list(freq.dropped_units)}
@@ -127,6 +133,6 @@ def analyse_staggered(frame: pd.DataFrame, *, outcome: str, treatment: str, unit
         rows.append(bay.tidy(study=study))
         posteriors["staggered"] = bay.idata
         facts |= {"divergences": bay.divergences, "formula": str(bay.model.formula),
-                  "seed": _child_seed(seed, 1)}
+                  "seed": _child_seed(seed, 1), "bayesian_unit_structure": bay.structure}
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
                     facts={"staggered": facts})

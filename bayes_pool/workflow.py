@@ -74,12 +74,14 @@ def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed:
         fast = laplace_model(prepared, spec, seed=seed)
         rows.append(laplace_rows(fast, fast.fit(), study=study, table=table, column=column))
         facts["approximation"] = f"laplace, unit SD {fast.unit_sd:.4g}"
+        facts["unit_structure"] = fast.structure.to_dict()
     elif bayesian:
         bay = bayes_did.fit_did(prepared, spec, seed=seed, progressbar=progressbar)
         rows.append(bay.tidy(study=study, table=table, column=column))
         posteriors[f"table{table}_{column}"] = bay.idata
         facts["divergences"] = bay.divergences
-        facts["formula"] = bayes_did.formula(prepared)
+        facts["formula"] = bayes_did.formula(prepared, bay.structure)
+        facts["unit_structure"] = bay.structure.to_dict()
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
                     facts={f"table{table}_{column}": facts})
 

@@ -1,13 +1,15 @@
-"""Benchmark: simulation-based calibration of the benchmark DiD logit and the joint mediation
-model (issue 7, item 6), at the slow tier's settings (``bayes_pool.calibration.BENCHMARK``).
+"""Benchmark: simulation-based calibration of the benchmark DiD logit (with correlated unit
+effects; without and with the unit x time effect) and the joint mediation model (issue 7,
+item 6; issue 14), at the slow tier's settings (``bayes_pool.calibration.BENCHMARK``).
 
 Writes, under ``benchmarks/results/sbc/`` (or ``--out``): ``ranks_<model>.csv`` (one row per
 simulation and parameter: truth, rank, posterior mean/SD, R-hat, ESS, divergences, status),
-``rank_histograms.png`` and ``summary.json`` (settings, counts of failed / divergent /
+``rank_histograms.png`` (``rank_histograms_<models>.png`` for a subset) and ``summary.json``
+(merged with the records of models not rerun; settings, counts of failed / divergent /
 unconverged refits, times, per-parameter uniformity tests, machine load before and after).
 The design is SYNTHETIC (``bayes_pool.calibration.design_frame``).
 
-    .venv/bin/python benchmarks/sbc.py [--models did_logit,mediation] [--n-sims N] [--workers 2]
+    .venv/bin/python benchmarks/sbc.py [--models did_logit,did_logit_unit_time,mediation] [--n-sims N] [--workers 2]
         [--refits-dir outputs/sbc/.refits]
 
 Finished refits are kept under ``--refits-dir`` as they arrive; a rerun after an interruption
@@ -27,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBLEMS = ("did_logit", "mediation")
+PROBLEMS = ("did_logit", "did_logit_unit_time", "mediation")
 
 
 def main() -> int:
@@ -51,7 +53,9 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown model(s) {sorted(unknown)}; choose from {list(PROBLEMS)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    build = {"did_logit": sbc.did_logit_problem, "mediation": sbc.mediation_problem}
+    build = {"did_logit": lambda: sbc.did_logit_problem(unit_time=False),
+             "did_logit_unit_time": lambda: sbc.did_logit_problem(unit_time=True),
+             "mediation": sbc.mediation_problem}
     summary = {"synthetic_design": True, "cpus": os.cpu_count(), "workers": args.workers,
                "python": platform.python_version(),
                "versions": {p: md.version(p) for p in ("pymc", "bambi", "nutpie", "arviz-stats")},
@@ -85,9 +89,16 @@ def main() -> int:
         results.append(result)
         print(json.dumps({**result.counts(), "seconds": record["seconds"]}, default=str))
         print(result.summary().to_string(index=False), flush=True)
-    rank_histograms(results, args.out / "rank_histograms.png", synthetic=True,
+    figure = "rank_histograms.png" if set(models) == set(PROBLEMS) else \
+        f"rank_histograms_{'+'.join(models)}.png"
+    rank_histograms(results, args.out / figure, synthetic=True,
                     title="Simulation-based calibration (synthetic design, prior-predictive data)")
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    # a run of some models keeps the other models' records of an earlier run
+    path = args.out / "summary.json"
+    if path.exists():
+        summary["models"] = {**json.loads(path.read_text()).get("models", {}),
+                             **summary["models"]}
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(f"wrote {args.out}")
     return 0
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bayes_pool import estimates
-from bayes_pool.bayes.did import build_model, formula, priors
+from bayes_pool.bayes.did import build, formula, priors
 from bayes_pool.compare import comparison, to_markdown
 from bayes_pool.design import DiDDesign
 from bayes_pool.errors import InputError, SpecError
@@ -84,7 +84,10 @@ def test_spec_priors_map_roles_to_bambi_terms(panel):
     pri = priors(prep, spec)
     assert set(pri) == {"treated", "C(wave)", "1|county"}
     assert formula(prep) == "y ~ treated + x1 + x2 + C(wave) + (1|county)"
-    model = build_model(prep, spec)
+    model, structure = build(prep, spec)
+    assert formula(prep, structure) == ("y ~ treated + x1 + x2 + C(wave) + "
+                                        + " + ".join(structure.mean_columns) + " + (1|county)")
+    assert structure.mean_of("treated") == "mean_treated"
     # The graph is valid: the log-density gradient is finite at the initial point.
     m = model.backend.model
     point = m.initial_point()

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from bayes_pool import estimates
 from bayes_pool.bayes.event_study import fit_event_study as bayes_fit
 from bayes_pool.event_time import StaggeredDesign, cohort_from_mapping, coverage_text
+from bayes_pool.figures import event_study as figure_module
 from bayes_pool.figures.event_study import plot_event_study
 from bayes_pool.freq.event_study import fit_event_study
 from bayes_pool.published import load_ledger
@@ -67,8 +70,9 @@ def test_event_time_in_years_gives_the_papers_leads():
     assert cov.loc[-1, "units"] == "Ningxia (2014)"
 
 
-def test_null_world_leads_cover_zero_frequentist(null_world, tmp_path):
-    res = fit_event_study(_prepare(null_world.frame, CONTROLS), cov_type="nonrobust")
+def test_null_world_leads_cover_zero_frequentist(null_world, tmp_path, monkeypatch):
+    res = fit_event_study(_prepare(null_world.frame, CONTROLS), cov_type="nonrobust",
+                          control="never")
     tidy = res.tidy(study="pooling-did")
     assert list(tidy.columns) == estimates.COLUMNS + estimates.DIAGNOSTIC_COLUMNS
     assert set(tidy["column"]) == {"event_time_-2", "event_time_0", "event_time_1"}
@@ -81,21 +85,64 @@ def test_null_world_leads_cover_zero_frequentist(null_world, tmp_path):
     pub = ledger[ledger["table"] == "fig2"]
     assert set(zip(pub["column"], pub["term"], pub["quantity"])) <= set(
         zip(tidy["column"], tidy["term"], tidy["quantity"]))
+    figures, real_save = [], figure_module.save
+    monkeypatch.setattr(figure_module, "save",
+                        lambda fig, path: figures.append(fig) or real_save(fig, path))
     png = plot_event_study(tidy, tmp_path / "fig2.png", synthetic=True)
     assert png.exists() and png.stat().st_size > 0
+    (ax,) = figures[0].axes
+    _check_figure(ax, tidy[tidy["quantity"] == "beta"])
 
 
-def test_null_world_leads_cover_zero_bayesian(null_world):
-    """Short chains (2 x 300): the lead's interval covers 0 and the fit converges to looser
-    short-chain thresholds; a 3000-row draw of the null world keeps it cheap."""
+def _check_figure(ax, beta):
+    """The figure shows the table: a dot per event time at its estimate (frequentist drawn
+    0.08 left of k), an interval from ci_low to ci_high, the reference at (-1, 0), the axis
+    labels, and the synthetic banner."""
+    beta = beta.assign(k=beta["column"].str.rsplit("_", n=1).str[1].astype(int)).sort_values("k")
+    dots = {c.get_label(): c.get_offsets() for c in ax.collections if c.get_label()}
+    assert np.allclose(dots["frequentist"], np.column_stack([beta["k"] - 0.08, beta["estimate"]]))
+    assert np.allclose(dots["reference"], [[-1, 0]])
+    (lines,) = [c for c in ax.collections if not c.get_label() or c.get_label().startswith("_")]
+    segments = np.array([seg[:, 1] for seg in lines.get_segments()])
+    assert np.allclose(segments, beta[["ci_low", "ci_high"]].to_numpy())
+    assert ax.get_xlabel() == "event time (periods since adoption)"
+    assert ax.get_ylabel() == "beta, 95% interval"
+    assert ax.get_title().startswith("SYNTHETIC DATA\n")
+
+
+def test_null_world_event_times_cover_zero_bayesian():
+    """Short chains (2 x 300): every event time's interval (lead and lags, beta and ame) covers
+    0 and the fit converges to looser short-chain thresholds; a 3000-row draw of the null
+    world (same seed) keeps it cheap."""
     data = synthetic.simulate(seed=NULL_SEED, n=3000, policy_effect=0, waves=WAVES_2012)
     spec = load_spec("did_logit").with_sampler(chains=2, draws=300, tune=300)
     spec = dataclasses.replace(spec, convergence=Convergence(max_r_hat=1.05, min_ess_bulk=100,
                                                              min_ess_tail=100))
-    res = bayes_fit(_prepare(data.frame, CONTROLS), spec, seed=7)
+    res = bayes_fit(_prepare(data.frame, CONTROLS), spec, seed=7, control="never")
     tidy = res.tidy(study="pooling-did")
-    lead = tidy[tidy["column"] == "event_time_-2"]
-    assert set(lead["quantity"]) == {"beta", "ame"}
-    for _, r in lead.iterrows():
-        assert r["ci_low"] <= 0 <= r["ci_high"], (r["quantity"], r["estimate"])
+    assert set(tidy["column"]) == {"event_time_-2", "event_time_0", "event_time_1"}
+    assert (tidy.groupby("column")["quantity"].apply(set) == {"beta", "ame"}).all()
+    for _, r in tidy.iterrows():
+        assert r["ci_low"] <= 0 <= r["ci_high"], (r["column"], r["quantity"], r["estimate"])
     assert tidy["converged"].all() and (tidy["divergences"] == 0).all()
+
+
+NULL_SEEDS = range(1, 21)
+
+
+@pytest.mark.slow
+def test_null_world_event_study_size_across_seeds():
+    """The frequentist null-world test over 20 seeds (1-20, fixed in advance): for each event
+    time the number of seeds whose 95% interval (model-based SE) excludes 0 is consistent with
+    Binomial(20, 0.05) (exact two-sided binomial test, p > 0.01)."""
+    misses = {}
+    for seed in NULL_SEEDS:
+        data = synthetic.simulate(seed=seed, policy_effect=0, waves=WAVES_2012)
+        tidy = fit_event_study(_prepare(data.frame, CONTROLS), cov_type="nonrobust",
+                               control="never").tidy(study="pooling-did")
+        for _, r in tidy[tidy["quantity"] == "beta"].iterrows():
+            misses[r["column"]] = misses.get(r["column"], 0) + int(
+                not r["ci_low"] <= 0 <= r["ci_high"])
+    assert set(misses) == {"event_time_-2", "event_time_0", "event_time_1"}
+    for column, k in misses.items():
+        assert stats.binomtest(k, len(NULL_SEEDS), 0.05).pvalue > 0.01, (column, k)

@@ -111,18 +111,35 @@ def test_outcome_step_ames_recovered(mediated, source):
         assert abs(r["estimate"] - truth[key]) < 2 * r["se"], (term, r["estimate"], truth[key])
 
 
-def test_effects_add_up_and_rows_complete(mediated):
+def test_rows_complete(mediated):
     analysis, _ = mediated
     est = analysis.estimates
-    for source in ("frequentist", "bayesian"):
+    for source, extra in (("frequentist", {"indirect_ab", "indirect_ri"}),
+                          ("bayesian", {"indirect_ab"})):
         rows = est[(est["source"] == source) & (est["table"] == "mediation")]
-        assert set(rows["quantity"]) == {*freq_mediation.EFFECTS, "indirect_ab"}
-        get = dict(zip(rows["quantity"], rows["estimate"]))
-        # means are linear, so total = indirect + direct holds for posterior means too
-        assert get["total"] == pytest.approx(get["indirect"] + get["direct"], abs=1e-10)
+        assert set(rows["quantity"]) == {*freq_mediation.EFFECTS, *extra}
     assert "mediation_m" in analysis.posteriors
     facts = analysis.facts["mediation_m"]
     assert facts["bootstrap"]["replicates"] == 200 and facts["n_complete"] == 1500
+    assert facts["unit_structure"]["unit_effects"] == "correlated"
+
+
+def test_total_effect_equals_reduced_form_in_linear_world():
+    """In a linear world the natural total effect d + a b of the two fixed-effects steps is,
+    by the omitted-variable algebra of OLS, exactly the coefficient of the treatment in the
+    reduced-form regression of y on treatment, covariates and the fixed effects (no
+    mediator), fitted here independently with statsmodels. Fails if the g-computation
+    mixes up a path, its sign or the sample."""
+    import statsmodels.formula.api as smf
+
+    from tests.test_mediation_worlds import confounded_mediation, prepare
+
+    frame, _ = confounded_mediation(8, n=2000, family="gaussian")
+    res = freq_mediation.fit_mediation(prepare(frame, "gaussian"), bootstrap=0)
+    reduced = smf.ols("y ~ d + x + C(region) + C(wave)", data=frame).fit()
+    assert res.effects["total"] == pytest.approx(reduced.params["d"], abs=1e-9)
+    assert res.effects["indirect"] == pytest.approx(
+        res.mediator_step.coef["d"] * res.outcome_step.coef["m"], abs=1e-9)
 
 
 def test_natural_effects_match_independent_integration():
@@ -188,11 +205,44 @@ def test_pooling_did_index_units_and_paths():
         assert abs(b - paths[dim]["b_observed_index"]) < 2 * sb, (dim, b, sb)
 
 
-def test_figure_is_written_and_labelled(mediated, tmp_path):
+def test_figure_shows_the_table(mediated, tmp_path):
+    """Each dot sits at its row's estimate and each bar spans its row's interval, at the
+    row of its quantity (frequentist above, Bayesian below), hollow only when unconverged;
+    labels, axis and synthetic banner as documented."""
+    import matplotlib.pyplot as plt
+
+    from bayes_pool.figures.mediation import QUANTITIES, mediation_figure
+
     analysis, _ = mediated
-    path = plot_mediation(analysis.estimates, tmp_path / "mediation.png", title="generic",
-                          synthetic=True)
-    assert path.exists() and path.stat().st_size > 1000
+    rows = analysis.estimates[analysis.estimates["table"] == "mediation"]
+    fig = mediation_figure(rows, title="generic", synthetic=True)
+    ax = fig.axes[0]
+    assert ax.get_title() == "SYNTHETIC DATA\ngeneric"
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"m: {q}" for q in QUANTITIES]
+    assert ax.get_xlabel() == "effect on the outcome's scale, 95% interval"
+
+    def expected(y):
+        quantity, source = QUANTITIES[int(-np.round(y))], "frequentist" if y % 1 < 0.5 \
+            else "bayesian"
+        return _row(rows, source, "mediation", "treated", quantity)
+
+    dots = [c for c in ax.collections if len(c.get_offsets())]
+    assert len(dots) == 2 * len(QUANTITIES)
+    for dot in dots:
+        (x, y), = dot.get_offsets()
+        r = expected(y)
+        assert x == pytest.approx(r["estimate"])
+        hollow = tuple(dot.get_facecolor()[0][:3]) == (1.0, 1.0, 1.0)
+        assert hollow == (r["source"] == "bayesian" and not bool(r["converged"]))
+    bars = [ln for ln in ax.get_lines() if len(set(ln.get_ydata())) == 1
+            and len(ln.get_xdata()) == 2 and ln.get_xdata()[0] != ln.get_xdata()[1]]
+    assert len(bars) == 2 * len(QUANTITIES)
+    for bar in bars:
+        r = expected(bar.get_ydata()[0])
+        np.testing.assert_allclose(bar.get_xdata(), [r["ci_low"], r["ci_high"]])
+    plt.close(fig)
+    path = plot_mediation(rows, tmp_path / "mediation.png", title="generic", synthetic=True)
+    assert path.stat().st_size > 1000
 
 
 def test_bad_input_and_spec_errors(tmp_path):

@@ -108,7 +108,10 @@ def test_did_model_uses_the_spec_parameterization():
     spec = load_spec("did_logit")
     names = {s: {rv.name for rv in bayes_did.build_model(
         prepared, spec.with_sampler(parameterization=s)).backend.model.free_RVs}
-        for s in ("auto", "noncentered")}
-    assert "1|unit" in names["auto"]  # 300 rows a unit: centred
+        for s in ("auto", "noncentered", "centered")}
+    # 300 rows a unit but no unit effect in the data: the units say nothing about their
+    # intercepts beyond the prior, so "auto" non-centres (issue 18: information, not rows)
+    assert "1|unit_offset" in names["auto"]
     assert "1|unit_offset" in names["noncentered"]
+    assert "1|unit" in names["centered"] and "1|unit_offset" not in names["centered"]
     assert isinstance(bayes_did.build_model(prepared, spec).family, LogitBernoulli)

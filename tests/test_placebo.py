@@ -1,9 +1,10 @@
 """Placebo test, few-cluster inference and fast posteriors on worlds with a known truth.
 
-The null world (``simulate(policy_effect=0)``) has no effect, so placebo coefficients centre on
-zero and p-values from a correctly sized test are uniform. With clustered SEs and few treated
-provinces they are not (the finding the placebo test exists to expose); with the logit's iid
-SEs -- valid here, respondents being independent given the fixed effects -- they are.
+The null world (``simulate(policy_effect=0)``, SYNTHETIC) has no effect. Whether a test's
+p-values are uniform there is a property across data sets, measured by
+``benchmarks/null_world.py`` (slow tier: ``tests/test_slow_null_world.py``), never by the
+placebo draws of one data set, which share its data. Randomization inference itself is tested
+in ``tests/test_inference_ri.py``.
 """
 
 from __future__ import annotations
@@ -46,36 +47,32 @@ def null_placebo_iid(null_prepared):
     return placebo(null_prepared, seed=1, adoption_years=WAVES, n_draws=100, vcov="iid")
 
 
-def test_placebo_p_values_uniform_under_null_with_valid_se(null_placebo_iid):
+def test_paper_style_placebo_draws_keep_the_count_and_candidate_years(null_placebo_iid):
+    """The paper's placebo (random units, random years): each draw treats exactly the data's
+    six ever-treated count of provinces, with years from the candidate list, and lets at least
+    one province switch; every refit converges. (Whether placebo p-values are uniform is a
+    property across data sets, not of the draws of one: see benchmarks/null_world.py.)"""
     r = null_placebo_iid
-    assert len(r.draws) == 100 and r.draws["converged"].all()
+    assert r.assignment == "uniform" and len(r.draws) == 100 and r.draws["converged"].all()
+    units = r.draws["treated_units"].str.split(";")
+    years = r.draws["adoption_years"].str.split(";").explode().astype(int)
+    assert (units.str.len() == 6).all() and set(years) <= set(WAVES)
     assert (r.draws["n_switching"] >= 1).all()
-    assert r.ks_uniform.pvalue > 0.01
-    coef = r.draws["coef"]
-    # no effect: placebo coefficients centre on zero within 3 Monte Carlo SEs
-    assert abs(coef.mean()) < 3 * coef.std(ddof=1) / np.sqrt(len(coef))
 
 
-def test_actual_fit_matches_twfe_replication_and_ri_p_value(null_prepared, null_placebo_iid):
+def test_actual_fit_matches_twfe_replication(null_prepared, null_placebo_iid):
     r = null_placebo_iid
     with threadpool_limits(limits=1):  # small matrices: threaded BLAS only contends
-        rep = freq_did.fit_did(null_prepared)
+        rep = freq_did.fit_did(null_prepared, cov_type="nonrobust")
     assert r.actual["coef"] == pytest.approx(float(rep.result.params["Q('policy')"]), abs=1e-6)
+    assert r.actual["se"] == pytest.approx(float(rep.result.bse["Q('policy')"]), rel=1e-5)
     assert r.actual["ame"] == pytest.approx(float(rep.margeff.loc["policy", "ame"]), abs=1e-6)
-    expected = np.mean(np.abs(r.draws["coef"]) >= abs(r.actual["coef"]))
-    assert r.ri_p_value == expected
     rows = r.tidy(study="pooling-did")
-    assert set(rows["quantity"]) == {"p_value", "ri_p_value", "share_p_below", "ks_uniform_p"}
+    assert set(rows["quantity"]) == {"p_value", "ri_t_p_value", "ri_p_value", "share_p_below",
+                                     "ks_uniform_p"}
     assert (rows["table"] == "fig3").all() and (rows["term"] == "policy").all()
     ledger = load_ledger("pooling-did")
     assert ((ledger["table"] == "fig3") & (ledger["quantity"] == "p_value")).any()
-
-
-def test_clustered_placebo_p_values_over_reject_with_few_treated_provinces(null_prepared):
-    r = placebo(null_prepared, seed=1, adoption_years=WAVES, n_draws=60)
-    reject = (r.draws["p_value"] < 0.05).mean()
-    # a 5% test would reject in at most 10 of 60 draws with probability > 0.99
-    assert reject > stats.binom.ppf(0.99, 60, 0.05) / 60
 
 
 def test_pipeline_placebo_part_is_deterministic_and_keeps_its_draws(tmp_path):
@@ -97,10 +94,18 @@ def test_pipeline_placebo_part_is_deterministic_and_keeps_its_draws(tmp_path):
     assert a.read_bytes() == b.read_bytes()
     fig3 = first.estimates[first.estimates["table"] == "fig3"]
     bayes = fig3[fig3["source"] == "bayesian"].set_index("quantity")
-    assert set(bayes.index) == {"prob_positive", "ri_prob_positive"}
-    assert 0 <= bayes.at["prob_positive", "estimate"] <= 1 and bayes["converged"].all()
+    assert set(bayes.index) == {"prob_positive", "ri_prob_positive"} and bayes["converged"].all()
     post = first.results["placebo_bayes"]
-    assert len(post) == 8 and post["prob_positive"].between(0, 1).all()
+    freq = first.results["placebo"]
+    # the rows report the results: RI rows from the draws, the Bayesian share from the posteriors
+    rows = fig3[fig3["source"] == "frequentist"].set_index("quantity")["estimate"]
+    assert rows["ri_t_p_value"] == freq.ri_t_p_value and rows["ri_p_value"] == freq.ri_p_value
+    assert len(post) == 8 and list(post["draw"]) == list(freq.draws["draw"])
+    # each Bayesian placebo fit is of its own draw's assignment: its posterior mean lies within
+    # 3 posterior SDs of that draw's maximum-likelihood coefficient (Bernstein-von Mises; the
+    # exchangeable-intercept bias of issue 14 is 0.3-0.7 SD)
+    pair = freq.draws.merge(post, on="draw")
+    assert (abs(pair["beta_mean"] - pair["coef"]) < 3 * pair["beta_sd"]).all(), pair
     folders = sorted((tmp_path / "refits").iterdir())
     assert [len(list(f.glob("task-*.json"))) for f in folders] == [8, 8]
     paths = first.figures[0](tmp_path, True, first.estimates)
@@ -162,8 +167,9 @@ def test_table7_frequentist_fit_covers_truth_with_2012_wave():
     assert abs(ame["estimate"] - world.truth["ame_policy"]) < 2.5 * ame["se"]
 
 
-def test_laplace_matches_its_own_posterior_on_small_data():
-    """Cheap check: with sigma_u fixed, the Laplace P(beta > 0) equals Phi(mean / sd)."""
+def test_laplace_recovers_the_effect_and_refits_new_columns_on_small_data():
+    """With sigma_u fixed, the Laplace posterior of beta covers the true 0.7 within 3 SDs, a new
+    treatment column gives a new fit and the actual column is reproduced."""
     from bayes_pool.bayes.fast import laplace_model
     from bayes_pool.specs import load_spec
 
@@ -178,7 +184,7 @@ def test_laplace_matches_its_own_posterior_on_small_data():
     fast = laplace_model(prep, load_spec("did_logit"), unit_sd=0.5, seed=1)
     fit = fast.fit()
     assert fit.converged
-    assert fit.prob_positive == pytest.approx(stats.norm.cdf(fit.beta_mean / fit.beta_sd))
+    # (P(beta > 0) is checked against NUTS in test_laplace_agrees_with_nuts_on_placebo_draws)
     assert abs(fit.beta_mean - 0.7) < 3 * fit.beta_sd
     # a new treatment column refits without recompiling, and the actual column is reproduced
     other = fast.fit(np.where(prep.frame["g"].isin(["4", "5"]) & (prep.frame["t"] == "2"), 1, 0))
@@ -188,6 +194,8 @@ def test_laplace_matches_its_own_posterior_on_small_data():
 
 @pytest.mark.slow
 def test_laplace_agrees_with_nuts_on_placebo_draws(null_prepared):
+    import arviz as az
+
     from bayes_pool.bayes.did import fit_did
     from bayes_pool.bayes.fast import assignment_treatment, laplace_model, unit_sd_from_posterior
     from bayes_pool.specs import load_spec
@@ -206,10 +214,16 @@ def test_laplace_agrees_with_nuts_on_placebo_draws(null_prepared):
         approx = fast.fit(D)
         frame = null_prepared.frame.assign(policy=D.astype(int))
         nuts = fit_did(null_prepared.design.prepare(frame), spec, seed=3)
-        b = np.asarray(nuts.idata["posterior"]["policy"]).ravel()
-        mcse = np.sqrt(0.25 / 400)
-        assert abs(approx.prob_positive - (b > 0).mean()) < 0.05 + 3 * mcse
-        assert abs(approx.beta_mean - b.mean()) < 0.2 * b.std()
+        post = nuts.idata["posterior"]["policy"]
+        b = np.asarray(post).ravel()
+        # NUTS is the reference up to its Monte Carlo error: 3 MCSEs (ArviZ, from the ESS of
+        # the draws and of the indicator b > 0), plus what the Laplace approximation is
+        # allowed to miss by (fast.py's docstring: "a few hundredths" in P, 0.1 SD in mean)
+        mcse_mean = float(az.mcse(nuts.idata, var_names=["policy"])["policy"])
+        positive = (post > 0).astype(float).rename("positive")
+        mcse_p = float(az.mcse(positive.to_dataset())["positive"])
+        assert abs(approx.prob_positive - (b > 0).mean()) < 0.03 + 3 * mcse_p
+        assert abs(approx.beta_mean - b.mean()) < 0.1 * b.std() + 3 * mcse_mean
 
 
 def _null_world_placebo_p(seed, _shared):
@@ -247,19 +261,66 @@ def test_500_placebo_p_values_uniform_under_null():
 @pytest.mark.slow
 def test_500_placebo_draws_on_one_data_set(null_prepared):
     start = time.perf_counter()
-    r = placebo(null_prepared, seed=2024, adoption_years=WAVES, n_draws=500, workers=None)
-    print(f"500 placebo refits: {time.perf_counter() - start:.1f} s; RI p = {r.ri_p_value:.3f}")
+    r = placebo(null_prepared, seed=2024, n_draws=500, workers=None)
+    print(f"500 placebo refits: {time.perf_counter() - start:.1f} s; RI-t p = "
+          f"{r.ri_t_p_value:.3f}, RI-beta p = {r.ri_p_value:.3f}")
     assert len(r.draws) == 500 and r.draws["converged"].all()
     assert list(r.draws["draw"]) == list(range(500))
-    assert r.draws["ame_p_value"].between(0, 1).all()
+    # the last draw's refit equals the straightforward statsmodels fit of its assignment
+    last = r.draws.iloc[-1]
+    adopt = dict(zip(last["treated_units"].split(";"), map(float, last["adoption_years"]
+                                                          .split(";"))))
+    frame = null_prepared.frame
+    a = frame["province"].astype(str).map(adopt).to_numpy(dtype=float)
+    D = np.where(np.isnan(a), 0, pd.to_numeric(frame["year"]).to_numpy() >= a).astype(int)
+    with threadpool_limits(limits=1):
+        ref = freq_did.fit_did(null_prepared.design.prepare(frame.assign(policy=D)))
+    assert last["coef"] == pytest.approx(float(ref.result.params["Q('policy')"]), abs=1e-6)
+    assert last["ame_p_value"] == pytest.approx(float(ref.margeff.loc["policy", "p_value"]),
+                                                abs=1e-6)
 
 
-def test_placebo_figure(null_placebo_iid, tmp_path):
-    from bayes_pool.figures.placebo import placebo_plot
+def test_placebo_figure_shows_the_draws_and_the_actual_fit(null_placebo_iid, tmp_path,
+                                                           monkeypatch):
+    """What the figure shows, read off the matplotlib objects before they are saved: all draws
+    in the histograms, the actual p-value and coefficient as the dotted lines, the RI p-values
+    in the legend, the synthetic banner in the title; the Bayesian panel when given."""
+    import bayes_pool.figures.placebo as figs
 
-    path = placebo_plot(null_placebo_iid, tmp_path / "placebo.png", synthetic=True)
-    assert path.exists() and path.stat().st_size > 1000
+    shown = []
+    monkeypatch.setattr(figs, "save", lambda fig, path: shown.append(fig) or path)
+    r = null_placebo_iid
     bayes = pd.DataFrame({"prob_positive": np.linspace(0.01, 0.99, 100)})
-    three = placebo_plot(null_placebo_iid, tmp_path / "three.png", synthetic=True, bayes=bayes,
-                         bayes_actual=0.9)
-    assert three.stat().st_size > path.stat().st_size
+    figs.placebo_plot(r, tmp_path / "p.png", synthetic=True, bayes=bayes, bayes_actual=0.9)
+    fig = shown[0]
+    left, right, third = fig.axes
+    assert fig._suptitle.get_text().startswith("SYNTHETIC DATA")
+    for ax in (left, right, third):
+        assert sum(p.get_height() for p in ax.patches) == 100
+    assert left.lines[0].get_xdata()[0] == pytest.approx(r.actual["p_value"])
+    assert right.lines[0].get_xdata()[0] == pytest.approx(r.actual["coef"])
+    legend = " ".join(t.get_text() for t in right.get_legend().get_texts())
+    assert f"RI-t p = {r.ri_t_p_value:.3f}" in legend and f"{r.ri_p_value:.3f}" in legend
+    assert third.lines[0].get_xdata()[0] == pytest.approx(0.9)
+    assert "(iid SE)" in left.get_xlabel()
+
+
+def test_null_world_figure_plots_the_table(tmp_path, monkeypatch):
+    import bayes_pool.figures.placebo as figs
+
+    shown = []
+    monkeypatch.setattr(figs, "save", lambda fig, path: shown.append(fig) or path)
+    table = pd.DataFrame({"world": ["no shocks", "no shocks", "shocks", "shocks"],
+                          "method": ["a", "b", "a", "b"], "rate": [0.05, 0.2, 0.06, 0.3],
+                          "ci_low": [0.03, 0.15, 0.04, 0.25], "ci_high": [0.08, 0.26, 0.1, 0.36]})
+    figs.null_world_plot(table, tmp_path / "n.png", synthetic=True)
+    ax = shown[0].axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    # one errorbar series per world: the rates (%) at the methods' rows, bars to the CI ends
+    series = {c.get_label(): c for c in ax.containers}
+    assert list(series["no shocks"].lines[0].get_xdata()) == pytest.approx([5.0, 20.0])
+    assert list(series["shocks"].lines[0].get_xdata()) == pytest.approx([6.0, 30.0])
+    bars = series["shocks"].lines[2][0].get_segments()
+    assert [b[:, 0].tolist() for b in bars] == [pytest.approx([4.0, 10.0]),
+                                                  pytest.approx([25.0, 36.0])]
+    assert shown[0]._suptitle.get_text().startswith("SYNTHETIC DATA")

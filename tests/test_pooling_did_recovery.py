@@ -160,6 +160,18 @@ def _cell(frame: pd.DataFrame, table, column, term, quantity) -> pd.Series:
     return hit.iloc[0]
 
 
+def _logit_attenuation(paths: dict, dim: str) -> float:
+    """1 / sqrt(1 + c^2 v): v is the variance the Table 5 logit of ``dim``'s index leaves out,
+    b^2 kappa^2 var(F | index) of its own factor (linear projection: 1 - slope^2 / var(index))
+    plus b^2 kappa^2 of every other mediator's factor."""
+    own = paths[dim]
+    v = own["b"] ** 2 * own["kappa"] ** 2 * (1 - own["slope_on_factor"] ** 2
+                                             / own["index_sd"] ** 2)
+    v += sum(p["b"] ** 2 * p["kappa"] ** 2 for d, p in paths.items() if d != dim)
+    c = 16 * np.sqrt(3) / (15 * np.pi)
+    return float(1 / np.sqrt(1 + c**2 * v))
+
+
 # ------------------------------------------------------------- the truth definition ---
 
 def test_population_agrees_with_the_generators_closed_form_truths(population):
@@ -174,12 +186,20 @@ def test_population_agrees_with_the_generators_closed_form_truths(population):
         # a: effect of policy on the index, index units (exact)
         a = _cell(population, "4", column, "policy", "beta")
         assert abs(a["estimate"] - paths[dim]["a"]) <= 3 * a["se"], (dim, a)
-        # b on the observed index: the linear-projection value, then a small logit
-        # attenuation from the omitted mediator noise (the generator's docstring); allow 10%
+        # b on the observed index: the linear-projection value, attenuated by the logit's
+        # omitted variance v (own factor given the index, the other mediator's factor):
+        # factor 1 / sqrt(1 + c^2 v), c = 16 sqrt(3) / (15 pi) (Zeger, Liang & Albert 1988,
+        # the logistic-normal approximation; about 0.957 here). The approximation (and F given
+        # the index being neither linear nor normal with ordinal items) is allowed an error
+        # of half the attenuation it predicts, on top of 3 MC SEs. Seen 2026-12-06: objective
+        # 0.2727 (SE 0.0034) against 0.2806 predicted (0.2931 unattenuated).
         index = f"{dim}_integration"
         b = _cell(population, "5", column, index, "beta")
-        assert b["estimate"] <= paths[dim]["b_observed_index"] + 3 * b["se"], (dim, b)
-        assert b["estimate"] >= 0.9 * paths[dim]["b_observed_index"] - 3 * b["se"], (dim, b)
+        unattenuated = paths[dim]["b_observed_index"]
+        expected = unattenuated * _logit_attenuation(paths, dim)
+        assert b["estimate"] <= unattenuated + 3 * b["se"], (dim, b)
+        tolerance = 3 * b["se"] + (unattenuated - expected) / 2
+        assert abs(b["estimate"] - expected) <= tolerance, (dim, b, expected)
         # and the structural b is out of reach of a logit on the noisy index
         assert b["estimate"] < paths[dim]["b"] - 3 * b["se"], (dim, b)
         ab = _cell(population, "mediation", index, "policy", "indirect_ab")

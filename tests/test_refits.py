@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from bayes_pool import checkpoint, estimates
 from bayes_pool.checkpoint import Checkpoint
@@ -149,8 +150,14 @@ def test_killed_dask_worker_loses_no_draw(tmp_path, cluster):
 
 def test_laplace_prob_positive_agrees_with_nuts():
     """Laplace (unit SD at its marginal posterior mode, as the pipeline uses it) vs full NUTS on
-    a placebo assignment (more draws, study-sized: the slow test in test_placebo.py). Tolerance: 0.06 for the approximation (SD uncertainty ignored, Gaussian
-    posterior) + 3 Monte Carlo SEs of the NUTS share, sqrt(p(1 - p) / ESS)."""
+    a placebo assignment (more draws, study-sized: the slow test in test_placebo.py).
+
+    The claim checked is the approximation's stated accuracy (README: within a tenth of a
+    posterior SD of NUTS at 30k and 170k rows): the Laplace mean within 0.1 NUTS SDs and its
+    SD within 10% of NUTS's, each widened by 3 Monte Carlo SEs of the NUTS value (mean:
+    sd / sqrt(ESS); SD: sd / sqrt(2 ESS)). P(effect > 0) = Phi(mean / SD) may then differ from
+    the NUTS share by at most its change over that box of means and SDs, plus 3 Monte Carlo
+    SEs of the share, sqrt(p(1 - p) / ESS)."""
     import arviz as az
 
     from bayes_pool.bayes.did import fit_did
@@ -168,6 +175,12 @@ def test_laplace_prob_positive_agrees_with_nuts():
         b = nuts.idata["posterior"]["treated"]
         p = float((np.asarray(b) > 0).mean())
         ess = float(az.ess(np.asarray(b)))
-        mcse = np.sqrt(max(p * (1 - p), 0.01) / ess)
-        assert abs(approx.prob_positive - p) < 0.06 + 3 * mcse, (approx, p, ess)
-        assert abs(approx.beta_mean - float(b.mean())) < 0.25 * float(b.std())
+        mean, sd = float(b.mean()), float(b.std())
+        d_mean = 0.1 * sd + 3 * sd / np.sqrt(ess)
+        d_sd = 0.1 + 3 / np.sqrt(2 * ess)
+        assert abs(approx.beta_mean - mean) <= d_mean, (approx, mean, sd, ess)
+        assert abs(approx.beta_sd / sd - 1) <= d_sd, (approx, mean, sd, ess)
+        corners = [stats.norm.cdf((mean + dm) / (sd * (1 + ds)))
+                   for dm in (-d_mean, d_mean) for ds in (-d_sd, d_sd)]
+        box = max(abs(c - stats.norm.cdf(mean / sd)) for c in corners)
+        assert abs(approx.prob_positive - p) <= box + 3 * np.sqrt(p * (1 - p) / ess), (approx, p)

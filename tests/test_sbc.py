@@ -6,10 +6,12 @@ the one simulated from does not, results repeat exactly, the uniformity tests re
 they should, sequential simulation uses each simulation's own mediator, and the benchmark
 DiD problem's Bambi priors do not depend on the simulated outcome.
 
-Slow tier: the real SBC of the benchmark DiD logit and of the joint mediation model, with the
-settings of ``benchmarks/sbc.py``: the chi-square p-value of every ranked parameter > 0.01.
-Three parameters per model are tested at 0.01 each, so a calibrated model fails the test by
-chance with probability at most 3% (Bonferroni); the seed is fixed, so the outcome repeats.
+Slow tier: the real SBC of the benchmark DiD logit (correlated unit effects; without and with
+the unit x time effect) and of the joint mediation model, with the settings of
+``benchmarks/sbc.py``: the chi-square p-value of every ranked parameter > 0.01 and its ECDF
+inside the 99% simultaneous band. Three to five parameters per model are tested at 0.01 each,
+so a calibrated model fails the chi-square test by chance with probability at most 5%
+(Bonferroni); the seed is fixed, so the outcome repeats.
 """
 
 from __future__ import annotations
@@ -213,7 +215,11 @@ def test_did_problem_priors_do_not_depend_on_the_outcome():
     from bayes_pool.bayes.did import build_model
 
     problem = sbc.did_logit_problem()
-    assert set(problem.parameters) == {"treated", "Intercept", "unit_sd"}
+    # correlated unit effects (the default): the treatment's unit-mean coefficient is ranked
+    assert set(problem.parameters) == {"treated", "Intercept", "unit_sd", "mean_treated"}
+    timed = sbc.did_logit_problem(unit_time=True)
+    assert timed.name == "did_logit_unit_time"
+    assert timed.parameters["unit_period_sd"] == "1|unit:period_sigma"
     assert problem.prepared.frame["treated"].sum() > 0
     assert len(problem.prepared.switchers) == 3
     model, data = problem.build()
@@ -228,11 +234,44 @@ def test_did_problem_priors_do_not_depend_on_the_outcome():
     assert not np.array_equal(sims[0].data["y"], sims[1].data["y"])
 
 
-def test_rank_histogram_figure(tiny_runs, tmp_path):
-    from bayes_pool.figures.calibration import rank_histograms
+def test_rank_histogram_figure(tiny_runs, tmp_path, monkeypatch):
+    """What the figure shows: each histogram's bars are the counts of that model's ranks in
+    the summary's bins, the panel titles carry the summary's chi-square p and band verdict,
+    the axes are labelled, and the SYNTHETIC banner heads the title."""
+    from matplotlib.patches import Rectangle
 
-    path = rank_histograms(list(tiny_runs), tmp_path / "sbc.png", synthetic=True)
-    assert path.exists() and path.stat().st_size > 10_000
+    from bayes_pool.figures import calibration as figures
+
+    drawn = []
+
+    def keep(fig, path):
+        drawn.append(fig)
+        fig.savefig(path, dpi=40)
+        return path
+
+    monkeypatch.setattr(figures, "save", keep)
+    path = figures.rank_histograms(list(tiny_runs), tmp_path / "sbc.png", synthetic=True)
+    assert path.exists()
+    (fig,) = drawn
+    assert fig._suptitle.get_text().startswith("SYNTHETIC DATA\nSimulation-based calibration")
+    axes = np.array(fig.axes).reshape(2 * len(tiny_runs), -1)
+    for k, res in enumerate(tiny_runs):
+        summary = res.summary().set_index("parameter").loc["mu"]
+        ranks = res.ranks.loc[res.ranks["status"] == "ok", "rank"].to_numpy(dtype=int)
+        values = SETTINGS.thin_to + 1
+        edges = np.round(np.linspace(0, values, int(summary["bins"]) + 1)).astype(int)
+        hist, ecdf = axes[2 * k, 0], axes[2 * k + 1, 0]
+        bars = [p.get_height() for p in hist.patches if isinstance(p, Rectangle)]
+        np.testing.assert_array_equal(bars, np.histogram(ranks, bins=edges)[0])
+        assert f"chi-square p = {summary['chi2_p']:.3f}" in hist.get_title()
+        assert hist.get_xlabel() == f"rank of mu (0..{SETTINGS.thin_to})"
+        assert hist.get_ylabel() == f"simulations (of {len(ranks)})"
+        verdict = "inside" if summary["in_band"] else "OUTSIDE"
+        assert ecdf.get_title().startswith(f"ECDF {verdict} the")
+        assert ecdf.get_ylabel() == "ECDF - uniform CDF"
+    # the right fit's ECDF is inside its band, the wrong prior's outside (as the table says)
+    assert axes[1, 0].get_title().startswith("ECDF inside")
+    assert axes[3, 0].get_title().startswith("ECDF OUTSIDE")
 
 
 # ------------------------------------------------------------------------ slow tier ---
@@ -243,11 +282,14 @@ def _assert_calibrated(result: sbc.SBCResult):
     assert counts["failed"] == 0, result.ranks.loc[result.ranks["status"] != "ok", "error"]
     for _, row in summary.iterrows():
         assert row["chi2_p"] > 0.01, (row["parameter"], summary)
+        assert row["in_band"], (row["parameter"], summary)
 
 
 @pytest.mark.slow
-def test_sbc_did_logit():
-    _assert_calibrated(sbc.run_sbc(sbc.did_logit_problem(), sbc.BENCHMARK["did_logit"]))
+@pytest.mark.parametrize("unit_time", [False, True])
+def test_sbc_did_logit(unit_time):
+    problem = sbc.did_logit_problem(unit_time=unit_time)
+    _assert_calibrated(sbc.run_sbc(problem, sbc.BENCHMARK[problem.name]))
 
 
 @pytest.mark.slow

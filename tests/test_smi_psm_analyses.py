@@ -55,13 +55,57 @@ def fa(synth):
 
 def test_factor_analysis_recovers_the_four_factor_structure(fa, synth):
     assert fa.highest_loading.to_dict() == INDICATOR_FACTOR
-    assert fa.index.mean() == pytest.approx(0, abs=1e-9)
-    assert fa.index.std(ddof=1) == pytest.approx(33.22)
-    assert fa.weights.sum() == pytest.approx(1)
     # Reverse-keyed items load against their factor, the others with it.
     for item, factor in INDICATOR_FACTOR.items():
         sign = -1 if item in smi.REVERSE_KEYED else 1
         assert sign * fa.loadings.loc[item, factor] > 0
+
+
+TWO_FACTOR_LOADINGS = {"a1": ("A", 0.8), "a2": ("A", 0.8), "a3": ("A", 0.8),
+                       "b1": ("B", 0.6), "b2": ("B", 0.6), "b3": ("B", -0.6)}
+
+
+def _two_factor_world(seed: int, n: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """SYNTHETIC: two independent N(0, 1) factors, three unit-variance indicators each (b3
+    reverse-keyed). Returns the indicators and the true factors."""
+    rng = np.random.default_rng(seed)
+    factors = rng.normal(size=(n, 2))
+    items = {name: lam * factors[:, "AB".index(f)] + np.sqrt(1 - lam**2) * rng.normal(size=n)
+             for name, (f, lam) in TWO_FACTOR_LOADINGS.items()}
+    return pd.DataFrame(items), factors
+
+
+def test_factor_index_recovers_a_known_two_factor_world():
+    """Variance contributions, weights and the index against their population values.
+
+    Truth: contribution_j = sum of squared loadings / 6 indicators = 32% (A) and 18% (B), so
+    the weights are 0.64 and 0.36. Factor scores are linear predictors of the factors, so the
+    population index is the best linear predictor of the weighted composite C = w'F and
+    correlates with it at rho = sqrt(w' L' S^-1 L w / w'w) (S = L L' + Psi). Ten independent
+    worlds (seeds 0-9, fixed before looking); each mean over them must lie within 3 Monte
+    Carlo SEs (SD across worlds / sqrt(10)) of the truth.
+    """
+    names = list(TWO_FACTOR_LOADINGS)
+    lam = np.zeros((6, 2))
+    for i, (f, value) in enumerate(TWO_FACTOR_LOADINGS.values()):
+        lam[i, "AB".index(f)] = value
+    w = np.array([0.64, 0.36])
+    sigma = lam @ lam.T + np.diag(1 - (lam**2).sum(axis=1))
+    rho = np.sqrt(w @ lam.T @ np.linalg.solve(sigma, lam @ w) / (w @ w))
+    pct, weights, corr = [], [], []
+    for seed in range(10):
+        items, factors = _two_factor_world(seed, 20_000)
+        res = factor_index(items, names, n_factors=2, scale_sd=10.0, seed=seed, reverse=["b3"],
+                           assignment={k: f for k, (f, _) in TWO_FACTOR_LOADINGS.items()})
+        assert (np.sign(res.loadings.loc[names, ["A", "B"]].to_numpy().sum(axis=1))
+                == np.sign(lam.sum(axis=1))).all(), res.loadings
+        pct.append(res.variance_pct[["A", "B"]].to_numpy())
+        weights.append(res.weights[["A", "B"]].to_numpy())
+        corr.append(np.corrcoef(res.index, factors @ w)[0, 1])
+    for got, truth in ((pct, [32.0, 18.0]), (weights, w), (corr, rho)):
+        got = np.asarray(got)
+        mcse = got.std(axis=0, ddof=1) / np.sqrt(len(got))
+        assert np.all(np.abs(got.mean(axis=0) - truth) <= 3 * mcse), (got.mean(axis=0), truth, mcse)
 
 
 def test_factor_index_tracks_the_latent_index_as_far_as_the_indicators_allow(fa, synth):
@@ -80,10 +124,37 @@ def test_factor_rows_are_keyed_like_the_ledger(fa, ledger):
     rows = fa.tidy(study=STUDY, table="2", columns=smi.FACTOR_COLUMNS)
     published = ledger[(ledger["table"] == "2") & (ledger["quantity"] == "variance_share")]
     assert _keys(rows) == _keys(published)
-    assert np.allclose(rows["estimate"].sum(), fa.variance_pct.sum())
+
+
+def test_variance_shares_agree_with_statsmodels_factor_analysis(fa, synth):
+    """Table 2's variance contributions against a peer implementation: statsmodels' ML factor
+    analysis with its own varimax rotation. Both maximise the same Gaussian likelihood, so
+    they must agree far inside the shares' sampling SE (about 0.4 points at n = 3,333);
+    0.1 points allows for sklearn stopping at a log-likelihood gain below tol = 0.01.
+
+    F4 has two indicators only, so its loadings are not identified by the likelihood (any
+    split of their correlation between the two loadings fits it): statsmodels puts F4 at 7.0%
+    where sklearn puts it at 5.1%. F4 is excluded here; the finding is in the test docstring
+    because the index weight of F4 depends on the optimiser.
+    """
+    from statsmodels.multivariate.factor import Factor
+
+    z = synth.frame[INDICATORS].astype(float)
+    ref = Factor(((z - z.mean()) / z.std()).to_numpy(), n_factor=4, method="ml").fit()
+    ref.rotate("varimax")
+    squared = pd.DataFrame(np.real(ref.loadings) ** 2, index=INDICATORS)
+    own = pd.Series(INDICATOR_FACTOR)
+    rows = fa.tidy(study=STUDY, table="2", columns=smi.FACTOR_COLUMNS).set_index("term")
+    for factor in ["F1", "F2", "F3"]:
+        column = squared.loc[own[own == factor].index].mean().idxmax()
+        reference = 100 * squared[column].sum() / len(INDICATORS)
+        assert rows.loc[factor, "column"] == smi.FACTOR_COLUMNS[factor]
+        assert abs(rows.loc[factor, "estimate"] - reference) < 0.1, (factor, reference)
 
 
 def test_model8_ols_location_coefficient_within_2_se_of_truth(synth, ledger):
+    """Regression pin on the default seed; the OLS interval's coverage over 100 seeds is
+    tests/test_slow_smi_psm_coverage.py."""
     res = fit_ols(synth.frame, OUTCOME, MODEL8_TERMS)
     b, se = res.result.params[TREATMENT], res.result.bse[TREATMENT]
     assert abs(b - synth.truth["ols_location_coefficient"]) < 2 * se
@@ -95,6 +166,7 @@ def test_model8_ols_location_coefficient_within_2_se_of_truth(synth, ledger):
 
 
 def test_null_world_ols_location_coefficient_within_2_se_of_zero():
+    """Regression pin on the default seed, not a size claim."""
     null = simulate(att=0)
     assert null.truth["ols_location_coefficient"] == pytest.approx(0.0, abs=1e-12)
     res = fit_ols(null.frame, OUTCOME, MODEL8_TERMS)
@@ -162,6 +234,8 @@ def test_difference_test_matches_scipy():
 
 
 def test_bayesian_linear_interval_covers_truth_and_converges(synth):
+    """Regression pin on seed 20230, not a coverage claim: coverage over 100 seeds is
+    tests/test_slow_smi_psm_coverage.py."""
     spec = load_spec("linear_regression").with_sampler(chains=2, draws=600, tune=400)
     res = fit_linear(synth.frame, outcome=OUTCOME, treatment=TREATMENT,
                      covariates=MODEL8_TERMS[1:], spec=spec, seed=20230)
@@ -210,7 +284,23 @@ def test_latent_factor_likelihood_matches_scipy_and_model_builds(synth):
                       assignment=INDICATOR_FACTOR, treatment=TREATMENT, covariates=[])
 
 
-def test_pipeline_returns_every_published_table2_and_table4_cell(synth, ledger, tmp_path):
+def _drawn(monkeypatch) -> list:
+    """Collect every figure the code closes (all figure makers close what they draw), so a
+    test can read what a figure shows instead of its file size."""
+    import matplotlib.pyplot as plt
+
+    figs, close = [], plt.close
+
+    def keep(fig=None):
+        figs.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    return figs
+
+
+def test_pipeline_returns_every_published_table2_and_table4_cell(synth, ledger, tmp_path,
+                                                                  monkeypatch):
     analysis = smi.run(synth.frame, spec=load_spec("linear_regression"), seed=7,
                        bayesian=False, psm=False)
     est = analysis.estimates
@@ -223,11 +313,30 @@ def test_pipeline_returns_every_published_table2_and_table4_cell(synth, ledger, 
     facts = analysis.facts
     assert set(facts["table4"]["stepwise"]["selected"]) <= set(smi.STEPWISE_CANDIDATES)
     assert facts["table2"]["data_index_column"]["correlation_with_rebuilt"] > 0.5
-    paths = smi.figures(analysis, tmp_path, synthetic=True)
-    assert paths["loadings"].exists() and paths["loadings"].stat().st_size > 0
+    figs = _drawn(monkeypatch)
+    smi.figures(analysis, tmp_path, synthetic=True)
+    (fig,) = figs
+    ax = fig.axes[0]
+    shown = np.asarray(ax.images[0].get_array())
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert rows == INDICATORS
+    # every cell is labelled with its own value, and the factors are Table 2's
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+             for t in ax.texts}
+    assert all(texts[(i, j)] == f"{shown[i, j]:.2f}" for i in range(shown.shape[0])
+               for j in range(shown.shape[1]))
+    loadings = pd.DataFrame(shown, index=rows,
+                            columns=[t.get_text().split("\n")[0] for t in ax.get_xticklabels()])
+    assert loadings.abs().idxmax(axis=1).to_dict() == INDICATOR_FACTOR
+    # the plotted loadings are the ones behind Table 2's rows: sum of squares / 17 items
+    shares = est.query("table == '2' and source == 'frequentist'").set_index("term")["estimate"]
+    np.testing.assert_allclose(100 * (loadings**2).sum() / len(rows), shares[loadings.columns])
+    assert ax.get_title().startswith("SYNTHETIC DATA - Table 2")
+    assert fig.axes[1].get_ylabel() == "varimax loading"
 
 
-def test_pipeline_adds_knn_exact_beyond_the_paper_next_to_the_published_knn(synth, tmp_path):
+def test_pipeline_adds_knn_exact_beyond_the_paper_next_to_the_published_knn(synth, tmp_path,
+                                                                           monkeypatch):
     """The study reports k-NN with exact matching on migration_reason as an extra column
     (frequentist here), labelled beyond the paper and never joined to a published cell."""
     from bayes_pool import compare
@@ -246,8 +355,25 @@ def test_pipeline_adds_knn_exact_beyond_the_paper_next_to_the_published_knn(synt
     assert comp.query("table == '6' and column == 'knn' and quantity == 'att'")[
         "published"].notna().all()
     assert analysis.facts["psm"]["knn_exact"]["exact"] == list(smi.EXACT)
+    figs = _drawn(monkeypatch)
     paths = smi.figures(analysis, tmp_path, synthetic=True)
-    assert paths["love_plot"].exists() and paths["love_plot"].stat().st_size > 1000
+    (love,) = [f for f in figs if f.axes[0].get_xlabel() == "|standardized bias| (%)"]
+    ax = love.axes[0]
+    assert ax.get_title().startswith("SYNTHETIC DATA\n")
+    covariates = [t.get_text() for t in ax.get_yticklabels()]
+    table5 = est.query("table == '5' and quantity == 'std_bias_pct' and "
+                       "source == 'frequentist'").pivot(index="term", columns="column",
+                                                        values="estimate")
+    y = np.arange(len(covariates))[::-1]
+    labels = [c.get_label() for c in ax.collections]
+    for label, column in (("before matching", "before"), ("after k-NN matching", "after"),
+                          (next(x for x in labels if x.startswith("after k-NN exact")),
+                           "after_knn_exact")):
+        points = ax.collections[labels.index(label)].get_offsets()
+        np.testing.assert_allclose(points[:, 1], y)
+        np.testing.assert_allclose(points[:, 0], table5.loc[covariates, column].abs(),
+                                   err_msg=label)
+    assert paths["love_plot"].exists()
 
 
 @pytest.mark.slow

@@ -1,16 +1,27 @@
 r"""Bayesian DiD with Bambi: treatment and covariates as coefficients, time effects, and unit
-intercepts partially pooled.
+intercepts partially pooled around the unit means of the regressors (correlated random effects).
 
 .. math::
 
-    \operatorname{logit} P(y_{it}=1) = \alpha + \beta D_{it} + X_{it}\gamma + \lambda_t + u_{k(i)},
-    \qquad u_k \sim N(0, \sigma_u^2)
+    \operatorname{logit} P(y_{it}=1) = \alpha + \beta D_{it} + X_{it}\gamma + \lambda_t
+        + \bar Z_{k(i)} \xi + u_{k(i)} \;[+\, w_{k(i),t}],
+    \qquad u_k \sim N(0, \sigma_u^2), \quad w_{kt} \sim N(0, \sigma_w^2)
 
-(identity link and a Normal likelihood for ``family = "gaussian"``). Priors come by role from a
-:class:`~bayes_pool.specs.ModelSpec`. The average marginal effect of the treatment is computed
-within each posterior draw -- the average over the sample of p(D=1) - p(D=0) for that draw --
-and then summarised, so its interval is the interval of the AME itself (averaging per-row
-intervals would not be).
+(identity link and a Normal likelihood for ``family = "gaussian"``). :math:`\bar Z_k` are the
+unit means of the treatment, each covariate and the period dummies (:mod:`bayes_pool.mundlak`),
+computed in :func:`build_model` from the frame it is given, so every refit with another
+treatment (placebo, subgroup, prior set, SBC) recomputes them. With them :math:`\beta` is the
+within-unit (fixed-effects) comparison the frequentist TWFE makes; without them
+(``unit_effects = "exchangeable"``) the shrunken intercepts leave part of the level
+differences between always-treated and never-treated units to :math:`\beta`. The unit x time
+effect :math:`w_{kt}` is optional (``unit_time = true``). Priors come by role from a
+:class:`~bayes_pool.specs.ModelSpec`.
+
+The average marginal effect of a term is computed within each posterior draw -- the average
+over the sample of p(D=1) - p(D=0) for that draw -- and then summarised, so its interval is the
+interval of the AME itself. The unit means are unit-level covariates: they stay at their data
+values when the treatment is switched (the AME compares each row's own unit with and without
+the treatment, not a unit with another history).
 """
 
 from __future__ import annotations
@@ -26,24 +37,72 @@ from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.bayes.families import bambi_family
-from bayes_pool.bayes.parameterization import noncentered
+from bayes_pool.bayes.parameterization import Parameterization, choose
 from bayes_pool.bayes.predictor import LinearPredictor, flat
 from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.design import PreparedDiD
 from bayes_pool.errors import SpecError
+from bayes_pool.mundlak import UnitMeans, with_unit_means
 from bayes_pool.specs import ModelSpec
 
 log = logging.getLogger(__name__)
 
 
-def formula(prepared: PreparedDiD) -> str:
-    """The Bambi formula of the design."""
+@dataclass(frozen=True)
+class UnitStructure:
+    """How a fit models its units: the model frame (the prepared rows plus the unit-mean
+    columns), the means kept and dropped (``None`` when exchangeable), whether the unit x time
+    effect is on, and the intercepts' parameterization with its reason."""
+
+    frame: pd.DataFrame
+    unit_effects: str
+    means: UnitMeans | None
+    unit_time: bool
+    parameterization: Parameterization
+
+    @property
+    def mean_columns(self) -> list[str]:
+        return self.means.columns if self.means is not None else []
+
+    def mean_of(self, column: str) -> str | None:
+        """Name of the unit-mean column of ``column`` (None if it has none)."""
+        if self.means is None:
+            return None
+        return next((n for n, src in self.means.sources.items() if src == column), None)
+
+    def to_dict(self) -> dict:
+        """What the manifest records."""
+        means = self.means.to_dict() if self.means is not None else {"means": {}, "dropped": {}}
+        return {"unit_effects": self.unit_effects, "unit_means": means["means"],
+                "unit_means_dropped": means["dropped"], "unit_time": self.unit_time,
+                "parameterization": self.parameterization.to_dict()}
+
+
+def unit_structure(prepared: PreparedDiD, spec: ModelSpec) -> UnitStructure:
+    """The unit structure ``spec`` asks for, computed from ``prepared.frame``."""
+    d = prepared.design
+    frame, means = prepared.frame, None
+    if spec.unit_effects == "correlated":
+        frame, means = with_unit_means(prepared.frame, d.unit, [d.treatment, *d.covariates],
+                                       time=d.time)
+    par = choose(prepared.frame, d.unit, spec.sampler.parameterization, outcome=d.outcome,
+                 family=d.family)
+    return UnitStructure(frame=frame, unit_effects=spec.unit_effects, means=means,
+                         unit_time=spec.unit_time, parameterization=par)
+
+
+def formula(prepared: PreparedDiD, structure: UnitStructure | None = None) -> str:
+    """The Bambi formula of the design (exchangeable intercepts when no ``structure``)."""
     d = prepared.design
     for name in d.columns:
         if not name.isidentifier():
             raise SpecError(f"column name {name!r} is not a valid identifier; rename it in the "
                             "mapping file (e.g. to snake_case)")
-    rhs = " + ".join([d.treatment, *d.covariates, f"C({d.time})", f"(1|{d.unit})"])
+    means = structure.mean_columns if structure is not None else []
+    unit_time = [f"(1|{d.unit}:{d.time})"] if structure is not None and structure.unit_time \
+        else []
+    rhs = " + ".join([d.treatment, *d.covariates, f"C({d.time})", *means, f"(1|{d.unit})",
+                      *unit_time])
     return f"{d.outcome} ~ {rhs}"
 
 
@@ -52,42 +111,59 @@ def _prior(spec: dict) -> bmb.Prior:
     return bmb.Prior(spec["dist"], **params)
 
 
-def priors(prepared: PreparedDiD, spec: ModelSpec) -> dict:
-    """Bambi priors keyed by term name, from the spec's priors keyed by role."""
+GROUP_SD_ROLES = ("unit_sd", "unit_time_sd")
+
+
+def priors(prepared: PreparedDiD, spec: ModelSpec, structure: UnitStructure | None = None
+           ) -> dict:
+    """Bambi priors keyed by term name, from the spec's priors keyed by role (roles of terms
+    the model does not have, e.g. ``unit_time_sd`` without the unit x time effect, are
+    skipped)."""
     d = prepared.design
     out = {}
+    has_unit_time = structure is not None and structure.unit_time
     roles = {"intercept": ["Intercept"], "treatment": [d.treatment],
              "covariates": list(d.covariates), "time": [f"C({d.time})"],
-             "sigma": ["sigma"] if d.family == "gaussian" else []}
+             "sigma": ["sigma"] if d.family == "gaussian" else [],
+             "unit_means": structure.mean_columns if structure is not None else [],
+             "unit_sd": [f"1|{d.unit}"],
+             "unit_time_sd": [f"1|{d.unit}:{d.time}"] if has_unit_time else []}
     for role, prior in spec.priors.items():
         if prior == "default":
             continue
-        if role == "unit_sd":
-            out[f"1|{d.unit}"] = bmb.Prior("Normal", mu=0.0, sigma=_prior(prior))
-        else:
-            for term in roles[role]:
-                out[term] = _prior(prior)
+        for term in roles[role]:
+            out[term] = (bmb.Prior("Normal", mu=0.0, sigma=_prior(prior))
+                         if role in GROUP_SD_ROLES else _prior(prior))
     return out
 
 
-def build_model(prepared: PreparedDiD, spec: ModelSpec) -> bmb.Model:
-    """The Bambi model for a prepared design and a spec (built, not sampled)."""
-    model = bmb.Model(formula(prepared), prepared.frame,
-                      family=bambi_family(prepared.design.family), priors=priors(prepared, spec),
-                      noncentered=noncentered(prepared.frame, prepared.design.unit,
-                                              spec.sampler.parameterization))
+def build(prepared: PreparedDiD, spec: ModelSpec) -> tuple[bmb.Model, UnitStructure]:
+    """The Bambi model for a prepared design and a spec (built, not sampled) and its unit
+    structure."""
+    structure = unit_structure(prepared, spec)
+    model = bmb.Model(formula(prepared, structure), structure.frame,
+                      family=bambi_family(prepared.design.family),
+                      priors=priors(prepared, spec, structure),
+                      noncentered=structure.parameterization.noncentered)
     model.build()
-    return model
+    return model, structure
+
+
+def build_model(prepared: PreparedDiD, spec: ModelSpec) -> bmb.Model:
+    """The built Bambi model of :func:`build` (without the structure record)."""
+    return build(prepared, spec)[0]
 
 
 @dataclass
 class BayesDiDResult:
-    """A sampled Bayesian DiD: the Bambi model, the InferenceData (with AME draws added)."""
+    """A sampled Bayesian DiD: the Bambi model, the InferenceData (with AME draws added)
+    and the unit structure it was fitted with."""
 
     prepared: PreparedDiD
     spec: ModelSpec
     model: bmb.Model
     idata: object
+    structure: UnitStructure | None = None
 
     @property
     def terms(self) -> list[str]:
@@ -108,7 +184,18 @@ class BayesDiDResult:
         return posterior_rows(self.idata, variables, thresholds=self.spec.convergence,
                               study=study, table=table, column=column,
                               n_obs=self.prepared.n_obs,
-                              note=f"Bambi {self.spec.family} hierarchical; {self.spec.sampler.backend}")
+                              note=f"Bambi {self.spec.family} hierarchical; {self.unit_note()}; "
+                                   f"{self.spec.sampler.backend}")
+
+    def unit_note(self) -> str:
+        """How the units were modelled, for the rows' note."""
+        st = self.structure
+        if st is None or st.unit_effects == "exchangeable":
+            text = "exchangeable unit intercepts (no unit means)"
+        else:
+            text = ("correlated unit effects: intercepts around the unit means of "
+                    + ", ".join(st.means.sources.values()))
+        return text + ("; unit x time effect" if st is not None and st.unit_time else "")
 
 
 def fit_did(prepared: PreparedDiD, spec: ModelSpec, *, seed: int, progressbar: bool = False
@@ -118,11 +205,12 @@ def fit_did(prepared: PreparedDiD, spec: ModelSpec, *, seed: int, progressbar: b
     if spec.family != d.family:
         raise SpecError(f"spec {spec.name!r} is for family {spec.family!r} but the design "
                         f"asks for {d.family!r}")
-    model = build_model(prepared, spec)
+    model, structure = build(prepared, spec)
     idata = sample_bambi(model, s, seed=seed, progressbar=progressbar,
                          what=f"the DiD {d.family} model of {d.outcome}")
     add_ame_draws(model, idata, prepared)
-    return BayesDiDResult(prepared=prepared, spec=spec, model=model, idata=idata)
+    return BayesDiDResult(prepared=prepared, spec=spec, model=model, idata=idata,
+                          structure=structure)
 
 
 def add_ame_draws(model: bmb.Model, idata, prepared: PreparedDiD) -> None:
@@ -132,7 +220,8 @@ def add_ame_draws(model: bmb.Model, idata, prepared: PreparedDiD) -> None:
     (:class:`~bayes_pool.bayes.predictor.LinearPredictor`); a 0/1 term's AME is the mean of
     expit(eta + b(1 - x)) - expit(eta - b x) (the discrete change, valid because each term
     enters linearly and without interactions), a continuous term's the mean derivative
-    b p (1 - p). For a linear model the AME is b.
+    b p (1 - p). For a linear model the AME is b. Only the term itself moves: the unit-mean
+    columns of the design stay at their data values.
     """
     d = prepared.design
     post = idata["posterior"]

@@ -1,5 +1,7 @@
 r"""Bayesian event study (Zhang & Chen 2024, Eq. 5) with Bambi: event-time dummies, time
-effects and partially pooled unit intercepts.
+effects and partially pooled unit intercepts (correlated random effects by default), or cohort
+dummies for a logit on short panels -- the unit structure and control groups of
+:mod:`bayes_pool.bayes.etwfe` and :mod:`bayes_pool.freq.event_study`.
 
 .. math::
 
@@ -22,7 +24,10 @@ import pandas as pd
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.bayes.etwfe import add_switch_off_draws, build_model, sample
-from bayes_pool.event_time import PreparedStaggered, event_label, event_term
+from bayes_pool.event_time import (DEFAULT_CONTROL, Control, Level, PreparedStaggered,
+                                   event_label, event_term)
+from bayes_pool.freq.etwfe import resolve_level
+from bayes_pool.freq.event_study import es_control_note, event_times
 from bayes_pool.specs import ModelSpec
 
 
@@ -35,6 +40,8 @@ class BayesEventStudyResult:
     model: bmb.Model
     idata: object
     bin_n: dict[int, int]
+    control: str
+    structure: dict
 
     @property
     def divergences(self) -> int:
@@ -45,13 +52,14 @@ class BayesEventStudyResult:
         and ``ame``, each with R-hat, ESS and divergences."""
         d = self.prepared.design
         lo, hi = d.window
-        base = (f"Bayesian event study, Bambi {d.family} hierarchical; reference event time "
-                f"{d.reference}; {self.spec.sampler.backend}")
+        base = (f"Bayesian event study, Bambi {d.family}; "
+                f"{es_control_note(self.control, d.reference)}; {self.structure['level']}; "
+                f"{self.structure['unit_structure']}; {self.spec.sampler.backend}")
         if self.prepared.always_treated:
             base += (f"; always-treated {d.unit}s left out: "
                      f"{', '.join(self.prepared.always_treated)}")
         parts = []
-        for k in self.prepared.event_times:
+        for k in self.bin_n:  # the event times estimated
             term = event_term(k)
             col = event_label(k) if not column else f"{column}_{event_label(k)}"
             note = base + (f"; binned: event time <= {k}" if k == lo else
@@ -68,16 +76,19 @@ class BayesEventStudyResult:
 
 
 def fit_event_study(prepared: PreparedStaggered, spec: ModelSpec, *, seed: int,
+                    control: Control = DEFAULT_CONTROL, level: Level | None = None,
                     progressbar: bool = False) -> BayesEventStudyResult:
     """Sample the event-study posterior on the event sample and add the per-draw bin effects."""
     d = prepared.design
-    frame = prepared.event_frame
-    terms = prepared.event_terms
-    model = build_model(frame, outcome=d.outcome, effects=terms, covariates=d.covariates,
-                        unit=d.unit, time=d.time, family=d.family, spec=spec)
+    level, reason = resolve_level(prepared, level)
+    times = event_times(prepared, control)
+    terms = [event_term(k) for k in times]
+    model, frame, structure = build_model(
+        prepared.event_frame, outcome=d.outcome, effects=terms, covariates=d.covariates,
+        unit=d.unit, time=d.time, family=d.family, spec=spec, level=level)
     idata = sample(model, spec, seed=seed, progressbar=progressbar)
     targets = {f"ame_{t}": (np.flatnonzero(frame[t].to_numpy() == 1), [t]) for t in terms}
     add_switch_off_draws(model, idata, frame, d.family, targets)
     return BayesEventStudyResult(prepared=prepared, spec=spec, model=model, idata=idata,
-                                 bin_n={k: int(frame[event_term(k)].sum())
-                                        for k in prepared.event_times})
+                                 bin_n={k: int(frame[event_term(k)].sum()) for k in times},
+                                 control=control, structure={"level": reason, **structure})

@@ -6,8 +6,11 @@ hundreds. This module uses the **Laplace approximation with the unit SD fixed**:
 
 .. math::
 
-    \operatorname{logit} P(y_{it}=1) = \alpha + \beta D_{it} + X_{it}\gamma + \lambda_t + u_{k(i)},
-    \qquad u_k \sim N(0, \sigma_u^2),
+    \operatorname{logit} P(y_{it}=1) = \alpha + \beta D_{it} + X_{it}\gamma + \lambda_t
+        + \bar Z_{k(i)} \xi + u_{k(i)}, \qquad u_k \sim N(0, \sigma_u^2),
+
+(the unit means :math:`\bar Z_k` only with correlated unit effects, the spec's default; a
+spec with the unit x time effect is refused),
 
 with :math:`\sigma_u` fixed -- at its full-posterior mean when a NUTS fit is at hand
 (:func:`unit_sd_from_posterior`), otherwise at the mode of its Laplace-approximated marginal
@@ -18,8 +21,10 @@ negative Hessian of the log posterior. The priors and design columns are read fr
 Bambi model the full fit uses (same terms, same default priors).
 
 The PyMC model, its log density, gradient and Hessian are compiled once; the treatment column
-is a ``pm.Data`` container, so each refit only sets new data (:meth:`LaplaceDiD.fit`) and runs
-a trust-region Newton optimisation (scipy) started from the actual fit's mode.
+and the other columns are ``pm.Data`` containers, so each refit only sets new data
+(:meth:`LaplaceDiD.fit`) -- the treatment and, with correlated unit effects, the treatment's
+unit mean recomputed from it -- and runs a trust-region Newton optimisation (scipy) started
+from the actual fit's mode.
 
 The AME (average over the rows of the discrete change of the treatment) is summarised by the
 delta method at the mode (mean and SD), or by Gaussian draws of :math:`\theta` when
@@ -51,7 +56,7 @@ from scipy import optimize, stats
 from scipy.special import expit
 
 from bayes_pool import checkpoint
-from bayes_pool.bayes.did import build_model
+from bayes_pool.bayes.did import UnitStructure, build
 from bayes_pool.checkpoint import Checkpoint, fingerprint_arrays
 from bayes_pool.design import PreparedDiD
 from bayes_pool.errors import InputError, SpecError
@@ -102,6 +107,14 @@ class LaplaceDiD:
     seed: int
     unit_sd_prior: object = None
     """Frozen scipy distribution of the unit SD's prior (for :meth:`estimate_unit_sd`)."""
+    structure: UnitStructure | None = None
+    """The unit structure of the Bambi model the priors and columns come from."""
+    mean_index: int | None = None
+    """Column of :attr:`design` holding the treatment's unit mean (correlated unit effects),
+    recomputed from every treatment column a refit sets."""
+    unit_codes: np.ndarray | None = None
+    base_design: np.ndarray | None = None
+    """:attr:`design` with the actual treatment (what the checkpoint key covers)."""
 
     def set_unit_sd(self, unit_sd: float) -> None:
         """Fix :math:`\\sigma_u` (no recompilation: it is a data container)."""
@@ -118,8 +131,17 @@ class LaplaceDiD:
         if D.shape != (self.prepared.n_obs,):
             raise InputError(f"treatment must have one value per row ({self.prepared.n_obs}), "
                              f"got shape {D.shape}")
+        data = {"treatment": D}
+        if self.mean_index is not None:
+            # the treatment's unit mean is a function of the treatment: a refit with another
+            # treatment column without it would keep the actual data's unit means
+            codes = self.unit_codes
+            design = self.design.copy()
+            design[:, self.mean_index] = (np.bincount(codes, weights=D)
+                                          / np.bincount(codes))[codes]
+            data["design"] = self.design = design
         with self.model:
-            pm.set_data({"treatment": D})
+            pm.set_data(data)
 
     def fit(self, treatment: np.ndarray | None = None, *, ame_draws: int = 0) -> LaplaceFit:
         """Mode, curvature and derived summaries for one treatment column (default: actual).
@@ -199,7 +221,10 @@ def laplace_model(prepared: PreparedDiD, spec: ModelSpec, *, unit_sd: float | No
         raise SpecError(f"laplace_model() approximates the logit; design family is {d.family!r}")
     if unit_sd is not None and not unit_sd > 0:
         raise InputError(f"unit_sd must be positive, got {unit_sd!r}")
-    bmodel = build_model(prepared, spec)
+    if spec.unit_time:
+        raise SpecError("laplace_model() has no unit x time effect; fit the spec with "
+                        "unit_time = false or use NUTS")
+    bmodel, structure = build(prepared, spec)
     terms = bmodel.parameters["p"]
     cols, mus, sigmas, names = [], [], [], []
     intercept = terms.intercept_term
@@ -224,16 +249,19 @@ def laplace_model(prepared: PreparedDiD, spec: ModelSpec, *, unit_sd: float | No
     A = np.hstack(cols)
     j = names.index(d.treatment)
     design = np.delete(A, j, axis=1)
+    mean = structure.mean_of(d.treatment)
+    mean_index = None if mean is None else names.index(mean) - (names.index(mean) > j)
     y = prepared.frame[d.outcome].to_numpy(dtype=float)
     initial_sd = float(unit_sd) if unit_sd is not None else 0.5
     with pm.Model() as model:
         D = pm.Data("treatment", A[:, j])
+        X = pm.Data("design", design)
         sd_u = pm.Data("unit_sd", np.asarray(initial_sd))
         sigma = pm.math.concatenate([np.concatenate(sigmas), pm.math.ones(len(units)) * sd_u])
         theta = pm.Normal("theta", mu=np.concatenate([*mus, np.zeros(len(units))]),
                           sigma=sigma, shape=A.shape[1])
         rest = np.delete(np.arange(A.shape[1]), j)
-        eta = pm.math.dot(design, theta[rest]) + D * theta[j]
+        eta = pm.math.dot(X, theta[rest]) + D * theta[j]
         pm.Bernoulli(d.outcome, logit_p=eta, observed=y)
     # one compiled function: log posterior, gradient and precision (negative Hessian); the
     # vectorised Jacobian compiles and runs far faster than the scan-based pm.find_hessian
@@ -247,7 +275,8 @@ def laplace_model(prepared: PreparedDiD, spec: ModelSpec, *, unit_sd: float | No
     start[j] = 0.0  # every refit starts here, so results do not depend on the order
     fast = LaplaceDiD(prepared=prepared, unit_sd=initial_sd, model=model, design=design,
                       treatment_index=j, value_grad_precision=vgp, start=start, seed=seed,
-                      unit_sd_prior=sd_prior)
+                      unit_sd_prior=sd_prior, structure=structure, mean_index=mean_index,
+                      unit_codes=codes, base_design=design.copy())
     if unit_sd is None:
         fast.estimate_unit_sd()
     return fast
@@ -335,7 +364,7 @@ def placebo_posteriors(fast: LaplaceDiD, draws: pd.DataFrame, *, progress=None,
 def posterior_checkpoint_key(fast: LaplaceDiD, tasks) -> str:
     """Checkpoint key of :func:`placebo_posteriors`: data, unit SD, seed, assignments, code."""
     p = fast.prepared
-    data = fingerprint_arrays(fast.design, p.frame[p.design.outcome].to_numpy(dtype=float),
+    data = fingerprint_arrays(fast.base_design, p.frame[p.design.outcome].to_numpy(dtype=float),
                               fast.start)
     return checkpoint.key(_posterior_draw, data=data, seed=fast.seed, settings=dict(
         unit_sd=repr(fast.unit_sd), tasks=hashlib.sha256(repr(tasks).encode()).hexdigest()))

@@ -12,6 +12,19 @@ effects on the outcome's scale computed within every posterior draw.
 (``"gaussian"``); unit intercepts are partially pooled (non-centred), time effects are
 fixed with the first period as reference; without a unit or a time column those terms drop.
 
+*Unit effects* (``[model] unit_effects``). ``"correlated"`` (the default): each equation's
+unit intercepts are pooled around the unit means of its regressors (correlated random
+effects, :mod:`bayes_pool.mundlak`): :math:`u_k = \bar z_k \xi_M + e_k` with
+:math:`\bar z_k` the unit means of the treatment, each covariate and the period dummies, and
+:math:`v_k = \bar z'_k \xi_Y + e'_k` with the unit mean of the (observed) mediator added, so
+``a``, ``b`` and ``d`` are within-unit slopes, the estimands of the fixed-effects steps of
+:mod:`bayes_pool.freq.mediation`. ``"exchangeable"``: :math:`u_k, v_k` as above with no
+means, which leaks between-unit level differences into the paths wherever the levels are
+related to treatment (the always-treated units). The means are standardised; their
+coefficients take the prior role ``unit_means``. With ``[model] unit_time = true`` both
+equations get a partially pooled unit x time effect (prior role ``unit_time_sd``), so the
+posterior carries shocks shared by a unit's rows in one period.
+
 *Measurement model* (``items`` given): the mediator is a latent factor :math:`\eta_i`
 (the first line above with :math:`\alpha_0 = 0,\ \sigma_M = 1`, so its units are SDs of the
 factor's residual) measured by its items, z-scored on the untreated rows and treated as
@@ -47,7 +60,8 @@ from bayes_pool.bayes.families import bernoulli_logit
 from bayes_pool.bayes.sampling import sample_pymc
 from bayes_pool.errors import SpecError
 from bayes_pool.freq.mediation import EFFECTS, PreparedMediation, natural_effects
-from bayes_pool.specs import MODELS_DIR, PRIOR_ROLES, ModelSpec, spec_from_dict
+from bayes_pool.mundlak import UnitMeans, unit_means
+from bayes_pool.specs import MODELS_DIR, ModelSpec, spec_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +72,8 @@ DEFAULT_OUTCOME_PRIORS = {
     "time": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
     "unit_sd": {"dist": "HalfNormal", "sigma": 2.5},
     "sigma": {"dist": "HalfNormal", "sigma": 1.0},
+    "unit_means": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
+    "unit_time_sd": {"dist": "HalfNormal", "sigma": 1.0},
 }
 """Outcome-model priors used for roles set to "default" (logit or standardised scale)."""
 DEFAULT_MEDIATOR_PRIORS = {
@@ -67,6 +83,8 @@ DEFAULT_MEDIATOR_PRIORS = {
     "time": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
     "unit_sd": {"dist": "HalfNormal", "sigma": 1.0},
     "sigma": {"dist": "HalfNormal", "sigma": 1.0},
+    "unit_means": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
+    "unit_time_sd": {"dist": "HalfNormal", "sigma": 0.5},
 }
 """Mediator-model priors (standardised mediator) used for roles set to "default"."""
 DEFAULT_PATH_PRIORS = {
@@ -162,7 +180,11 @@ def _rv(name: str, prior: dict, **kwargs):
 
 @dataclass(frozen=True)
 class MediationData:
-    """Arrays the model is built on, with the scales to map results back to data units."""
+    """Arrays the model is built on, with the scales to map results back to data units.
+
+    ``means`` holds, per equation (``"med"``, ``"out"``), the standardised unit means of the
+    correlated random effects (n, k), absent under exchangeable intercepts or without a unit;
+    ``unit_means`` their :class:`~bayes_pool.mundlak.UnitMeans` records (for the manifest)."""
 
     t: np.ndarray
     x: np.ndarray  # standardised covariates (n, p)
@@ -174,17 +196,40 @@ class MediationData:
     coords: dict
     m_scale: float
     y_scale: float
+    means: dict = field(default_factory=dict)
+    unit_means: dict = field(default_factory=dict)
+    cell_idx: np.ndarray | None = None  # unit x time cell of each row (unit_time only)
 
 
-def model_data(prepared: PreparedMediation) -> MediationData:
-    """Standardise the prepared frame into :class:`MediationData`."""
+def _standardise(a: np.ndarray) -> np.ndarray:
+    sd = a.std(axis=0)
+    sd[sd == 0] = 1.0
+    return (a - a.mean(axis=0)) / sd
+
+
+def _correlated_means(prepared: PreparedMediation) -> tuple[dict, dict]:
+    """Unit means of each equation's regressors (treatment first, then the mediator in the
+    outcome equation, the covariates and the period dummies), standardised."""
+    d = prepared.design
+    means, records = {}, {}
+    for prefix, regressors in (("med", [d.treatment, *d.covariates]),
+                               ("out", [d.treatment, d.mediator, *d.covariates])):
+        um: UnitMeans = unit_means(prepared.frame, d.unit, regressors, time=d.time)
+        records[prefix] = um
+        if um.columns:
+            means[prefix] = _standardise(um.frame.to_numpy(float))
+    return means, records
+
+
+def model_data(prepared: PreparedMediation, unit_effects: str = "correlated",
+               unit_time: bool = False) -> MediationData:
+    """Standardise the prepared frame into :class:`MediationData`; with a unit column and
+    ``unit_effects="correlated"`` add the unit means of both equations, with unit and time
+    columns and ``unit_time`` the unit x time cells."""
     d = prepared.design
     f = prepared.frame
     t = f[d.treatment].to_numpy(float)
-    x = f[list(d.covariates)].to_numpy(float).reshape(len(f), -1)
-    sd = x.std(axis=0)
-    sd[sd == 0] = 1.0
-    x = (x - x.mean(axis=0)) / sd
+    x = _standardise(f[list(d.covariates)].to_numpy(float).reshape(len(f), -1))
     m = f[d.mediator].to_numpy(float)
     m_scale = float(m.std())
     y = f[d.outcome].to_numpy(float)
@@ -194,12 +239,21 @@ def model_data(prepared: PreparedMediation) -> MediationData:
         y = (y - y.mean()) / y_scale
     coords = {"covariate": list(d.covariates), "obs": np.arange(len(f))}
     unit_idx = time_idx = None
+    means, records = {}, {}
     if d.unit:
         unit_idx, levels = pd.factorize(f[d.unit], sort=True)
         coords["unit"] = list(levels)
+        if unit_effects == "correlated":
+            means, records = _correlated_means(prepared)
+            for prefix in means:
+                coords[f"{prefix}_unit_mean"] = records[prefix].columns
     if d.time:
         time_idx, levels = pd.factorize(f[d.time], sort=True)
         coords["time_effect"] = list(levels[1:])
+    cell_idx = None
+    if unit_time and d.unit and d.time:
+        cell_idx, cells = pd.factorize(f[d.unit] + ":" + f[d.time], sort=True)
+        coords["unit_time"] = list(cells)
     items = None
     if d.items:
         raw = f[list(d.items)].to_numpy(float)
@@ -208,12 +262,14 @@ def model_data(prepared: PreparedMediation) -> MediationData:
         coords["item"] = list(d.items)
     return MediationData(t=t, x=x, m=(m - m.mean()) / m_scale, y=y, items=items,
                          unit_idx=unit_idx, time_idx=time_idx, coords=coords,
-                         m_scale=m_scale, y_scale=y_scale)
+                         m_scale=m_scale, y_scale=y_scale, means=means, unit_means=records,
+                         cell_idx=cell_idx)
 
 
 def _linear(prefix: str, data: MediationData, priors: dict, defaults: dict, *,
             intercept: bool = True):
-    """Intercept, treatment, covariates, time effects and pooled unit intercepts."""
+    """Intercept, treatment, covariates, time effects, pooled unit intercepts and (correlated
+    random effects) the unit means."""
     mu = data.t * _rv(f"{prefix}_treatment", _resolve(priors, defaults, "treatment"))
     if intercept:
         mu = mu + _rv(f"{prefix}_intercept", _resolve(priors, defaults, "intercept"))
@@ -228,13 +284,21 @@ def _linear(prefix: str, data: MediationData, priors: dict, defaults: dict, *,
         sd = _rv(f"{prefix}_unit_sd", _resolve(priors, defaults, "unit_sd"))
         z = pm.Normal(f"{prefix}_unit_z", 0.0, 1.0, dims="unit")
         mu = mu + (sd * z)[data.unit_idx]
+    if prefix in data.means:
+        xi = _rv(f"{prefix}_unit_means", _resolve(priors, defaults, "unit_means"),
+                 dims=f"{prefix}_unit_mean")
+        mu = mu + pm.math.dot(data.means[prefix], xi)
+    if data.cell_idx is not None:
+        sd_c = _rv(f"{prefix}_unit_time_sd", _resolve(priors, defaults, "unit_time_sd"))
+        z_c = pm.Normal(f"{prefix}_unit_time_z", 0.0, 1.0, dims="unit_time")
+        mu = mu + (sd_c * z_c)[data.cell_idx]
     return mu
 
 
 def build_model(prepared: PreparedMediation, spec: MediationSpec,
                 data: MediationData | None = None) -> pm.Model:
     """The joint PyMC model (built, not sampled); measurement model when the design has items."""
-    data = data or model_data(prepared)
+    data = data or model_data(prepared, spec.model.unit_effects, spec.model.unit_time)
     latent = data.items is not None
     with pm.Model(coords=data.coords) as model:
         mu_m = _linear("med", data, spec.mediator_priors, DEFAULT_MEDIATOR_PRIORS,
@@ -288,6 +352,11 @@ def _predictor(post, prefix: str, data: MediationData, *, intercept: bool = True
     if data.unit_idx is not None:
         u = _draws(post, f"{prefix}_unit_sd")[:, None] * _draws(post, f"{prefix}_unit_z")
         eta += u[:, data.unit_idx]
+    if prefix in data.means:
+        eta += _draws(post, f"{prefix}_unit_means") @ data.means[prefix].T
+    if data.cell_idx is not None:
+        c = _draws(post, f"{prefix}_unit_time_sd")[:, None] * _draws(post, f"{prefix}_unit_time_z")
+        eta += c[:, data.cell_idx]
     return eta
 
 
@@ -364,6 +433,33 @@ class BayesMediationResult:
     model: pm.Model
     idata: object
     index_units: bool = False
+    unit_means: dict = field(default_factory=dict)
+
+    def unit_structure(self) -> dict:
+        """What the manifest records: the unit-effects kind and, per equation, the unit
+        means kept and dropped."""
+        d = self.prepared.design
+        return {"unit_effects": self.spec.model.unit_effects if d.unit
+                else "none (no unit column)",
+                "unit_time": bool(self.spec.model.unit_time and d.unit and d.time),
+                **{f"{k}_unit_means": v.to_dict() for k, v in self.unit_means.items()}}
+
+    def _unit_note(self) -> str:
+        d = self.prepared.design
+        if not d.unit:
+            return "no unit effects"
+        if self.spec.model.unit_effects == "exchangeable":
+            note = (f"exchangeable {d.unit} intercepts (1|{d.unit}), no unit means: "
+                    "between-unit level differences leak into the paths where levels track "
+                    "treatment")
+        else:
+            means = sorted({s for um in self.unit_means.values() for s in um.sources.values()})
+            note = (f"correlated random effects: {d.unit} intercepts pooled around the "
+                    f"{d.unit} means of {', '.join(means)} (within-{d.unit} paths, as the "
+                    "fixed-effects steps)")
+        if self.spec.model.unit_time and d.time:
+            note += f"; (1|{d.unit}:{d.time}) unit x time effect in both equations"
+        return note
 
     @property
     def latent(self) -> bool:
@@ -385,7 +481,8 @@ class BayesMediationResult:
             "per SD of its residual"
         units = ("; mediator = latent factor of items " + ", ".join(d.items)
                  + f" (a, b {per})") if self.latent else ""
-        note = f"joint PyMC mediation model; {self.spec.sampler.backend}{units}"
+        note = (f"joint PyMC mediation model; {self._unit_note()}; "
+                f"{self.spec.sampler.backend}{units}")
         return pd.concat([
             posterior_rows(self.idata, {"a": (d.treatment, "beta")}, table=tables[0],
                            column=column, note=note, **kw),
@@ -406,10 +503,11 @@ def fit_mediation(prepared: PreparedMediation, spec: MediationSpec, *, seed: int
     """Sample the joint model with the spec's sampler and add the effect draws
     (``item_weights``: see :func:`add_effect_draws`)."""
     s = spec.sampler
-    data = model_data(prepared)
+    data = model_data(prepared, spec.model.unit_effects, spec.model.unit_time)
     model = build_model(prepared, spec, data)
     idata = sample_pymc(model, s, seed=seed, progressbar=progressbar,
                         what="the joint mediation model")
     add_effect_draws(idata, prepared, data, item_weights)
     return BayesMediationResult(prepared=prepared, spec=spec, model=model, idata=idata,
-                                index_units=item_weights is not None)
+                                index_units=item_weights is not None,
+                                unit_means=data.unit_means)

@@ -1,8 +1,9 @@
 """Forest plot of subgroup average marginal effects: published vs frequentist vs Bayesian.
 
 Takes rows of the estimates table (e.g. published Table 6 rows plus
-:meth:`bayes_pool.bayes.heterogeneity.HeterogeneityResult.tidy`), a ``path`` and ``synthetic``
+:meth:`bayes_pool.heterogeneity_workflow.HeterogeneityResult.tidy`), a ``path`` and ``synthetic``
 (which puts "SYNTHETIC DATA" in the title); returns the path of the PNG written.
+:func:`forest` returns the figure itself (for checking what it shows).
 """
 
 from __future__ import annotations
@@ -15,23 +16,28 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
 
 from bayes_pool.estimates import CI_PROB  # noqa: E402
-from bayes_pool.figures import COLORS, banner, save  # noqa: E402
-
+from bayes_pool.figures import COLORS, Z, banner, save  # noqa: E402
 
 
 def subgroup_forest(rows: pd.DataFrame, path: str | Path, *, synthetic: bool,
                     term: str = "policy", table: str = "6",
                     title: str = "Policy effect by subgroup (AME)") -> Path:
+    """Write :func:`forest` as a PNG at ``path``."""
+    return save(forest(rows, synthetic=synthetic, term=term, table=table, title=title), path)
+
+
+def forest(rows: pd.DataFrame, *, synthetic: bool, term: str = "policy", table: str = "6",
+           title: str = "Policy effect by subgroup (AME)"):
     """One line per subgroup column, the three sources side by side.
 
-    Published and frequentist intervals are estimate +- z SE, Bayesian ones the 95%
-    equal-tailed posterior interval; pooled-model rows (``<label>_pooled``) are drawn on their
-    subgroup's line as hollow Bayesian points. Unconverged posteriors are marked with an x.
+    Each interval is the row's own (``ci_low``, ``ci_high``: the 95% equal-tailed posterior
+    interval, or the frequentist interval with the row's own critical value); a row without one
+    (a published estimate with its SE) gets estimate +- z SE. Pooled-model rows
+    (``<label>_pooled``) are drawn on their subgroup's line as hollow Bayesian points.
+    Unconverged posteriors are marked with an x.
     """
-    z = stats.norm.ppf(0.5 + CI_PROB / 2)
     sel = rows[(rows["table"] == table) & (rows["term"] == term) & (rows["quantity"] == "ame")]
     columns = list(dict.fromkeys(c.removesuffix("_pooled") for c in sel["column"]))
     fig, ax = plt.subplots(figsize=(7, 0.7 * len(columns) + 1.5))
@@ -42,10 +48,9 @@ def subgroup_forest(rows: pd.DataFrame, path: str | Path, *, synthetic: bool,
         pooled = r.column.endswith("_pooled")
         base = r.column.removesuffix("_pooled")
         key = "pooled" if pooled else r.source
-        if r.source == "bayesian":
-            lo, hi = r.ci_low, r.ci_high
-        else:
-            lo, hi = r.estimate - z * r.se, r.estimate + z * r.se
+        lo, hi = r.ci_low, r.ci_high
+        if pd.isna(lo) or pd.isna(hi):
+            lo, hi = r.estimate - Z * r.se, r.estimate + Z * r.se
         y = ypos[base] + offsets[key]
         color = COLORS[r.source]
         if not np.isnan(lo):
@@ -60,4 +65,4 @@ def subgroup_forest(rows: pd.DataFrame, path: str | Path, *, synthetic: bool,
     ax.set_xlabel(f"AME of {term} with {int(CI_PROB * 100)}% interval")
     ax.legend(fontsize=8, loc="best")
     ax.set_title(banner(title, synthetic), fontsize=10)
-    return save(fig, path)
+    return fig

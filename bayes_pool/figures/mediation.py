@@ -20,11 +20,17 @@ QUANTITIES = ("indirect", "direct", "total")
 
 def plot_mediation(est: pd.DataFrame, path: str | Path, *, title: str = "Mediation",
                    synthetic: bool = False) -> Path:
+    """Write :func:`mediation_figure` as a PNG and return its path."""
+    return save(mediation_figure(est, title=title, synthetic=synthetic), path)
+
+
+def mediation_figure(est: pd.DataFrame, *, title: str = "Mediation",
+                     synthetic: bool = False):
     """Dot-and-interval plot of the ``mediation`` table's indirect/direct/total rows.
 
     One panel row per mediator (the rows' ``column``); frequentist intervals are the
     bootstrap percentile intervals, Bayesian ones the 95% equal-tailed posterior intervals
-    (unconverged posteriors drawn hollow). Writes a PNG and returns its path.
+    (unconverged posteriors drawn hollow). Returns the open figure.
     """
     rows = est[(est["table"] == "mediation") & est["quantity"].isin(QUANTITIES)]
     if rows.empty:
@@ -56,4 +62,4 @@ def plot_mediation(est: pd.DataFrame, path: str | Path, *, title: str = "Mediati
     ax.set_xlabel(f"effect on the outcome's scale, {int(CI_PROB * 100)}% interval")
     ax.set_title(banner(title, synthetic), fontsize=10)
     ax.legend(loc="best", fontsize=8)
-    return save(fig, path)
+    return fig

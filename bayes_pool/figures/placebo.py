@@ -41,7 +41,8 @@ def placebo_plot(result, path: str | Path, *, synthetic: bool,
     right.hist(draws["coef"].dropna(), bins=30, color="tab:red", alpha=0.7, edgecolor="white")
     b = result.actual["coef"]
     right.axvline(b, color="black", ls=":", lw=1.5,
-                  label=f"actual coefficient = {b:.3f}\nRI p-value = {result.ri_p_value:.3f}")
+                  label=f"actual coefficient = {b:.3f}\nRI-beta p = {result.ri_p_value:.3f}, "
+                        f"RI-t p = {result.ri_t_p_value:.3f}")
     right.set_xlabel(f"placebo coefficient of {result.design.treatment}")
     right.legend(fontsize=8)
     if bayes is not None:
@@ -57,4 +58,28 @@ def placebo_plot(result, path: str | Path, *, synthetic: bool,
         ax.set_xlabel(f"placebo posterior P({result.design.treatment} > 0) (Laplace)")
     n = len(draws)
     fig.suptitle(banner(f"{title} ({n} draws)", synthetic), fontsize=10)
+    return save(fig, path)
+
+
+def null_world_plot(table, path: str | Path, *, synthetic: bool, alpha: float = 0.05) -> Path:
+    """Rejection rate at ``alpha`` of each inference method with its 95% binomial interval,
+    one marker per world (a table of ``benchmarks/null_world.py``: ``world``, ``method``,
+    ``rate``, ``ci_low``, ``ci_high``), against the nominal ``alpha``."""
+    methods = list(dict.fromkeys(table["method"]))
+    worlds = list(dict.fromkeys(table["world"]))
+    fig, ax = plt.subplots(figsize=(7, 0.55 * len(methods) + 1.6))
+    offsets = np.linspace(-0.15, 0.15, len(worlds))
+    for world, dy, color in zip(worlds, offsets, ("tab:blue", "tab:orange", "tab:green")):
+        rows = table[table["world"] == world].set_index("method").reindex(methods)
+        y = np.arange(len(methods)) + dy
+        ax.errorbar(100 * rows["rate"], y, fmt="o", color=color, label=world, capsize=3,
+                    xerr=[100 * (rows["rate"] - rows["ci_low"]),
+                          100 * (rows["ci_high"] - rows["rate"])])
+    ax.axvline(100 * alpha, color="black", ls="--", lw=1, label=f"nominal {100 * alpha:g}%")
+    ax.set_yticks(np.arange(len(methods)), methods)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"rejection rate at {100 * alpha:g}% in null worlds (%), 95% binomial interval")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(banner("Size of each test with 3 switching provinces (no effect)", synthetic),
+                 fontsize=10)
     return save(fig, path)

@@ -19,7 +19,6 @@ from bayes_pool.estimates import CI_PROB  # noqa: E402
 from bayes_pool.figures import COLORS, Z, banner, save  # noqa: E402
 
 
-
 def _title(ax, title: str, synthetic: bool) -> None:
     ax.set_title(banner(title, synthetic), fontsize=10)
 
@@ -72,14 +71,26 @@ def overlap(ps: np.ndarray, treated: np.ndarray, path: str | Path, *, synthetic:
     return save(fig, path)
 
 
+ATT_QUANTITIES = ("att", "att_psmatch2_se")
+"""Quantities the ATT forest draws."""
+
+
+def forest_label(r) -> str:
+    """The y label of an ATT forest row (an estimates row as a named tuple)."""
+    se = ", psmatch2 SE" if r.quantity == "att_psmatch2_se" else ""
+    return f"{r.source}: {r.column}{se} (table {r.table})"
+
+
 def att_forest(table: pd.DataFrame, path: str | Path, *, synthetic: bool,
                title: str = "ATT: published, frequentist and Bayesian") -> Path:
     """One line per (source, column) ATT row of an estimates table, with its 95% interval.
 
     Published and frequentist rows without an interval get estimate +- 1.96 SE; Bayesian
-    rows use their equal-tailed posterior interval; unconverged posteriors are hollow.
+    rows use their equal-tailed posterior interval; unconverged posteriors are hollow. Rows
+    of quantity ``att_psmatch2_se`` (the same ATT with psmatch2's approximate SE, the kind
+    the paper published) get their own line, labelled "psmatch2 SE".
     """
-    att = table[table["quantity"] == "att"].copy()
+    att = table[table["quantity"].isin(ATT_QUANTITIES)].copy()
     order = {"published": 0, "frequentist": 1, "bayesian": 2}
     att = att.assign(_o=att["source"].map(order)).sort_values(["_o", "column"])
     lo = att["ci_low"].where(att["ci_low"].notna(), att["estimate"] - Z * att["se"])
@@ -93,7 +104,7 @@ def att_forest(table: pd.DataFrame, path: str | Path, *, synthetic: bool,
             ax.plot([l, h], [yi, yi], color=color)
         ax.scatter([r.estimate], [yi], color="white" if hollow else color, edgecolors=color,
                    zorder=3)
-    ax.set_yticks(y, [f"{r.source}: {r.column} (table {r.table})" for r in att.itertuples()])
+    ax.set_yticks(y, [forest_label(r) for r in att.itertuples()])
     ax.axvline(0, color="grey", ls="--", lw=0.8)
     ax.set_xlabel(f"ATT with {int(CI_PROB * 100)}% interval")
     _title(ax, title, synthetic)

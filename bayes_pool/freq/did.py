@@ -7,6 +7,11 @@ delta-method standard errors from the clustered covariance -- what Stata's ``mar
 reports after ``logit ..., vce(cluster unit)`` with factor-variable notation. statsmodels'
 ``get_margeff(at="overall", dummy=True)`` computes exactly this; dummies are fitted explicitly
 because absorbed-fixed-effect estimators cannot give the marginal effect's SE.
+
+Clustered SEs follow the convention of the tool users compare with
+(:data:`bayes_pool.freq.ols.SE_CONVENTIONS`): a logit as Stata's ``logit, vce(cluster)``
+(G/(G - 1), normal), the linear model as fixest / ``reghdfe`` (CRV1 with the unit dummies,
+nested in the unit clusters, left out of K; t(G - 1) p-values and intervals).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from threadpoolctl import threadpool_limits
 from bayes_pool import estimates
 from bayes_pool.design import PreparedDiD
 from bayes_pool.errors import InputError
+from bayes_pool.freq.ols import SE_CONVENTIONS, fit_clustered
 
 
 def _q(name: str) -> str:
@@ -51,12 +57,29 @@ class FreqDiDResult:
         d = self.prepared.design
         return [d.treatment, *d.covariates]
 
+    @property
+    def critical_value(self) -> float:
+        """Quantile for the 95% interval: t with the inference df where the fit uses t."""
+        q = 0.5 + estimates.CI_PROB / 2
+        r = self.result
+        if getattr(r, "use_t", False):
+            return float(stats.t.ppf(q, getattr(r, "df_resid_inference", None) or r.df_resid))
+        return float(stats.norm.ppf(q))
+
+    @property
+    def se_note(self) -> str:
+        """Which SE the rows carry and which small-sample convention it follows."""
+        d = self.prepared.design
+        if self.cov_type == "cluster":
+            convention = "logit" if d.family == "bernoulli" else "crv1"
+            return f"SE clustered by {d.unit}, {SE_CONVENTIONS[convention]}"
+        return "model-based (non-robust) SE" + ("" if d.family == "bernoulli" else ", t(N-K)")
+
     def tidy(self, *, study: str, table: str, column: str) -> pd.DataFrame:
         """Rows of the estimates table: ``beta`` and ``ame`` for the treatment and each covariate."""
         d = self.prepared.design
-        z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
-        note = ("TWFE; SE clustered by " + d.unit if self.cov_type == "cluster"
-                else "TWFE; model-based (non-robust) SE")
+        z = self.critical_value
+        note = "TWFE; " + self.se_note
         if self.dropped_units:
             note += f"; dropped {len(self.dropped_units)} {d.unit}(s) whose outcome never varies"
         if not self.converged:
@@ -112,16 +135,18 @@ def _fit_did(prepared: PreparedDiD, cov_type: CovType) -> FreqDiDResult:
                              f"{d.treatment!r} no longer changes within any {d.unit}")
     rhs = " + ".join([_q(d.treatment), *map(_q, d.covariates), f"C({_q(d.unit)})", f"C({_q(d.time)})"])
     formula = f"{_q(d.outcome)} ~ {rhs}"
-    groups = pd.factorize(frame[d.unit])[0]
-    fit_kw = (dict(cov_type="cluster", cov_kwds={"groups": groups}) if cov_type == "cluster"
-              else dict(cov_type="nonrobust"))
     if d.family == "bernoulli":
+        model = smf.logit(formula, data=frame)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            result = smf.logit(formula, data=frame).fit(disp=0, maxiter=200, **fit_kw)
+            result = (fit_clustered(model, frame[d.unit], convention="logit", disp=0, maxiter=200)
+                      if cov_type == "cluster" else model.fit(disp=0, maxiter=200))
         margeff = _logit_margeff(result, [d.treatment, *d.covariates])
     else:
-        result = smf.ols(formula, data=frame).fit(**fit_kw)
+        model = smf.ols(formula, data=frame)
+        result = (fit_clustered(model, frame[d.unit], convention="crv1",
+                                nested=unit_dummies(model, d.unit))
+                  if cov_type == "cluster" else model.fit())
         keys = [_q(t) for t in [d.treatment, *d.covariates]]
         margeff = pd.DataFrame({"ame": result.params[keys].to_numpy(),
                                 "se": result.bse[keys].to_numpy(),
@@ -129,6 +154,12 @@ def _fit_did(prepared: PreparedDiD, cov_type: CovType) -> FreqDiDResult:
                                index=[d.treatment, *d.covariates])
     return FreqDiDResult(prepared=prepared, result=result, margeff=margeff,
                          n_obs=int(result.nobs), dropped_units=dropped, cov_type=cov_type)
+
+
+def unit_dummies(model, unit: str) -> int:
+    """How many columns of the design are the unit's dummies (nested in the unit clusters)."""
+    prefix = f"C({_q(unit)})["
+    return sum(name.startswith(prefix) for name in model.exog_names)
 
 
 def _logit_margeff(result, terms: list[str]) -> pd.DataFrame:

@@ -11,10 +11,13 @@ serves as a control:
 
 (identity link for ``family = "gaussian"``), with :math:`\alpha` unit effects (``level="unit"``,
 which nest the cohort effects) or cohort effects (``level="cohort"``, Wooldridge's pooled
-form). With ``control="never"`` each cohort also gets indicators for its pre-adoption periods
-except the last one, so only never-treated units identify the time effects (the pre-period
-cells are placebo estimates, reported but not aggregated); ``control="notyet"`` uses only
-the :math:`t \ge g` cells, so not-yet-treated rows are controls too. Covariates enter
+form). By default (``level=None``) a logit on short panels takes cohort effects and everything
+else unit effects (:func:`bayes_pool.event_time.effect_level` states the rule). With
+``control="notyet"`` (the default, as R ``etwfe`` and Stata ``jwdid``) only the :math:`t \ge g`
+cells enter, so the untreated rows of later cohorts are controls too; with
+``control="never"`` each cohort also gets indicators for its pre-adoption periods except the
+last one (reference :math:`g - 1`), so only never-treated units identify the time effects
+(the pre-period cells are placebo estimates, reported but not aggregated). Covariates enter
 linearly (not interacted with cohort and period; a stated simplification of Wooldridge).
 
 The ATT of a cell on the probability scale is the average over its treated rows of
@@ -33,6 +36,7 @@ data. *The Econometrics Journal* 26(3), C31-C66. doi:10.1093/ectj/utad016
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -40,15 +44,15 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
-from scipy import stats
+from scipy import linalg, stats
 from scipy.special import expit
 
 from bayes_pool import estimates
 from bayes_pool.errors import InputError
-from bayes_pool.event_time import CONTROLS, FIRST, TIME_VALUE, Control, PreparedStaggered
+from bayes_pool.event_time import (CONTROLS, DEFAULT_CONTROL, FIRST, LEVELS, TIME_VALUE,
+                                   Control, Level, PreparedStaggered, effect_level)
 from bayes_pool.freq import did as freq_did
 
-Level = Literal["unit", "cohort"]
 CovType = Literal["cluster", "nonrobust"]
 
 
@@ -61,7 +65,7 @@ def cell_name(g: float, t: float) -> str:
     return f"g{int(g)}_t{int(t)}"
 
 
-def cell_columns(frame: pd.DataFrame, *, control: Control = "never") -> dict[str, dict]:
+def cell_columns(frame: pd.DataFrame, *, control: Control = DEFAULT_CONTROL) -> dict[str, dict]:
     """The cohort x period indicators of the ETWFE design, built on a prepared event frame.
 
     Returns ``{column: {"g", "t", "post", "label"}}`` in cohort then period order; adds the
@@ -123,31 +127,81 @@ def switch_off_effects(params: np.ndarray, cov: np.ndarray, exog: np.ndarray,
     return pd.DataFrame({"estimate": est, "se": se, "p_value": p}, index=names)
 
 
+def _readable(name: str, unit: str, time: str) -> str:
+    """A design column as users know it: ``C(Q('_first_treated'))[T.3.0]`` -> ``cohort == 3.0``."""
+    name = re.sub(r"Q\('([^']*)'\)", r"\1", name)
+    name = re.sub(r"^C\((.*)\)\[T\.(.*)\]$", r"\1 == \2", name)
+    return (name.replace(FIRST, "cohort").replace(TIME_VALUE, time)
+            .replace("cell_", "cohort x period cell "))
+
+
+def check_design(model, *, family: str, unit: str, time: str) -> None:
+    """Raise :class:`InputError` naming the design columns that make the fit impossible.
+
+    Empty indicators, columns linearly dependent on the others (QR with pivoting), and, for a
+    logit, 0/1 indicators whose rows all share one outcome (quasi-complete separation: the
+    coefficient runs off to infinity) -- instead of a bare ``Singular matrix`` later.
+    """
+    X = np.asarray(model.exog, dtype=float)
+    y = np.asarray(model.endog, dtype=float)
+    names = list(model.exog_names)
+    show = [_readable(n, unit, time) for n in names]
+    empty = [show[j] for j in range(X.shape[1]) if not np.any(X[:, j])]
+    if empty:
+        raise InputError(f"{len(empty)} design column(s) have no rows in the estimation sample: "
+                         f"{empty[:10]}; drop the cohort or period, or use another control group")
+    if family == "bernoulli":
+        separated = []
+        for j in range(X.shape[1]):
+            on = X[:, j] == 1
+            if names[j] != "Intercept" and np.isin(X[:, j], (0, 1)).all() and \
+                    np.ptp(y[on]) == 0:
+                separated.append(f"{show[j]} (all {int(on.sum())} rows have outcome {y[on][0]:g})")
+        if separated:
+            raise InputError(f"the logit is separated: {len(separated)} indicator(s) predict the "
+                             f"outcome perfectly: {separated[:10]}; merge or drop those cohorts or "
+                             f"periods, or use a linear outcome model")
+    _, r, piv = linalg.qr(X, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int((diag > diag[0] * 1e-10).sum())
+    if rank < X.shape[1]:
+        dependent = [show[j] for j in sorted(piv[rank:])]
+        raise InputError(f"the design is singular (rank {rank} of {X.shape[1]} columns): "
+                         f"{dependent[:10]} are linear combinations of the other columns; drop "
+                         f"them, or merge the cohorts or periods involved")
+
+
 def fit_logit_dummies(frame: pd.DataFrame, *, outcome: str, unit: str, rhs: list[str],
-                      family: str, cov_type: CovType, level_column: str):
+                      family: str, cov_type: CovType, level_column: str, time: str = "time"):
     """statsmodels logit/OLS of ``outcome`` on ``rhs`` plus level and time dummies.
 
-    For a logit, units whose outcome never varies are dropped first (as Stata does).
+    With unit dummies (``level_column == unit``) a logit first drops the units whose outcome
+    never varies (as Stata does); the design is checked (:func:`check_design`) before fitting.
     Returns ``(result, frame_used, dropped_units)``.
     """
     if cov_type not in ("cluster", "nonrobust"):
         raise ValueError(f"cov_type must be 'cluster' or 'nonrobust', got {cov_type!r}")
     dropped: tuple[str, ...] = ()
-    if family == "bernoulli":
+    if family == "bernoulli" and level_column == unit:
         varies = frame.groupby(unit)[outcome].nunique() > 1
         dropped = tuple(sorted(varies.index[~varies]))
         frame = frame[frame[unit].isin(varies.index[varies])].reset_index(drop=True)
+        if frame.empty:
+            raise InputError(f"the outcome {outcome!r} never varies within any {unit}: a logit "
+                             f"with {unit} effects has nothing to fit; use cohort effects")
     formula = (f"{_q(outcome)} ~ " + " + ".join([*map(_q, rhs), f"C({_q(level_column)})",
                                                   f"C({_q(TIME_VALUE)})"]))
     groups = pd.factorize(frame[unit])[0]
     kw = (dict(cov_type="cluster", cov_kwds={"groups": groups}) if cov_type == "cluster"
           else dict(cov_type="nonrobust"))
+    model = (smf.logit if family == "bernoulli" else smf.ols)(formula, data=frame)
+    check_design(model, family=family, unit=unit, time=time)
     if family == "bernoulli":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            result = smf.logit(formula, data=frame).fit(disp=0, maxiter=200, **kw)
+            result = model.fit(disp=0, maxiter=200, **kw)
     else:
-        result = smf.ols(formula, data=frame).fit(**kw)
+        result = model.fit(**kw)
     return result, frame, dropped
 
 
@@ -167,6 +221,7 @@ class FreqETWFEResult:
     control: str
     level: str
     cov_type: str
+    level_reason: str = ""
 
     def tidy(self, *, study: str, table: str = "staggered", column: str = "etwfe"
              ) -> pd.DataFrame:
@@ -176,10 +231,12 @@ class FreqETWFEResult:
         z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
         se_note = ("SE clustered by " + d.unit if self.cov_type == "cluster"
                    else "model-based SE")
-        base = (f"ETWFE (Wooldridge 2023) {d.family}; controls: {self.control}-treated; "
-                f"{self.level} effects; {se_note}; delta method")
+        base = (f"ETWFE (Wooldridge 2023) {d.family}; {control_note(self.control)}; "
+                f"{self.level_reason or self.level + ' effects'}; {se_note}; delta method")
         if self.prepared.always_treated:
             base += f"; always-treated {d.unit}s left out: {', '.join(self.prepared.always_treated)}"
+        if self.dropped_units:
+            base += f"; dropped {len(self.dropped_units)} {d.unit}(s) whose outcome never varies"
         rows = []
         for name, r in self.att.iterrows():
             if name == "overall":
@@ -200,18 +257,38 @@ class FreqETWFEResult:
         return estimates.concat(estimates.frame(rows), tw)
 
 
-def fit_etwfe(prepared: PreparedStaggered, *, control: Control = "never",
-              level: Level = "unit", cov_type: CovType = "cluster") -> FreqETWFEResult:
-    """Fit ETWFE on the event sample and the TWFE benchmark on the whole sample."""
-    if level not in ("unit", "cohort"):
-        raise ValueError(f"level must be 'unit' or 'cohort', got {level!r}")
+def control_note(control: str) -> str:
+    """What a control group means, for the row note."""
+    return ("controls: not-yet-treated (R etwfe's default; untreated rows of later cohorts "
+            "and never-treated units)" if control == "notyet" else
+            "controls: never-treated (each cohort's pre-periods but the last are placebo cells)")
+
+
+def resolve_level(prepared: PreparedStaggered, level: Level | None) -> tuple[str, str]:
+    """The level asked for, or :func:`~bayes_pool.event_time.effect_level`'s rule when None."""
+    d = prepared.design
+    if level is None:
+        return effect_level(prepared.event_frame, d.unit, d.family)
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {list(LEVELS)} or None, got {level!r}")
+    return level, f"{d.unit if level == 'unit' else 'cohort'} effects (asked for)"
+
+
+def fit_etwfe(prepared: PreparedStaggered, *, control: Control = DEFAULT_CONTROL,
+              level: Level | None = None, cov_type: CovType = "cluster") -> FreqETWFEResult:
+    """Fit ETWFE on the event sample and the TWFE benchmark on the whole sample.
+
+    ``level=None`` applies :func:`~bayes_pool.event_time.effect_level` (cohort dummies for a
+    logit on short panels, unit effects otherwise).
+    """
+    level, reason = resolve_level(prepared, level)
     d = prepared.design
     frame = prepared.event_frame.copy()
     cells = cell_columns(frame, control=control)
     level_col = d.unit if level == "unit" else FIRST
     result, used, dropped = fit_logit_dummies(
         frame, outcome=d.outcome, unit=d.unit, rhs=[*cells, *d.covariates], family=d.family,
-        cov_type=cov_type, level_column=level_col)
+        cov_type=cov_type, level_column=level_col, time=d.time)
     names = list(result.model.exog_names)
     exog = np.asarray(result.model.exog)
     idx = {c: names.index(_q(c)) for c in cells}
@@ -230,4 +307,4 @@ def fit_etwfe(prepared: PreparedStaggered, *, control: Control = "never",
                            n_obs=int(result.nobs), n_treated=len(treated_rows),
                            cell_n={i["label"]: int(used[c].sum()) for c, i in cells.items()},
                            dropped_units=dropped, control=control, level=level,
-                           cov_type=cov_type)
+                           cov_type=cov_type, level_reason=reason)

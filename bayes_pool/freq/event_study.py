@@ -12,6 +12,14 @@ model-based, ``cov_type="nonrobust"``: with a few switching units clustered SEs 
 small). Besides each :math:`\alpha_k` (quantity ``beta``), the ``ame`` of bin :math:`k` is the
 average over the rows in that bin of :math:`p - p^{(0)}`, the fitted probability with and
 without the bin's dummy (delta-method SE): the event-time effect on the probability scale.
+
+Control groups (:func:`event_times`): ``control="never"`` estimates leads and lags around the
+reference period -1 (the paper's Eq. 5; treated units' earlier rows enter only through the
+lead bins, so never-treated units and the reference period identify the time effects);
+``control="notyet"`` (the default, as R ``etwfe``) estimates the lags only, so the
+pre-adoption rows of later adopters are controls too, and no lead is reported. Unit levels are
+absorbed by unit dummies, or by cohort dummies for a logit on short panels
+(:func:`bayes_pool.event_time.effect_level`).
 """
 
 from __future__ import annotations
@@ -23,8 +31,9 @@ import pandas as pd
 from scipy import stats
 
 from bayes_pool import estimates
-from bayes_pool.event_time import PreparedStaggered, event_label, event_term
-from bayes_pool.freq.etwfe import CovType, fit_logit_dummies, switch_off_effects
+from bayes_pool.event_time import (CONTROLS, DEFAULT_CONTROL, FIRST, Control, Level,
+                                   PreparedStaggered, event_label, event_term)
+from bayes_pool.freq.etwfe import CovType, fit_logit_dummies, resolve_level, switch_off_effects
 
 
 def _q(name: str) -> str:
@@ -42,6 +51,8 @@ class FreqEventStudyResult:
     n_obs: int
     dropped_units: tuple[str, ...]
     cov_type: str
+    control: str = DEFAULT_CONTROL
+    level_reason: str = ""
 
     def tidy(self, *, study: str, table: str = "fig2", column: str = "") -> pd.DataFrame:
         """Rows per estimated event time ``k``: column ``event_time_<k>`` (prefixed by
@@ -49,16 +60,16 @@ class FreqEventStudyResult:
         d = self.prepared.design
         z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
         lo, hi = d.window
-        note = ("TWFE event study; reference event time "
-                f"{d.reference}; SE " + ("clustered by " + d.unit if self.cov_type == "cluster"
-                                          else "model-based"))
+        note = (f"TWFE event study; {es_control_note(self.control, d.reference)}; "
+                f"{self.level_reason}; SE " + ("clustered by " + d.unit
+                                               if self.cov_type == "cluster" else "model-based"))
         if self.prepared.always_treated:
             note += (f"; always-treated {d.unit}s left out: "
                      f"{', '.join(self.prepared.always_treated)}")
         if self.dropped_units:
             note += f"; dropped {len(self.dropped_units)} {d.unit}(s) whose outcome never varies"
         rows = []
-        for k in self.prepared.event_times:
+        for k in self.bin_n:  # the event times estimated
             col = event_label(k) if not column else f"{column}_{event_label(k)}"
             bin_note = note + (f"; binned: event time <= {k}" if k == lo else
                                f"; binned: event time >= {k}" if k == hi else "")
@@ -78,17 +89,36 @@ class FreqEventStudyResult:
         return estimates.frame(rows)
 
 
-def fit_event_study(prepared: PreparedStaggered, *, cov_type: CovType = "cluster"
+def event_times(prepared: PreparedStaggered, control: Control) -> tuple[int, ...]:
+    """The event times estimated under ``control``: all (``never``) or the lags (``notyet``)."""
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {list(CONTROLS)}, got {control!r}")
+    return tuple(k for k in prepared.event_times if control == "never" or k >= 0)
+
+
+def es_control_note(control: str, reference: int) -> str:
+    """What the event study's control group is, for the row note."""
+    if control == "notyet":
+        return ("controls: not-yet-treated (R etwfe's default): lags only, pre-adoption rows "
+                "of later adopters are controls; no leads estimated")
+    return f"controls: never-treated; leads and lags, reference event time {reference}"
+
+
+def fit_event_study(prepared: PreparedStaggered, *, cov_type: CovType = "cluster",
+                    control: Control = DEFAULT_CONTROL, level: Level | None = None
                     ) -> FreqEventStudyResult:
     """Fit the TWFE event-study logit (OLS for ``gaussian``) on the event sample."""
     d = prepared.design
-    terms = prepared.event_terms
+    level, reason = resolve_level(prepared, level)
+    times = event_times(prepared, control)
+    terms = [event_term(k) for k in times]
     result, used, dropped = fit_logit_dummies(
         prepared.event_frame, outcome=d.outcome, unit=d.unit, rhs=[*terms, *d.covariates],
-        family=d.family, cov_type=cov_type, level_column=d.unit)
+        family=d.family, cov_type=cov_type, level_column=d.unit if level == "unit" else FIRST,
+        time=d.time)
     names = list(result.model.exog_names)
     targets, bin_n = {}, {}
-    for k, term in zip(prepared.event_times, terms):
+    for k, term in zip(times, terms):
         rows = np.flatnonzero(used[term].to_numpy() == 1)
         bin_n[k] = len(rows)
         targets[event_label(k)] = (rows, [names.index(_q(term))])
@@ -96,4 +126,4 @@ def fit_event_study(prepared: PreparedStaggered, *, cov_type: CovType = "cluster
                                  np.asarray(result.model.exog), targets, family=d.family)
     return FreqEventStudyResult(prepared=prepared, result=result, effects=effects, bin_n=bin_n,
                                 n_obs=int(result.nobs), dropped_units=dropped,
-                                cov_type=cov_type)
+                                cov_type=cov_type, control=control, level_reason=reason)

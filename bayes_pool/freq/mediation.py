@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 EFFECTS: tuple[str, ...] = ("indirect", "direct", "total", "proportion_mediated")
 """Quantities of the ``mediation`` table, in order."""
 QUADRATURE_NODES = 32
+NULL_WORLD_SIZE = {"sobel": "SOBEL_SIZE", "bootstrap": "BOOT_SIZE"}
+"""What the null-world study (docs/inference_mediation.md: 3 switchers, no indirect effect)
+measured for the Sobel test and the bootstrap interval of the indirect effect."""
 
 
 def _q(name: str) -> str:
@@ -436,6 +439,7 @@ class FreqMediationResult:
     effects: dict[str, float]
     boot: pd.DataFrame
     n_boot_failed: int
+    ri: object = None  # bayes_pool.freq.mediation_ri.IndirectRI, when computed
 
     @property
     def sobel(self) -> dict[str, float]:
@@ -487,12 +491,15 @@ class FreqMediationResult:
                 note + "; delta method")
         s = self.sobel
         add("mediation", mediation_column, d.treatment, "indirect_ab", s["estimate"], s["se"],
-            s["p_value"], out.n_obs, "a*b on the outcome's link scale; Sobel SE")
+            s["p_value"], out.n_obs, f"a*b on the outcome's link scale; Sobel SE from the "
+            f"steps' SEs ({se_kind})" + (f"; {NULL_WORLD_SIZE['sobel']}"
+                                         if _few_switchers(self.prepared) else ""))
         lo_q, hi_q = (1 - estimates.CI_PROB) / 2, (1 + estimates.CI_PROB) / 2
         n_ok = len(self.boot)
         boot_note = (f"natural effect by g-computation (Gauss-Hermite over the mediator "
                      f"residual); {'cluster' if d.unit else 'row'} bootstrap, "
-                     f"{n_ok} replicates, percentile CI; p from bootstrap SE")
+                     f"{n_ok} replicates, percentile CI; p from bootstrap SE"
+                     + _few_switchers_note(self.prepared))
         if self.n_boot_failed:
             boot_note += f"; {self.n_boot_failed} replicate(s) skipped (not identified)"
         for q in EFFECTS:
@@ -505,13 +512,41 @@ class FreqMediationResult:
                                       term=d.treatment, quantity=q, source="frequentist",
                                       estimate=est, se=se, ci_low=float(lo), ci_high=float(hi),
                                       p_value=p, n_obs=out.n_obs, note=boot_note))
+        if self.ri is not None:
+            from bayes_pool.freq.mediation_ri import RI_NOTE
+            rows.append(estimates.row(
+                study=study, table="mediation", column=mediation_column, term=d.treatment,
+                quantity="indirect_ri", source="frequentist", estimate=self.effects["indirect"],
+                se=np.nan, ci_low=np.nan, ci_high=np.nan, p_value=self.ri.p_value,
+                n_obs=out.n_obs,
+                note=RI_NOTE.format(draws=self.ri.draws, p_a=self.ri.p_a, p_b=self.ri.p_b)))
         return estimates.frame(rows)
 
 
+def _few_switchers(prepared: PreparedMediation) -> bool:
+    """Unit effects identified by at most 10 switching units."""
+    return bool(prepared.design.unit) and 0 < len(prepared.switchers) <= 10
+
+
+def _few_switchers_note(prepared: PreparedMediation) -> str:
+    """What resampling the switching units does when there are few of them."""
+    k = len(prepared.switchers)
+    if not _few_switchers(prepared):
+        return ""
+    dup = 1 - np.prod(np.arange(1, k + 1) / k)  # 1 - k!/k^k
+    return (f"; the {k} switching {prepared.design.unit}(s) are resampled with replacement, "
+            f"so {dup:.0%} of replicates duplicate a switcher and the interval rests on {k} "
+            f"clusters: not valid with few switchers (see indirect_ri); "
+            f"{NULL_WORLD_SIZE['bootstrap']}")
+
+
 def fit_mediation(prepared: PreparedMediation, *, bootstrap: int = 200,
-                  seed: int | np.random.SeedSequence | None = None) -> FreqMediationResult:
-    """Fit both steps, the plug-in natural effects, and ``bootstrap`` cluster-bootstrap
-    replicates seeded by ``seed`` (0 replicates: no bootstrap, intervals NaN)."""
+                  seed: int | np.random.SeedSequence | None = None,
+                  ri_draws: int = 0) -> FreqMediationResult:
+    """Fit both steps, the plug-in natural effects, ``bootstrap`` cluster-bootstrap
+    replicates seeded by ``seed`` (0 replicates: no bootstrap, intervals NaN) and, with
+    ``ri_draws`` > 0 and unit and time columns, the randomization test of the indirect
+    effect (:mod:`bayes_pool.freq.mediation_ri`) seeded by a child of ``seed``."""
     med = _fit_step(prepared, outcome_step=False)
     out = _fit_step(prepared, outcome_step=True)
     effects = _plug_in(prepared, med, out)
@@ -519,5 +554,11 @@ def fit_mediation(prepared: PreparedMediation, *, bootstrap: int = 200,
         boot, failed = bootstrap_effects(prepared, n_boot=bootstrap, seed=seed)
     else:
         boot, failed = pd.DataFrame(columns=list(EFFECTS)), 0
+    ri = None
+    if ri_draws > 0 and prepared.design.unit and prepared.design.time:
+        from bayes_pool.freq.mediation_ri import indirect_ri  # it imports this module
+        parent = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        ri = indirect_ri(prepared, float(out.p_value[prepared.design.mediator]),
+                         draws=ri_draws, seed=parent.spawn(1)[0])
     return FreqMediationResult(prepared=prepared, mediator_step=med, outcome_step=out,
-                               effects=effects, boot=boot, n_boot_failed=failed)
+                               effects=effects, boot=boot, n_boot_failed=failed, ri=ri)

@@ -11,13 +11,22 @@ coefficient) and ``t``; for the constant ``beta`` and ``t`` under the term ``int
 :func:`stepwise` reproduces SPSS's *Stepwise* method: at each step the candidate with the
 smallest p-value enters if p < ``entry`` (0.05), then any term in the model whose p-value exceeds
 ``removal`` (0.10) leaves, until nothing enters or leaves.
+
+:func:`fit_clustered` fits a statsmodels OLS or logit with standard errors clustered by a
+group under a named small-sample convention (:data:`SE_CONVENTIONS`), so that the numbers sit
+next to the tools users compare with: fixest / Stata ``reghdfe`` for linear models, Stata
+``logit, vce(cluster)`` for logits. statsmodels' own default multiplies both by
+(N - 1)/(N - K) with every dummy in K, which for a linear model with unit dummies and SEs
+clustered by unit makes the SE too large by sqrt((N - K_nested)/(N - K)).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
+import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
@@ -37,6 +46,46 @@ def _complete(frame: pd.DataFrame, outcome: str, terms: Sequence[str]) -> pd.Dat
     if len(data) <= len(terms) + 1:
         raise InputError(f"only {len(data)} complete rows for {len(terms)} terms")
     return data
+
+
+Convention = Literal["crv1", "logit"]
+SE_CONVENTIONS: dict[str, str] = {
+    "crv1": ("CRV1 as fixest/reghdfe: G/(G-1)*(N-1)/(N-K), fixed effects nested in the "
+             "clusters not counted in K; t(G-1) p-values and intervals"),
+    "logit": "as Stata logit vce(cluster): G/(G-1) only; normal p-values and intervals",
+}
+"""What each clustered-SE convention of :func:`fit_clustered` is, for the rows' notes."""
+
+
+def fit_clustered(model, groups, *, convention: Convention, nested: int = 0, **fit_kw):
+    """Fit a statsmodels ``model`` (OLS or Logit) with SEs clustered by ``groups``.
+
+    ``convention="crv1"`` (linear models): the covariance is scaled by G/(G - 1) (N - 1)/(N - K)
+    with K the rank of the design less ``nested``, the number of its dummy columns that are
+    constant within clusters (unit dummies when clustering by unit: fixest's
+    ``ssc(k_fixef="nonnested")``, reghdfe's rule), and p-values and intervals use t(G - 1), as
+    Stata and fixest do. ``convention="logit"``: G/(G - 1) only and the normal distribution,
+    as Stata's ``logit ..., vce(cluster)``. ``fit_kw`` go to ``model.fit``.
+    """
+    if convention not in SE_CONVENTIONS:
+        raise ValueError(f"convention must be one of {sorted(SE_CONVENTIONS)}, got {convention!r}")
+    codes, levels = pd.factorize(pd.Series(np.asarray(groups)), sort=True)
+    if (codes < 0).any():
+        raise InputError(f"{int((codes < 0).sum())} rows have a missing cluster; drop them first")
+    n_groups = len(levels)
+    if n_groups < 2:
+        raise InputError(f"clustered SEs need at least 2 clusters, got {n_groups}")
+    linear = convention == "crv1"
+    result = model.fit(cov_type="cluster", use_t=linear,
+                       cov_kwds={"groups": codes, "use_correction": False}, **fit_kw)
+    factor = n_groups / (n_groups - 1)
+    if linear:
+        n, k = result.nobs, result.df_model + result.k_constant - nested
+        factor *= (n - 1) / (n - k)
+    inner = getattr(result, "_results", result)  # past statsmodels' results wrapper
+    inner.cov_params_default = inner.cov_params_default * factor
+    inner._cache = {}  # bse, p-values and intervals were cached from the unscaled covariance
+    return result
 
 
 @dataclass

@@ -1,12 +1,24 @@
-"""Placebo (randomization-inference) test of a staggered DiD logit.
+"""Placebo test and randomization inference (RI) for a staggered DiD logit.
 
-Each placebo draw picks as many "treated" units as the data has, at random, gives each a random
-adoption year from a candidate list, rebuilds the treatment as ``1[time >= adoption year]`` and
-refits the TWFE logit of :mod:`bayes_pool.freq.did` (unit and time dummies, SE clustered by
-unit). The actual estimate is then read against the placebo distribution: the share of placebo
-p-values at or below the actual one (what Fig. 3 of Zhang & Chen 2024 shows) and the
-randomization-inference p-value of the coefficient, the share of draws with
-``|placebo coef| >= |actual coef|``.
+Each placebo draw gives a placebo treatment to randomly chosen units, rebuilds it as
+``1[time >= adoption year]`` and refits the TWFE logit of :mod:`bayes_pool.freq.did` (unit
+and time dummies, SE clustered by unit). Two ways to draw an assignment:
+
+``adoption_years=None`` (randomization inference, the default)
+    the data's own adoption schedule -- every ever-treated unit's first treated period,
+    always-treated units included -- is permuted across units (optionally within strata of
+    units of similar size, ``match_size``), and draws in which a different number of units
+    switches within the sample are redrawn. Every draw thus has the data's number of
+    switchers and the data's adoption years: under the sharp null of no effect the actual
+    assignment is one draw of this distribution. Two RI p-values come out, both
+    ``(1 + #{|s_b| >= |s|}) / (1 + B)``: **RI-t** with ``s`` the clustered t-statistic of the
+    placebo fit (MacKinnon & Webb 2020: studentizing protects against treated units of
+    unusual size or variance) and **RI-beta** with ``s`` the coefficient.
+``adoption_years=[...]`` (the paper's Fig. 3)
+    ``n_treated_units`` random units each get a year drawn from the list (Zhang & Chen 2024's
+    placebo); draws in which no unit switches are redrawn.
+
+The placebo p-values are also read as the paper does (the share at or below the actual one).
 
 Speed: the design matrix is built once (only the treatment column changes), each refit starts
 from the actual fit's solution with the treatment coefficient at zero (the same start in every
@@ -18,10 +30,12 @@ About 30 ms a refit at n = 6,300 with 44 columns (one core), so 500 draws take ~
 two cores. With ``refits_dir`` each finished draw is kept on disk and an interrupted loop
 resumes.
 
-A draw in which no placebo unit switches within the sample (every placebo unit adopts before
-the first period or after the last) leaves the treatment collinear with the unit dummies; such
-assignments are redrawn, so the reference distribution is the randomization distribution
-conditional on the placebo effect being identified (``redraws`` counts them).
+Measured size (``benchmarks/null_world.py``, :data:`NULL_WORLD_RATES`): each row's note quotes
+the rejection rate at 5% its p-value showed in null worlds without and with province x year
+shocks.
+
+Reference: MacKinnon & Webb (2020), J Econometrics 218(2):435-450,
+doi:10.1016/j.jeconom.2020.04.024.
 """
 
 from __future__ import annotations
@@ -43,6 +57,7 @@ from bayes_pool import checkpoint, estimates
 from bayes_pool.checkpoint import Checkpoint, fingerprint_arrays
 from bayes_pool.design import DiDDesign, PreparedDiD
 from bayes_pool.errors import InputError
+from bayes_pool.freq.ols import fit_clustered
 from bayes_pool.parallel import map_refits
 
 log = logging.getLogger(__name__)
@@ -51,7 +66,18 @@ Vcov = Literal["cluster", "iid"]
 VCOVS: tuple[str, ...] = get_args(Vcov)
 
 MAX_REDRAWS = 1000
-"""Give up on a draw after this many unidentified placebo assignments."""
+"""Give up on a draw after this many placebo assignments that fail the draw's condition."""
+
+NULL_WORLD_RATES: dict[str, str] = {}
+"""Rejection rate at 5% measured for each inference method in the null-world study
+(``benchmarks/null_world.py``; table in ``benchmarks/results/null_world.md``), as the text a
+row's note quotes. Keys: ``clustered``, ``model_based``, ``ri_beta``, ``ri_t``, ``wild``."""
+
+
+def measured(method: str) -> str:
+    """Note fragment with the null-world rejection rate of ``method`` (empty if not measured)."""
+    rate = NULL_WORLD_RATES.get(method)
+    return f"; null-world rejection rate at 5%: {rate}" if rate else ""
 
 
 @dataclass(frozen=True)
@@ -64,9 +90,12 @@ class _Shared:
     time: np.ndarray         # numeric period of each row
     units: np.ndarray        # unit labels, index = unit code
     start: np.ndarray        # start values: the actual fit with the treatment coefficient at 0
-    adoption_years: np.ndarray
+    adoption_years: np.ndarray  # uniform mode: candidate years; permute mode: the schedule
     n_treated: int
     vcov: str
+    permute: bool = False    # permute the data's schedule (RI) instead of uniform years
+    strata: np.ndarray | None = None  # size stratum of each unit code (permute within)
+    n_switching: int = 0     # permute mode: switchers every draw must have
 
 
 @dataclass
@@ -78,7 +107,8 @@ class PlaceboResult:
     draws
         One row per draw: ``draw``, ``treated_units``, ``adoption_years`` (";"-joined),
         ``n_switching`` (placebo units that switch within the sample), ``redraws``, ``coef``,
-        ``se``, ``p_value``, ``ame``, ``ame_se``, ``ame_p_value`` (delta method), ``converged``.
+        ``se``, ``t`` (coef / se), ``p_value``, ``ame``, ``ame_se``, ``ame_p_value`` (delta
+        method), ``converged``.
     actual
         The actual fit: the same fields.
     """
@@ -96,12 +126,27 @@ class PlaceboResult:
     """Folder the draws were kept in (None: not kept)."""
     resumed: int = 0
     """Draws read back from the checkpoint instead of refitted."""
+    assignment: str = "uniform"
+    """``permute`` (the data's schedule permuted: randomization inference) or ``uniform``."""
+    n_switching: int = 0
+    """Units of the data whose treatment switches within the sample."""
+    match_size: int = 0
+    """Size strata the schedule was permuted within (0: none)."""
+
+    def _ri(self, column: str) -> float:
+        stat = self.draws[column].dropna().to_numpy()
+        return float((1 + np.sum(np.abs(stat) >= abs(self.actual[column]))) / (1 + len(stat)))
 
     @property
     def ri_p_value(self) -> float:
-        """Share of draws with ``|placebo coef| >= |actual coef|`` (two-sided RI p-value)."""
-        coef = self.draws["coef"].dropna().to_numpy()
-        return float(np.mean(np.abs(coef) >= abs(self.actual["coef"])))
+        """RI-beta: ``(1 + #{|placebo coef| >= |actual coef|}) / (1 + B)``."""
+        return self._ri("coef")
+
+    @property
+    def ri_t_p_value(self) -> float:
+        """RI-t (MacKinnon & Webb 2020): ``(1 + #{|placebo t| >= |actual t|}) / (1 + B)``,
+        t the placebo fit's coefficient over its (clustered) SE."""
+        return self._ri("t")
 
     @property
     def share_p_below(self) -> float:
@@ -113,42 +158,53 @@ class PlaceboResult:
     def ks_uniform(self):
         """Kolmogorov-Smirnov test of the placebo p-values against Uniform(0, 1).
 
-        Under a valid test and no effect the placebo p-values are uniform; a small KS p-value
-        says the clustered-SE p-values are miscalibrated for this design (e.g. too few
-        switching clusters) -- or that the placebo assignments pick up real effects.
+        Descriptive only: the placebo p-values of ONE data set share its data and are not an
+        independent sample, so this KS p-value is not a valid test of the SEs (uniformity is a
+        property across data sets; see ``benchmarks/null_world.py``).
         """
         return stats.kstest(self.draws["p_value"].dropna().to_numpy(), "uniform")
 
     def tidy(self, *, study: str, table: str = "fig3", column: str = "(2)") -> pd.DataFrame:
-        """Rows: the actual ``p_value``, ``ri_p_value``, ``share_p_below`` and ``ks_uniform_p``.
-
-        The two shares carry their binomial Monte Carlo SE in ``se``.
-        """
+        """Rows: the actual ``p_value``, ``ri_t_p_value``, ``ri_p_value`` (RI-beta),
+        ``share_p_below`` and ``ks_uniform_p``. The two RI p-values carry their binomial
+        Monte Carlo SE in ``se``, as does the share."""
         d = self.design
         n = int(self.draws["coef"].notna().sum())
-        note = (f"placebo: {n} draws, {self.n_treated_units} random treated {d.unit}s, "
-                f"adoption years from {list(self.adoption_years)}, seed {self.seed}, "
-                f"{self.vcov} SE")
+        how = (f"the data's adoption schedule permuted across {d.unit}s"
+               + (f" within {self.match_size} size strata" if self.match_size else "")
+               + f", {self.n_switching} switching {d.unit}s in every draw"
+               if self.assignment == "permute" else
+               f"{self.n_treated_units} random treated {d.unit}s, adoption years from "
+               f"{list(self.adoption_years)}")
+        note = f"placebo: {n} draws, {how}, seed {self.seed}, {self.vcov} SE"
+        se_label = f"SE clustered by {d.unit}" if self.vcov == "cluster" else "iid SE"
 
         def mc_se(p):
             return float(np.sqrt(p * (1 - p) / max(n, 1)))
 
         base = dict(study=study, table=table, column=column, term=d.treatment,
                     source="frequentist", n_obs=self.n_obs)
-        ri, below = self.ri_p_value, self.share_p_below
+        ri, ri_t, below = self.ri_p_value, self.ri_t_p_value, self.share_p_below
+        actual_rate = measured("clustered" if self.vcov == "cluster" else "model_based")
+        ks = float(self.ks_uniform.pvalue)
         rows = [
             estimates.row(**base, quantity="p_value", estimate=self.actual["p_value"],
                           p_value=self.actual["p_value"],
-                          note=f"actual fit, TWFE logit, "
-                               + (f"SE clustered by {d.unit}" if self.vcov == "cluster"
-                                  else "iid SE")),
+                          note=f"actual fit, TWFE logit, {se_label}{actual_rate}"),
+            estimates.row(**base, quantity="ri_t_p_value", estimate=ri_t, se=mc_se(ri_t),
+                          p_value=ri_t,
+                          note=note + "; RI-t: (1 + #{|placebo t| >= |actual t|}) / (1 + B), "
+                                      f"t = coef / {se_label}" + measured("ri_t")),
             estimates.row(**base, quantity="ri_p_value", estimate=ri, se=mc_se(ri), p_value=ri,
-                          note=note + "; share of |placebo coef| >= |actual coef|"),
+                          note=note + "; RI-beta: (1 + #{|placebo coef| >= |actual coef|}) "
+                                      "/ (1 + B)" + measured("ri_beta")),
             estimates.row(**base, quantity="share_p_below", estimate=below, se=mc_se(below),
-                          note=note + "; share of placebo p-values <= the actual p-value"),
-            estimates.row(**base, quantity="ks_uniform_p", estimate=float(self.ks_uniform.pvalue),
-                          p_value=float(self.ks_uniform.pvalue),
-                          note=note + "; KS test of placebo p-values against Uniform(0, 1)"),
+                          note=note + "; share of placebo p-values <= the actual p-value "
+                                      "(the paper's reading of Fig. 3)"),
+            estimates.row(**base, quantity="ks_uniform_p", estimate=ks, p_value=ks,
+                          note=note + "; KS of this data set's placebo p-values against "
+                                      "Uniform(0, 1): descriptive, not a valid test (the draws "
+                                      "share one data set)"),
         ]
         return estimates.frame(rows)
 
@@ -180,20 +236,22 @@ def _kept_frame(prepared: PreparedDiD) -> tuple[pd.DataFrame, tuple[str, ...]]:
 
 
 def _fit(y, X, groups, start, vcov="cluster"):
-    """Logit by Newton from ``start``; treatment coefficient (column 1), its SE and p-value,
-    and the AME of the 0/1 treatment with its delta-method SE and p-value.
+    """Logit by Newton from ``start``; treatment coefficient (column 1), its SE (clustered as
+    Stata's ``logit, vce(cluster)``, as :func:`bayes_pool.freq.did.fit_did`), t and p-value, and
+    the AME of the 0/1 treatment with its delta-method SE and p-value.
 
     The AME is the mean discrete change ``Lambda(eta0 + b) - Lambda(eta0)``; its gradient in
     the parameters is ``mean(lambda(eta1) x1 - lambda(eta0) x0)`` (rows with the treatment set
     to 1 and 0) -- exactly what statsmodels' ``get_margeff(dummy=True)`` computes, without
     rebuilding the margins machinery for every refit.
     """
-    kw = dict(cov_type="cluster", cov_kwds={"groups": groups}) if vcov == "cluster" else {}
+    kw = dict(start_params=start, method="newton", maxiter=100, disp=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # the design is the actual fit's with one column swapped: its rank was checked once
-        res = Logit(y, X, check_rank=False).fit(start_params=start, method="newton",
-                                                   maxiter=100, disp=0, **kw)
+        model = Logit(y, X, check_rank=False)
+        res = (fit_clustered(model, groups, convention="logit", **kw) if vcov == "cluster"
+               else model.fit(**kw))
     params = np.asarray(res.params)
     b = float(params[1])
     eta0 = X @ params - b * X[:, 1]
@@ -204,7 +262,8 @@ def _fit(y, X, groups, start, vcov="cluster"):
     grad[0] = np.mean(d1 - d0)          # constant
     grad[1] = np.mean(d1)               # treatment: 1 in x1, 0 in x0
     ame_se = float(np.sqrt(grad @ np.asarray(res.cov_params()) @ grad))
-    return dict(coef=b, se=float(res.bse[1]), p_value=float(res.pvalues[1]), ame=ame,
+    se = float(res.bse[1])
+    return dict(coef=b, se=se, t=b / se, p_value=float(res.pvalues[1]), ame=ame,
                 ame_se=ame_se, ame_p_value=float(2 * stats.norm.sf(abs(ame / ame_se))),
                 converged=bool(res.mle_retvals.get("converged", True))), res
 
@@ -216,39 +275,89 @@ def _switching(treat: np.ndarray, groups: np.ndarray, n_units: int) -> int:
     return int(np.sum((on > 0) & (on < size)))
 
 
+def adoption_schedule(frame: pd.DataFrame, unit: str, time: str, treatment: str) -> pd.Series:
+    """Each unit's first treated period (``inf``: never treated), checked to be staggered.
+
+    A unit's treatment must be ``1[time >= adoption]``: raises :class:`InputError` naming the
+    units (and their rows) that have a treated row at or before an untreated one.
+    """
+    t = pd.to_numeric(frame[time], errors="coerce")
+    on = frame[treatment].astype(float) > 0
+    first_on = t[on].groupby(frame.loc[on, unit]).min()
+    last_off = t[~on].groupby(frame.loc[~on, unit]).max()
+    units = pd.Index(sorted(frame[unit].unique()))
+    adopt = first_on.reindex(units).fillna(np.inf)
+    bad = last_off.reindex(units).fillna(-np.inf) >= adopt
+    if bad.any():
+        rows = int(frame[unit].isin(units[bad]).sum())
+        raise InputError(
+            f"column {treatment!r} is not a staggered adoption (once treated, always treated) "
+            f"in {int(bad.sum())} {unit}(s) ({rows} rows): {list(units[bad][:10])}; the "
+            f"permutation placebo needs one adoption period per {unit} -- pass adoption_years "
+            f"for the paper's random-year placebo instead")
+    return adopt.rename("adoption")
+
+
+def size_strata(sizes: np.ndarray, n_strata: int) -> np.ndarray:
+    """Stratum (0 .. n_strata - 1) of each unit by rank of its row count, near-equal strata;
+    ``sizes`` in unit-label order, so ties in row count are broken by label."""
+    rank = np.argsort(np.argsort(sizes, kind="stable"), kind="stable")
+    return (rank * n_strata) // len(sizes)
+
+
+def _permuted(rng, shared: _Shared) -> np.ndarray:
+    """The schedule permuted across units (within size strata when given)."""
+    schedule = shared.adoption_years
+    if shared.strata is None:
+        return schedule[rng.permutation(len(schedule))]
+    out = np.empty_like(schedule)
+    for s in np.unique(shared.strata):
+        idx = np.flatnonzero(shared.strata == s)
+        out[idx] = schedule[idx[rng.permutation(len(idx))]]
+    return out
+
+
+def _uniform(rng, shared: _Shared) -> np.ndarray:
+    """``n_treated`` random units, each with a year drawn from the candidate list."""
+    adopt = np.full(len(shared.units), np.inf)
+    codes = rng.choice(len(shared.units), size=shared.n_treated, replace=False)
+    adopt[codes] = rng.choice(shared.adoption_years, size=shared.n_treated, replace=True)
+    return adopt
+
+
 def _placebo_draw(seed_seq, shared: _Shared) -> dict:
     """One placebo assignment and refit (module level, so dask can ship it)."""
     rng = np.random.default_rng(seed_seq)
     n_units = len(shared.units)
     for redraws in range(MAX_REDRAWS):
-        codes = rng.choice(n_units, size=shared.n_treated, replace=False)
-        years = rng.choice(shared.adoption_years, size=shared.n_treated, replace=True)
-        adopt = np.full(n_units, np.inf)
-        adopt[codes] = years
+        adopt = _permuted(rng, shared) if shared.permute else _uniform(rng, shared)
         treat = (shared.time >= adopt[shared.groups]).astype(float)
         n_switch = _switching(treat, shared.groups, n_units)
-        if n_switch:
+        if (n_switch == shared.n_switching) if shared.permute else n_switch > 0:
             break
     else:
-        raise InputError(f"no placebo assignment in {MAX_REDRAWS} tries lets a unit switch "
-                         f"treatment within the sample; adoption years "
-                         f"{list(shared.adoption_years)} lie outside the observed periods "
-                         f"{sorted(set(shared.time))}")
+        want = (f"exactly {shared.n_switching} units to switch" if shared.permute else
+                f"a unit to switch; adoption years {list(shared.adoption_years)} lie outside "
+                f"the observed periods {sorted(set(shared.time))}")
+        raise InputError(f"no placebo assignment in {MAX_REDRAWS} tries lets {want} "
+                         f"treatment within the sample")
     X = shared.X.copy()
     X[:, 1] = treat
     out, _ = _fit(shared.y, X, shared.groups, shared.start, shared.vcov)
-    order = np.argsort(codes)
-    return dict(treated_units=";".join(shared.units[codes[order]]),
+    codes = np.flatnonzero(np.isfinite(adopt))
+    years = adopt[codes]
+    return dict(treated_units=";".join(shared.units[codes]),
                 adoption_years=";".join(str(int(y)) if float(y).is_integer() else str(y)
-                                        for y in years[order]),
+                                        for y in years),
                 n_switching=n_switch, redraws=redraws, **out)
 
 
 def placebo(data: PreparedDiD | pd.DataFrame, design: DiDDesign | None = None, *,
-            seed: int, adoption_years, n_draws: int = 500, n_treated_units: int | None = None,
+            seed: int, adoption_years=None, n_draws: int = 500,
+            n_treated_units: int | None = None, match_size: int = 0,
             vcov: Vcov = "cluster", workers: int | None = 1, scheduler: str | None = None,
             progress=None, refits_dir: str | Path | None = None) -> PlaceboResult:
-    """Placebo test of a TWFE DiD logit by random treated units and random adoption years.
+    """Placebo test / randomization inference of a TWFE DiD logit.
 
     Parameters
     ----------
@@ -259,19 +368,22 @@ def placebo(data: PreparedDiD | pd.DataFrame, design: DiDDesign | None = None, *
     seed
         Root seed; draw ``i`` uses ``numpy.random.SeedSequence(seed).spawn(n_draws)[i]``.
     adoption_years
-        Candidate adoption years, drawn uniformly with replacement for each placebo unit; must
-        be comparable with the (numeric) time column. Years at or before the first period make
+        ``None`` (default): randomization inference -- permute the data's adoption schedule
+        across units, keeping the data's number of switchers (module docstring). A list:
+        the paper's placebo -- ``n_treated_units`` random units, each with a year drawn
+        uniformly (with replacement) from the list; years at or before the first period make
         a placebo unit always treated, years after the last never treated.
     n_draws
         Number of placebo draws (the paper: 500).
     n_treated_units
-        Placebo units per draw; default the number of ever-treated units in the data.
+        Paper's placebo only: units per draw; default the number of ever-treated units.
+    match_size
+        Randomization inference only: permute the schedule within this many strata of units
+        of similar row count (0: across all units), so a small switcher is replaced by a
+        small unit.
     vcov
         ``"cluster"`` (by unit, as the paper and :mod:`bayes_pool.freq.did`) or ``"iid"``
-        (the logit's information matrix) for the p-values of the actual and placebo fits.
-        With few treated clusters the clustered p-values over-reject, so under no effect their
-        placebo distribution is not uniform; the RI p-value of the coefficient does not use
-        the SE at all.
+        (the logit's information matrix) for the p-values and the t of RI-t.
     workers, scheduler, progress
         Passed to :func:`bayes_pool.parallel.map_refits` (``workers=1``: in-process;
         ``scheduler``: address of an existing dask scheduler, default
@@ -295,23 +407,43 @@ def placebo(data: PreparedDiD | pd.DataFrame, design: DiDDesign | None = None, *
     codes, units = pd.factorize(frame[d.unit], sort=True)
     time = pd.to_numeric(frame[d.time], errors="coerce").to_numpy(dtype=float)
     if np.isnan(time).any():
-        bad = sorted(frame.loc[np.isnan(time), d.time].astype(str).unique())[:10]
+        bad = frame.loc[np.isnan(time), d.time].astype(str)
         raise InputError(f"time column {d.time!r} must be numeric for placebo adoption years; "
-                         f"found {bad}")
-    years = np.asarray(sorted(adoption_years), dtype=float)
-    if years.size == 0:
-        raise InputError("adoption_years is empty; give the candidate placebo adoption years")
-    ever = frame.groupby(d.unit)[d.treatment].max()
-    n_treated = int(ever.sum()) if n_treated_units is None else int(n_treated_units)
-    if not 1 <= n_treated < len(units):
-        raise InputError(f"n_treated_units must be between 1 and {len(units) - 1} "
-                         f"(the {d.unit}s in the sample), got {n_treated}")
+                         f"{len(bad)} rows hold {sorted(bad.unique())[:10]}: recode it to "
+                         f"numbers (e.g. the survey year)")
+    n_units = len(units)
+    permute = adoption_years is None
+    strata = None
+    n_switch = _switching(frame[d.treatment].to_numpy(dtype=float), codes, n_units)
+    if permute:
+        years = adoption_schedule(frame, d.unit, d.time, d.treatment).reindex(units).to_numpy()
+        n_treated = int(np.isfinite(years).sum())
+        if not 1 <= n_treated < n_units or n_switch == 0:
+            raise InputError(f"randomization inference needs treated and untreated "
+                             f"{d.unit}s and at least one that switches; the data have "
+                             f"{n_treated} ever-treated of {n_units}, {n_switch} switching")
+        if match_size:
+            if not 1 <= match_size <= n_units:
+                raise InputError(f"match_size must be between 1 and {n_units} (the {d.unit}s), "
+                                 f"got {match_size}")
+            strata = size_strata(np.bincount(codes, minlength=n_units), int(match_size))
+    else:
+        years = np.asarray(sorted(adoption_years), dtype=float)
+        if years.size == 0:
+            raise InputError("adoption_years is empty; give the candidate placebo adoption "
+                             "years, or None to permute the data's own schedule")
+        ever = frame.groupby(d.unit)[d.treatment].max()
+        n_treated = int(ever.sum()) if n_treated_units is None else int(n_treated_units)
+        if not 1 <= n_treated < n_units:
+            raise InputError(f"n_treated_units must be between 1 and {n_units - 1} "
+                             f"(the {d.unit}s in the sample), got {n_treated}")
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is fastest
         actual, res = _fit(y, X, codes, None, vcov)
     start = np.asarray(res.params, dtype=float).copy()
     start[1] = 0.0
     shared = _Shared(X=X, y=y, groups=codes, time=time, units=np.asarray(units, dtype=object),
-                     start=start, adoption_years=years, n_treated=n_treated, vcov=vcov)
+                     start=start, adoption_years=years, n_treated=n_treated, vcov=vcov,
+                     permute=permute, strata=strata, n_switching=n_switch)
     # child i of the root seed depends on i only, never on n_draws, the worker or the order
     children = np.random.SeedSequence(seed).spawn(n_draws)
     log.info("placebo: %d draws of %d random %s(s)", n_draws, n_treated, d.unit)
@@ -326,7 +458,9 @@ def placebo(data: PreparedDiD | pd.DataFrame, design: DiDDesign | None = None, *
     return PlaceboResult(design=d, draws=draws, actual=actual, n_obs=len(y), seed=seed,
                          adoption_years=tuple(years.tolist()), n_treated_units=n_treated,
                          vcov=vcov, dropped_units=dropped,
-                         checkpoint=str(store.folder) if store else None, resumed=resumed)
+                         checkpoint=str(store.folder) if store else None, resumed=resumed,
+                         assignment="permute" if permute else "uniform",
+                         n_switching=n_switch, match_size=int(match_size) if permute else 0)
 
 
 def checkpoint_key(shared: _Shared, seed: int) -> str:
@@ -335,7 +469,9 @@ def checkpoint_key(shared: _Shared, seed: int) -> str:
                               shared.start)
     return checkpoint.key(_placebo_draw, data=data, seed=seed, settings=dict(
         adoption_years=shared.adoption_years.tolist(), n_treated=shared.n_treated,
-        vcov=shared.vcov, max_redraws=MAX_REDRAWS))
+        vcov=shared.vcov, max_redraws=MAX_REDRAWS, permute=shared.permute,
+        strata=None if shared.strata is None else shared.strata.tolist(),
+        n_switching=shared.n_switching))
 
 
 def _require(design):

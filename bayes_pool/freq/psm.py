@@ -22,8 +22,11 @@ over the treated units on support :math:`T^{on}`:
   and of two equally distant scores the lower one comes first. See :func:`knn_pairs`.
 * ``radius`` -- every control within the caliper 0.01, equally weighted.
 * ``kernel`` -- Epanechnikov weights :math:`K((e_j - e_i)/h)` with psmatch2's default
-  bandwidth h = 0.06, after trimming to common support the treated units with no control
-  within the caliper 0.01 (the caliper the paper names for kernel matching).
+  bandwidth h = 0.06. psmatch2 does not pass ``caliper()`` to its kernel matching
+  (``_Match_kernel`` has no caliper), so the caliper 0.01 the paper names for kernel matching
+  changes nothing there, and none is applied here: a treated unit is off support only when
+  no control lies within the bandwidth. ``MatchSettings.kernel_caliper`` trims on request
+  (beyond psmatch2).
 * ``knn_exact`` -- a refinement beyond psmatch2, run only when ``MatchSettings.exact`` names
   covariates: ``knn`` (same k, caliper, replacement and equal-score rules) within each cell of
   the exact covariates, as MatchIt's ``exact=`` or teffects' exact-matching idea. A treated
@@ -33,12 +36,14 @@ over the treated units on support :math:`T^{on}`:
 
 Radius and kernel neighbour searches use :class:`sklearn.neighbors.NearestNeighbors`.
 
-Standard errors: for ``knn`` and ``knn_exact`` the Abadie-Imbens (2006) variance, treating
-the estimated score as known (the Abadie-Imbens 2016 adjustment for estimating it is *not*
-included; for ``knn_exact`` the conditional variance is matched within the exact cells); for
-``radius`` and ``kernel`` a seeded nonparametric bootstrap that refits the logit in every
-replicate. Balance follows ``pstest``: standardized bias with the unmatched variances and
-weighted t-tests on the matched sample.
+Standard errors: for ``knn`` the Abadie-Imbens (2016) variance for matching on an estimated
+logit score (:func:`ai2016_variance`); for ``knn_exact`` the Abadie-Imbens (2006) variance,
+treating the score as known (AI 2016 is derived for matching on the score alone), with the
+conditional variance matched within the exact cells; for ``radius`` and ``kernel`` a seeded
+nonparametric bootstrap that refits the logit in every replicate. Next to them, for every
+method, psmatch2's default ("approximate") SE, which the published SEs are
+(:func:`psmatch2_se`). Balance follows ``pstest``: standardized bias with the unmatched
+variances and weighted t-tests on the matched sample.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ KNN_CALIPER = 0.02
 RADIUS_CALIPER = 0.01
 KERNEL_BANDWIDTH = 0.06
 KERNEL_CALIPER = 0.01
+"""The caliper the paper names for kernel matching; psmatch2 ignores it there (not applied)."""
 VARIANCE_NEIGHBOURS = 2
 """Controls matched to each control for the Abadie-Imbens conditional variance (Stata's nn(2))."""
 
@@ -84,7 +90,9 @@ class MatchSettings:
     knn_caliper: float = KNN_CALIPER
     radius_caliper: float = RADIUS_CALIPER
     kernel_bandwidth: float = KERNEL_BANDWIDTH
-    kernel_caliper: float = KERNEL_CALIPER
+    kernel_caliper: float | None = None
+    """None: psmatch2's kernel matching, which ignores ``caliper()``; a number trims the
+    treated with no control that close (beyond psmatch2)."""
     exact: tuple[str, ...] = ()
     """Covariates ``knn_exact`` matches exactly on (empty: that estimator is not run)."""
 
@@ -110,8 +118,16 @@ class MatchSettings:
                    "psmatch2 without ties)",
             "radius": f"radius matching (caliper = {self.radius_caliper}, equal weights)",
             "kernel": f"kernel matching (Epanechnikov, bandwidth = {self.kernel_bandwidth}, "
-                      f"common support: a control within caliper {self.kernel_caliper})",
+                      f"{self._kernel_support()})",
         }[method]
+
+    def _kernel_support(self) -> str:
+        if self.kernel_caliper is None:
+            return ("no caliper, as psmatch2, whose kernel matching ignores caliper(): the "
+                    f"paper's caliper {KERNEL_CALIPER} is not applied; off support: no "
+                    "control within the bandwidth")
+        return (f"common support: a control within caliper {self.kernel_caliper}, a trim "
+                "psmatch2's kernel matching does not make")
 
 
 # --------------------------------------------------------------------------- design
@@ -316,12 +332,13 @@ def match(ps: np.ndarray, t: np.ndarray, method: Method, settings: MatchSettings
         pair_t, pair_c = _pairs(nn, pt, settings.radius_caliper)
         weight = 1.0 / np.bincount(pair_t, minlength=len(treated))[pair_t]
     else:
-        nearest, _ = nn.kneighbors(pt, n_neighbors=1)
-        on = nearest[:, 0] <= settings.kernel_caliper
         h = settings.kernel_bandwidth
         pair_t, pair_c = _pairs(nn, pt, h)
         kern = 0.75 * (1 - ((pt[pair_t, 0] - pc[pair_c, 0]) / h) ** 2)
-        keep = on[pair_t] & (kern > 0)
+        keep = kern > 0
+        if settings.kernel_caliper is not None:
+            nearest, _ = nn.kneighbors(pt, n_neighbors=1)
+            keep &= (nearest[:, 0] <= settings.kernel_caliper)[pair_t]
         pair_t, pair_c, kern = pair_t[keep], pair_c[keep], kern[keep]
         weight = kern / np.bincount(pair_t, weights=kern, minlength=len(treated))[pair_t]
     on_support = np.bincount(pair_t, minlength=len(treated)) > 0
@@ -444,6 +461,83 @@ def matching_variance(m: Matching, y: np.ndarray, sigma2_control: np.ndarray) ->
     return float((((diff - tau) ** 2).sum() + ((K ** 2 - q) * sigma2_control).sum()) / n1 ** 2)
 
 
+def _local_cov(ps: np.ndarray, X: np.ndarray, y: np.ndarray, members: np.ndarray,
+               neighbours: int) -> np.ndarray:
+    """cov(X, Y | score) at every unit, from the ``neighbours`` members nearest on the score
+    (a unit of the group counts itself): one row per unit, one column per column of X."""
+    idx = np.flatnonzero(members)
+    nn = NearestNeighbors(n_neighbors=min(neighbours, len(idx)), algorithm="kd_tree")
+    _, ind = nn.fit(ps[idx][:, None]).kneighbors(ps[:, None])
+    Xn, yn = X[idx][ind], y[idx][ind]
+    dx = Xn - Xn.mean(axis=1, keepdims=True)
+    dy = (yn - yn.mean(axis=1, keepdims=True))[..., None]
+    return (dx * dy).sum(axis=1) / (ind.shape[1] - 1)
+
+
+def _other_group_mean(ps: np.ndarray, y: np.ndarray, t: np.ndarray, k: int) -> np.ndarray:
+    """Mean outcome of the k nearest units of the other group on the score, for every unit."""
+    out = np.empty(len(y))
+    for group in (True, False):
+        src, dst = np.flatnonzero(t != group), np.flatnonzero(t == group)
+        nn = NearestNeighbors(n_neighbors=min(k, len(src)), algorithm="kd_tree")
+        _, ind = nn.fit(ps[src][:, None]).kneighbors(ps[dst][:, None])
+        out[dst] = y[src][ind].mean(axis=1)
+    return out
+
+
+def ai2016_variance(m: Matching, y: np.ndarray, ps: np.ndarray, X: np.ndarray,
+                    cov_theta: np.ndarray, sigma2_control: np.ndarray,
+                    neighbours: int = KNN_K) -> float:
+    r"""Abadie-Imbens (2016) variance of a matching ATT on a logit score estimated by ML.
+
+    .. math:: \hat V_{adj} = \hat V_{AI} - \hat c_t' \hat\Sigma_\theta \hat c_t
+              + \hat d_t' \hat\Sigma_\theta \hat d_t,
+
+    :math:`\hat V_{AI}` the known-score variance (:func:`matching_variance`),
+    :math:`\hat\Sigma_\theta` the logit's ML covariance (``X`` its design with the constant),
+    :math:`\hat c_t = N_1^{-1}\sum_i f_i\,[\widehat{cov}_1(X, Y | e_i) + e_i/(1-e_i)\,
+    \widehat{cov}_0(X, Y | e_i)]` with :math:`f = e(1-e)` and the covariances over the
+    ``neighbours`` nearest units of each group on the score, and :math:`\hat d_t =
+    N_1^{-1}\sum_i X_i f_i\,(\hat\mu_1(e_i) - \hat\mu_0(e_i) - \hat\tau)`, the missing
+    mean from the ``neighbours`` nearest units of the other group. The adjustment can make
+    the variance smaller or larger. It is derived without a caliper: with treated units off
+    support it is an approximation (they still enter :math:`N_1`, c and d).
+    """
+    t = np.zeros(len(y), dtype=bool)
+    t[m.treated] = True
+    f = ps * (1 - ps)
+    n1 = t.sum()
+    cov1 = _local_cov(ps, X, y, t, neighbours)
+    cov0 = _local_cov(ps, X, y, ~t, neighbours)
+    c = ((cov1 + (ps / (1 - ps))[:, None] * cov0) * f[:, None]).sum(axis=0) / n1
+    other = _other_group_mean(ps, y, t, neighbours)
+    gap = np.where(t, y - other, other - y) - m.att(y)
+    d = (X * (f * gap)[:, None]).sum(axis=0) / n1
+    return float(matching_variance(m, y, sigma2_control) - c @ cov_theta @ c
+                 + d @ cov_theta @ d)
+
+
+def psmatch2_se(m: Matching, y: np.ndarray) -> float:
+    r"""psmatch2's default SE of the ATT (printed without ``ai()``; psmatch2 4.0.12 ``_mktab``).
+
+    .. math:: \widehat{SE} = \sqrt{\frac{s^2_1}{N_1} + \frac{s^2_0 \sum_{j} K_j^2}{N_1^2}}
+
+    with :math:`s^2_1` the variance of Y over the treated on support, :math:`s^2_0` over the
+    controls used (:math:`K_j > 0`, unweighted) and :math:`K_j` a control's total weight.
+    psmatch2 notes that it "does not take into account that the propensity score is
+    estimated"; it also assumes one outcome variance per group. Reported because the
+    published SEs are psmatch2's; no size is claimed for it.
+    """
+    n1 = m.n_on_support
+    K = m.control_weights()
+    used = K > 0
+    if n1 < 2 or used.sum() < 2:
+        return np.nan
+    var1 = y[m.treated[m.on_support]].var(ddof=1)
+    var0 = y[m.controls[used]].var(ddof=1)
+    return float(np.sqrt(var1 / n1 + var0 * (K ** 2).sum() / n1 ** 2))
+
+
 # --------------------------------------------------------------------------- balance
 
 def balance(prepared: PreparedPSM, m: Matching) -> pd.DataFrame:
@@ -520,6 +614,8 @@ class PSMResult:
     se_method: dict[str, str]
     balance: pd.DataFrame
     bootstrap_att: pd.DataFrame = field(default_factory=pd.DataFrame)
+    se_psmatch2: dict[str, float] = field(default_factory=dict)
+    """psmatch2's default (approximate) SE of each method's ATT (:func:`psmatch2_se`)."""
 
     @property
     def off_support(self) -> dict[str, int]:
@@ -529,20 +625,33 @@ class PSMResult:
         """ATT rows (quantity ``att``, columns ``knn``/``radius``/``kernel`` and, when run,
         ``knn_exact``; or only ``column``), normal-theory 95% CI and p-value."""
         methods = tuple(self.matchings) if column is None else (column,)
+        return estimates.frame([self._row(meth, "att", self.se[meth], self.se_method[meth],
+                                          study=study, table=table) for meth in methods])
+
+    def psmatch2_rows(self, *, study: str, table: str) -> pd.DataFrame:
+        """The same ATTs with psmatch2's default SE (quantity ``att_psmatch2_se``), beside
+        the Abadie-Imbens / bootstrap rows, because the published SEs are psmatch2's."""
+        what = ("psmatch2's default approximate SE, sqrt(Var(Y_T)/N1 + Var(Y_C used) sum K_j^2 "
+                "/ N1^2): ignores that the score is estimated and assumes one outcome variance "
+                "per group; shown because the published SEs are psmatch2's; its size is not "
+                "shown here, so the interval and p-value are not called valid")
+        return estimates.frame([self._row(meth, "att_psmatch2_se", self.se_psmatch2[meth], what,
+                                          study=study, table=table)
+                                for meth in self.matchings])
+
+    def _row(self, meth: str, quantity: str, s: float, se_note: str, *, study: str,
+             table: str) -> dict:
+        """One ATT row with a normal-theory 95% CI and p-value from the SE ``s``."""
         z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
-        rows = []
-        for meth in methods:
-            m = self.matchings[meth]
-            b, s = self.att[meth], self.se[meth]
-            note = (f"{self.settings.describe(meth)}; logit propensity on "
-                    f"{', '.join(self.prepared.design.covariates)}; {m.n_off_support} treated "
-                    f"off support (dropped) of {len(m.treated)}; SE: {self.se_method[meth]}")
-            rows.append(estimates.row(
-                study=study, table=table, column=meth, term=self.prepared.design.treatment,
-                quantity="att", source="frequentist", estimate=b, se=s, ci_low=b - z * s,
-                ci_high=b + z * s, p_value=float(2 * stats.norm.sf(abs(b / s))),
-                n_obs=self.prepared.n_obs, note=note))
-        return estimates.frame(rows)
+        m, b = self.matchings[meth], self.att[meth]
+        note = (f"{self.settings.describe(meth)}; logit propensity on "
+                f"{', '.join(self.prepared.design.covariates)}; {m.n_off_support} treated "
+                f"off support (dropped) of {len(m.treated)}; SE: {se_note}")
+        return estimates.row(
+            study=study, table=table, column=meth, term=self.prepared.design.treatment,
+            quantity=quantity, source="frequentist", estimate=b, se=s, ci_low=b - z * s,
+            ci_high=b + z * s, p_value=float(2 * stats.norm.sf(abs(b / s))),
+            n_obs=self.prepared.n_obs, note=note)
 
     def balance_for(self, method: Method) -> pd.DataFrame:
         """Balance after matching by ``method`` (``balance`` holds k-NN's, as Table 5)."""
@@ -610,7 +719,10 @@ def fit_psm(prepared: PreparedPSM, *, seed: int, n_boot: int = 200,
     att = {meth: m.att(y) for meth, m in matchings.items()}
     knn = matchings["knn"]
     sigma2 = control_variance(ps, y, knn.controls)
-    se = {"knn": float(np.sqrt(matching_variance(knn, y, sigma2)))}
+    X = sm.add_constant(prepared.exog, has_constant="add").to_numpy(dtype=float)
+    se_known = float(np.sqrt(matching_variance(knn, y, sigma2)))
+    se = {"knn": float(np.sqrt(ai2016_variance(knn, y, ps, X, np.asarray(logit.cov_params()),
+                                               sigma2, settings.k)))}
     if cells is not None:
         sigma2_cells = control_variance(ps, y, knn.controls, cells=cells)
         se[EXACT_METHOD] = float(np.sqrt(matching_variance(matchings[EXACT_METHOD], y,
@@ -618,9 +730,13 @@ def fit_psm(prepared: PreparedPSM, *, seed: int, n_boot: int = 200,
     boot = bootstrap(prepared, settings, n_boot=n_boot, seed=seed)
     for meth in ("radius", "kernel"):
         se[meth] = float(boot[meth].std(ddof=1))
-    se_method = {"knn": "Abadie-Imbens (2006), propensity score treated as known "
-                        f"(no AI 2016 adjustment), conditional variance from "
-                        f"{VARIANCE_NEIGHBOURS} within-control matches",
+    se_method = {"knn": "Abadie-Imbens (2016), adjusted for the estimated logit score "
+                        f"(Abadie-Imbens 2006 known-score SE {se_known:.4g}; conditional "
+                        f"variance from {VARIANCE_NEIGHBOURS} within-control matches); over "
+                        "200 synthetic worlds (n = 2000, k = 4) its mean was 0.139 against a "
+                        "Monte Carlo SD of the ATT of 0.140 (AI 2006: 0.160) and its 95% "
+                        "interval covered the true ATT in 93.5% (exact 95% CI 89-96%; "
+                        "tests/test_psm_ai2016.py, slow)",
                  "radius": f"bootstrap, {n_boot} replicates within treatment groups, logit "
                            f"refitted each time (seed {seed})",
                  "kernel": f"bootstrap, {n_boot} replicates within treatment groups, logit "
@@ -635,4 +751,5 @@ def fit_psm(prepared: PreparedPSM, *, seed: int, n_boot: int = 200,
             log.info("%s: %d of %d treated off support", meth, m.n_off_support, len(m.treated))
     return PSMResult(prepared=prepared, settings=settings, propensity=logit, ps=ps,
                      matchings=matchings, att=att, se=se, se_method=se_method,
-                     balance=balance(prepared, knn), bootstrap_att=boot)
+                     balance=balance(prepared, knn), bootstrap_att=boot,
+                     se_psmatch2={meth: psmatch2_se(m, y) for meth, m in matchings.items()})

@@ -16,8 +16,8 @@ fig2       event study, window -2..+4 around adoption (years, as Eq. 5), period 
 staggered  Wooldridge extended TWFE (cohort x period effects vs never treated) next to TWFE
 table6     heterogeneity by income, generation, education: subgroup logits, partially pooled
            Bayesian model with the posterior probability that the subgroup difference is > 0
-placebo    Fig. 3: 500 placebo draws (random treated provinces and adoption years) with P(effect
-           > 0) per draw (Laplace); RI p-value; wild-cluster bootstrap for few treated clusters
+placebo    Fig. 3: 500 placebo draws (the data's adoption schedule permuted across provinces) with
+           P(effect > 0) per draw (Laplace); RI-t and RI-beta p-values; wild-cluster bootstrap
 table7     robustness with the 2012 wave (nine controls: 2012 lacks three questions)
 =========  ===================================================================================
 """
@@ -66,7 +66,7 @@ def table3_design(column: str, controls: tuple[str, ...] | None = None) -> DiDDe
 
 def table6_splits() -> dict:
     """Table 6's subgroups: monthly income <= 700 yuan, born before 1980, middle school or less."""
-    from bayes_pool.bayes.heterogeneity import Split
+    from bayes_pool.subgroups import Split
 
     def by(column, test, low, high):
         return Split(lambda f: np.where(f[column].isna(), None,
@@ -161,7 +161,8 @@ def part_fig2(frame: pd.DataFrame, ctx: Context) -> Analysis:
     analysis = analyse_event_study(
         _with_cohort(frame), outcome=OUTCOME, treatment=TREATMENT, unit=UNIT, time=TIME,
         cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed + 50, study=STUDY,
-        spec=ctx.spec, progressbar=ctx.progressbar, period_length=EVENT_PERIOD_YEARS)
+        spec=ctx.spec, progressbar=ctx.progressbar, period_length=EVENT_PERIOD_YEARS,
+        control="never")  # Eq. (5) has leads; not-yet-treated controls estimate lags only
     analysis.figures.append(lambda folder, synthetic, table: {
         "event_study": plot_event_study(table[table["table"] == "fig2"],
                                         folder / "event_study.png", synthetic=synthetic)})
@@ -178,8 +179,9 @@ def part_staggered(frame: pd.DataFrame, ctx: Context) -> Analysis:
 
 
 def part_table6(frame: pd.DataFrame, ctx: Context) -> Analysis:
-    from bayes_pool.bayes.heterogeneity import heterogeneity, load_heterogeneity_spec
+    from bayes_pool.bayes.heterogeneity import load_heterogeneity_spec
     from bayes_pool.figures.heterogeneity import subgroup_forest
+    from bayes_pool.heterogeneity_workflow import heterogeneity
     ctx.progress("Table 6: subgroup logits and the partially pooled Bayesian model "
                  "(3 splits)")
     result = heterogeneity(frame, table3_design("(2)"), table6_splits(),
@@ -195,7 +197,8 @@ def part_table6(frame: pd.DataFrame, ctx: Context) -> Analysis:
 
 
 def part_placebo(frame: pd.DataFrame, ctx: Context) -> Analysis:
-    """Fig. 3 three ways: the paper's placebo p-values, the randomization-inference p-value,
+    """Fig. 3 three ways: the placebo p-values, the randomization-inference p-values (RI-t,
+    RI-beta; draws keep the data's switchers count and adoption years),
     and per placebo draw the posterior probability of a positive effect (Laplace, reusing one
     compiled model); plus the wild-cluster bootstrap for few treated clusters."""
     from threadpoolctl import threadpool_limits
@@ -207,11 +210,9 @@ def part_placebo(frame: pd.DataFrame, ctx: Context) -> Analysis:
     from bayes_pool.freq.wild_bootstrap import wild_cluster_bootstrap
     design = table3_design("(2)")
     prepared = design.prepare(frame)
-    years = sorted(int(y) for y in pd.unique(frame[TIME]))
-    ctx.progress(f"Fig. 3: {ctx.placebo_draws} placebo refits (random provinces and "
-                 f"adoption years among {years})")
-    result = placebo(prepared, seed=ctx.seed + 20, adoption_years=years,
-                     n_draws=ctx.placebo_draws, n_treated_units=len(ADOPTION_YEAR),
+    ctx.progress(f"Fig. 3: {ctx.placebo_draws} placebo refits (the data's adoption schedule "
+                 "permuted across provinces; RI-t and RI-beta)")
+    result = placebo(prepared, seed=ctx.seed + 20, n_draws=ctx.placebo_draws,
                      workers=ctx.workers, scheduler=ctx.scheduler, refits_dir=ctx.refits_dir)
     ctx.progress(f"Fig. 3, Bayesian: P(placebo effect > 0) for the {ctx.placebo_draws} draws "
                  "(Laplace approximation, one compiled model)")
@@ -229,11 +230,15 @@ def part_placebo(frame: pd.DataFrame, ctx: Context) -> Analysis:
                                    table="fig3", column="(2)"),
             wcb.tidy(study=STUDY, table="inference", column="(2)")]
     facts = {"placebo": {"draws": ctx.placebo_draws, "ri_p_value": result.ri_p_value,
+                         "ri_t_p_value": result.ri_t_p_value,
                          "share_p_below_actual": result.share_p_below,
                          "identifying_provinces": list(prepared.switchers),
                          "bayesian": {"method": "Laplace approximation, province SD fixed at "
-                                                "its marginal posterior mode",
+                                                "its marginal posterior mode; with correlated "
+                                                "unit effects each placebo draw's province "
+                                                "means of the treatment are recomputed",
                                       "unit_sd": fast.unit_sd,
+                                      "unit_structure": fast.structure.to_dict(),
                                       "prob_positive_actual": actual_bayes.prob_positive,
                                       "all_converged": bool(post["converged"].all())}}}
     draw = lambda folder, synthetic, table: {  # noqa: E731

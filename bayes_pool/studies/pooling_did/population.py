@@ -94,7 +94,8 @@ def population_values(n: int = POPULATION_N, seed: int = POPULATION_SEED, *,
 
 def _fit_all(frame: pd.DataFrame, frame_2012: pd.DataFrame, say) -> pd.DataFrame:
     """The pipeline's frequentist steps of Tables 3-7 (no Bayesian fits, no bootstrap)."""
-    from bayes_pool.bayes.heterogeneity import heterogeneity, load_heterogeneity_spec
+    from bayes_pool.bayes.heterogeneity import load_heterogeneity_spec
+    from bayes_pool.heterogeneity_workflow import heterogeneity
     from bayes_pool.mediation_workflow import analyse_mediation
     from bayes_pool.studies.pooling_did.pipeline import (
         MEDIATORS, TABLE3_COLUMNS, _table5_benchmark, table3_design, table6_splits,

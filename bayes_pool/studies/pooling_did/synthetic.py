@@ -59,6 +59,13 @@ Calibration
     intercept -1.966, spread 1.062, adopter shift -0.391 (calibration MC error about 0.005).
     The true AME integrates the mediators' noise by 32-node Gauss-Hermite quadrature, which
     is exact to far below 0.001 because that noise is normal on the logit scale.
+Province x year shocks (``shock_sd``)
+    Optional: every province-year cell gets a shock ``shock_sd * z`` on the health logit,
+    z ~ N(0, 1), shared by the cell's respondents and unseen by the TWFE model (Moulton 1990;
+    Bertrand, Duflo & Mullainathan 2004). With three switching provinces the treatment varies
+    at the province-year level, so such shocks are what makes model-based SEs over-reject.
+    ``simulate`` keeps none by default (the calibrated world and every number derived from it
+    unchanged); :data:`SHOCK_SD` is the value for a world with shocks (see its docstring).
 Missingness
     MCAR in eight controls (log_income 8.1%, social_status 4.1%, siblings 2.7%, married and
     exercise 1.4%, education, smoke and drink 0.7%) so that about 6,310 of 7,719 rows are
@@ -124,6 +131,15 @@ PROVINCE_SPREAD = 1.062
 ADOPTER_SHIFT = -0.391
 """Calibrated by :func:`calibrate` (see the module docstring)."""
 YEAR_EFFECTS = {2012: 0.10, 2014: 0.0, 2016: -0.15, 2018: 0.05}
+SHOCK_SD = 0.2
+"""SD of the province x year shocks on the health logit in the world with shocks.
+
+Chosen a priori, not fitted to any published number: the intra-class correlation of a
+province-year cell on the latent (logistic) scale is then 0.2^2 / (0.2^2 + pi^2 / 3) = 0.012,
+inside the 0.01-0.05 range usual for area-level ICCs of self-rated health, and the shocks are
+of the order of the calibrated common year effects (-0.15 to +0.10): moderate, not extreme.
+At n = 7719 an average cell has 89 rows (design effect 1 + 88 * 0.012 = 2.1 for a cell mean);
+a switcher's cell has about 28 (design effect 1.3)."""
 SRH_CUTPOINTS = (-3.5, -1.8, 0.0, 1.9)
 """Cut points of the latent health scale between self-rated health 1|2, 2|3, 3|4, 4|5."""
 
@@ -524,7 +540,7 @@ def _plain(value):
 def simulate(seed: int = DEFAULT_SEED, n: int = N_PUBLISHED, *,
              policy_effect: float | None = None,
              waves: tuple[int, ...] = c.WAVES,
-             effect_growth: float = 0.0) -> SyntheticData:
+             effect_growth: float = 0.0, shock_sd: float = 0.0) -> SyntheticData:
     """Draw a synthetic CLDS extract for ``pooling-did`` with its truth.
 
     Parameters
@@ -551,6 +567,12 @@ def simulate(seed: int = DEFAULT_SEED, n: int = N_PUBLISHED, *,
         ``att_policy_switchers`` over the switchers' treated rows and ``att_cells`` per
         ``g<first treated wave>_t<year>`` cell of the switchers, with ``n_cells``. The
         default 0 leaves frame and truth exactly as without this option.
+    shock_sd
+        SD of province x year shocks on the health logit (0: none, the default; :data:`SHOCK_SD`
+        for the world with shocks). The shocks are drawn after everything else, so a world
+        with shocks shares covariates and noise with the same seed's world without; the truth
+        then holds them (``province_year_shocks``, "<province>:<year>") and the true AMEs are
+        conditional on them.
 
     Returns
     -------
@@ -586,6 +608,10 @@ def simulate(seed: int = DEFAULT_SEED, n: int = N_PUBLISHED, *,
     direct = scale * (COEFFICIENTS["policy"] - sum(p["indirect"] for p in paths.values()))
     effects = province_effects()
     eta0 = _base_predictor(s, INTERCEPT, effects)
+    shocks = None
+    if shock_sd:
+        shocks = _province_year_shocks(rng, waves, float(shock_sd))
+        eta0 = eta0 + np.array([shocks[p, t] for p, t in zip(s["province"], s["year"])])
     growth = np.zeros(n)
     if effect_growth:
         growth = float(effect_growth) * _periods_since_adoption(s["province"], s["year"])
@@ -632,6 +658,10 @@ def simulate(seed: int = DEFAULT_SEED, n: int = N_PUBLISHED, *,
         "n": int(n),
     }
     options = {"n": n, "policy_effect": policy_effect, "waves": list(waves)}
+    if shocks is not None:
+        truth["shock_sd"] = float(shock_sd)
+        truth["province_year_shocks"] = {f"{p}:{t}": v for (p, t), v in shocks.items()}
+        options["shock_sd"] = float(shock_sd)
     if effect_growth:
         truth.update(_att_truth(eta0, total, growth, s, complete))
         truth["effect_growth"] = float(effect_growth)
@@ -639,6 +669,16 @@ def simulate(seed: int = DEFAULT_SEED, n: int = N_PUBLISHED, *,
         options["effect_growth"] = float(effect_growth)
     return SyntheticData(study=STUDY, frame=df, truth=_plain(truth), seed=seed,
                          options=options)
+
+
+def _province_year_shocks(rng: np.random.Generator, waves: tuple[int, ...],
+                          sd: float) -> dict[tuple[str, int], float]:
+    """One N(0, sd^2) shock per (province, wave), in the order of c.PROVINCES x waves."""
+    if sd < 0:
+        raise ValueError(f"shock_sd must be >= 0, got {sd}")
+    z = rng.standard_normal((len(c.PROVINCES), len(waves)))
+    return {(p, t): float(sd * z[i, j]) for i, p in enumerate(c.PROVINCES)
+            for j, t in enumerate(waves)}
 
 
 GROWTH_CAP = 4
