@@ -64,8 +64,9 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
         False skips the Bambi models (frequentist matching and balance only).
     exact
         Covariates to match exactly on (a categorical one directly: its cells are its levels):
-        adds column ``knn_exact``, k-NN with the same settings within their cells (ATT frequentist and, with ``bayesian``, two-step Bayesian; balance
-        rows in column ``after_knn_exact``; its love-plot markers).
+        adds column ``knn_exact``, k-NN with the same settings within their cells (ATT
+        frequentist and, with ``bayesian``, two-step Bayesian; balance rows in column
+        ``after_knn_exact``; its love-plot markers).
     exact_note
         Appended to the notes of the ``knn_exact`` rows (e.g. why a study adds it).
 

@@ -5,7 +5,9 @@ bytes. These run in one process, where PyTensor's numba cache is warm for the se
 the root cause of the reported difference (fast-math code compiled fresh vs loaded from
 that cache) needs two processes and a cold cache, which ``tests/test_rerun_numerics.py``
 covers. Each generic run is also checked to label its rows by the analysis, never by a
-study's table number. The data are SYNTHETIC, generated here.
+study's table number. ``run pooling-did`` twice is
+``tests/test_pooling_did_table3.py::test_run_twice_same_seed_identical_estimates``; the
+sensitivity and ``run smi-psm`` reruns are in the slow tier. The data are SYNTHETIC.
 """
 
 from __future__ import annotations
@@ -128,6 +130,7 @@ def test_table_and_column_options_relabel_generic_rows(tmp_path, outputs):
     assert set(steps["column"]) == {"(3)"}
 
 
+@pytest.mark.slow  # 6.5 min on the loaded 2-core machine: beyond a fast-tier budget
 def test_sensitivity_reruns_identically(tmp_path, monkeypatch):
     from bayes_pool.studies.pooling_did import simulate
     path = tmp_path / "small.csv"
@@ -136,12 +139,6 @@ def test_sensitivity_reruns_identically(tmp_path, monkeypatch):
         "sensitivity", "pooling-did", "--data", str(path), "--priors", "sceptical",
         "--chains", "2", "--draws", "150", "--tune", "150", "--workers", "1",
         "--prior-draws", "50", "--seed", "7"])
-
-
-def test_run_pooling_did_reruns_identically(tmp_path, monkeypatch):
-    est = _twice(tmp_path, monkeypatch, ["run", "pooling-did", "--seed", "5", "--only",
-                                         "table3", *QUICK])
-    assert (est["table"].astype(str) == "3").any()  # a study run keeps its paper's labels
 
 
 @pytest.mark.slow

@@ -35,7 +35,7 @@ def test_sampling_compiles_without_fast_math():
     """The setting that makes fresh and cached code agree is in force once models exist."""
     import pytensor
 
-    import bayes_pool.bayes.did  # noqa: F401  (any model module imports sampling)
+    from bayes_pool.bayes import did  # noqa: F401  (any model module imports sampling)
     assert pytensor.config.numba__fastmath is False
 
 
