@@ -120,39 +120,24 @@ def test_unit_time_effect_adds_one_intercept_per_cell_with_its_prior():
 
 
 def test_ame_holds_the_unit_means_at_their_data_values():
-    """The AME draws equal a hand computation that switches d only, from the posterior draws
-    of every coefficient (unit means fixed at the data); switching the treatment's unit mean
-    too would give a different number."""
+    """The AME draws equal Bambi's own predictions with d set to 1 and to 0 and the unit-mean
+    columns at their data values; moving the treatment's unit mean with d would differ."""
     frame, _ = confounded_panel(SEED, n=800)
     prepared = _design("bernoulli").prepare(frame)
     res = bayes_did.fit_did(prepared, _spec("bernoulli").with_sampler(chains=1, draws=50,
                                                                       tune=100), seed=1)
-    post = res.idata["posterior"]
-    st = res.structure
-    f = st.frame
-    def draws_by_level(name):
-        da = post[name].transpose("chain", "draw", ...)
-        (level_dim,) = [dim for dim in da.dims if dim not in ("chain", "draw")]
-        return np.asarray(da).reshape(-1, da.sizes[level_dim]), list(da[level_dim].values)
+    f = res.structure.frame
 
-    u, regions = draws_by_level("1|region")
-    codes = {str(lvl): i for i, lvl in enumerate(regions)}
-    waves, wave_levels = draws_by_level("C(wave)")
-    wave_levels = [int(str(v)) for v in wave_levels]
-    eta = flat(post["Intercept"])[:, None] + flat(post["x"])[:, None] * f["x"].to_numpy()
-    for k, lvl in enumerate(wave_levels):
-        eta = eta + waves[:, [k]] * (f["wave"].to_numpy() == lvl)
-    for name in st.mean_columns:
-        eta = eta + flat(post[name])[:, None] * f[name].to_numpy()
-    eta = eta + u[:, [codes[r] for r in f["region"]]]
-    b = flat(post["d"])[:, None]
-    ame = (expit(eta + b) - expit(eta)).mean(axis=1)
-    np.testing.assert_allclose(flat(post["ame_d"]), ame, rtol=1e-8)
-    # the alternative (mean of d moved with d) differs: the check can tell them apart
-    xi = flat(post["mean_d"])[:, None]
-    moved = (expit(eta + b + xi * (1 - f["mean_d"].to_numpy()))
-             - expit(eta - xi * f["mean_d"].to_numpy())).mean(axis=1)
-    assert np.max(np.abs(moved - ame)) > 1e-3
+    def p(data):
+        pred = res.model.predict(res.idata, data=data, kind="response_params", inplace=False)
+        da = pred["posterior"]["p"].transpose("chain", "draw", ...)
+        return np.asarray(da).reshape(-1, len(data))
+
+    p1, p0 = p(f.assign(d=1)), p(f.assign(d=0))
+    np.testing.assert_allclose(flat(res.idata["posterior"]["ame_d"]), (p1 - p0).mean(axis=1),
+                               rtol=1e-6)
+    moved = (p(f.assign(d=1, mean_d=1.0)) - p(f.assign(d=0, mean_d=0.0))).mean(axis=1)
+    assert np.max(np.abs(moved - (p1 - p0).mean(axis=1))) > 1e-3
 
 
 # ----------------------------------------------- identification: confounded levels ---
