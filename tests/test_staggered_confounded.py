@@ -18,6 +18,7 @@ import pytest
 
 from bayes_pool.bayes.etwfe import fit_etwfe as bayes_etwfe
 from bayes_pool.bayes.event_study import fit_event_study as bayes_es
+from bayes_pool.errors import InputError
 from bayes_pool.event_time import StaggeredDesign
 from bayes_pool.freq.etwfe import fit_etwfe
 from bayes_pool.freq.event_study import fit_event_study
@@ -25,7 +26,10 @@ from bayes_pool.specs import Convergence, load_spec
 from worlds import confounded_panel
 
 DEFAULT_SEED = 2024
-SLOW_SEEDS = range(1, 21)
+SLOW_SEEDS = range(1, 26)
+"""Seeds of the slow tier. A world whose fixed-effects logit is separated (seed 8: the 16 rows
+of event time 1 all have outcome 1) has no finite estimate to compare with and is left out and
+counted; at least 20 seeds must remain (set after seed 8 stopped the first run)."""
 N_ROWS = 4000
 """Rows per world (the world's default): about 130 per never-treated unit and 65 per switcher,
 so about 20-35 per switcher's cell. With half of that (tried first, for speed) the cells of
@@ -48,17 +52,24 @@ def _spec(unit_effects: str = "correlated", draws: int = 300):
         max_r_hat=1.05, min_ess_bulk=100, min_ess_tail=100))
 
 
-def _compare(seed: int, unit_effects: str = "correlated", draws: int = 300) -> pd.DataFrame:
+def _compare(seed: int, unit_effects: str = "correlated", draws: int = 300
+             ) -> pd.DataFrame | None:
     """One row per Bayesian quantity: posterior mean, SD, interval and the frequentist
     estimate of the same quantity (event-study betas with never-treated controls, leads and
-    lags; the ETWFE ATT with the default not-yet-treated controls)."""
+    lags; the ETWFE ATT with the default not-yet-treated controls). None when the
+    fixed-effects logit is separated."""
     frame, truth = confounded_panel(seed, n=N_ROWS)
     prepared = _prepared(frame)
+    try:
+        es_freq = fit_event_study(prepared, control="never").tidy(study="toy")
+        et_freq = fit_etwfe(prepared).tidy(study="toy")
+    except InputError as err:
+        if "separated" in str(err):
+            return None
+        raise
     spec = _spec(unit_effects, draws)
     es = bayes_es(prepared, spec, seed=seed, control="never").tidy(study="toy")
-    es_freq = fit_event_study(prepared, control="never").tidy(study="toy")
     et = bayes_etwfe(prepared, spec, seed=seed).tidy(study="toy")
-    et_freq = fit_etwfe(prepared).tidy(study="toy")
     bay = pd.concat([es[es["quantity"] == "beta"], et[et["column"] == "etwfe"]])
     freq = pd.concat([es_freq[es_freq["quantity"] == "beta"],
                       et_freq[et_freq["column"] == "etwfe"]])
@@ -85,8 +96,9 @@ def test_correlated_bayesian_matches_fixed_effects_across_seeds():
     intervals cover the true beta (lags) and 0 (lead) in >= 90% of the seeds. The exchangeable
     model's average gap is measured beside it: it documents the bias the correlated structure
     removes (it must be farther from the fixed-effects fit than the correlated one)."""
-    corr = pd.concat([_compare(s) for s in SLOW_SEEDS])
+    corr = pd.concat([_compare(s) for s in SLOW_SEEDS])  # concat skips the Nones
     exch = pd.concat([_compare(s, "exchangeable") for s in SLOW_SEEDS])
+    assert corr["seed"].nunique() >= 20 and exch["seed"].nunique() >= 20
     gap = corr.groupby("column")["z"].mean()
     assert (gap.abs() < 0.25).all(), gap
     es = corr[corr["truth"].notna()]
