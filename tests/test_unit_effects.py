@@ -261,6 +261,7 @@ def test_parameterization_follows_unit_information_not_row_counts():
     assert choose(panel, "county", "noncentered", outcome="y", family="gaussian").noncentered
 
 
+@pytest.mark.slow  # 4 x 1000 draws with 400 unit intercepts: too long for the fast tier
 def test_gaussian_county_panel_converges_with_the_default_spec(tmp_path, monkeypatch):
     """Issue 18's acceptance: 400 units x 5 periods, unit SD 1.5, residual SD 0.1, default spec
     through `bayes-pool did --family gaussian`: 0 divergences, R-hat <= 1.01, ESS >= 400; the
