@@ -20,7 +20,8 @@ from bayes_pool.cli import app
 from tests.test_mediation_worlds import confounded_mediation
 
 # (table, term, quantity) of the paths and natural effects, with the truth's key
-CELLS = {("4", "d", "beta"): "a", ("5", "m", "beta"): "b", ("5", "d", "beta"): "d",
+CELLS = {("mediator_model", "d", "beta"): "a", ("outcome_model", "m", "beta"): "b",
+         ("outcome_model", "d", "beta"): "d",
          ("mediation", "d", "indirect"): "indirect", ("mediation", "d", "direct"): "direct",
          ("mediation", "d", "total"): "total"}
 
