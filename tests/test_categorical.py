@@ -218,6 +218,7 @@ def test_psm_exact_on_a_text_column_equals_exact_on_its_indicators(tmp_path, out
     _same(att(text), att(hand), exact=False)
 
 
+@pytest.mark.slow  # moved out of the fast tier: minutes of sampling (fast tier <= ~10 min)
 def test_mediate_text_covariate_equals_hand_built_both_backends(tmp_path, outputs):
     frame = cross_section(n=600)
     args = ["--treatment", "enrolled", "--mediator", "m", "--outcome", "ybin",
@@ -225,6 +226,7 @@ def test_mediate_text_covariate_equals_hand_built_both_backends(tmp_path, output
     _both_backends(tmp_path, frame, args, "age_z,", "mediate")
 
 
+@pytest.mark.slow  # moved out of the fast tier: minutes of sampling (fast tier <= ~10 min)
 def test_did_text_covariate_equals_hand_built_both_backends(tmp_path, outputs):
     frame = panel_30x3()
     args = ["--outcome", "y", "--treatment", "treated", "--unit", "county", "--time", "wave",

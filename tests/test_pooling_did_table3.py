@@ -80,6 +80,7 @@ def outputs(tmp_path, monkeypatch):
     return out
 
 
+@pytest.mark.slow  # moved out of the fast tier: minutes of sampling (fast tier <= ~10 min)
 def test_run_twice_same_seed_identical_estimates(outputs):
     for _ in range(2):
         res = runner.invoke(app, ["run", "pooling-did", "--seed", "11", *QUICK])

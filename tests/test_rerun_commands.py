@@ -84,6 +84,7 @@ def test_did_bernoulli_reruns_identically(tmp_path, monkeypatch):
     _neutral(est)
 
 
+@pytest.mark.slow  # moved out of the fast tier: minutes of sampling (fast tier <= ~10 min)
 @pytest.mark.parametrize("family", ["gaussian", "bernoulli"])
 def test_did_staggered_and_event_study_rerun_identically(tmp_path, monkeypatch, family):
     if family == "gaussian":
@@ -98,6 +99,7 @@ def test_did_staggered_and_event_study_rerun_identically(tmp_path, monkeypatch, 
     assert {"did", "event_study", "staggered"} <= set(est["table"])
 
 
+@pytest.mark.slow  # moved out of the fast tier: minutes of sampling (fast tier <= ~10 min)
 def test_psm_reruns_identically(tmp_path, monkeypatch):
     path = _csv(tmp_path, cross_section(n=500))
     est = _twice(tmp_path, monkeypatch, [
