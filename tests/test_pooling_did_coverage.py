@@ -16,6 +16,11 @@ from bayes_pool.studies.pooling_did.synthetic import simulate
 TABLES = ["3", "4", "5", "6", "7"]
 
 
+# The whole run of Tables 3-7 (about 2 minutes of sampling on 2 cores) is the slow tier's, so
+# the fast tier keeps to its 10-minute budget; `make test-slow` runs it.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def comparison():
     main = simulate(seed=7, n=2400).frame

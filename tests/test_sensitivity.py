@@ -111,6 +111,7 @@ def test_sensitivity_command_writes_files_and_sceptical_shrinks(tmp_path, output
     assert manifest["prior_sets"]["sceptical"]["applied"]["treatment"]["sigma"] == 0.1
 
 
+@pytest.mark.slow  # two prior-set refits; fast tier <= ~10 min
 def test_interrupted_sensitivity_resumes_without_refitting_finished_sets(tmp_path):
     target = study_target("pooling-did", simulate(seed=3, n=1500).frame)
     spec = load_spec("did_logit").with_sampler(chains=2, draws=200, tune=200)
