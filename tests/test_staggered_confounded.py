@@ -107,3 +107,11 @@ def test_correlated_bayesian_matches_fixed_effects_across_seeds():
     assert (cover >= 0.9).all(), cover
     exch_gap = exch.groupby("column")["z"].mean()
     assert exch_gap.abs().mean() > gap.abs().mean(), (exch_gap, gap)
+
+
+# Measured 2026-12-06 (run by seed in the background, cut by the deadline; seeds 1-7 before the
+# parameterization rule's last change, which left them non-centred as now): correlated, 18
+# usable seeds (1-7, 9-19; 8 separated): mean (Bayes - FE) / posterior SD -0.05 (ETWFE ATT),
+# -0.02, 0.00, 0.01 (event times -2, 0, 1), largest 0.23; event-study intervals covered the
+# truth in 17/18 seeds each; all converged, 0 divergences. Exchangeable, 23 seeds: mean +0.32
+# (ETWFE), +0.42, +0.42, +0.19, largest 1.35; coverage at event time 1 19/23 (83%).
