@@ -215,14 +215,33 @@ def test_laplace_refit_moves_the_treatments_unit_mean_with_the_treatment():
                                .transform("mean").to_numpy())
 
 
-def test_laplace_refuses_the_unit_time_effect():
-    from bayes_pool.bayes.fast import laplace_model
-    from bayes_pool.errors import SpecError
+@pytest.mark.slow  # four Laplace compiles with 90 cell effects: ~40 s of CPU
+def test_laplace_unit_time_effect_finds_the_shock_sd_and_widens_beta():
+    """The Laplace model with ``unit_time = true``: the unit x time SD at its marginal mode is
+    near the world's shock SD and near 0 without shocks, and with shocks the policy interval
+    is wider than the model without the effect gives.
 
-    frame, _ = confounded_panel(SEED, n=600)
-    with pytest.raises(SpecError, match="unit x time"):
-        laplace_model(_design("bernoulli").prepare(frame), _spec("bernoulli", unit_time=True),
-                      unit_sd=0.5)
+    Tolerance: 30 units x 3 waves = 90 cells of ~33 rows (logit sampling variance of a cell
+    level v ~ 1/(33 x 0.2) ~ 0.15); a moment estimate of tau^2 from 90 cells has SE ~
+    sqrt(2 / 90) (tau^2 + v), i.e. 0.08 at tau = 0.6 and 0.02 at tau = 0, so 3 SE bands give
+    0.36-0.77 and < 0.26."""
+    from bayes_pool.bayes.fast import laplace_model
+
+    spec = _spec("bernoulli", unit_time=True)
+    sds = {}
+    for shock in (0.6, 0.0):
+        frame, _ = confounded_panel(SEED, n=3000, shock_sd=shock)
+        prepared = _design("bernoulli").prepare(frame)
+        fast = laplace_model(prepared, spec, seed=0)
+        sds[shock] = fast.unit_time_sd
+        if shock:
+            widened = fast.fit()
+            plain = laplace_model(prepared, _spec("bernoulli"), seed=0).fit()
+            assert widened.converged and plain.converged
+            assert widened.beta_sd > 1.05 * plain.beta_sd, (widened, plain)
+            assert "unit x time SD at" in fast.sd_note()
+    assert 0.36 <= sds[0.6] <= 0.77, sds
+    assert sds[0.0] < 0.26, sds
 
 
 # ---------------------------------------------------------------- parameterization ---

@@ -37,7 +37,7 @@ from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.bayes.families import bambi_family
-from bayes_pool.bayes.parameterization import Parameterization, choose
+from bayes_pool.bayes.parameterization import Parameterization, choose, choose_with_cells
 from bayes_pool.bayes.predictor import LinearPredictor, flat
 from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.design import PreparedDiD
@@ -85,8 +85,12 @@ def unit_structure(prepared: PreparedDiD, spec: ModelSpec) -> UnitStructure:
     if spec.unit_effects == "correlated":
         frame, means = with_unit_means(prepared.frame, d.unit, [d.treatment, *d.covariates],
                                        time=d.time)
-    par = choose(prepared.frame, d.unit, spec.sampler.parameterization, outcome=d.outcome,
-                 family=d.family)
+    if spec.unit_time:
+        par = choose_with_cells(prepared.frame, d.unit, d.time, spec.sampler.parameterization,
+                                outcome=d.outcome, family=d.family)
+    else:
+        par = choose(prepared.frame, d.unit, spec.sampler.parameterization, outcome=d.outcome,
+                     family=d.family)
     return UnitStructure(frame=frame, unit_effects=spec.unit_effects, means=means,
                          unit_time=spec.unit_time, parameterization=par)
 

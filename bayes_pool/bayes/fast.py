@@ -7,15 +7,17 @@ hundreds. This module uses the **Laplace approximation with the unit SD fixed**:
 .. math::
 
     \operatorname{logit} P(y_{it}=1) = \alpha + \beta D_{it} + X_{it}\gamma + \lambda_t
-        + \bar Z_{k(i)} \xi + u_{k(i)}, \qquad u_k \sim N(0, \sigma_u^2),
+        + \bar Z_{k(i)} \xi + u_{k(i)} \;[+\, w_{k(i),t}], \qquad u_k \sim N(0, \sigma_u^2),
+        \quad w_{kt} \sim N(0, \sigma_w^2)
 
-(the unit means :math:`\bar Z_k` only with correlated unit effects, the spec's default; a
-spec with the unit x time effect is refused),
+(the unit means :math:`\bar Z_k` only with correlated unit effects, the spec's default; the
+unit x time effect :math:`w` only with ``unit_time = true``),
 
-with :math:`\sigma_u` fixed -- at its full-posterior mean when a NUTS fit is at hand
-(:func:`unit_sd_from_posterior`), otherwise at the mode of its Laplace-approximated marginal
-posterior (:meth:`LaplaceDiD.estimate_unit_sd`, the empirical-Bayes step of INLA) -- so the
-posterior of :math:`\theta = (\alpha, \beta, \gamma, \lambda, u)` is close to Gaussian; it is
+with the SDs fixed -- :math:`\sigma_u` at its full-posterior mean when a NUTS fit is at hand
+(:func:`unit_sd_from_posterior`), otherwise both SDs at the mode of their Laplace-approximated
+marginal posterior (:meth:`LaplaceDiD.estimate_unit_sd`, the empirical-Bayes step of INLA, as
+``lme4::glmer`` does for its variance components) -- so the posterior of
+:math:`\theta = (\alpha, \beta, \gamma, \lambda, u, w)` is close to Gaussian; it is
 approximated by :math:`N(\hat\theta, H^{-1})` at the posterior mode, with :math:`H` the
 negative Hessian of the log posterior. The priors and design columns are read from the
 Bambi model the full fit uses (same terms, same default priors).
@@ -30,7 +32,7 @@ The AME (average over the rows of the discrete change of the treatment) is summa
 delta method at the mode (mean and SD), or by Gaussian draws of :math:`\theta` when
 ``ame_draws > 0``.
 
-What it ignores: the uncertainty in :math:`\sigma_u` and any non-normality of the posterior.
+What it ignores: the uncertainty in the SDs and any non-normality of the posterior.
 With thousands of rows and a treatment identified by a few units the approximation of
 :math:`P(\beta > 0)` is good to a few hundredths (checked against NUTS in the tests:
 ``tests/test_refits.py`` on a small panel, ``tests/test_placebo.py`` slow tier on the study's).
@@ -64,6 +66,9 @@ from bayes_pool.parallel import map_refits
 from bayes_pool.specs import ModelSpec
 
 log = logging.getLogger(__name__)
+
+INITIAL_UNIT_TIME_SD = 0.2
+"""Start of the unit x time SD's search (a province-year shock of 0.2 on the logit)."""
 
 N_AME_DRAWS = 400
 """Draws from the Gaussian approximation used for the AME's mean and SD."""
@@ -115,14 +120,33 @@ class LaplaceDiD:
     unit_codes: np.ndarray | None = None
     base_design: np.ndarray | None = None
     """:attr:`design` with the actual treatment (what the checkpoint key covers)."""
+    unit_time_sd: float | None = None
+    """:math:`\\sigma_w` of the unit x time effect (None: the model has none)."""
+    unit_time_sd_prior: object = None
 
-    def set_unit_sd(self, unit_sd: float) -> None:
-        """Fix :math:`\\sigma_u` (no recompilation: it is a data container)."""
-        if not unit_sd > 0:
-            raise InputError(f"unit_sd must be positive, got {unit_sd!r}")
+    def set_unit_sd(self, unit_sd: float, unit_time_sd: float | None = None) -> None:
+        """Fix :math:`\\sigma_u` (and :math:`\\sigma_w` when the model has the unit x time
+        effect; None keeps it) without recompiling: they are data containers."""
+        data = {"unit_sd": unit_sd}
+        if unit_time_sd is not None:
+            if self.unit_time_sd is None:
+                raise InputError("this Laplace model has no unit x time effect")
+            data["unit_time_sd"] = unit_time_sd
+        for name, value in data.items():
+            if not value > 0:
+                raise InputError(f"{name} must be positive, got {value!r}")
         with self.model:
-            pm.set_data({"unit_sd": np.asarray(float(unit_sd))})
+            pm.set_data({k: np.asarray(float(v)) for k, v in data.items()})
         self.unit_sd = float(unit_sd)
+        if unit_time_sd is not None:
+            self.unit_time_sd = float(unit_time_sd)
+
+    def sd_note(self) -> str:
+        """The fixed SDs, for the rows' notes."""
+        text = f"unit-intercept SD fixed at {self.unit_sd:.4g}"
+        if self.unit_time_sd is not None:
+            text += f", unit x time SD at {self.unit_time_sd:.4g}"
+        return text
 
     def _set_treatment(self, treatment):
         d = self.prepared.design
@@ -174,30 +198,41 @@ class LaplaceDiD:
                           ame_mean=ame_mean, ame_sd=ame_sd,
                           converged=_at_mode(res, grad_at_mode, cov))
 
-    def log_marginal(self, unit_sd: float) -> float:
-        """Laplace approximation of ``log p(y | sigma_u) + log p(sigma_u)`` (actual treatment)."""
-        self.set_unit_sd(unit_sd)
+    def log_marginal(self, unit_sd: float, unit_time_sd: float | None = None) -> float:
+        """Laplace approximation of ``log p(y | SDs) + log p(SDs)`` (actual treatment)."""
+        self.set_unit_sd(unit_sd, unit_time_sd)
         self._set_treatment(None)
         res = _mode(self.value_grad_precision, self.start)
         logp, _, precision = self.value_grad_precision(res.x)
         sign, logdet = np.linalg.slogdet(precision)
         if sign <= 0:
             return -np.inf
-        prior = self.unit_sd_prior.logpdf(unit_sd) if self.unit_sd_prior is not None else 0.0
+        prior = sum(float(dist.logpdf(sd)) for dist, sd in (
+            (self.unit_sd_prior, unit_sd), (self.unit_time_sd_prior, unit_time_sd))
+            if dist is not None and sd is not None)
         return float(logp + 0.5 * len(res.x) * np.log(2 * np.pi) - 0.5 * logdet + prior)
 
     def estimate_unit_sd(self, bounds: tuple[float, float] = (0.02, 5.0)) -> float:
         """Mode of the Laplace-approximated marginal posterior of :math:`\\log\\sigma_u`
-        (prior and Jacobian included); sets it and returns it."""
-        def neg(log_sd):
-            return -(self.log_marginal(float(np.exp(log_sd))) + log_sd)
-        res = optimize.minimize_scalar(neg, bounds=np.log(bounds), method="bounded",
-                                       options={"xatol": 1e-3})
-        sd = float(np.exp(res.x))
-        self.set_unit_sd(sd)
+        (and of :math:`\\log\\sigma_w` jointly when the model has the unit x time effect;
+        priors and Jacobians included); sets the SDs and returns :math:`\\sigma_u`."""
+        lo, hi = np.log(bounds)
+        if self.unit_time_sd is None:
+            res = optimize.minimize_scalar(
+                lambda t: -(self.log_marginal(float(np.exp(t))) + t), bounds=(lo, hi),
+                method="bounded", options={"xatol": 1e-3})
+            self.set_unit_sd(float(np.exp(res.x)))
+        else:
+            def neg(t):
+                t = np.clip(t, lo, hi)
+                return -(self.log_marginal(*map(float, np.exp(t))) + t.sum())
+            start = np.log([self.unit_sd, self.unit_time_sd])
+            res = optimize.minimize(neg, start, method="Nelder-Mead",
+                                    options={"xatol": 1e-3, "fatol": 1e-4})
+            self.set_unit_sd(*map(float, np.exp(np.clip(res.x, lo, hi))))
         self.start = _mode(self.value_grad_precision, self.start).x.copy()
         self.start[self.treatment_index] = 0.0
-        return sd
+        return self.unit_sd
 
 
 def laplace_model(prepared: PreparedDiD, spec: ModelSpec, *, unit_sd: float | None = None,
@@ -212,7 +247,8 @@ def laplace_model(prepared: PreparedDiD, spec: ModelSpec, *, unit_sd: float | No
         The model spec of the full fit; priors are read from the Bambi model it builds.
     unit_sd
         :math:`\\sigma_u`, e.g. :func:`unit_sd_from_posterior` of a full NUTS fit; ``None``
-        estimates it (:meth:`LaplaceDiD.estimate_unit_sd`).
+        estimates it (:meth:`LaplaceDiD.estimate_unit_sd`). With the spec's unit x time effect
+        both SDs are always estimated jointly (a given ``unit_sd`` is where the search starts).
     seed
         Seed of the Gaussian draws used for the AME.
     """
@@ -221,9 +257,6 @@ def laplace_model(prepared: PreparedDiD, spec: ModelSpec, *, unit_sd: float | No
         raise SpecError(f"laplace_model() approximates the logit; design family is {d.family!r}")
     if unit_sd is not None and not unit_sd > 0:
         raise InputError(f"unit_sd must be positive, got {unit_sd!r}")
-    if spec.unit_time:
-        raise SpecError("laplace_model() has no unit x time effect; fit the spec with "
-                        "unit_time = false or use NUTS")
     bmodel, structure = build(prepared, spec)
     terms = bmodel.parameters["p"]
     cols, mus, sigmas, names = [], [], [], []
@@ -246,6 +279,13 @@ def laplace_model(prepared: PreparedDiD, spec: ModelSpec, *, unit_sd: float | No
     cols.append(np.eye(len(units))[codes])
     names.extend([f"1|{d.unit}"] * len(units))
     sd_prior = _scipy_prior(terms.group_specific_terms.get(f"1|{d.unit}"))
+    n_cells = 0
+    if spec.unit_time:
+        cells = prepared.frame[d.unit].astype(str) + ":" + prepared.frame[d.time].astype(str)
+        cell_codes, cell_levels = pd.factorize(cells, sort=True)
+        n_cells = len(cell_levels)
+        cols.append(np.eye(n_cells)[cell_codes])
+        names.extend([f"1|{d.unit}:{d.time}"] * n_cells)
     A = np.hstack(cols)
     j = names.index(d.treatment)
     design = np.delete(A, j, axis=1)
@@ -257,8 +297,12 @@ def laplace_model(prepared: PreparedDiD, spec: ModelSpec, *, unit_sd: float | No
         D = pm.Data("treatment", A[:, j])
         X = pm.Data("design", design)
         sd_u = pm.Data("unit_sd", np.asarray(initial_sd))
-        sigma = pm.math.concatenate([np.concatenate(sigmas), pm.math.ones(len(units)) * sd_u])
-        theta = pm.Normal("theta", mu=np.concatenate([*mus, np.zeros(len(units))]),
+        group_sds = [pm.math.ones(len(units)) * sd_u]
+        if n_cells:
+            sd_w = pm.Data("unit_time_sd", np.asarray(INITIAL_UNIT_TIME_SD))
+            group_sds.append(pm.math.ones(n_cells) * sd_w)
+        sigma = pm.math.concatenate([np.concatenate(sigmas), *group_sds])
+        theta = pm.Normal("theta", mu=np.concatenate([*mus, np.zeros(len(units) + n_cells)]),
                           sigma=sigma, shape=A.shape[1])
         rest = np.delete(np.arange(A.shape[1]), j)
         eta = pm.math.dot(X, theta[rest]) + D * theta[j]
@@ -276,8 +320,13 @@ def laplace_model(prepared: PreparedDiD, spec: ModelSpec, *, unit_sd: float | No
     fast = LaplaceDiD(prepared=prepared, unit_sd=initial_sd, model=model, design=design,
                       treatment_index=j, value_grad_precision=vgp, start=start, seed=seed,
                       unit_sd_prior=sd_prior, structure=structure, mean_index=mean_index,
-                      unit_codes=codes, base_design=design.copy())
-    if unit_sd is None:
+                      unit_codes=codes, base_design=design.copy(),
+                      unit_time_sd=INITIAL_UNIT_TIME_SD if n_cells else None,
+                      unit_time_sd_prior=_scipy_prior(
+                          terms.group_specific_terms.get(f"1|{d.unit}:{d.time}"))
+                      if n_cells else None)
+    if unit_sd is None or n_cells:
+        # with the unit x time effect its SD is always estimated (a given unit SD is the start)
         fast.estimate_unit_sd()
     return fast
 
@@ -367,7 +416,8 @@ def posterior_checkpoint_key(fast: LaplaceDiD, tasks) -> str:
     data = fingerprint_arrays(fast.base_design, p.frame[p.design.outcome].to_numpy(dtype=float),
                               fast.start)
     return checkpoint.key(_posterior_draw, data=data, seed=fast.seed, settings=dict(
-        unit_sd=repr(fast.unit_sd), tasks=hashlib.sha256(repr(tasks).encode()).hexdigest()))
+        unit_sd=repr(fast.unit_sd), unit_time_sd=repr(fast.unit_time_sd),
+        tasks=hashlib.sha256(repr(tasks).encode()).hexdigest()))
 
 
 def _posterior_draw(task, fast: LaplaceDiD) -> dict:
@@ -420,8 +470,7 @@ def laplace_rows(fast: LaplaceDiD, fit: LaplaceFit, *, study: str, table: str,
     from bayes_pool import estimates
     term = fast.prepared.design.treatment
     note = (f"Laplace approximation of the hierarchical logit at the posterior mode, "
-            f"unit-intercept SD fixed at {fast.unit_sd:.4g} (its marginal posterior mode); "
-            "not MCMC: no R-hat/ESS")
+            f"{fast.sd_note()} (marginal posterior mode); not MCMC: no R-hat/ESS")
     base = dict(study=study, table=table, column=column, term=term, source="bayesian",
                 n_obs=fast.prepared.n_obs, divergences=0, converged=bool(fit.converged),
                 note=note)

@@ -61,24 +61,50 @@ class Parameterization:
                 "median_information": self.median_information}
 
 
-def unit_information(frame: pd.DataFrame, unit: str, outcome: str, family: str) -> np.ndarray:
-    """Per-unit information ratio :math:`I_k = \\hat\\tau^2 / \\hat v_k` from a one-way ANOVA
-    of ``outcome`` by ``unit`` (method of moments; a 0/1 outcome on the empirical-logit
-    scale, whose sampling variance is :math:`1/(s_k + 1/2) + 1/(n_k - s_k + 1/2)`)."""
+def _levels(frame: pd.DataFrame, group, outcome: str, family: str
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's outcome level and its sampling variance (a 0/1 outcome on the
+    empirical-logit scale, whose sampling variance is :math:`1/(s + 1/2) + 1/(n - s + 1/2)`;
+    a continuous one as its mean, with the pooled within-group variance over :math:`n`)."""
     y = frame[outcome].astype(float)
-    g = y.groupby(frame[unit].to_numpy())
+    g = y.groupby(np.asarray(group))
     n, total = g.size().to_numpy(dtype=float), g.sum().to_numpy(dtype=float)
     if family == "bernoulli":
-        level = np.log((total + 0.5) / (n - total + 0.5))
-        v = 1 / (total + 0.5) + 1 / (n - total + 0.5)
-    else:
-        level = total / n
-        resid = y - g.transform("mean")
-        dof = max(len(y) - len(n), 1)
-        sigma2 = float((resid ** 2).sum()) / dof
-        v = max(sigma2, np.finfo(float).tiny) / n
+        return np.log((total + 0.5) / (n - total + 0.5)), 1 / (total + 0.5) + 1 / (n - total + 0.5)
+    resid = y - g.transform("mean")
+    sigma2 = float((resid ** 2).sum()) / max(len(y) - len(n), 1)
+    return total / n, max(sigma2, np.finfo(float).tiny) / n
+
+
+def unit_information(frame: pd.DataFrame, unit: str, outcome: str, family: str) -> np.ndarray:
+    """Per-unit information ratio :math:`I_k = \\hat\\tau^2 / \\hat v_k` from a one-way ANOVA
+    of ``outcome`` by ``unit`` (method of moments)."""
+    level, v = _levels(frame, frame[unit].to_numpy(), outcome, family)
     tau2 = max(float(np.var(level, ddof=1)) - float(np.mean(v)), MIN_TAU2) \
-        if len(n) > 1 else MIN_TAU2
+        if len(level) > 1 else MIN_TAU2
+    return tau2 / v
+
+
+def cell_information(frame: pd.DataFrame, unit: str, time: str, outcome: str, family: str
+                     ) -> np.ndarray:
+    """Information ratio of the unit x time cells, :math:`\\hat\\tau_w^2 / \\hat v_{kt}`:
+    :math:`\\tau_w^2` is the spread of the cell levels around their unit's and their period's
+    mean levels (so neither the unit intercepts nor the period effects count), less the
+    sampling variance, by the method of moments (two-way residuals of an
+    :math:`m \\times T` table have :math:`E[r^2] = (1 - 1/m)(1 - 1/T)(\\tau_w^2 + v)`)."""
+    keys = frame[[unit, time]].astype(str).agg(":".join, axis=1).to_numpy()
+    level, v = _levels(frame, keys, outcome, family)
+    cells = frame.groupby(keys, sort=True)[[unit, time]].first()
+    lv = pd.Series(level, index=cells.index)
+    by_unit, by_time = lv.groupby(cells[unit].to_numpy()), lv.groupby(cells[time].to_numpy())
+    resid = (lv - by_unit.transform("mean") - by_time.transform("mean") + lv.mean()).to_numpy()
+    m = by_unit.transform("size").to_numpy(dtype=float)
+    t = by_time.transform("size").to_numpy(dtype=float)
+    keep = (m > 1) & (t > 1)
+    if not keep.any():
+        return np.full(len(level), MIN_TAU2) / v
+    scale = (1 - 1 / m[keep]) * (1 - 1 / t[keep])
+    tau2 = max(float(np.mean(resid[keep] ** 2 / scale)) - float(np.mean(v)), MIN_TAU2)
     return tau2 / v
 
 
@@ -99,6 +125,27 @@ def choose(frame: pd.DataFrame, unit: str, setting: str = "auto", *, outcome: st
         nc, setting, f"median unit information tau^2/v_k = {info:.3g} "
         f"({'<' if nc else '>='} {CENTRED_MIN_INFORMATION:g}; one-way ANOVA of {outcome} by "
         f"{unit}{', empirical-logit scale' if family == 'bernoulli' else ''})", info)
+
+
+def choose_with_cells(frame: pd.DataFrame, unit: str, time: str, setting: str = "auto", *,
+                      outcome: str, family: str) -> Parameterization:
+    """:func:`choose` for a model with unit intercepts and unit x time effects. Bambi has one
+    ``noncentered`` flag for every group term, so the group term with less information
+    decides: non-centred if either median information ratio is below
+    :data:`CENTRED_MIN_INFORMATION`. The cells almost always decide (a few dozen rows each
+    and a small shock SD): on the benchmark null world (seed 1, 4000 rows, 87 cells) the
+    centred form took 43 leapfrog steps a draw and the non-centred one 16, both without
+    divergences."""
+    units = choose(frame, unit, setting, outcome=outcome, family=family)
+    if setting != "auto":
+        return units
+    cell = float(np.median(cell_information(frame, unit, time, outcome, family)))
+    nc = units.noncentered or cell < CENTRED_MIN_INFORMATION
+    return Parameterization(
+        nc, setting, f"{units.reason}; median unit x time cell information tau_w^2/v_kt = "
+        f"{cell:.3g} ({'<' if cell < CENTRED_MIN_INFORMATION else '>='} "
+        f"{CENTRED_MIN_INFORMATION:g}); one flag for both terms, so "
+        f"{'non-centred' if nc else 'centred'}", units.median_information)
 
 
 def noncentered(frame: pd.DataFrame, unit: str, setting: str = "auto", *,
