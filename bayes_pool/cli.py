@@ -215,7 +215,7 @@ def simulate(study: Annotated[str, typer.Argument(help="Study id: pooling-did or
         data = mod.simulate(**kwargs)
     except (BayesPoolError, ValueError) as exc:
         _fail(exc)
-    folder = out_dir or runs.OUTPUTS_DIR / study / "synthetic"
+    folder = out_dir or runs.outputs_dir() / study / "synthetic"
     data_path, truth_path = data.write(folder, stem=f"synthetic-seed{data.seed}")
     out.print(f"SYNTHETIC data: {len(data.frame)} rows -> {data_path}\ntruth -> {truth_path}")
 
