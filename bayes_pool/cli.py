@@ -555,8 +555,10 @@ def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .d
 @app.command()
 def rerun(manifest: Annotated[Path, typer.Argument(help="manifest.json of an earlier run.")],
           out_dir: OutOpt = None, strict: StrictOpt = False):
-    """Repeat an earlier run from its manifest (same command, data, seed, spec and sampler)
-    into a new folder; with the same data and machine the estimates are identical."""
+    """Repeat an earlier run from its manifest into a new folder.
+
+    Same command (run, did, psm, mediate or sensitivity), data, seed, spec and sampler; with
+    the same data and machine the estimates are identical."""
     import json
     try:
         recorded = json.loads(Path(manifest).read_text())
@@ -564,14 +566,33 @@ def rerun(manifest: Annotated[Path, typer.Argument(help="manifest.json of an ear
     except (OSError, ValueError, KeyError) as exc:
         _fail(BayesPoolError(f"{manifest}: not a bayes_pool run manifest with an 'invocation' "
                              f"record ({exc})"))
+    commands = _rerunnable()
+    name = invocation.get("command")
+    if name not in commands:
+        _fail(BayesPoolError(f"{manifest}: command {name!r} cannot be rerun; rerun repeats "
+                             f"{sorted(commands)}"))
     args = {k: (Path(v) if k in _PATH_ARGS and v is not None else v)
             for k, v in invocation["args"].items()}
-    args.update(out_dir=out_dir, strict=strict)
-    command = {"run": run, "did": did, "psm": psm, "mediate": mediate}[invocation["command"]]
-    command(**args)
+    args["out_dir"] = out_dir
+    if name == "sensitivity":
+        if strict:
+            _fail(BayesPoolError("--strict: sensitivity has no convergence exit code; read "
+                                 "the converged column of its sensitivity.csv"))
+    else:
+        args["strict"] = strict
+    commands[name](**args)
 
 
-_PATH_ARGS = {"data", "mapping"}
+def _rerunnable() -> dict:
+    """The commands that record an invocation in their manifest, by name."""
+    from bayes_pool.commands.sensitivity import sensitivity
+    return {"run": run, "did": did, "psm": psm, "mediate": mediate, "sensitivity": sensitivity}
+
+
+_PATH_ARGS = {"data", "mapping", "priors_dir"}
+_TOML_ARGS = {"spec", "model", "priors"}
+"""Arguments naming specs or prior sets: names, or .toml paths that a rerun must find from
+any directory (comma lists for ``priors``)."""
 _GATE_ARGS = ["max_r_hat", "min_ess", "max_divergences"]
 _LABEL_ARGS = ["categorical", "reference", "table", "column"]
 _INVOCATION_ARGS = {
@@ -586,7 +607,10 @@ _INVOCATION_ARGS = {
     "mediate": ["data", "treatment", "mediator", "outcome", "covariates", "outcome_family",
                 "unit", "time_col", "mapping", "seed", "bootstrap", "draws", "tune", "chains",
                 "frequentist_only", "id_col", *_GATE_ARGS, *_LABEL_ARGS],
+    "sensitivity": ["study", "model", "priors", "priors_dir", "data", "mapping", "seed", "draws",
+                    "tune", "chains", "workers", "prior_draws", "checks"],
 }
+"""The arguments of each command that decide its numbers: what ``rerun`` hands back."""
 
 
 def _base(spec):
@@ -609,7 +633,16 @@ def _invocation(command: str, scope: dict) -> dict:
     for k in _PATH_ARGS & set(args):
         if args[k] is not None:
             args[k] = str(Path(args[k]).resolve())
+    for k in _TOML_ARGS & set(args):
+        if args[k] is not None:
+            args[k] = ",".join(_resolve_toml(x.strip()) for x in args[k].split(","))
     return {"command": command, "args": args}
+
+
+def _resolve_toml(name_or_path: str) -> str:
+    """A spec or prior set name as given; a path to one, absolute."""
+    from bayes_pool.specs import is_path
+    return str(Path(name_or_path).resolve()) if is_path(name_or_path) else name_or_path
 
 
 @app.command()
@@ -671,6 +704,7 @@ def _finish(folder: Path, est: pd.DataFrame, strict: bool) -> None:
 from bayes_pool.commands import register_all  # noqa: E402  (needs the helpers above)
 
 register_all(app)
+
 
 
 def main():  # pragma: no cover

@@ -66,16 +66,18 @@ class PriorSet:
                 "families": self.families, "path": self.path}
 
 
-def available(folder: Folder = PRIORS_DIR) -> list[str]:
-    """Names of the prior sets in ``folder``, ``default`` first."""
-    return sorted(sorted(toml_files(folder)), key=lambda n: n != DEFAULT_SET)
+def available(folder: Folder | None = None) -> list[str]:
+    """Names of the prior sets in ``folder`` (None: the shipped ones), ``default`` first."""
+    names = sorted(toml_files(PRIORS_DIR if folder is None else folder))
+    return sorted(names, key=lambda n: n != DEFAULT_SET)
 
 
-def load_prior_set(name_or_path: str | Path, folder: Folder = PRIORS_DIR) -> PriorSet:
-    """Load a set by name (``<folder>/<name>.toml``, by default the shipped
-    ``models/priors/``) or by ``.toml`` path; unknown names, tables, roles or references raise
-    :class:`SpecError`."""
-    path = find_toml(name_or_path, [folder], "prior set")
+def load_prior_set(name_or_path: str | Path, folder: Folder | None = None) -> PriorSet:
+    """Load a set by ``.toml`` path or by name: ``<folder>/<name>.toml`` if ``folder`` holds
+    it, else the shipped ``models/priors/<name>.toml``. Unknown names, tables, roles or
+    references raise :class:`SpecError`."""
+    folders = [PRIORS_DIR] if folder is None else [folder, PRIORS_DIR]
+    path = find_toml(name_or_path, folders, "prior set")
     stem = path.name.removesuffix(".toml")
     try:
         raw = tomllib.loads(path.read_text())
@@ -109,9 +111,9 @@ def _check_value(value, where: str) -> None:
         raise SpecError(f"{where}: unknown reference {value['ref']!r}; valid: {sorted(REFS)}")
 
 
-def select(which: str | None, folder: Folder = PRIORS_DIR) -> list[PriorSet]:
-    """The sets named by ``"all"`` (or None) or a comma-separated list of names or ``.toml``
-    paths, in that order."""
+def select(which: str | None, folder: Folder | None = None) -> list[PriorSet]:
+    """The sets named by ``"all"`` (or None: every set in ``folder``, by default the shipped
+    ones) or a comma-separated list of names or ``.toml`` paths, in that order."""
     if which is None or which.strip() == "all":
         names = available(folder)
     else:

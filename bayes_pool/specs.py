@@ -182,11 +182,17 @@ def toml_files(folder: Traversable | str | Path) -> dict[str, Traversable]:
             if f.name.endswith(".toml") and f.is_file()}
 
 
+def is_path(name_or_path: str | Path) -> bool:
+    """Whether a spec or prior set is given by file (a ``.toml`` name, or one with a folder in
+    it) rather than by name."""
+    path = Path(name_or_path)
+    return path.suffix == ".toml" or len(path.parts) > 1
+
+
 def find_toml(name_or_path: str | Path, folders: list, what: str) -> Traversable:
-    """A TOML file given by path (a ``.toml`` name or one with a folder in it) or by name,
-    looked up in ``folders`` in order; :class:`SpecError` naming the folders and what they hold
-    when it is not found."""
-    if Path(name_or_path).suffix == ".toml" or len(Path(name_or_path).parts) > 1:
+    """A TOML file given by path (:func:`is_path`) or by name, looked up in ``folders`` in
+    order; :class:`SpecError` naming the folders and what they hold when it is not found."""
+    if is_path(name_or_path):
         path = Path(name_or_path)
         if not path.is_file():
             raise SpecError(f"{what} file {str(path)!r} not found")
