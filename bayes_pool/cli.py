@@ -6,6 +6,7 @@ exits with code 2 and a message naming the column, the values and the row count.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import sys
@@ -341,10 +342,12 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
                  "large for NUTS, e.g. a full survey year; treatment rows only).")] = None,
         categorical: CategoricalOpt = "", reference: ReferenceOpt = None,
         table: TableOpt = None, column: ColumnOpt = None):
-    """Frequentist (unit and time FE, SEs clustered by unit) and Bayesian (partially pooled
-    units, time effects) DiD on any data set; writes estimates.csv. With --cohort, also the
-    staggered-robust ATT (--staggered) and event-time coefficients (--event-study).
-    Text, categorical and value-labelled covariates enter as 0/1 indicators."""
+    """Difference-in-differences on any data set, frequentist and Bayesian.
+
+    Frequentist: unit and time fixed effects, SEs clustered by unit. Bayesian: partially pooled
+    units and time effects. Writes estimates.csv. With --cohort, also the staggered-robust ATT
+    (--staggered) and event-time coefficients (--event-study). Text, categorical and
+    value-labelled covariates enter as 0/1 indicators."""
     from bayes_pool.categorical import parse_reference
     from bayes_pool.design import DiDDesign
     start = time.perf_counter()
@@ -428,10 +431,12 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
             "--frequentist-only", help="Skip the Bayesian models (quick look).")] = False,
         id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
         max_divergences: MaxDivOpt = None, table: TableOpt = None):
-    """Propensity-score matching (k-NN k=4 caliper 0.02, radius 0.01, kernel; with --exact
-    also k-NN within exact cells) with balance tables, and Bayesian propensity, IPW, doubly
-    robust and regression ATTs, on any data set. Text, categorical and value-labelled
-    covariates enter as 0/1 indicators; balance is reported for every level."""
+    """Propensity-score matching and Bayesian ATTs on any data set.
+
+    Matching: k-NN (k=4, caliper 0.02), radius 0.01 and kernel, with --exact also k-NN within
+    exact cells, each with its balance table. Bayesian: propensity, IPW, doubly robust and
+    regression ATTs. Text, categorical and value-labelled covariates enter as 0/1 indicators;
+    balance is reported for every level."""
     from bayes_pool.categorical import parse_reference
     from bayes_pool.psm_workflow import analyse_psm, prepare_psm
     from bayes_pool.workflow import write_run
@@ -493,9 +498,10 @@ def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .d
             id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
             max_divergences: MaxDivOpt = None, categorical: CategoricalOpt = "",
             reference: ReferenceOpt = None, table: TableOpt = None, column: ColumnOpt = None):
-    """Mediation on any data set: natural indirect, direct and total effects and the
-    proportion mediated, frequentist (stepwise, Sobel, bootstrap) and Bayesian (joint model).
-    Text, categorical and value-labelled covariates enter as 0/1 indicators."""
+    """Mediation on any data set: natural indirect, direct and total effects.
+
+    Also the proportion mediated, each frequentist (stepwise, Sobel, bootstrap) and Bayesian
+    (joint model). Text, categorical and value-labelled covariates enter as 0/1 indicators."""
     from bayes_pool.bayes.mediation import load_mediation_spec
     from bayes_pool.categorical import expand, parse_reference
     from bayes_pool.figures.mediation import plot_mediation
@@ -705,6 +711,16 @@ from bayes_pool.commands import register_all  # noqa: E402  (needs the helpers a
 
 register_all(app)
 
+
+def _reflowed(doc: str | None) -> str:
+    """A docstring with each paragraph on one line: Typer keeps the source's line breaks in
+    the command list and in all but the first paragraph, which would break sentences."""
+    paragraphs = inspect.cleandoc(doc or "").split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+for _info in app.registered_commands:
+    _info.help = _reflowed(_info.help or _info.callback.__doc__)
 
 
 def main():  # pragma: no cover

@@ -42,9 +42,10 @@ def sensitivity(
                                          "posterior predictive check of the first set's.")] = True,
         out_dir: Annotated[Optional[Path], typer.Option(
             "--out", help="Write the run here instead of a new folder under outputs/.")] = None):
-    """Refit the study's benchmark model under each prior set, in parallel, and write
-    sensitivity.csv/.png, estimates.csv, power-scaling (psense.csv/.png) and the prior and
-    posterior predictive checks into a new run folder. Finished prior sets are kept in
+    """Refit the study's benchmark model under each prior set, in parallel.
+
+    Writes sensitivity.csv/.png, estimates.csv, power-scaling (psense.csv/.png) and the prior
+    and posterior predictive checks into a new run folder. Finished prior sets are kept in
     outputs/STUDY/.refits/, so the same command run again after an interruption refits only
     the sets not yet done."""
     from bayes_pool import runs, studies
