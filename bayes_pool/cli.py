@@ -46,6 +46,8 @@ MinEssOpt = Annotated[Optional[float], typer.Option(
     "--min-ess", min=0.0, help="Converged only if bulk and tail ESS >= this (default: spec, 400).")]
 MaxDivOpt = Annotated[Optional[int], typer.Option(
     "--max-divergences", min=0, help="Converged only if divergences <= this (default: spec, 0).")]
+FreqOnlyOpt = Annotated[bool, typer.Option(
+    "--frequentist-only", help="Skip the Bayesian models (quick look).")]
 IdOpt = Annotated[Optional[str], typer.Option(
     "--id", help="Respondent id column: checked to be complete and free of duplicates.")]
 CategoricalOpt = Annotated[str, typer.Option(
@@ -341,7 +343,8 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
             help="'laplace': the Laplace approximation instead of NUTS (logit; for data too "
                  "large for NUTS, e.g. a full survey year; treatment rows only).")] = None,
         categorical: CategoricalOpt = "", reference: ReferenceOpt = None,
-        table: TableOpt = None, column: ColumnOpt = None):
+        table: TableOpt = None, column: ColumnOpt = None,
+        frequentist_only: FreqOnlyOpt = False):
     """Difference-in-differences on any data set, frequentist and Bayesian.
 
     Frequentist: unit and time fixed effects, SEs clustered by unit. Bayesian: partially pooled
@@ -371,16 +374,18 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         design.check(frame)  # reject bad input before any folder or model exists
         with runs.run_folder("did", out=out_dir, seed=seed) as folder:
             from bayes_pool.workflow import analyse_did, write_run  # imports PyMC: after checks
-            _say(f"Fitting {family} DiD: frequentist TWFE and Bayesian "
-                 + ("(Laplace approximation)" if approx else
-                    f"({model_spec.sampler.chains} x {model_spec.sampler.draws} draws)"))
+            _say(f"Fitting {family} DiD: frequentist TWFE" + ("" if frequentist_only else
+                 " and Bayesian " + ("(Laplace approximation)" if approx else
+                                     f"({model_spec.sampler.chains} x "
+                                     f"{model_spec.sampler.draws} draws)")))
             analysis = analyse_did(frame, design, model_spec, seed=seed, study="did",
                                    table=table or "did", column=column or family,
-                                   approx=approx, progressbar=sys.stderr.isatty())
+                                   approx=approx, progressbar=sys.stderr.isatty(),
+                                   bayesian=not frequentist_only)
             roles = dict(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
                          cohort=cohort, covariates=covs, family=family, study="did",
                          spec=model_spec, progressbar=sys.stderr.isatty(), control=control,
-                         categorical=cats, reference=refs)
+                         categorical=cats, reference=refs, bayesian=not frequentist_only)
             if event_study:
                 from bayes_pool.figures.event_study import plot_event_study
                 from bayes_pool.staggered_workflow import analyse_event_study
@@ -427,8 +432,7 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates (radius, kernel SEs).")] = 200,
         out_dir: OutOpt = None, draws: DrawsOpt = None, tune: TuneOpt = None,
         chains: ChainsOpt = None, strict: StrictOpt = False,
-        frequentist_only: Annotated[bool, typer.Option(
-            "--frequentist-only", help="Skip the Bayesian models (quick look).")] = False,
+        frequentist_only: FreqOnlyOpt = False,
         id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
         max_divergences: MaxDivOpt = None, table: TableOpt = None):
     """Propensity-score matching and Bayesian ATTs on any data set.
@@ -606,7 +610,8 @@ _INVOCATION_ARGS = {
             "placebo_draws", "workers", "mediation_model", *_GATE_ARGS],
     "did": ["data", "outcome", "treatment", "unit", "time_col", "covariates", "family",
             "mapping", "seed", "spec", "draws", "tune", "chains", "cohort", "staggered",
-            "event_study", "control", "id_col", *_GATE_ARGS, *_LABEL_ARGS, "approx"],
+            "event_study", "control", "id_col", *_GATE_ARGS, *_LABEL_ARGS, "approx",
+            "frequentist_only"],
     "psm": ["data", "treatment", "outcome", "covariates", "categorical", "reference", "exact",
             "mapping", "seed", "bootstrap", "draws", "tune", "chains", "frequentist_only",
             "id_col", *_GATE_ARGS, "table"],
