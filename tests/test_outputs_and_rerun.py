@@ -125,3 +125,31 @@ def test_rerun_names_the_commands_it_repeats(tmp_path):
     res = runner.invoke(app, ["rerun", str(manifest)])
     assert res.exit_code == 2 and "'report' cannot be rerun" in res.output
     assert "sensitivity" in res.output
+
+
+@pytest.mark.slow  # two tiny prior-set fits, twice (about 80 s)
+def test_sensitivity_rerun_from_another_directory_reproduces_its_tables(tmp_path, monkeypatch):
+    """A real sensitivity run and its `rerun` from another directory (own outputs/, so no
+    refit checkpoint of the first run is read back) write the same estimates and table."""
+    from bayes_pool.studies.pooling_did import simulate
+    monkeypatch.setattr(runs, "OUTPUTS_DIR", None)
+    monkeypatch.delenv("BAYES_POOL_OUTPUTS", raising=False)
+    simulate(seed=3, n=1500).frame.to_csv(tmp_path / "small.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["sensitivity", "pooling-did", "--data", "small.csv", "--priors",
+                              "default,sceptical", "--chains", "1", "--draws", "60", "--tune",
+                              "60", "--prior-draws", "0", "--no-checks", "--workers", "1",
+                              "--seed", "7"])
+    assert res.exit_code == 0, res.output
+    (first,) = [p for p in (tmp_path / "outputs" / "pooling-did").iterdir()
+                if not p.name.startswith(".")]
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    res = runner.invoke(app, ["rerun", str(first / "manifest.json"), "--out", "again"])
+    assert res.exit_code == 0, res.output
+    again = tmp_path / "elsewhere" / "again"
+    for name in ("estimates.csv", "sensitivity.csv"):
+        assert (first / name).read_bytes() == (again / name).read_bytes(), name
+    assert (tmp_path / "elsewhere" / "outputs" / "pooling-did" / ".refits").is_dir()
+    recorded = json.loads((again / "manifest.json").read_text())["invocation"]
+    assert recorded["args"]["data"] == str(tmp_path / "small.csv")
