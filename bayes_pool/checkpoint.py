@@ -35,10 +35,10 @@ FORMAT = 1
 
 def refits_dir(study: str, outputs: str | Path | None = None) -> Path:
     """``<outputs>/<study>/.refits``: where a study's refit checkpoints live (default outputs
-    folder: :data:`bayes_pool.runs.OUTPUTS_DIR`, read at call time)."""
+    folder: :func:`bayes_pool.runs.outputs_dir`, read at call time)."""
     if outputs is None:
         from bayes_pool import runs
-        outputs = runs.OUTPUTS_DIR
+        outputs = runs.outputs_dir()
     return Path(outputs) / study / ".refits"
 
 

@@ -6,6 +6,7 @@ exits with code 2 and a message naming the column, the values and the row count.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import sys
@@ -45,6 +46,8 @@ MinEssOpt = Annotated[Optional[float], typer.Option(
     "--min-ess", min=0.0, help="Converged only if bulk and tail ESS >= this (default: spec, 400).")]
 MaxDivOpt = Annotated[Optional[int], typer.Option(
     "--max-divergences", min=0, help="Converged only if divergences <= this (default: spec, 0).")]
+FreqOnlyOpt = Annotated[bool, typer.Option(
+    "--frequentist-only", help="Skip the Bayesian models (quick look).")]
 IdOpt = Annotated[Optional[str], typer.Option(
     "--id", help="Respondent id column: checked to be complete and free of duplicates.")]
 CategoricalOpt = Annotated[str, typer.Option(
@@ -215,7 +218,7 @@ def simulate(study: Annotated[str, typer.Argument(help="Study id: pooling-did or
         data = mod.simulate(**kwargs)
     except (BayesPoolError, ValueError) as exc:
         _fail(exc)
-    folder = out_dir or runs.OUTPUTS_DIR / study / "synthetic"
+    folder = out_dir or runs.outputs_dir() / study / "synthetic"
     data_path, truth_path = data.write(folder, stem=f"synthetic-seed{data.seed}")
     out.print(f"SYNTHETIC data: {len(data.frame)} rows -> {data_path}\ntruth -> {truth_path}")
 
@@ -340,11 +343,14 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
             help="'laplace': the Laplace approximation instead of NUTS (logit; for data too "
                  "large for NUTS, e.g. a full survey year; treatment rows only).")] = None,
         categorical: CategoricalOpt = "", reference: ReferenceOpt = None,
-        table: TableOpt = None, column: ColumnOpt = None):
-    """Frequentist (unit and time FE, SEs clustered by unit) and Bayesian (partially pooled
-    units, time effects) DiD on any data set; writes estimates.csv. With --cohort, also the
-    staggered-robust ATT (--staggered) and event-time coefficients (--event-study).
-    Text, categorical and value-labelled covariates enter as 0/1 indicators."""
+        table: TableOpt = None, column: ColumnOpt = None,
+        frequentist_only: FreqOnlyOpt = False):
+    """Difference-in-differences on any data set, frequentist and Bayesian.
+
+    Frequentist: unit and time fixed effects, SEs clustered by unit. Bayesian: partially pooled
+    units and time effects. Writes estimates.csv. With --cohort, also the staggered-robust ATT
+    (--staggered) and event-time coefficients (--event-study). Text, categorical and
+    value-labelled covariates enter as 0/1 indicators."""
     from bayes_pool.categorical import parse_reference
     from bayes_pool.design import DiDDesign
     start = time.perf_counter()
@@ -368,16 +374,18 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         design.check(frame)  # reject bad input before any folder or model exists
         with runs.run_folder("did", out=out_dir, seed=seed) as folder:
             from bayes_pool.workflow import analyse_did, write_run  # imports PyMC: after checks
-            _say(f"Fitting {family} DiD: frequentist TWFE and Bayesian "
-                 + ("(Laplace approximation)" if approx else
-                    f"({model_spec.sampler.chains} x {model_spec.sampler.draws} draws)"))
+            _say(f"Fitting {family} DiD: frequentist TWFE" + ("" if frequentist_only else
+                 " and Bayesian " + ("(Laplace approximation)" if approx else
+                                     f"({model_spec.sampler.chains} x "
+                                     f"{model_spec.sampler.draws} draws)")))
             analysis = analyse_did(frame, design, model_spec, seed=seed, study="did",
                                    table=table or "did", column=column or family,
-                                   approx=approx, progressbar=sys.stderr.isatty())
+                                   approx=approx, progressbar=sys.stderr.isatty(),
+                                   bayesian=not frequentist_only)
             roles = dict(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
                          cohort=cohort, covariates=covs, family=family, study="did",
                          spec=model_spec, progressbar=sys.stderr.isatty(), control=control,
-                         categorical=cats, reference=refs)
+                         categorical=cats, reference=refs, bayesian=not frequentist_only)
             if event_study:
                 from bayes_pool.figures.event_study import plot_event_study
                 from bayes_pool.staggered_workflow import analyse_event_study
@@ -424,14 +432,15 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
         bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates (radius, kernel SEs).")] = 200,
         out_dir: OutOpt = None, draws: DrawsOpt = None, tune: TuneOpt = None,
         chains: ChainsOpt = None, strict: StrictOpt = False,
-        frequentist_only: Annotated[bool, typer.Option(
-            "--frequentist-only", help="Skip the Bayesian models (quick look).")] = False,
+        frequentist_only: FreqOnlyOpt = False,
         id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
         max_divergences: MaxDivOpt = None, table: TableOpt = None):
-    """Propensity-score matching (k-NN k=4 caliper 0.02, radius 0.01, kernel; with --exact
-    also k-NN within exact cells) with balance tables, and Bayesian propensity, IPW, doubly
-    robust and regression ATTs, on any data set. Text, categorical and value-labelled
-    covariates enter as 0/1 indicators; balance is reported for every level."""
+    """Propensity-score matching and Bayesian ATTs on any data set.
+
+    Matching: k-NN (k=4, caliper 0.02), radius 0.01 and kernel, with --exact also k-NN within
+    exact cells, each with its balance table. Bayesian: propensity, IPW, doubly robust and
+    regression ATTs. Text, categorical and value-labelled covariates enter as 0/1 indicators;
+    balance is reported for every level."""
     from bayes_pool.categorical import parse_reference
     from bayes_pool.psm_workflow import analyse_psm, prepare_psm
     from bayes_pool.workflow import write_run
@@ -493,9 +502,10 @@ def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .d
             id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
             max_divergences: MaxDivOpt = None, categorical: CategoricalOpt = "",
             reference: ReferenceOpt = None, table: TableOpt = None, column: ColumnOpt = None):
-    """Mediation on any data set: natural indirect, direct and total effects and the
-    proportion mediated, frequentist (stepwise, Sobel, bootstrap) and Bayesian (joint model).
-    Text, categorical and value-labelled covariates enter as 0/1 indicators."""
+    """Mediation on any data set: natural indirect, direct and total effects.
+
+    Also the proportion mediated, each frequentist (stepwise, Sobel, bootstrap) and Bayesian
+    (joint model). Text, categorical and value-labelled covariates enter as 0/1 indicators."""
     from bayes_pool.bayes.mediation import load_mediation_spec
     from bayes_pool.categorical import expand, parse_reference
     from bayes_pool.figures.mediation import plot_mediation
@@ -555,8 +565,10 @@ def mediate(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .d
 @app.command()
 def rerun(manifest: Annotated[Path, typer.Argument(help="manifest.json of an earlier run.")],
           out_dir: OutOpt = None, strict: StrictOpt = False):
-    """Repeat an earlier run from its manifest (same command, data, seed, spec and sampler)
-    into a new folder; with the same data and machine the estimates are identical."""
+    """Repeat an earlier run from its manifest into a new folder.
+
+    Same command (run, did, psm, mediate or sensitivity), data, seed, spec and sampler; with
+    the same data and machine the estimates are identical."""
     import json
     try:
         recorded = json.loads(Path(manifest).read_text())
@@ -564,14 +576,33 @@ def rerun(manifest: Annotated[Path, typer.Argument(help="manifest.json of an ear
     except (OSError, ValueError, KeyError) as exc:
         _fail(BayesPoolError(f"{manifest}: not a bayes_pool run manifest with an 'invocation' "
                              f"record ({exc})"))
+    commands = _rerunnable()
+    name = invocation.get("command")
+    if name not in commands:
+        _fail(BayesPoolError(f"{manifest}: command {name!r} cannot be rerun; rerun repeats "
+                             f"{sorted(commands)}"))
     args = {k: (Path(v) if k in _PATH_ARGS and v is not None else v)
             for k, v in invocation["args"].items()}
-    args.update(out_dir=out_dir, strict=strict)
-    command = {"run": run, "did": did, "psm": psm, "mediate": mediate}[invocation["command"]]
-    command(**args)
+    args["out_dir"] = out_dir
+    if name == "sensitivity":
+        if strict:
+            _fail(BayesPoolError("--strict: sensitivity has no convergence exit code; read "
+                                 "the converged column of its sensitivity.csv"))
+    else:
+        args["strict"] = strict
+    commands[name](**args)
 
 
-_PATH_ARGS = {"data", "mapping"}
+def _rerunnable() -> dict:
+    """The commands that record an invocation in their manifest, by name."""
+    from bayes_pool.commands.sensitivity import sensitivity
+    return {"run": run, "did": did, "psm": psm, "mediate": mediate, "sensitivity": sensitivity}
+
+
+_PATH_ARGS = {"data", "mapping", "priors_dir"}
+_TOML_ARGS = {"spec", "model", "priors"}
+"""Arguments naming specs or prior sets: names, or .toml paths that a rerun must find from
+any directory (comma lists for ``priors``)."""
 _GATE_ARGS = ["max_r_hat", "min_ess", "max_divergences"]
 _LABEL_ARGS = ["categorical", "reference", "table", "column"]
 _INVOCATION_ARGS = {
@@ -579,14 +610,18 @@ _INVOCATION_ARGS = {
             "placebo_draws", "workers", "mediation_model", *_GATE_ARGS],
     "did": ["data", "outcome", "treatment", "unit", "time_col", "covariates", "family",
             "mapping", "seed", "spec", "draws", "tune", "chains", "cohort", "staggered",
-            "event_study", "control", "id_col", *_GATE_ARGS, *_LABEL_ARGS, "approx"],
+            "event_study", "control", "id_col", *_GATE_ARGS, *_LABEL_ARGS, "approx",
+            "frequentist_only"],
     "psm": ["data", "treatment", "outcome", "covariates", "categorical", "reference", "exact",
             "mapping", "seed", "bootstrap", "draws", "tune", "chains", "frequentist_only",
             "id_col", *_GATE_ARGS, "table"],
     "mediate": ["data", "treatment", "mediator", "outcome", "covariates", "outcome_family",
                 "unit", "time_col", "mapping", "seed", "bootstrap", "draws", "tune", "chains",
                 "frequentist_only", "id_col", *_GATE_ARGS, *_LABEL_ARGS],
+    "sensitivity": ["study", "model", "priors", "priors_dir", "data", "mapping", "seed", "draws",
+                    "tune", "chains", "workers", "prior_draws", "checks"],
 }
+"""The arguments of each command that decide its numbers: what ``rerun`` hands back."""
 
 
 def _base(spec):
@@ -609,7 +644,16 @@ def _invocation(command: str, scope: dict) -> dict:
     for k in _PATH_ARGS & set(args):
         if args[k] is not None:
             args[k] = str(Path(args[k]).resolve())
+    for k in _TOML_ARGS & set(args):
+        if args[k] is not None:
+            args[k] = ",".join(_resolve_toml(x.strip()) for x in args[k].split(","))
     return {"command": command, "args": args}
+
+
+def _resolve_toml(name_or_path: str) -> str:
+    """A spec or prior set name as given; a path to one, absolute."""
+    from bayes_pool.specs import is_path
+    return str(Path(name_or_path).resolve()) if is_path(name_or_path) else name_or_path
 
 
 @app.command()
@@ -671,6 +715,17 @@ def _finish(folder: Path, est: pd.DataFrame, strict: bool) -> None:
 from bayes_pool.commands import register_all  # noqa: E402  (needs the helpers above)
 
 register_all(app)
+
+
+def _reflowed(doc: str | None) -> str:
+    """A docstring with each paragraph on one line: Typer keeps the source's line breaks in
+    the command list and in all but the first paragraph, which would break sentences."""
+    paragraphs = inspect.cleandoc(doc or "").split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+for _info in app.registered_commands:
+    _info.help = _reflowed(_info.help or _info.callback.__doc__)
 
 
 def main():  # pragma: no cover

@@ -15,19 +15,26 @@ A parameter may be a number or a reference ``{ ref = NAME, times = k }`` resolve
 applied to a model and data (:data:`REFS`): the published estimate and SE of the cell being
 re-analysed (read from the study's ledger, never typed twice) or the outcome's SD.
 An empty ``[priors]`` (``default.toml``) keeps the spec's own priors.
+
+The shipped sets are package data (``bayes_pool/models/priors``, read with
+:mod:`importlib.resources`); every function also takes a ``folder`` of the user's own sets, and a
+set may be named by its ``.toml`` path.
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from bayes_pool.errors import SpecError
-from bayes_pool.specs import MODELS_DIR, PRIOR_ROLES, ModelSpec, check_priors
+from bayes_pool.specs import MODELS_DIR, PRIOR_ROLES, ModelSpec, check_priors, find_toml, toml_files
 
-PRIORS_DIR = MODELS_DIR / "priors"
-"""Where the named prior sets live."""
+PRIORS_DIR: Traversable = MODELS_DIR / "priors"
+"""Where the shipped prior sets live (package data)."""
+
+Folder = Traversable | str | Path
 
 REFS: dict[str, str] = {
     "published_estimate": "the published estimate of the key coefficient (study ledger)",
@@ -59,21 +66,19 @@ class PriorSet:
                 "families": self.families, "path": self.path}
 
 
-def available(folder: Path = PRIORS_DIR) -> list[str]:
-    """Names of the prior sets in ``folder``, ``default`` first."""
-    names = sorted(p.stem for p in Path(folder).glob("*.toml"))
+def available(folder: Folder | None = None) -> list[str]:
+    """Names of the prior sets in ``folder`` (None: the shipped ones), ``default`` first."""
+    names = sorted(toml_files(PRIORS_DIR if folder is None else folder))
     return sorted(names, key=lambda n: n != DEFAULT_SET)
 
 
-def load_prior_set(name_or_path: str | Path, folder: Path = PRIORS_DIR) -> PriorSet:
-    """Load a set by name (``models/priors/<name>.toml``) or path; unknown names, tables,
-    roles or references raise :class:`SpecError`."""
-    path = Path(name_or_path)
-    if path.suffix != ".toml":
-        path = Path(folder) / f"{name_or_path}.toml"
-    if not path.exists():
-        raise SpecError(f"prior set {str(name_or_path)!r} not found; sets in {folder}: "
-                        f"{available(folder)} (add one as {folder}/<name>.toml)")
+def load_prior_set(name_or_path: str | Path, folder: Folder | None = None) -> PriorSet:
+    """Load a set by ``.toml`` path or by name: ``<folder>/<name>.toml`` if ``folder`` holds
+    it, else the shipped ``models/priors/<name>.toml``. Unknown names, tables, roles or
+    references raise :class:`SpecError`."""
+    folders = [PRIORS_DIR] if folder is None else [folder, PRIORS_DIR]
+    path = find_toml(name_or_path, folders, "prior set")
+    stem = path.name.removesuffix(".toml")
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
@@ -82,7 +87,7 @@ def load_prior_set(name_or_path: str | Path, folder: Path = PRIORS_DIR) -> Prior
     if set(raw) - allowed:
         raise SpecError(f"{path}: unknown table(s) {sorted(set(raw) - allowed)}; "
                         f"valid: {sorted(allowed)}")
-    where = f"prior set {path.stem!r} ({path})"
+    where = f"prior set {stem!r} ({path})"
     priors = dict(raw.get("priors", {}))
     families = {f: dict(raw[f]) for f in FAMILIES if f in raw}
     for table in [priors, *families.values()]:
@@ -91,7 +96,7 @@ def load_prior_set(name_or_path: str | Path, folder: Path = PRIORS_DIR) -> Prior
             for key, value in (prior.items() if isinstance(prior, dict) else ()):
                 if key != "dist":
                     _check_value(value, f"{where}, role {role!r}, parameter {key!r}")
-    return PriorSet(name=path.stem, description=str(raw.get("set", {}).get("description", "")),
+    return PriorSet(name=stem, description=str(raw.get("set", {}).get("description", "")),
                     priors=priors, families=families, path=str(path))
 
 
@@ -106,9 +111,9 @@ def _check_value(value, where: str) -> None:
         raise SpecError(f"{where}: unknown reference {value['ref']!r}; valid: {sorted(REFS)}")
 
 
-def select(which: str | None, folder: Path = PRIORS_DIR) -> list[PriorSet]:
-    """The sets named by ``"all"`` (or None) or a comma-separated list of names or ``.toml``
-    paths, in that order."""
+def select(which: str | None, folder: Folder | None = None) -> list[PriorSet]:
+    """The sets named by ``"all"`` (or None: every set in ``folder``, by default the shipped
+    ones) or a comma-separated list of names or ``.toml`` paths, in that order."""
     if which is None or which.strip() == "all":
         names = available(folder)
     else:

@@ -3,6 +3,9 @@
 A run writes into ``outputs/<study>/.<run-id>.partial/`` and is renamed to
 ``outputs/<study>/<run-id>/`` only when everything is written, so an interrupted run never
 looks complete and a run never overwrites another.
+
+``outputs/`` is under the current directory (or ``$BAYES_POOL_OUTPUTS``), decided when a run
+starts, never inside the installed package: see :func:`outputs_dir`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,18 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-OUTPUTS_DIR = Path(os.environ.get("BAYES_POOL_OUTPUTS", Path(__file__).resolve().parents[1] / "outputs"))
+OUTPUTS_DIR: Path | None = None
+"""A fixed outputs folder for this process (tests set it); None: :func:`outputs_dir` decides."""
 PACKAGES = ["bayes_pool", "pymc", "pytensor", "bambi", "arviz", "arviz-base", "arviz-stats",
             "nutpie", "numpy", "pandas", "scipy", "statsmodels", "scikit-learn", "pandera",
             "pyreadstat", "matplotlib", "xarray"]
+
+
+def outputs_dir() -> Path:
+    """Where run folders go: :data:`OUTPUTS_DIR` if set, else ``$BAYES_POOL_OUTPUTS``, else
+    ``./outputs`` under the current directory; absolute, read at each call."""
+    folder = OUTPUTS_DIR or os.environ.get("BAYES_POOL_OUTPUTS") or Path.cwd() / "outputs"
+    return Path(folder).absolute()
 
 
 def new_run_id(seed: int | None = None) -> str:
@@ -79,7 +90,7 @@ def run_folder(study: str, *, out: str | Path | None = None, seed: int | None = 
         if final.exists() and any(final.iterdir()):
             raise FileExistsError(f"{final} exists and is not empty; runs never overwrite")
     else:
-        final = OUTPUTS_DIR / study / new_run_id(seed)
+        final = outputs_dir() / study / new_run_id(seed)
     partial = final.parent / f".{final.name}.partial"
     try:
         partial.mkdir(parents=True, exist_ok=False)

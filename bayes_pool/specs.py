@@ -3,20 +3,28 @@
 A spec says which family, priors (by role: intercept, treatment, covariates, time, unit_sd),
 sampler settings and convergence thresholds a Bayesian fit uses, and which published table it
 answers. The same record is written into each run's ``manifest.json``.
+
+The specs ship inside the package as ``bayes_pool/models`` and are read with
+:mod:`importlib.resources`, so an installed wheel finds them. In a checkout
+``bayes_pool/models`` is a symbolic link to the top-level ``models/``, the one copy a user
+edits; building a wheel copies the files in. A user's own spec is a TOML path, or a name
+looked up first in a folder of their own (``load_spec(name, folder=...)``).
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import asdict, dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal, get_args
 
 from bayes_pool.errors import SpecError
 from bayes_pool.mundlak import UNIT_EFFECTS
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-"""The repository's ``models/`` folder (the package is installed in editable mode)."""
+MODELS_DIR: Traversable = resources.files("bayes_pool") / "models"
+"""The specs shipped with the package (in a checkout: the top-level ``models/``, linked)."""
 
 Backend = Literal["nutpie", "pymc"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -165,14 +173,44 @@ def check_priors(priors: dict, where: str, *, numeric: bool = False) -> None:
                 raise SpecError(f"{where}: prior {role!r} has non-numeric parameter(s) {odd}")
 
 
-def load_spec(name_or_path: str | Path) -> ModelSpec:
-    """Load a spec by file path or by name (``models/<name>.toml``); unknown keys raise."""
+def toml_files(folder: Traversable | str | Path) -> dict[str, Traversable]:
+    """The ``*.toml`` files directly in ``folder`` (a path or a package resource), by stem."""
+    folder = Path(folder) if isinstance(folder, (str, Path)) else folder
+    if not folder.is_dir():
+        return {}
+    return {f.name.removesuffix(".toml"): f for f in folder.iterdir()
+            if f.name.endswith(".toml") and f.is_file()}
+
+
+def is_path(name_or_path: str | Path) -> bool:
+    """Whether a spec or prior set is given by file (a ``.toml`` name, or one with a folder in
+    it) rather than by name."""
     path = Path(name_or_path)
-    if not path.suffix:
-        path = MODELS_DIR / f"{name_or_path}.toml"
-    if not path.exists():
-        known = sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
-        raise SpecError(f"model spec {str(name_or_path)!r} not found; specs in {MODELS_DIR}: {known}")
+    return path.suffix == ".toml" or len(path.parts) > 1
+
+
+def find_toml(name_or_path: str | Path, folders: list, what: str) -> Traversable:
+    """A TOML file given by path (:func:`is_path`) or by name, looked up in ``folders`` in
+    order; :class:`SpecError` naming the folders and what they hold when it is not found."""
+    if is_path(name_or_path):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise SpecError(f"{what} file {str(path)!r} not found")
+        return path
+    for folder in folders:
+        found = toml_files(folder).get(str(name_or_path))
+        if found is not None:
+            return found
+    held = {str(f): sorted(toml_files(f)) for f in folders}
+    raise SpecError(f"{what} {str(name_or_path)!r} not found; give a .toml path or one of the "
+                    f"names in {held}")
+
+
+def load_spec(name_or_path: str | Path, folder: str | Path | None = None) -> ModelSpec:
+    """Load a spec by file path or by name: ``<folder>/<name>.toml`` when ``folder`` is given
+    and holds it, else the shipped ``models/<name>.toml``; unknown keys raise."""
+    folders = ([Path(folder)] if folder is not None else []) + [MODELS_DIR]
+    path = find_toml(name_or_path, folders, "model spec")
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:

@@ -13,11 +13,13 @@ def register(app) -> None:
 
 
 def report(run_dir: Annotated[Path, typer.Argument(
-        help="A run folder (outputs/<study>/<run-id>) or a sensitivity folder.")]):
-    """Write report.html (one self-contained page: tables, figures, convergence, sensitivity,
-    manifest) and report.md into the run folder. `bayes-pool run` writes it by default; run this
-    after adding sensitivity results (the folder, its sensitivity/ subfolder, or the manifest's
-    "sensitivity" entry) or to refresh an older run."""
+        help="A run folder (outputs/STUDY/RUN-ID) or a sensitivity folder.")]):
+    """(Re)write report.html and report.md of a run folder.
+
+    report.html is one self-contained page: tables, figures, convergence, sensitivity and the
+    manifest. `bayes-pool run` writes it by default; run this after adding sensitivity results
+    (the folder, its sensitivity/ subfolder, or the manifest's "sensitivity" entry) or to
+    refresh an older run."""
     from bayes_pool.cli import _fail, _say, out
     from bayes_pool.errors import BayesPoolError
     from bayes_pool.report_page import collect, write

@@ -19,8 +19,12 @@ def sensitivity(
             help="Model spec name in models/ or a TOML path (default: the study's benchmark, "
                  "did_logit for pooling-did, linear_regression for smi-psm).")] = None,
         priors: Annotated[str, typer.Option(
-            help="Prior sets from models/priors/: 'all' or a comma list of names or .toml "
-                 "paths, e.g. default,vague,sceptical.")] = "all",
+            help="Prior sets: 'all' or a comma list of names or .toml paths, e.g. "
+                 "default,vague,sceptical. Names are looked up in --priors-dir, else among the "
+                 "shipped sets (models/priors/).")] = "all",
+        priors_dir: Annotated[Optional[Path], typer.Option(
+            help="A folder of your own prior sets (<name>.toml files, the format of "
+                 "models/priors/); 'all' then means every set in it.")] = None,
         data: Annotated[Optional[Path], typer.Option(
             help="Survey file (.dta .sav .csv .parquet); default: synthetic data.")] = None,
         mapping: Annotated[Optional[Path], typer.Option(
@@ -38,14 +42,15 @@ def sensitivity(
                                          "posterior predictive check of the first set's.")] = True,
         out_dir: Annotated[Optional[Path], typer.Option(
             "--out", help="Write the run here instead of a new folder under outputs/.")] = None):
-    """Refit the study's benchmark model under each prior set, in parallel, and write
-    sensitivity.csv/.png, estimates.csv, power-scaling (psense.csv/.png) and the prior and
-    posterior predictive checks into a new run folder. Finished prior sets are kept in
+    """Refit the study's benchmark model under each prior set, in parallel.
+
+    Writes sensitivity.csv/.png, estimates.csv, power-scaling (psense.csv/.png) and the prior
+    and posterior predictive checks into a new run folder. Finished prior sets are kept in
     outputs/STUDY/.refits/, so the same command run again after an interruption refits only
     the sets not yet done."""
     from bayes_pool import runs, studies
     from bayes_pool.checkpoint import refits_dir
-    from bayes_pool.cli import _fail, _load_user_data, _say, _spec, out
+    from bayes_pool.cli import _fail, _invocation, _load_user_data, _say, _spec, out
     from bayes_pool.errors import BayesPoolError
     from bayes_pool.priors import select
     from bayes_pool.sensitivity import run_sensitivity, study_target, write_sensitivity
@@ -53,7 +58,7 @@ def sensitivity(
     try:
         mod = studies.get(study)
         spec = _spec(model or mod.DEFAULT_SPEC, draws, tune, chains)
-        sets = select(priors)
+        sets = select(priors, priors_dir)
         if data is None:
             _say(f"No --data: generating the SYNTHETIC {study} data set (seed {seed})")
             sim = mod.simulate(seed=seed)
@@ -94,12 +99,7 @@ def sensitivity(
                                 "min_ess_bulk": float(result.table["ess_bulk"].min()),
                                 "divergences": dict(zip(result.table["prior_set"],
                                                         result.table["divergences"].astype(int)))},
-                "invocation": {"command": "sensitivity", "args": {
-                    "study": study, "model": model, "priors": priors,
-                    "data": str(data.resolve()) if data else None,
-                    "mapping": str(mapping.resolve()) if mapping else None, "seed": seed,
-                    "draws": draws, "tune": tune, "chains": chains, "workers": workers,
-                    "prior_draws": prior_draws, "checks": checks}},
+                "invocation": _invocation("sensitivity", locals()),
                 "files": sorted(p.name for p in paths.values()) + ["manifest.json", "report.html",
                                                                    "report.md"],
                 "elapsed_seconds": round(time.perf_counter() - start, 1)})
