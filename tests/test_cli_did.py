@@ -6,11 +6,13 @@ import json
 
 import pandas as pd
 import pytest
+import xarray as xr
 from typer.testing import CliRunner
 
-from bayes_pool import runs
+from bayes_pool import report, runs
 from bayes_pool.cli import app
 from tests.conftest import make_panel
+from tests.figures import forest_rows, keep_saved
 
 runner = CliRunner()
 QUICK = ["--chains", "2", "--draws", "300", "--tune", "300"]
@@ -29,7 +31,8 @@ def _args(path):
             "--unit", "county", "--time", "wave", "--covariates", "x1,x2"]
 
 
-def test_did_on_user_csv_writes_estimates(tmp_path, outputs):
+def test_did_on_user_csv_writes_estimates(tmp_path, outputs, monkeypatch):
+    figs = keep_saved(monkeypatch, report)
     frame, truth = make_panel(seed=11)
     path = tmp_path / "user.csv"
     frame.to_csv(path, index=False)
@@ -50,7 +53,15 @@ def test_did_on_user_csv_writes_estimates(tmp_path, outputs):
     assert min(bayes["ess_bulk"], bayes["ess_tail"]) >= 200
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["synthetic"] is False and manifest["data"]["fingerprint"]
-    assert (run_dir / "idata.nc").exists() and (run_dir / "forest.png").exists()
+    # what the other outputs hold: the posterior behind the beta row, the forest plot's marker
+    beta = est[(est.term == "treated") & (est.quantity == "beta")].set_index("source")
+    with xr.open_datatree(run_dir / "idata.nc") as tree:
+        (fit,) = tree.children  # one Bayesian fit: its posterior under /<fit>/posterior
+        mean = float(tree[fit]["posterior"]["treated"].mean())
+    assert mean == pytest.approx(beta.loc["bayesian", "estimate"], rel=1e-6)
+    shown = forest_rows(figs["forest"].axes[0], "bayesian")
+    (label,) = [k for k in shown if "treated (ame)" in k]
+    assert shown[label] == pytest.approx(bayes["estimate"])
 
 
 @pytest.mark.parametrize("mutate, needles", [

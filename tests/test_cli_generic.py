@@ -11,7 +11,9 @@ from scipy.special import expit
 from typer.testing import CliRunner
 
 from bayes_pool import runs
+from bayes_pool.figures import psm as psm_figs
 from bayes_pool.cli import app
+from tests.figures import keep_saved, points
 
 runner = CliRunner()
 
@@ -23,7 +25,8 @@ def outputs(tmp_path, monkeypatch):
     return out
 
 
-def test_psm_on_user_csv_recovers_constant_att(tmp_path, outputs):
+def test_psm_on_user_csv_recovers_constant_att(tmp_path, outputs, monkeypatch):
+    figs = keep_saved(monkeypatch, psm_figs)
     rng = np.random.default_rng(4)
     n = 2000
     age = rng.normal(0, 1, n)
@@ -43,7 +46,13 @@ def test_psm_on_user_csv_recovers_constant_att(tmp_path, outputs):
     assert set(att["column"]) == {"knn", "radius", "kernel"}
     for r in att.itertuples():
         assert abs(r.estimate - 2.0) < 2 * r.se, r
-    assert (run_dir / "psm_love_plot.png").exists()
+    # the love plot's markers are the balance rows of estimates.csv (|std. bias| before, after)
+    ax = figs["psm_love_plot"].axes[0]
+    bal = est[(est["quantity"] == "std_bias_pct") & (est["table"] == "psm_balance")]
+    for label, col in (("before matching", "before"), ("after matching", "after")):
+        rows = bal[bal["column"] == col].set_index("term")["estimate"].abs()
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        np.testing.assert_allclose(points(ax, label)[:, 0], rows.loc[labels], rtol=1e-6)
 
 
 def test_psm_exact_on_user_csv_matches_within_cells(tmp_path, outputs):

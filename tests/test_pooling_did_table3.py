@@ -11,6 +11,7 @@ import json
 import pandas as pd
 import pyreadstat
 import pytest
+import xarray as xr
 from typer.testing import CliRunner
 
 from bayes_pool import runs
@@ -95,8 +96,18 @@ def test_run_twice_same_seed_identical_estimates(outputs):
     assert manifest["data"]["truth"]["ame_policy"] > 0
     assert "pymc" in manifest["versions"] and manifest["spec"]["sampler"]["draws"] == 150
     assert "SYNTHETIC DATA" in (first / "comparison.md").read_text()
-    for name in ("idata.nc", "forest.png", "comparison.csv"):
-        assert (first / name).stat().st_size > 0
+    # comparison.csv holds the three sources of each cell as estimates.csv has them
+    comp = pd.read_csv(first / "comparison.csv", dtype={"table": str, "column": str})
+    cell = comp[(comp["table"] == "3") & (comp["column"] == "(2)") & (comp["term"] == "policy")
+                & (comp["quantity"] == "ame")].iloc[0]
+    for source, col in (("frequentist", "frequentist"), ("bayesian", "bayesian"),
+                        ("published", "published")):
+        row = est[(est["table"].astype(str) == "3") & (est["column"] == "(2)")
+                  & (est["term"] == "policy") & (est["quantity"] == "ame")
+                  & (est["source"] == source)].iloc[0]
+        assert cell[col] == pytest.approx(row["estimate"], rel=1e-6), source
+    with xr.open_datatree(first / "idata.nc") as tree:
+        assert tree.attrs["synthetic"] == 1 and tree.attrs["seed"] == "11"
     assert "SYNTHETIC DATA" in res.output and "policy" in res.output
     assert not list((outputs / "pooling-did").glob(".*partial"))
 
