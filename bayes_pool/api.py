@@ -220,7 +220,7 @@ def psm(data: pd.DataFrame, *, treatment: str, outcome: str, covariates: Columns
 
     ATT rows are in table ``table`` (shown by :meth:`~Result.summary` and
     :meth:`~Result.plot`), balance rows in ``<table>_balance``
-    (``r.summary(table="psm_balance", quantity=None)``). ``spec`` is the propensity
+    (``r.summary(table="psm_balance")``). ``spec`` is the propensity
     model's (default ``propensity_logit``); ``bootstrap`` the replicates of the radius and
     kernel SEs; ``seed`` the root seed (the CLI's default). Other arguments as :func:`did`.
     """

@@ -78,12 +78,16 @@ class Result:
         """Sample sizes, dropped units, seeds and the other facts a run's manifest records."""
         return self.analysis.facts
 
-    def _rows(self, **shown) -> pd.DataFrame:
-        """The rows selected by ``shown`` (column -> value or values; None: every row),
-        falling back to :attr:`shown` for the columns not given."""
+    def _rows(self, **select) -> pd.DataFrame:
+        """The rows ``select`` picks (column -> value or values; None: any), or without it
+        the rows :attr:`shown` picks."""
         table = self.tidy()
         keep = pd.Series(True, index=table.index)
-        for col, values in {**self.shown, **shown}.items():
+        unknown = sorted(set(select) - set(table.columns))
+        if unknown:
+            raise ValueError(f"cannot select rows by {unknown}: not columns of the estimates "
+                             f"table {list(table.columns)}")
+        for col, values in (select or self.shown).items():
             if values is None:
                 continue
             values = (values,) if isinstance(values, str) else tuple(values)
@@ -108,12 +112,12 @@ class Result:
                 "divergences", "converged"]
         return table.loc[table["source"] == "bayesian", cols].reset_index(drop=True)
 
-    def summary(self, **shown) -> str:
+    def summary(self, **select) -> str:
         """A printable table, Stata-like: term, estimate, SE (posterior SD for Bayesian rows),
         the 95% interval, the p-value, and for Bayesian rows R-hat, ESS, divergences and the
-        convergence verdict. Keywords select rows as in :meth:`plot` (``table="psm_balance"``;
-        ``quantity=None`` for every quantity)."""
-        rows = self._rows(**shown)
+        convergence verdict. Keywords select rows instead of the default selection, as in
+        :meth:`plot` (``table="psm_balance"``; ``table=None``: every row)."""
+        rows = self._rows(**select)
         first = {k: i for i, k in reversed(list(enumerate(_keys(rows))))}
         order = rows.assign(_k=[first[k] for k in _keys(rows)],
                             _s=rows["source"].map({s: i for i, s in enumerate(SHOWN)}))
@@ -159,19 +163,19 @@ class Result:
         return (f"<{type(self).__name__}: {self.title}; {len(t)} estimates rows "
                 f"({', '.join(sorted(set(t['source'])))}); posteriors: {fits}>")
 
-    def plot(self, ax=None, **shown):
+    def plot(self, ax=None, **select):
         """A forest plot of the selected rows: one line per (table, column, term, quantity),
         one marker per source with its 95% interval (published and frequentist rows without
         one: estimate ± 1.96 SE); unconverged posteriors hollow.
 
-        Keywords select rows (column of the table -> value or values, None for all), e.g.
-        ``quantity="ame"``. Draws into ``ax`` when given. Returns ``(fig, ax)``; writes no
+        Keywords select rows instead of the default selection (column of the table ->
+        value or values; None: any), e.g. ``quantity="ame"``. Draws into ``ax`` when given. Returns ``(fig, ax)``; writes no
         file (``fig.savefig`` does).
         """
         from bayes_pool.figures import Z
-        rows = self._rows(**shown)
+        rows = self._rows(**select)
         if rows.empty:
-            raise ValueError(f"no rows to plot for {({**self.shown, **shown})}; the table has "
+            raise ValueError(f"no rows to plot for {select or self.shown}; the table has "
                              f"quantities {sorted(set(self.analysis.estimates['quantity']))}")
         keys = list(dict.fromkeys(_keys(rows)))
         fig, ax = _axes(ax, (7, 0.45 * len(keys) + 1.6))
@@ -227,11 +231,11 @@ class EventStudyResult(Result):
     reference: int = -1
     """The reference event time (drawn at 0, no interval)."""
 
-    def plot(self, ax=None, quantity: str = "beta", **shown):
+    def plot(self, ax=None, quantity: str = "beta", **select):
         """The event-study path: the ``quantity`` of every ``event_time_<k>`` row against k,
         frequentist and Bayesian side by side with their 95% intervals, the reference period
         at 0 (no interval). Returns ``(fig, ax)``; writes no file."""
-        rows = self._rows(quantity=quantity, **shown)
+        rows = self._rows(**{**self.shown, "quantity": quantity, **select})
         k = rows["column"].str.extract(_EVENT, expand=False).astype(float)
         rows = rows.assign(k=k)[k.notna()]
         if rows.empty:
