@@ -134,8 +134,7 @@ class Result:
             "ESS tail": rows["ess_tail"].map(_num), "div": rows["divergences"].map(_num),
             "converged": [("yes" if ok else "NO") if b and pd.notna(ok) else ""
                           for b, ok in zip(bayes, rows["converged"])]})
-        if not bayes.any():
-            view = view.drop(columns=["R-hat", "ESS bulk", "ESS tail", "div", "converged"])
+        view = view.loc[:, (view != "").any()]  # e.g. no p-values for posteriors or balance
         body = "\n".join(line.rstrip() for line in view.to_string(index=False).splitlines()) \
             if len(view) else "(no rows selected)"
         width = max(len(line) for line in body.splitlines())
