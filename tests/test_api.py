@@ -312,3 +312,55 @@ def test_plot_draws_the_tables_values_without_writing(tmp_path, monkeypatch):
     np.testing.assert_allclose(path.get_offsets()[:, 1], beta.loc[k.sort_values().index,
                                                                    "estimate"])
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+# ---- a published study -------------------------------------------------------------------------
+
+def test_study_run_passes_seed_spec_extras_and_data_to_the_studys_pipeline(monkeypatch):
+    """As `bayes-pool run`: the synthetic data and extras of the seed (or the user's frame
+    through the study's prepare), the default spec with the sampler overrides, the run
+    options; the result says whether the data were synthetic. The pipeline is replaced by a
+    recorder (the real one runs in the next test)."""
+    from bayes_pool import studies
+    from bayes_pool.synthetic import SyntheticData
+    mod = studies.get("pooling-did")
+    seen = {}
+    frames = {s: pd.DataFrame({"seed": [s]}) for s in (7, 8)}
+    monkeypatch.setattr(mod, "simulate", lambda seed, **kw: SyntheticData(
+        study="pooling-did", frame=frames[seed], seed=seed))
+    monkeypatch.setattr(mod, "prepare", lambda frame, source=None: frame.assign(prepared=1))
+
+    def run(frame, **kwargs):
+        seen.update(frame=frame, **kwargs)
+        return Analysis(estimates=estimates.frame([estimates.row(
+            study="pooling-did", table="3", column="(1)", term="policy", quantity="ame",
+            source="published", estimate=0.05, se=0.01)]))
+
+    monkeypatch.setattr(mod, "run", run)
+    r = bp.study("pooling-did").run(seed=7, draws=50, chains=2, parts=("table3",))
+    assert seen["frame"] is frames[7] and seen["frame_2012"] is frames[8]  # extras: seed + 1
+    assert (seen["seed"], seen["parts"]) == (7, ("table3",))
+    assert seen["spec"].name == "did_logit"
+    assert (seen["spec"].sampler.draws, seen["spec"].sampler.chains) == (50, 2)
+    assert r.synthetic and r.summary().startswith("SYNTHETIC DATA — Zhang & Chen (2024)")
+    seen.clear()
+    r = bp.study("pooling-did").run(pd.DataFrame({"seed": [1]}), seed=3)
+    assert seen["frame"]["prepared"].tolist() == [1] and "frame_2012" not in seen
+    assert not r.synthetic and seen["seed"] == 3 and "SYNTHETIC" not in r.summary()
+
+
+def test_study_run_table2_holds_the_published_rows_and_the_replication():
+    """The real pipeline on synthetic data, the descriptives only: every published row of
+    the study, the frequentist Table 2, and the default plot showing the published AMEs."""
+    from bayes_pool.published import load_published
+    r = bp.study("pooling-did").run(seed=7, parts=("table2",))
+    table = r.tidy()
+    published = load_published("pooling-did")
+    assert_same_rows(table[table["source"] == "published"], published)
+    freq = table[table["source"] == "frequentist"]
+    assert set(freq["table"]) == {"2"} and len(freq) > 0 and r.idata is None
+    fig, ax = r.plot()
+    (dots,) = [c for c in ax.collections if c.get_gid() == "published"]
+    ame = published[(published["term"] == "policy") & published["quantity"].isin(
+        ["ame", "att", "indirect"])]
+    np.testing.assert_allclose(dots.get_offsets()[:, 0], ame["estimate"])
