@@ -364,3 +364,16 @@ def test_study_run_table2_holds_the_published_rows_and_the_replication():
     ame = published[(published["term"] == "policy") & published["quantity"].isin(
         ["ame", "att", "indirect"])]
     np.testing.assert_allclose(dots.get_offsets()[:, 0], ame["estimate"])
+
+
+def test_api_page_is_what_the_docstrings_give():
+    """docs/api.md is written from the docstrings (python docs/api_page.py): it must not fall
+    behind the code."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "docs" / "api_page.py"
+    spec = importlib.util.spec_from_file_location("api_page", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.PAGE.read_text() == module.page(), "run: python docs/api_page.py"
+    assert "bp.mediate(" in module.page() and "Result.diagnostics(" in module.page()
