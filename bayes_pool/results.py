@@ -168,8 +168,8 @@ class Result:
         one: estimate ± 1.96 SE); unconverged posteriors hollow.
 
         Keywords select rows instead of the default selection (column of the table ->
-        value or values; None: any), e.g. ``quantity="ame"``. Draws into ``ax`` when given. Returns ``(fig, ax)``; writes no
-        file (``fig.savefig`` does).
+        value or values; None: any), e.g. ``quantity="ame"``. Draws into ``ax`` when given.
+        Returns ``(fig, ax)``; writes no file (``fig.savefig`` does).
         """
         from bayes_pool.figures import Z
         rows = self._rows(**select)
