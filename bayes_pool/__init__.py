@@ -13,9 +13,7 @@ and likewise ``bp.psm``, ``bp.mediate``, ``bp.event_study``, ``bp.staggered`` an
 ``bp.study("pooling-did").run()``. Models are imported only when a function is called.
 """
 
-__version__ = "0.1.0"
-
-from bayes_pool.api import (  # noqa: E402  (after the version, which the CLI reads)
+from bayes_pool.api import (
     BACKENDS,
     Study,
     did,
@@ -25,8 +23,9 @@ from bayes_pool.api import (  # noqa: E402  (after the version, which the CLI re
     staggered,
     study,
 )
-from bayes_pool.errors import InputError, SpecError  # noqa: E402
-from bayes_pool.results import EventStudyResult, Result  # noqa: E402
+from bayes_pool.errors import InputError, SpecError
+from bayes_pool.results import EventStudyResult, Result
+from bayes_pool.version import __version__
 
 __all__ = ["BACKENDS", "EventStudyResult", "InputError", "Result", "SpecError", "Study",
            "__version__", "did", "event_study", "mediate", "psm", "staggered", "study"]
