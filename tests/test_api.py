@@ -377,3 +377,20 @@ def test_api_page_is_what_the_docstrings_give():
     spec.loader.exec_module(module)
     assert module.PAGE.read_text() == module.page(), "run: python docs/api_page.py"
     assert "bp.mediate(" in module.page() and "Result.diagnostics(" in module.page()
+
+
+def test_importing_the_package_and_its_figures_keeps_the_users_matplotlib_backend():
+    """A notebook's backend survives: no module chooses one (figures are drawn outside
+    pyplot), so importing the API and every figure module leaves MPLBACKEND's choice."""
+    import os
+    import subprocess
+    import sys
+    code = ("import matplotlib, pkgutil, importlib, bayes_pool, bayes_pool.figures, "
+            "bayes_pool.report\n"
+            "for m in pkgutil.iter_modules(bayes_pool.figures.__path__):\n"
+            "    importlib.import_module('bayes_pool.figures.' + m.name)\n"
+            "print(matplotlib.get_backend())")
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "svg"
