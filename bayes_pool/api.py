@@ -69,7 +69,17 @@ def _sampler(spec, draws, tune, chains):
     """``spec`` with the sampler settings given (None: the spec's own)."""
     changes = {k: v for k, v in dict(draws=draws, tune=tune, chains=chains).items()
                if v is not None}
+    for name, value in changes.items():
+        least = 0 if name == "tune" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise SpecError(f"{name} must be an integer >= {least}, got {value!r}")
     return spec.with_sampler(**changes) if changes else spec
+
+
+def _seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SpecError(f"seed must be an integer >= 0, got {seed!r}")
+    return seed
 
 
 def _model_spec(spec, default: str, draws, tune, chains):
@@ -134,7 +144,7 @@ def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: st
     design = DiDDesign(outcome=outcome, treatment=treatment, unit=unit, time=time,
                        covariates=_names(covariates, "covariates"), family=family,
                        categorical=_names(categorical, "categorical"), reference=reference or {})
-    analysis = analyse_did(frame, design, model_spec, seed=seed, study="did", table=table,
+    analysis = analyse_did(frame, design, model_spec, seed=_seed(seed), study="did", table=table,
                            column=column or family, bayesian=bayesian, approx=approx,
                            progressbar=progressbar)
     return _result(analysis, keep, title=f"DiD: {treatment} on {outcome} ({family})",
@@ -178,7 +188,7 @@ def event_study(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, 
     keep, kwargs = _staggered_args(data, outcome, treatment, unit, time, cohort, covariates,
                                    family, categorical, reference, spec, draws, tune, chains,
                                    control, backends)
-    analysis = analyse_event_study(seed=seed, window=tuple(window), period_length=period_length,
+    analysis = analyse_event_study(seed=_seed(seed), window=tuple(window), period_length=period_length,
                                    progressbar=progressbar, **kwargs)
     est = analysis.estimates  # the generic label, as the CLI writes it
     analysis.estimates = est.assign(table=est["table"].replace({"fig2": "event_study"}))
@@ -203,7 +213,7 @@ def staggered(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, ti
     keep, kwargs = _staggered_args(data, outcome, treatment, unit, time, cohort, covariates,
                                    family, categorical, reference, spec, draws, tune, chains,
                                    control, backends)
-    analysis = analyse_staggered(seed=seed, progressbar=progressbar, **kwargs)
+    analysis = analyse_staggered(seed=_seed(seed), progressbar=progressbar, **kwargs)
     return _result(analysis, keep, title=f"Staggered DiD: {treatment} on {outcome} ({family})",
                    thresholds=kwargs["spec"].convergence,
                    shown={"column": ("etwfe", "twfe")})
@@ -230,7 +240,7 @@ def psm(data: pd.DataFrame, *, treatment: str, outcome: str, covariates: Columns
     analysis = analyse_psm(frame, treatment=treatment, outcome=outcome,
                            covariates=list(_names(covariates, "covariates")),
                            categorical=list(_names(categorical, "categorical")),
-                           reference=reference or None, seed=seed, study="psm",
+                           reference=reference or None, seed=_seed(seed), study="psm",
                            spec=model_spec, bootstrap=bootstrap,
                            exact=list(_names(exact, "exact")), table=table,
                            balance_table=f"{table}_balance", bayesian=bayesian,
@@ -272,7 +282,7 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
                                  categorical=_names(categorical, "categorical"),
                                  reference=reference or None, unit=unit, time=time,
                                  tables=tables, column=column, outcome_family=family,
-                                 seed=seed, study="mediate", spec=model_spec,
+                                 seed=_seed(seed), study="mediate", spec=model_spec,
                                  bootstrap=bootstrap, bayesian=bayesian,
                                  progressbar=progressbar)
     return _result(analysis, keep, title=f"Mediation of {treatment} on {outcome} by {mediator}",
@@ -311,7 +321,7 @@ class Study:
         ``options`` are the study's run options (pooling-did: ``parts``, ``placebo_draws``,
         ``workers``, ``scheduler``, ``mediation_model``).
         """
-        mod = self._mod
+        mod, seed = self._mod, _seed(seed)
         allowed = getattr(mod, "RUN_OPTIONS", ())
         unknown = sorted(set(options) - set(allowed))
         if unknown:

@@ -202,6 +202,10 @@ def _did(data=None, **changes):
     ({"outcome": "health"}, InputError, r"missing column\(s\) \['health'\]"),
     ({"covariates": ["x1", 3]}, InputError, "covariates must be column names"),
     ({"data": {"y": [1, 0]}}, InputError, "data must be a pandas DataFrame, got dict"),
+    ({"draws": 0}, SpecError, "draws must be an integer >= 1, got 0"),
+    ({"tune": -5}, SpecError, "tune must be an integer >= 0, got -5"),
+    ({"chains": 2.5}, SpecError, "chains must be an integer >= 1, got 2.5"),
+    ({"seed": "2024"}, SpecError, "seed must be an integer >= 0, got '2024'"),
 ])
 def test_bad_arguments_raise_named_errors(changes, error, message):
     with pytest.raises(error, match=message):
