@@ -156,10 +156,12 @@ def _staggered_args(data, outcome, treatment, unit, time, cohort, covariates, fa
                     categorical, reference, spec, draws, tune, chains, control, backends):
     """The keyword arguments :func:`event_study` and :func:`staggered` pass to their workflow
     function, checked, and whether to keep the frequentist rows."""
-    from bayes_pool.event_time import CONTROLS
+    from typing import get_args
+
+    from bayes_pool.staggered_workflow import Control
     keep, bayesian = _backends(backends)
-    if control not in CONTROLS:
-        raise SpecError(f"control must be one of {list(CONTROLS)}, got {control!r}")
+    if control not in get_args(Control):
+        raise SpecError(f"control must be one of {sorted(get_args(Control))}, got {control!r}")
     model_spec = _model_spec(spec, DID_SPECS[_family(family)], draws, tune, chains)
     return keep, dict(
         frame=_frame(data), outcome=outcome, treatment=treatment, unit=unit, time=time,
