@@ -164,7 +164,7 @@ def rejudge(table: pd.DataFrame, overrides, base) -> pd.DataFrame:
     out = table.copy()
     rows = has_mcmc_diagnostics(out)
     d = out.loc[rows]
-    new = meets(d, overrides) & (d["converged"].astype(bool) | meets(d, rest))
+    new = converged(d, overrides) & (d["converged"].astype("boolean") | converged(d, rest))
     flag = (f"{NOT_CONVERGED}fails R-hat <= {limits['max_r_hat']:g}, ESS bulk >= "
             f"{limits['min_ess_bulk']:g}, ESS tail >= {limits['min_ess_tail']:g} or divergences "
             f"<= {limits['max_divergences']:g})")
