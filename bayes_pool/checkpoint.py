@@ -58,7 +58,7 @@ def fingerprint_arrays(*arrays) -> str:
 def key(func: Callable, *, data: str, seed: int, settings: dict) -> str:
     """Checkpoint key: sha256 (first 16 hex) of data fingerprint, seed, settings, the task
     function's qualified name and module source, and the package version."""
-    from bayes_pool import __version__
+    from bayes_pool.version import __version__
     module = inspect.getmodule(func)
     try:
         source = inspect.getsource(module) if module is not None else ""

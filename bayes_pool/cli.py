@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -133,50 +132,11 @@ def _with_convergence(spec, overrides: dict):
     return replace(spec, convergence=replace(spec.convergence, **overrides))
 
 
-_GATES = {"max_r_hat": lambda d, v: d["r_hat"] <= v,
-          "min_ess_bulk": lambda d, v: d["ess_bulk"] >= v,
-          "min_ess_tail": lambda d, v: d["ess_tail"] >= v,
-          "max_divergences": lambda d, v: d["divergences"] <= v}
-_FLAG = re.compile(r"NOT CONVERGED \([^)]*\)")
-
-
 def _gate(est: pd.DataFrame, base, overrides: dict) -> pd.DataFrame:
-    """Re-judge every posterior row against the thresholds given on the command line.
-
-    Analyses judge their rows by their own spec's thresholds (some scale the ESS minima,
-    e.g. thinned matching draws). A row that passed its own thresholds passes now if it meets
-    the overridden ones; a row that failed passes now only if it meets the overridden ones
-    and ``base`` (the run's spec thresholds) for the rest. Notes are rewritten to match.
-    Rows without MCMC diagnostics (the Laplace approximation: no R-hat, no ESS) keep their
-    own verdict: there is nothing to re-judge.
-    """
-    if not overrides:
-        return est
-    from dataclasses import asdict
-    est = est.copy()
-    mcmc = est[["r_hat", "ess_bulk", "ess_tail"]].notna().any(axis=1)
-    rows = (est["source"] == "bayesian") & est["converged"].notna() & mcmc
-    d = est.loc[rows]
-    given = pd.Series(True, index=d.index)
-    rest = pd.Series(True, index=d.index)
-    for key, test in _GATES.items():
-        if key in overrides:
-            given &= test(d, overrides[key]).fillna(False)
-        else:
-            rest &= test(d, asdict(base)[key]).fillna(False)
-    new = given & (d["converged"].astype(bool) | rest)
-    limits = {**asdict(base), **overrides}
-    flag = (f"NOT CONVERGED (fails R-hat <= {limits['max_r_hat']:g}, ESS bulk >= "
-            f"{limits['min_ess_bulk']:g}, ESS tail >= {limits['min_ess_tail']:g} or divergences "
-            f"<= {limits['max_divergences']:g})")
-    notes = []
-    for note, ok in zip(d["note"], new, strict=True):
-        kept = [p for p in (x.strip() for x in _FLAG.sub("", note).split(";")) if p]
-        notes.append("; ".join(kept + ([] if ok else [flag])))
-    est.loc[rows, "converged"] = new.to_numpy()
-    est.loc[rows, "note"] = notes
-    est["converged"] = est["converged"].astype("boolean")
-    return est
+    """Re-judge every posterior row against the thresholds given on the command line, from
+    the diagnostic columns (:func:`bayes_pool.estimates.rejudge`; ``base``: the run's spec
+    thresholds)."""
+    return estimates.rejudge(est, overrides, base)
 
 
 def _study_checks(mod, frame: pd.DataFrame) -> None:

@@ -86,3 +86,94 @@ def read_csv(path) -> pd.DataFrame:
     otherwise read the table "3" back as the integer 3, and ``table == "3"`` match nothing)."""
     text = {c: str for c in ("study", "table", "column", "term", "quantity", "source", "note")}
     return frame(pd.read_csv(path, dtype=text))
+
+
+# ---- convergence, judged from the diagnostic columns ------------------------------------------
+
+CRITERIA: dict[str, tuple[str, str]] = {
+    "max_r_hat": ("r_hat", "le"),
+    "min_ess_bulk": ("ess_bulk", "ge"),
+    "min_ess_tail": ("ess_tail", "ge"),
+    "max_divergences": ("divergences", "le"),
+}
+"""Convergence thresholds (the fields of :class:`bayes_pool.specs.Convergence`) and the
+diagnostic column each one bounds: ``le`` an upper, ``ge`` a lower bound."""
+
+NOT_CONVERGED = "NOT CONVERGED ("
+"""How the flag a failing posterior row carries in its note begins (written for people; the
+verdict itself is the ``converged`` column)."""
+
+
+def _limits(thresholds) -> dict:
+    """``thresholds`` (a mapping or a dataclass such as ``Convergence``) as a dict of the
+    :data:`CRITERIA` it sets; unknown keys raise."""
+    from dataclasses import asdict, is_dataclass
+    limits = dict(asdict(thresholds) if is_dataclass(thresholds) else thresholds)
+    unknown = sorted(set(limits) - set(CRITERIA))
+    if unknown:
+        raise ValueError(f"unknown convergence threshold(s) {unknown}; valid: {list(CRITERIA)}")
+    return {k: v for k, v in limits.items() if v is not None}
+
+
+def has_mcmc_diagnostics(table: pd.DataFrame) -> pd.Series:
+    """True for posterior rows with a verdict and MCMC diagnostics to judge it by (R-hat or
+    ESS); a Laplace approximation's rows have none and keep their own verdict."""
+    mcmc = table[["r_hat", "ess_bulk", "ess_tail"]].notna().any(axis=1)
+    return (table["source"] == "bayesian") & table["converged"].notna() & mcmc
+
+
+def meets(table: pd.DataFrame, thresholds) -> pd.Series:
+    """True for the rows whose diagnostic columns meet every threshold given (a missing value
+    fails); with no thresholds every row meets them."""
+    ok = pd.Series(True, index=table.index)
+    for key, value in _limits(thresholds).items():
+        col, side = CRITERIA[key]
+        ok &= (table[col] <= value if side == "le" else table[col] >= value).fillna(False)
+    return ok
+
+
+def converged(table: pd.DataFrame, thresholds) -> pd.Series:
+    """The convergence verdict of every row under ``thresholds``, from the columns ``r_hat``,
+    ``ess_bulk``, ``ess_tail`` and ``divergences`` alone (never the note).
+
+    Posterior rows with MCMC diagnostics pass when they meet every threshold given; posterior
+    rows without them (Laplace) keep their recorded verdict; published and frequentist rows
+    get ``<NA>``. Returns a nullable boolean Series aligned with ``table``.
+    """
+    verdict = table["converged"].astype("boolean").copy()
+    verdict[table["source"] != "bayesian"] = pd.NA
+    judged = has_mcmc_diagnostics(table)
+    verdict[judged] = meets(table[judged], thresholds)
+    return verdict
+
+
+def rejudge(table: pd.DataFrame, overrides, base) -> pd.DataFrame:
+    """The table with its posterior rows re-judged against thresholds set after the fit.
+
+    Analyses judge their rows by their own spec's thresholds (some scale the ESS minima, e.g.
+    thinned matching draws). A row that passed its own thresholds passes now if it meets the
+    ``overrides``; a row that failed passes now only if it meets the ``overrides`` and ``base``
+    (the run's spec thresholds) for the criteria not overridden. Rows without MCMC diagnostics
+    keep their verdict. The ``NOT CONVERGED`` flag in the notes is rewritten to match.
+    """
+    overrides = _limits(overrides)
+    if not overrides:
+        return table
+    limits = {**_limits(base), **overrides}
+    rest = {k: v for k, v in limits.items() if k not in overrides}
+    out = table.copy()
+    rows = has_mcmc_diagnostics(out)
+    d = out.loc[rows]
+    new = converged(d, overrides) & (d["converged"].astype("boolean") | converged(d, rest))
+    flag = (f"{NOT_CONVERGED}fails R-hat <= {limits['max_r_hat']:g}, ESS bulk >= "
+            f"{limits['min_ess_bulk']:g}, ESS tail >= {limits['min_ess_tail']:g} or divergences "
+            f"<= {limits['max_divergences']:g})")
+    notes = []
+    for note, ok in zip(d["note"], new, strict=True):
+        kept = [p for p in (x.strip() for x in note.split(";"))
+                if p and not p.startswith(NOT_CONVERGED)]
+        notes.append("; ".join(kept + ([] if ok else [flag])))
+    out.loc[rows, "converged"] = new.to_numpy()
+    out.loc[rows, "note"] = notes
+    out["converged"] = out["converged"].astype("boolean")
+    return out

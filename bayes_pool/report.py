@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from bayes_pool.estimates import CI_PROB  # noqa: E402
-from bayes_pool.figures import COLORS, Z, banner, save  # noqa: E402
+from bayes_pool.estimates import CI_PROB
+from bayes_pool.figures import COLORS, Z, banner, save, subplots
 
 
 
@@ -23,7 +19,7 @@ def forest(comp: pd.DataFrame, path: str | Path, *, title: str, synthetic: bool)
     95% equal-tailed posterior interval. Unconverged posteriors are drawn hollow.
     """
     labels = [f"T{r.table} {r.column} {r.term} ({r.quantity})" for r in comp.itertuples()]
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(comp) + 1.5))
+    fig, ax = subplots(figsize=(8, 0.6 * len(comp) + 1.5))
     y = np.arange(len(comp))[::-1]
     for offset, source in zip((0.2, 0.0, -0.2), ("published", "frequentist", "bayesian")):
         if source == "bayesian":

@@ -285,17 +285,17 @@ def test_latent_factor_likelihood_matches_scipy_and_model_builds(synth):
 
 
 def _drawn(monkeypatch) -> list:
-    """Collect every figure the code closes (all figure makers close what they draw), so a
-    test can read what a figure shows instead of its file size."""
-    import matplotlib.pyplot as plt
+    """Collect every figure the code saves (figure makers draw outside pyplot and save what
+    they draw), so a test can read what a figure shows instead of its file size."""
+    from matplotlib.figure import Figure
 
-    figs, close = [], plt.close
+    figs, savefig = [], Figure.savefig
 
-    def keep(fig=None):
+    def keep(fig, *args, **kwargs):
         figs.append(fig)
-        close(fig)
+        return savefig(fig, *args, **kwargs)
 
-    monkeypatch.setattr(plt, "close", keep)
+    monkeypatch.setattr(Figure, "savefig", keep)
     return figs
 
 

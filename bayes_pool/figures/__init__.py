@@ -1,17 +1,19 @@
-"""Figures (matplotlib, Agg, PNG) and the conventions they share: one palette per source, the
-synthetic-data banner in every title, and one way to save."""
+"""Figures (matplotlib, PNG) and the conventions they share: one palette per source, the
+synthetic-data banner in every title, one way to make a figure and one way to save it.
+
+Figures are made by :func:`subplots` on a :class:`matplotlib.figure.Figure` that pyplot does not
+manage: drawing and saving one needs no backend, so no module here chooses one and a notebook
+that imports the package keeps its inline plots.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from bayes_pool.estimates import CI_PROB  # noqa: E402
+from bayes_pool.estimates import CI_PROB
 
 COLORS = {"published": "black", "frequentist": "tab:blue", "bayesian": "tab:red"}
 """Colour of each source of an estimate, in every figure."""
@@ -24,10 +26,16 @@ def banner(title: str, synthetic: bool) -> str:
     return ("SYNTHETIC DATA\n" if synthetic else "") + title
 
 
+def subplots(*args, figsize=None, **kwargs):
+    """``(fig, axes)`` as ``matplotlib.pyplot.subplots`` gives them, on a figure outside pyplot
+    (nothing to close, no backend needed to draw or save it)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
+
+
 def save(fig, path: str | Path) -> Path:
-    """Lay out, write the PNG and close the figure."""
+    """Lay out and write the PNG."""
     path = Path(path)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

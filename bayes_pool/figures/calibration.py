@@ -10,14 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 import numpy as np
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from bayes_pool.figures import banner, save  # noqa: E402
+from bayes_pool.figures import banner, save, subplots
 
 
 def rank_histograms(results, path: str | Path, *, synthetic: bool = True,
@@ -29,8 +25,8 @@ def rank_histograms(results, path: str | Path, *, synthetic: bool = True,
 
     results = list(results)
     ncol = max(len(r.parameters) for r in results)
-    fig, axes = plt.subplots(2 * len(results), ncol, squeeze=False,
-                             figsize=(max(3.6 * ncol, 7), 5.2 * len(results) + 0.6))
+    fig, axes = subplots(2 * len(results), ncol, squeeze=False,
+                         figsize=(max(3.6 * ncol, 7), 5.2 * len(results) + 0.6))
     lines = []
     for k, res in enumerate(results):
         s = res.settings

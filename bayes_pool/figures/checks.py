@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from bayes_pool.figures import COLORS, banner, save  # noqa: E402
+from bayes_pool.figures import COLORS, banner, save, subplots
 
 
 def plot_prior_predictive(draws: dict[str, dict[str, np.ndarray]], path: str | Path, *,
@@ -21,7 +17,7 @@ def plot_prior_predictive(draws: dict[str, dict[str, np.ndarray]], path: str | P
     treatment effect implied by the priors alone, with the observed mean and the published
     effect marked for scale (they are not used by the priors)."""
     names = list(draws)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 2.5), sharey=True)
+    fig, (left, right) = subplots(1, 2, figsize=(11, 0.5 * len(names) + 2.5), sharey=True)
     y = np.arange(len(names))[::-1]
     for ax, key, mark, label in ((left, "outcome_mean", observed_mean, f"observed mean {outcome}"),
                                  (right, "effect", published, "published")):
@@ -54,8 +50,8 @@ def plot_posterior_predictive(stats: pd.DataFrame, path: str | Path, *, outcome:
     p-value P(replicated >= observed)."""
     panels = list(dict.fromkeys(stats["statistic"]))
     groups = list(dict.fromkeys(stats["group"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 0.5 * len(groups) + 2.2),
-                             squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(6 * len(panels), 0.5 * len(groups) + 2.2),
+                         squeeze=False)
     y = np.arange(len(groups))[::-1]
     for ax, stat in zip(axes[0], panels):
         sub = stats[stats["statistic"] == stat]

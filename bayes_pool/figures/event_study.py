@@ -6,14 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from bayes_pool.estimates import CI_PROB  # noqa: E402
-from bayes_pool.figures import COLORS, banner, save  # noqa: E402
+from bayes_pool.estimates import CI_PROB
+from bayes_pool.figures import COLORS, banner, save, subplots
 
 _EVENT = re.compile(r"event_time_(-?\d+)$")
 
@@ -32,7 +28,7 @@ def plot_event_study(est: pd.DataFrame, path: str | Path, *, quantity: str = "be
     rows = rows[rows["k"].notna()]
     if rows.empty:
         raise ValueError(f"no {quantity!r} rows of table 'fig2' with columns event_time_<k>")
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = subplots(figsize=(6.5, 4))
     for offset, source in ((-0.08, "frequentist"), (0.08, "bayesian")):
         r = rows[rows["source"] == source].sort_values("k")
         if r.empty:

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from bayes_pool.estimates import CI_PROB  # noqa: E402
-from bayes_pool.figures import COLORS, Z, banner, save  # noqa: E402
+from bayes_pool.estimates import CI_PROB
+from bayes_pool.figures import COLORS, Z, banner, save, subplots
 
 
 def subgroup_forest(rows: pd.DataFrame, path: str | Path, *, synthetic: bool,
@@ -40,7 +36,7 @@ def forest(rows: pd.DataFrame, *, synthetic: bool, term: str = "policy", table: 
     """
     sel = rows[(rows["table"] == table) & (rows["term"] == term) & (rows["quantity"] == "ame")]
     columns = list(dict.fromkeys(c.removesuffix("_pooled") for c in sel["column"]))
-    fig, ax = plt.subplots(figsize=(7, 0.7 * len(columns) + 1.5))
+    fig, ax = subplots(figsize=(7, 0.7 * len(columns) + 1.5))
     ypos = {c: i for i, c in enumerate(reversed(columns))}
     offsets = {"published": 0.24, "frequentist": 0.08, "bayesian": -0.08, "pooled": -0.24}
     seen = set()

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from bayes_pool.estimates import CI_PROB  # noqa: E402
-from bayes_pool.figures import COLORS, banner, save  # noqa: E402
+from bayes_pool.estimates import CI_PROB
+from bayes_pool.figures import COLORS, banner, save, subplots
 
 QUANTITIES = ("indirect", "direct", "total")
 
@@ -37,7 +33,7 @@ def mediation_figure(est: pd.DataFrame, *, title: str = "Mediation",
         raise ValueError("no indirect/direct/total rows of table 'mediation' to plot")
     mediators = list(dict.fromkeys(rows["column"]))
     labels, ys = [], []
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(mediators) * len(QUANTITIES) + 1.6))
+    fig, ax = subplots(figsize=(7, 0.5 * len(mediators) * len(QUANTITIES) + 1.6))
     y = 0
     for med in mediators:
         for q in QUANTITIES:

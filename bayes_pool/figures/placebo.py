@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from bayes_pool.figures import banner, save  # noqa: E402
+from bayes_pool.figures import banner, save, subplots
 
 
 def placebo_plot(result, path: str | Path, *, synthetic: bool,
@@ -26,7 +23,7 @@ def placebo_plot(result, path: str | Path, *, synthetic: bool,
     with ``prob_positive``) is given, the placebo P(effect > 0) with the actual one."""
     draws = result.draws
     panels = 3 if bayes is not None else 2
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
+    fig, axes = subplots(1, panels, figsize=(5 * panels, 4))
     left, right = axes[0], axes[1]
     left.hist(draws["p_value"].dropna(), bins=20, range=(0, 1), color="tab:blue", alpha=0.7,
               edgecolor="white")
@@ -67,7 +64,7 @@ def null_world_plot(table, path: str | Path, *, synthetic: bool, alpha: float = 
     ``rate``, ``ci_low``, ``ci_high``), against the nominal ``alpha``."""
     methods = list(dict.fromkeys(table["method"]))
     worlds = list(dict.fromkeys(table["world"]))
-    fig, ax = plt.subplots(figsize=(7, 0.55 * len(methods) + 1.6))
+    fig, ax = subplots(figsize=(7, 0.55 * len(methods) + 1.6))
     offsets = np.linspace(-0.15, 0.15, len(worlds))
     for world, dy, color in zip(worlds, offsets, ("tab:blue", "tab:orange", "tab:green")):
         rows = table[table["world"] == world].set_index("method").reindex(methods)

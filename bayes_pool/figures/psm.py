@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from bayes_pool.estimates import CI_PROB  # noqa: E402
-from bayes_pool.figures import COLORS, Z, banner, save  # noqa: E402
+from bayes_pool.estimates import CI_PROB
+from bayes_pool.figures import COLORS, Z, banner, save, subplots
 
 
 def _title(ax, title: str, synthetic: bool) -> None:
@@ -34,7 +30,7 @@ def love_plot(balance: pd.DataFrame, path: str | Path, *, synthetic: bool,
     after-matching markers so the two can be read side by side.
     """
     y = np.arange(len(balance))[::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(balance) + 1.6))
+    fig, ax = subplots(figsize=(7, 0.45 * len(balance) + 1.6))
     ax.scatter(balance["std_bias_pct_before"].abs(), y, marker="o", facecolors="white",
                edgecolors="black", label="before matching")
     ax.scatter(balance["std_bias_pct_after"].abs(), y, marker="o", color="tab:blue",
@@ -59,7 +55,7 @@ def overlap(ps: np.ndarray, treated: np.ndarray, path: str | Path, *, synthetic:
     """Histograms of the estimated propensity score, treated against controls."""
     ps, treated = np.asarray(ps), np.asarray(treated).astype(bool)
     bins = np.linspace(ps.min(), ps.max(), 41)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     ax.hist(ps[~treated], bins=bins, density=True, alpha=0.5, color="grey",
             label=f"control (n = {int((~treated).sum())})")
     ax.hist(ps[treated], bins=bins, density=True, alpha=0.5, color="tab:blue",
@@ -96,7 +92,7 @@ def att_forest(table: pd.DataFrame, path: str | Path, *, synthetic: bool,
     lo = att["ci_low"].where(att["ci_low"].notna(), att["estimate"] - Z * att["se"])
     hi = att["ci_high"].where(att["ci_high"].notna(), att["estimate"] + Z * att["se"])
     y = np.arange(len(att))[::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.4 * len(att) + 1.6))
+    fig, ax = subplots(figsize=(7, 0.4 * len(att) + 1.6))
     for yi, (r, l, h) in zip(y, zip(att.itertuples(), lo, hi)):
         color = COLORS[r.source]
         hollow = r.source == "bayesian" and not (pd.notna(r.converged) and bool(r.converged))

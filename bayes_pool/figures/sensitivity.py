@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from bayes_pool.estimates import CI_PROB  # noqa: E402
-from bayes_pool.figures import COLORS, Z, banner, save  # noqa: E402
+from bayes_pool.estimates import CI_PROB
+from bayes_pool.figures import COLORS, Z, banner, save, subplots
 
 
 def sensitivity_forest(table: pd.DataFrame, path: str | Path, *, title: str, synthetic: bool,
@@ -24,7 +20,7 @@ def sensitivity_forest(table: pd.DataFrame, path: str | Path, *, title: str, syn
     :func:`bayes_pool.sensitivity.run_sensitivity`). Unconverged fits are drawn hollow.
     """
     n = len(table)
-    fig, ax = plt.subplots(figsize=(8, 0.55 * n + 2.6))
+    fig, ax = subplots(figsize=(8, 0.55 * n + 2.6))
     y = np.arange(n)[::-1]
     if published is not None and np.isfinite(published[0]):
         est, se, label = published
@@ -60,6 +56,7 @@ def plot_psense(tree, path: str | Path, *, var_names: list[str], synthetic: bool
     """ArviZ's power-scaling plot (``arviz_plots.plot_psense_dist``): each variable's posterior
     with the prior, then the likelihood, scaled by alpha = 0.8 and 1.25 (importance-weighted,
     no refit). Curves that move show sensitivity."""
+    import matplotlib.pyplot as plt  # arviz_plots draws through pyplot: close its figure
     from arviz_plots import plot_psense_dist
     pc = plot_psense_dist(tree, var_names=var_names, backend="matplotlib", kind="kde",
                           ci_prob=CI_PROB, ci_kind="eti",

@@ -219,14 +219,12 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
 def draw_loadings(loadings: pd.DataFrame, folder, synthetic: bool,
                   table: pd.DataFrame | None = None) -> dict[str, Path]:
     """Heatmap of the rotated loadings (indicator x factor); a figure maker of the run."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from bayes_pool.figures import save, subplots
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     values = loadings.to_numpy()
-    fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(loadings) + 1.8))
+    fig, ax = subplots(figsize=(6.5, 0.35 * len(loadings) + 1.8))
     lim = float(np.abs(values).max())
     im = ax.imshow(values, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
     ax.set_xticks(range(loadings.shape[1]),
@@ -239,11 +237,7 @@ def draw_loadings(loadings: pd.DataFrame, folder, synthetic: bool,
     fig.colorbar(im, ax=ax, label="varimax loading")
     title = "Table 2: rotated loadings of the integration indicators"
     ax.set_title(("SYNTHETIC DATA - " if synthetic else "") + title, fontsize=9)
-    fig.tight_layout()
-    path = folder / "loadings_heatmap.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return {"loadings": path}
+    return {"loadings": save(fig, folder / "loadings_heatmap.png")}
 
 
 def figures(analysis: Analysis, folder, *, synthetic: bool) -> dict[str, Path]:
