@@ -31,10 +31,11 @@ def compare(seed: int, unit_effects: str) -> list[dict]:
     the truth and z = (Bayes - FE) / posterior SD."""
     frame, truth = confounded_mediation(seed)
     prepared = prepare(frame)
-    freq = freq_mediation.fit_mediation(prepared, bootstrap=0).tidy(study="id")
+    labels = dict(study="id", tables=("mediator_model", "outcome_model"))  # as CELLS
+    freq = freq_mediation.fit_mediation(prepared, bootstrap=0).tidy(**labels)
     spec = bayes_mediation.load_mediation_spec().with_sampler(chains=2, draws=400, tune=400)
     spec = replace(spec, model=replace(spec.model, unit_effects=unit_effects))
-    bay = bayes_mediation.fit_mediation(prepared, spec, seed=seed).tidy(study="id")
+    bay = bayes_mediation.fit_mediation(prepared, spec, seed=seed).tidy(**labels)
     out = []
     for (table, term, quantity), name in CELLS.items():
         def pick(est):
