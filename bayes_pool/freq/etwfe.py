@@ -12,7 +12,7 @@ serves as a control:
 (identity link for ``family = "gaussian"``), with :math:`\alpha` unit effects (``level="unit"``,
 which nest the cohort effects) or cohort effects (``level="cohort"``, Wooldridge's pooled
 form). By default (``level=None``) a logit on short panels takes cohort effects and everything
-else unit effects (:func:`bayes_pool.event_time.effect_level` states the rule). With
+else unit effects (:func:`bayes_pool.design.staggered.effect_level` states the rule). With
 ``control="notyet"`` (the default, as R ``etwfe`` and Stata ``jwdid``) only the :math:`t \ge g`
 cells enter, so the untreated rows of later cohorts are controls too; with
 ``control="never"`` each cohort also gets indicators for its pre-adoption periods except the
@@ -26,7 +26,7 @@ the overall ATT averages over all treated cell rows, i.e. weights cells by their
 come from the delta method on the (clustered) covariance of the coefficients.
 
 Cohorts treated in every observed period (adopted before the first period) cannot be
-compared with anyone at adoption: :mod:`bayes_pool.event_time` leaves their units out.
+compared with anyone at adoption: :mod:`bayes_pool.design.staggered` leaves their units out.
 
 References
 ----------
@@ -49,8 +49,9 @@ from scipy.special import expit
 
 from bayes_pool import estimates
 from bayes_pool.errors import InputError
-from bayes_pool.event_time import (CONTROLS, DEFAULT_CONTROL, FIRST, LEVELS, TIME_VALUE,
-                                   Control, Level, PreparedStaggered, effect_level)
+from bayes_pool.design.staggered import (DEFAULT_CONTROL, FIRST, TIME_VALUE, Control, Level,
+                                        PreparedStaggered, cell_columns, control_note,
+                                        resolve_level)
 from bayes_pool.freq import did as freq_did
 
 CovType = Literal["cluster", "nonrobust"]
@@ -58,41 +59,6 @@ CovType = Literal["cluster", "nonrobust"]
 
 def _q(name: str) -> str:
     return f"Q('{name}')"
-
-
-def cell_name(g: float, t: float) -> str:
-    """Column label of a cohort x period cell: ``g2016_t2018``."""
-    return f"g{int(g)}_t{int(t)}"
-
-
-def cell_columns(frame: pd.DataFrame, *, control: Control = DEFAULT_CONTROL) -> dict[str, dict]:
-    """The cohort x period indicators of the ETWFE design, built on a prepared event frame.
-
-    Returns ``{column: {"g", "t", "post", "label"}}`` in cohort then period order; adds the
-    0/1 columns (``cell_g<g>_t<t>``) to ``frame`` in place.
-    """
-    if control not in CONTROLS:
-        raise ValueError(f"control must be one of {sorted(CONTROLS)}, got {control!r}")
-    time = frame[TIME_VALUE].to_numpy(dtype=float)
-    first = frame[FIRST].to_numpy(dtype=float)
-    times = np.unique(time)
-    cohorts = sorted(set(first[first > 0]))
-    if not cohorts:
-        raise InputError("no cohort is first treated inside the observed periods; nothing to "
-                         "estimate with ETWFE")
-    if control == "never" and not (first == 0).any():
-        raise InputError("control='never' needs never-treated units, and there are none; "
-                         "use control='notyet'")
-    cells = {}
-    for g in cohorts:
-        pre = times[times < g]
-        for t in times:
-            if t < g and (control == "notyet" or t == pre.max()):
-                continue
-            col = f"cell_{cell_name(g, t)}"
-            frame[col] = ((first == g) & (time == t)).astype(int)
-            cells[col] = {"g": g, "t": t, "post": bool(t >= g), "label": cell_name(g, t)}
-    return cells
 
 
 def switch_off_effects(params: np.ndarray, cov: np.ndarray, exog: np.ndarray,
@@ -257,28 +223,11 @@ class FreqETWFEResult:
         return estimates.concat(estimates.frame(rows), tw)
 
 
-def control_note(control: str) -> str:
-    """What a control group means, for the row note."""
-    return ("controls: not-yet-treated (R etwfe's default; untreated rows of later cohorts "
-            "and never-treated units)" if control == "notyet" else
-            "controls: never-treated (each cohort's pre-periods but the last are placebo cells)")
-
-
-def resolve_level(prepared: PreparedStaggered, level: Level | None) -> tuple[str, str]:
-    """The level asked for, or :func:`~bayes_pool.event_time.effect_level`'s rule when None."""
-    d = prepared.design
-    if level is None:
-        return effect_level(prepared.event_frame, d.unit, d.family)
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {list(LEVELS)} or None, got {level!r}")
-    return level, f"{d.unit if level == 'unit' else 'cohort'} effects (asked for)"
-
-
 def fit_etwfe(prepared: PreparedStaggered, *, control: Control = DEFAULT_CONTROL,
               level: Level | None = None, cov_type: CovType = "cluster") -> FreqETWFEResult:
     """Fit ETWFE on the event sample and the TWFE benchmark on the whole sample.
 
-    ``level=None`` applies :func:`~bayes_pool.event_time.effect_level` (cohort dummies for a
+    ``level=None`` applies :func:`~bayes_pool.design.staggered.effect_level` (cohort dummies for a
     logit on short panels, unit effects otherwise).
     """
     level, reason = resolve_level(prepared, level)

@@ -6,7 +6,7 @@ r"""Frequentist event study (Zhang & Chen 2024, Eq. 5): TWFE logit with event-ti
     + X_{it}\gamma + \lambda_t + \mu_{k(i)}
 
 with event time :math:`e_{it}` binned at the window's end points and the period before
-adoption as reference (:mod:`bayes_pool.event_time` builds it and documents which units fill
+adoption as reference (:mod:`bayes_pool.design.staggered` builds it and documents which units fill
 which bin). statsmodels logit with unit and time dummies, SEs clustered by unit (or
 model-based, ``cov_type="nonrobust"``: with a few switching units clustered SEs are too
 small). Besides each :math:`\alpha_k` (quantity ``beta``), the ``ame`` of bin :math:`k` is the
@@ -19,7 +19,7 @@ lead bins, so never-treated units and the reference period identify the time eff
 ``control="notyet"`` (the default, as R ``etwfe``) estimates the lags only, so the
 pre-adoption rows of later adopters are controls too, and no lead is reported. Unit levels are
 absorbed by unit dummies, or by cohort dummies for a logit on short panels
-(:func:`bayes_pool.event_time.effect_level`).
+(:func:`bayes_pool.design.staggered.effect_level`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ import pandas as pd
 from scipy import stats
 
 from bayes_pool import estimates
-from bayes_pool.event_time import (CONTROLS, DEFAULT_CONTROL, FIRST, Control, Level,
-                                   PreparedStaggered, event_label, event_term)
-from bayes_pool.freq.etwfe import CovType, fit_logit_dummies, resolve_level, switch_off_effects
+from bayes_pool.design.staggered import (DEFAULT_CONTROL, FIRST, Control, Level,
+                                        PreparedStaggered, es_control_note, event_label,
+                                        event_term, event_times, resolve_level)
+from bayes_pool.freq.etwfe import CovType, fit_logit_dummies, switch_off_effects
 
 
 def _q(name: str) -> str:
@@ -87,21 +88,6 @@ class FreqEventStudyResult:
                 p_value=e["p_value"], n_obs=self.bin_n[k],
                 note=bin_note + "; average over the bin's rows of p - p(dummy off); delta method"))
         return estimates.frame(rows)
-
-
-def event_times(prepared: PreparedStaggered, control: Control) -> tuple[int, ...]:
-    """The event times estimated under ``control``: all (``never``) or the lags (``notyet``)."""
-    if control not in CONTROLS:
-        raise ValueError(f"control must be one of {list(CONTROLS)}, got {control!r}")
-    return tuple(k for k in prepared.event_times if control == "never" or k >= 0)
-
-
-def es_control_note(control: str, reference: int) -> str:
-    """What the event study's control group is, for the row note."""
-    if control == "notyet":
-        return ("controls: not-yet-treated (R etwfe's default): lags only, pre-adoption rows "
-                "of later adopters are controls; no leads estimated")
-    return f"controls: never-treated; leads and lags, reference event time {reference}"
 
 
 def fit_event_study(prepared: PreparedStaggered, *, cov_type: CovType = "cluster",
