@@ -23,7 +23,9 @@ linearly (not interacted with cohort and period; a stated simplification of Wool
 The ATT of a cell on the probability scale is the average over its treated rows of
 :math:`p_{it} - p_{it}^{(0)}`, the fitted probability with and without the cell's indicator;
 the overall ATT averages over all treated cell rows, i.e. weights cells by their size. SEs
-come from the delta method on the (clustered) covariance of the coefficients.
+come from the delta method on the (clustered) covariance of the coefficients; for a linear
+outcome that covariance is CRV1 as fixest / ``reghdfe`` (unit dummies not counted in K) with
+t(G - 1) p-values and intervals, as :mod:`bayes_pool.freq.did`.
 
 Cohorts treated in every observed period (adopted before the first period) cannot be
 compared with anyone at adoption: :mod:`bayes_pool.design.staggered` leaves their units out.
@@ -53,6 +55,7 @@ from bayes_pool.design.staggered import (DEFAULT_CONTROL, FIRST, TIME_VALUE, Con
                                         PreparedStaggered, cell_columns, control_note,
                                         resolve_level)
 from bayes_pool.freq import did as freq_did
+from bayes_pool.freq.ols import SE_CONVENTIONS, critical_value, fit_clustered, inference_df
 
 CovType = Literal["cluster", "nonrobust"]
 
@@ -63,14 +66,15 @@ def _q(name: str) -> str:
 
 def switch_off_effects(params: np.ndarray, cov: np.ndarray, exog: np.ndarray,
                        targets: dict[str, tuple[np.ndarray, list[int]]], *,
-                       family: str) -> pd.DataFrame:
+                       family: str, df: float | None = None) -> pd.DataFrame:
     r"""Average effects of switching indicators off, with delta-method SEs.
 
     For each target ``name -> (rows, columns)``: the mean over ``rows`` of
     :math:`F(x_i\beta) - F(x_i^{(0)}\beta)`, :math:`x_i^{(0)}` the row with ``columns`` set to
     0 and :math:`F` the inverse link (expit, or identity for ``gaussian``). The gradient is the
     mean of :math:`f(x_i\beta) x_i - f(x_i^{(0)}\beta) x_i^{(0)}`; SEs are
-    :math:`\sqrt{J V J^\top}`.
+    :math:`\sqrt{J V J^\top}`; p-values from t(``df``), or the normal when ``df`` is None
+    (:func:`bayes_pool.freq.ols.inference_df` of the fit).
     """
     names, est, jac = [], [], []
     for name, (rows, cols) in targets.items():
@@ -89,7 +93,8 @@ def switch_off_effects(params: np.ndarray, cov: np.ndarray, exog: np.ndarray,
     se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", jac, cov, jac), 0, None))
     est = np.asarray(est)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = 2 * stats.norm.sf(np.abs(est / se))
+        p = 2 * (stats.norm.sf(np.abs(est / se)) if df is None
+                 else stats.t.sf(np.abs(est / se), df))
     return pd.DataFrame({"estimate": est, "se": se, "p_value": p}, index=names)
 
 
@@ -143,6 +148,9 @@ def fit_logit_dummies(frame: pd.DataFrame, *, outcome: str, unit: str, rhs: list
 
     With unit dummies (``level_column == unit``) a logit first drops the units whose outcome
     never varies (as Stata does); the design is checked (:func:`check_design`) before fitting.
+    A linear fit's clustered SEs are CRV1 as fixest / ``reghdfe``
+    (:func:`bayes_pool.freq.ols.fit_clustered`: unit dummies not counted in K, t(G - 1)
+    inference); a logit's keep statsmodels' clustered default.
     Returns ``(result, frame_used, dropped_units)``.
     """
     if cov_type not in ("cluster", "nonrobust"):
@@ -157,17 +165,20 @@ def fit_logit_dummies(frame: pd.DataFrame, *, outcome: str, unit: str, rhs: list
                              f"with {unit} effects has nothing to fit; use cohort effects")
     formula = (f"{_q(outcome)} ~ " + " + ".join([*map(_q, rhs), f"C({_q(level_column)})",
                                                   f"C({_q(TIME_VALUE)})"]))
-    groups = pd.factorize(frame[unit])[0]
-    kw = (dict(cov_type="cluster", cov_kwds={"groups": groups}) if cov_type == "cluster"
-          else dict(cov_type="nonrobust"))
     model = (smf.logit if family == "bernoulli" else smf.ols)(formula, data=frame)
     check_design(model, family=family, unit=unit, time=time)
     if family == "bernoulli":
+        groups = pd.factorize(frame[unit])[0]
+        kw = (dict(cov_type="cluster", cov_kwds={"groups": groups}) if cov_type == "cluster"
+              else dict(cov_type="nonrobust"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
             result = model.fit(disp=0, maxiter=200, **kw)
+    elif cov_type == "cluster":  # unit dummies sit inside the unit clusters: not in K
+        result = fit_clustered(model, frame[unit], convention="crv1",
+                               nested=freq_did.unit_dummies(model, unit))
     else:
-        result = model.fit(**kw)
+        result = model.fit()
     return result, frame, dropped
 
 
@@ -194,11 +205,10 @@ class FreqETWFEResult:
         """Rows: overall ``att`` (column ``column``), per-cell ``att`` (column ``g<g>_t<t>``)
         and the TWFE AME of the treatment (column ``twfe``, quantity ``att``)."""
         d = self.prepared.design
-        z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
-        se_note = ("SE clustered by " + d.unit if self.cov_type == "cluster"
-                   else "model-based SE")
+        z = critical_value(self.result)
         base = (f"ETWFE (Wooldridge 2023) {d.family}; {control_note(self.control)}; "
-                f"{self.level_reason or self.level + ' effects'}; {se_note}; delta method")
+                f"{self.level_reason or self.level + ' effects'}; "
+                f"{se_note(self.cov_type, d)}; delta method")
         if self.prepared.always_treated:
             base += f"; always-treated {d.unit}s left out: {', '.join(self.prepared.always_treated)}"
         if self.dropped_units:
@@ -221,6 +231,15 @@ class FreqETWFEResult:
         tw["quantity"] = "att"
         tw["note"] = tw["note"] + "; TWFE AME over all rows (the paper's estimator), for comparison"
         return estimates.concat(estimates.frame(rows), tw)
+
+
+def se_note(cov_type: str, design) -> str:
+    """Which SE the rows carry: clustered (CRV1's convention for a linear fit) or model-based."""
+    if cov_type != "cluster":
+        return "model-based SE"
+    if design.family == "bernoulli":
+        return f"SE clustered by {design.unit}"
+    return f"SE clustered by {design.unit}, {SE_CONVENTIONS['crv1']}"
 
 
 def fit_etwfe(prepared: PreparedStaggered, *, control: Control = DEFAULT_CONTROL,
@@ -250,7 +269,7 @@ def fit_etwfe(prepared: PreparedStaggered, *, control: Control = DEFAULT_CONTROL
     treated_rows = np.flatnonzero(used[post].to_numpy().sum(axis=1) > 0)
     targets = {"overall": (treated_rows, [idx[c] for c in post]), **targets}
     att = switch_off_effects(np.asarray(result.params), np.asarray(result.cov_params()), exog,
-                             targets, family=d.family)
+                             targets, family=d.family, df=inference_df(result))
     twfe = freq_did.fit_did(prepared.did, cov_type=cov_type)
     return FreqETWFEResult(prepared=prepared, result=result, cells=cells, att=att, twfe=twfe,
                            n_obs=int(result.nobs), n_treated=len(treated_rows),

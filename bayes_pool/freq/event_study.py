@@ -9,7 +9,8 @@ with event time :math:`e_{it}` binned at the window's end points and the period 
 adoption as reference (:mod:`bayes_pool.design.staggered` builds it and documents which units fill
 which bin). statsmodels logit with unit and time dummies, SEs clustered by unit (or
 model-based, ``cov_type="nonrobust"``: with a few switching units clustered SEs are too
-small). Besides each :math:`\alpha_k` (quantity ``beta``), the ``ame`` of bin :math:`k` is the
+small); a linear outcome's clustered SEs are CRV1 as fixest / ``reghdfe`` with t(G - 1)
+inference, as :mod:`bayes_pool.freq.did`. Besides each :math:`\alpha_k` (quantity ``beta``), the ``ame`` of bin :math:`k` is the
 average over the rows in that bin of :math:`p - p^{(0)}`, the fitted probability with and
 without the bin's dummy (delta-method SE): the event-time effect on the probability scale.
 
@@ -28,13 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from bayes_pool import estimates
 from bayes_pool.design.staggered import (DEFAULT_CONTROL, FIRST, Control, Level,
                                         PreparedStaggered, es_control_note, event_label,
                                         event_term, event_times, resolve_level)
-from bayes_pool.freq.etwfe import CovType, fit_logit_dummies, switch_off_effects
+from bayes_pool.freq.etwfe import CovType, fit_logit_dummies, se_note, switch_off_effects
+from bayes_pool.freq.ols import critical_value, inference_df
 
 
 def _q(name: str) -> str:
@@ -59,11 +60,10 @@ class FreqEventStudyResult:
         """Rows per estimated event time ``k``: column ``event_time_<k>`` (prefixed by
         ``column`` when given), term the treatment, quantities ``beta`` and ``ame``."""
         d = self.prepared.design
-        z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
+        z = critical_value(self.result)
         lo, hi = d.window
         note = (f"TWFE event study; {es_control_note(self.control, d.reference)}; "
-                f"{self.level_reason}; SE " + ("clustered by " + d.unit
-                                               if self.cov_type == "cluster" else "model-based"))
+                f"{self.level_reason}; {se_note(self.cov_type, d)}")
         if self.prepared.always_treated:
             note += (f"; always-treated {d.unit}s left out: "
                      f"{', '.join(self.prepared.always_treated)}")
@@ -109,7 +109,8 @@ def fit_event_study(prepared: PreparedStaggered, *, cov_type: CovType = "cluster
         bin_n[k] = len(rows)
         targets[event_label(k)] = (rows, [names.index(_q(term))])
     effects = switch_off_effects(np.asarray(result.params), np.asarray(result.cov_params()),
-                                 np.asarray(result.model.exog), targets, family=d.family)
+                                 np.asarray(result.model.exog), targets, family=d.family,
+                                 df=inference_df(result))
     return FreqEventStudyResult(prepared=prepared, result=result, effects=effects, bin_n=bin_n,
                                 n_obs=int(result.nobs), dropped_units=dropped,
                                 cov_type=cov_type, control=control, level_reason=reason)
