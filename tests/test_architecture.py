@@ -1,5 +1,6 @@
 """The import rules of ARCHITECTURE.md: the import-linter contracts in ``pyproject.toml`` hold,
-they cover every top-level module, and only the CLI chooses a matplotlib backend.
+they cover every top-level module, only the CLI chooses a matplotlib backend, and the module
+map names every module.
 
 Seconds, no fitting. ``lint-imports`` fails on an ``ignore_imports`` line that matches no
 import, so the listed exceptions cannot outlive the arrows they excuse.
@@ -74,3 +75,10 @@ def test_only_the_cli_sets_a_matplotlib_backend():
                if MATPLOTLIB_USE.search(p.read_text(encoding="utf-8"))}
     assert setters - {"cli.py"} - SETS_BACKEND_TODAY == set(), "a new module sets a backend"
     assert SETS_BACKEND_TODAY <= setters, "a listed module no longer sets one: drop it from the list"
+
+
+def test_module_map_names_every_module():
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^- `([\w/]+\.py)` -- ", text, flags=re.M))
+    modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")}
+    assert listed == modules
