@@ -74,7 +74,7 @@ def test_only_the_cli_sets_a_matplotlib_backend():
     setters = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                if MATPLOTLIB_USE.search(p.read_text(encoding="utf-8"))}
     assert setters - {"cli.py"} - SETS_BACKEND_TODAY == set(), "a new module sets a backend"
-    assert SETS_BACKEND_TODAY <= setters, "a listed module no longer sets one: drop it from the list"
+    assert SETS_BACKEND_TODAY <= setters, "a listed module no longer sets one: drop it here"
 
 
 def test_module_map_names_every_module():

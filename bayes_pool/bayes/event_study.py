@@ -9,9 +9,10 @@ dummies for a logit on short panels -- the unit structure and control groups of
     + X_{it}\gamma + \lambda_t + u_{k(i)}, \qquad u_k \sim N(0, \sigma_u^2)
 
 Event time, bins and the units that identify each bin come from
-:mod:`bayes_pool.design.staggered`; priors by role from the DiD spec (each :math:`\alpha_k` takes the
-``treatment`` prior). The ``ame`` of bin :math:`k` is computed within each draw: the average
-over the bin's rows of :math:`p - p^{(0)}`, :math:`p^{(0)}` with :math:`\alpha_k` removed.
+:mod:`bayes_pool.design.staggered`; priors by role from the DiD spec (each :math:`\alpha_k`
+takes the ``treatment`` prior). The ``ame`` of bin :math:`k` is computed within each draw: the
+average over the bin's rows of :math:`p - p^{(0)}`, :math:`p^{(0)}` with :math:`\alpha_k`
+removed.
 """
 
 from __future__ import annotations

@@ -363,7 +363,7 @@ def control_note(control: str) -> str:
 
 
 def resolve_level(prepared: PreparedStaggered, level: Level | None) -> tuple[str, str]:
-    """The level asked for, or :func:`~bayes_pool.design.staggered.effect_level`'s rule when None."""
+    """The level asked for, or :func:`effect_level`'s rule when None."""
     d = prepared.design
     if level is None:
         return effect_level(prepared.event_frame, d.unit, d.family)
