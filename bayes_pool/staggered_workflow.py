@@ -21,7 +21,7 @@ from bayes_pool import estimates
 from bayes_pool.bayes import etwfe as bayes_etwfe
 from bayes_pool.bayes import event_study as bayes_es
 from bayes_pool.categorical import expand
-from bayes_pool.event_time import DEFAULT_CONTROL, Control, StaggeredDesign, coverage_text
+from bayes_pool.design.staggered import DEFAULT_CONTROL, Control, StaggeredDesign, coverage_text
 from bayes_pool.freq import etwfe as freq_etwfe
 from bayes_pool.freq import event_study as freq_es
 from bayes_pool.specs import ModelSpec, load_spec

@@ -18,7 +18,7 @@ from scipy.special import expit
 
 from bayes_pool import estimates
 from bayes_pool.errors import InputError
-from bayes_pool.event_time import StaggeredDesign, cohort_from_mapping
+from bayes_pool.design.staggered import StaggeredDesign, cohort_from_mapping
 from bayes_pool.freq.etwfe import fit_etwfe
 from bayes_pool.specs import Convergence, load_spec
 from bayes_pool.staggered_workflow import analyse_event_study, analyse_staggered

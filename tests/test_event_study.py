@@ -17,7 +17,7 @@ from scipy import stats
 
 from bayes_pool import estimates
 from bayes_pool.bayes.event_study import fit_event_study as bayes_fit
-from bayes_pool.event_time import StaggeredDesign, cohort_from_mapping, coverage_text
+from bayes_pool.design.staggered import StaggeredDesign, cohort_from_mapping, coverage_text
 from bayes_pool.figures import event_study as figure_module
 from bayes_pool.figures.event_study import plot_event_study
 from bayes_pool.freq.event_study import fit_event_study

@@ -16,6 +16,7 @@ import pytest
 from scipy.special import expit
 
 from bayes_pool.errors import InputError
+from bayes_pool.estimands.matching import KERNEL_BANDWIDTH
 from bayes_pool.freq import psm as freq_psm
 from bayes_pool.psm_workflow import analyse_psm, psm_figures
 from bayes_pool.published import load_ledger, load_published
@@ -76,7 +77,7 @@ def test_bayesian_rows_carry_diagnostics(study_analysis):
     assert set(study_analysis.posteriors) == {
         "psm_propensity", "psm_outcome_regression", "psm_matching_att", "psm_bootstrap_att"}
     facts = study_analysis.facts["psm"]
-    assert facts["kernel"]["bandwidth"] == freq_psm.KERNEL_BANDWIDTH
+    assert facts["kernel"]["bandwidth"] == KERNEL_BANDWIDTH
     assert set(facts["off_support"]) == {"knn", "radius", "kernel", "knn_exact"}
     assert facts["propensity_draws_rematched"] == 60
     assert facts["bayes_bootstrap_replicates"] == 200

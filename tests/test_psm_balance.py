@@ -22,6 +22,7 @@ import pytest
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
+from bayes_pool.estimands.matching import KNN_K
 from bayes_pool.freq import psm as freq_psm
 from bayes_pool.studies.smi_psm import contract, synthetic
 
@@ -256,7 +257,7 @@ def test_the_bias_comes_from_rare_reasons_without_k_exact_controls(default_knn):
     prep, ps, m, bal = default_knn
     x = prep.frame["migration_reason"].to_numpy(dtype=float)
     sd = np.sqrt((x[prep.t == 1].var(ddof=1) + x[prep.t == 0].var(ddof=1)) / 2)
-    full = _own_cell_controls(ps, m) >= freq_psm.KNN_K
+    full = _own_cell_controls(ps, m) >= KNN_K
     diff = (x[m.treated] - m.counterfactual(x)) / sd * 100 / m.n_on_support
     assert np.abs(diff[m.on_support & full]).max() == 0
     assert diff[m.on_support & ~full].sum() == pytest.approx(

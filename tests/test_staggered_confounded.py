@@ -19,7 +19,7 @@ import pytest
 from bayes_pool.bayes.etwfe import fit_etwfe as bayes_etwfe
 from bayes_pool.bayes.event_study import fit_event_study as bayes_es
 from bayes_pool.errors import InputError
-from bayes_pool.event_time import StaggeredDesign
+from bayes_pool.design.staggered import StaggeredDesign
 from bayes_pool.freq.etwfe import fit_etwfe
 from bayes_pool.freq.event_study import fit_event_study
 from bayes_pool.specs import Convergence, load_spec

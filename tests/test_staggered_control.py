@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from bayes_pool.event_time import StaggeredDesign
+from bayes_pool.design.staggered import StaggeredDesign
 from bayes_pool.freq.etwfe import fit_etwfe
 from bayes_pool.staggered_workflow import analyse_event_study, analyse_staggered
 

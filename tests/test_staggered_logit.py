@@ -19,7 +19,7 @@ from scipy.special import expit
 
 from bayes_pool.bayes.etwfe import fit_etwfe as bayes_fit
 from bayes_pool.errors import InputError
-from bayes_pool.event_time import StaggeredDesign, effect_level
+from bayes_pool.design.staggered import StaggeredDesign, effect_level
 from bayes_pool.freq.etwfe import fit_etwfe
 from bayes_pool.specs import Convergence, load_spec
 from bayes_pool.staggered_workflow import analyse_event_study, analyse_staggered

@@ -18,7 +18,7 @@ each posterior draw -- the average over the cell's treated rows of
 :math:`p_{it} - p_{it}^{(0)}`, :math:`p^{(0)}` with the cell's effect removed -- and the
 overall ATT averages over all treated cell rows (cells weighted by size); the draws are then
 summarised with their convergence diagnostics. Always-treated cohorts are left out
-(:mod:`bayes_pool.event_time`).
+(:mod:`bayes_pool.design.staggered`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from bayes_pool.bayes.parameterization import (CENTRED_MIN_INFORMATION, choose,
 from bayes_pool.bayes.predictor import LinearPredictor, flat
 from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.errors import SpecError
-from bayes_pool.event_time import DEFAULT_CONTROL, FIRST, Control, Level, PreparedStaggered
-from bayes_pool.freq.etwfe import cell_columns, control_note, resolve_level
+from bayes_pool.design.staggered import (DEFAULT_CONTROL, FIRST, Control, Level,
+                                        PreparedStaggered, cell_columns, control_note,
+                                        resolve_level)
 from bayes_pool.mundlak import unit_means
 from bayes_pool.specs import ModelSpec
 
@@ -242,7 +243,7 @@ def fit_etwfe(prepared: PreparedStaggered, spec: ModelSpec, *, seed: int,
               progressbar: bool = False) -> BayesETWFEResult:
     """Sample the ETWFE posterior on the event sample and add the per-draw ATTs.
 
-    ``level=None`` applies :func:`~bayes_pool.event_time.effect_level`, as the frequentist
+    ``level=None`` applies :func:`~bayes_pool.design.staggered.effect_level`, as the frequentist
     fit does, so both backends fit the same design."""
     d = prepared.design
     level, reason = resolve_level(prepared, level)

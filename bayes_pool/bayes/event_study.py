@@ -9,9 +9,10 @@ dummies for a logit on short panels -- the unit structure and control groups of
     + X_{it}\gamma + \lambda_t + u_{k(i)}, \qquad u_k \sim N(0, \sigma_u^2)
 
 Event time, bins and the units that identify each bin come from
-:mod:`bayes_pool.event_time`; priors by role from the DiD spec (each :math:`\alpha_k` takes the
-``treatment`` prior). The ``ame`` of bin :math:`k` is computed within each draw: the average
-over the bin's rows of :math:`p - p^{(0)}`, :math:`p^{(0)}` with :math:`\alpha_k` removed.
+:mod:`bayes_pool.design.staggered`; priors by role from the DiD spec (each :math:`\alpha_k`
+takes the ``treatment`` prior). The ``ame`` of bin :math:`k` is computed within each draw: the
+average over the bin's rows of :math:`p - p^{(0)}`, :math:`p^{(0)}` with :math:`\alpha_k`
+removed.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ import pandas as pd
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.bayes.etwfe import add_switch_off_draws, build_model, sample
-from bayes_pool.event_time import (DEFAULT_CONTROL, Control, Level, PreparedStaggered,
-                                   event_label, event_term)
-from bayes_pool.freq.etwfe import resolve_level
-from bayes_pool.freq.event_study import es_control_note, event_times
+from bayes_pool.design.staggered import (DEFAULT_CONTROL, Control, Level, PreparedStaggered,
+                                        es_control_note, event_label, event_term, event_times,
+                                        resolve_level)
 from bayes_pool.specs import ModelSpec
 
 

@@ -37,7 +37,7 @@ on an error-laden index does.
 Covariates, the observed mediator and a Gaussian outcome are standardised inside the model
 (priors in ``models/mediation.toml`` are on that scale); coefficients are reported back in
 the data's units. Natural indirect/direct/total effects and the proportion mediated are
-computed for each draw by :func:`bayes_pool.freq.mediation.natural_effects` (g-computation
+computed for each draw by :func:`bayes_pool.estimands.mediation.natural_effects` (g-computation
 over the sample, the mediator's normal residual integrated out by Gauss-Hermite quadrature
 -- the same formula as the frequentist plug-in) and summarised with their diagnostics.
 """
@@ -58,8 +58,9 @@ from scipy.special import expit
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.bayes.families import bernoulli_logit
 from bayes_pool.bayes.sampling import sample_pymc
+from bayes_pool.design.mediation import PreparedMediation
 from bayes_pool.errors import SpecError
-from bayes_pool.freq.mediation import EFFECTS, PreparedMediation, natural_effects
+from bayes_pool.estimands.mediation import EFFECTS, natural_effects
 from bayes_pool.mundlak import UnitMeans, unit_means
 from bayes_pool.specs import MODELS_DIR, ModelSpec, spec_from_dict
 
@@ -363,7 +364,7 @@ def _predictor(post, prefix: str, data: MediationData, *, intercept: bool = True
 def add_effect_draws(idata, prepared: PreparedMediation, data: MediationData,
                      item_weights=None) -> None:
     r"""Add per-draw ``a``, ``b``, ``d`` (data units), ``indirect_ab`` and the natural effects
-    (:data:`~bayes_pool.freq.mediation.EFFECTS`) to the posterior as (chain, draw) variables.
+    (:data:`~bayes_pool.estimands.mediation.EFFECTS`) to the posterior as (chain, draw) variables.
 
     In the measurement model ``a`` and ``b`` are per SD of the factor's residual, or, with
     ``item_weights`` (the weights :func:`bayes_pool.freq.indices.pca_index` gives the

@@ -1,6 +1,6 @@
 r"""Bayesian propensity models for the ATT: two-step matching, IPW, doubly robust, regression.
 
-Four estimators on a :class:`~bayes_pool.freq.psm.PreparedPSM`, each summarised from its
+Four estimators on a :class:`~bayes_pool.design.psm.PreparedPSM`, each summarised from its
 draws with :func:`~bayes_pool.bayes.diagnostics.posterior_rows`; each row's note names what
 its draws are:
 
@@ -11,7 +11,7 @@ its draws are:
 *Two-step matching* (``knn``, ``radius``, ``kernel`` and, when ``MatchSettings.exact`` names
 covariates, ``knn_exact``). For each of a thinned set of draws of
 :math:`(\alpha, \gamma)` the score is recomputed, the sample re-matched with the code and
-settings of :mod:`bayes_pool.freq.psm`, and the matching ATT :math:`\hat\tau_d` and its
+settings of :mod:`bayes_pool.estimands.matching`, and the matching ATT :math:`\hat\tau_d` and its
 Abadie-Imbens conditional variance :math:`\hat V_d` computed; the draw of the ATT is
 :math:`\tau_d \sim N(\hat\tau_d, \hat V_d)`, so the posterior-predictive distribution mixes
 propensity uncertainty with the sampling uncertainty of matching (Kaplan & Chen 2012's
@@ -19,7 +19,7 @@ two-step approach). The outcome does not feed back into the propensity model. Th
 two-step ("cut") plug-in, not the posterior of one model: it adds the score's posterior
 variance to a variance that treats the score as known, which is not how estimating the score
 changes a matching estimator's variance (Abadie & Imbens 2016 derive that adjustment; it is
-the SE of the frequentist ``knn`` row, :func:`bayes_pool.freq.psm.ai2016_variance`).
+the SE of the frequentist ``knn`` row, :func:`bayes_pool.estimands.matching.ai2016_variance`).
 
 *IPW* (``bayes_ipw``) and *doubly robust* (``bayes_dr``): a Bayesian bootstrap of the whole
 two-model procedure (the weighted likelihood bootstrap, Newton & Raftery 1994; Rubin 1981).
@@ -59,8 +59,9 @@ from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.bayes.families import bambi_family
 from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.errors import SpecError
-from bayes_pool.freq import psm as freq_psm
-from bayes_pool.freq.psm import MatchSettings, PreparedPSM
+from bayes_pool.design.psm import PreparedPSM
+from bayes_pool.estimands import matching as psm_matching
+from bayes_pool.estimands.matching import MatchSettings
 from bayes_pool.specs import ModelSpec, load_spec
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ def matching_draws(eta: np.ndarray, prepared: PreparedPSM, settings: MatchSettin
     matching ATT of the draw's score alone) and ``off_support_<method>``, each (chain, draw).
     """
     t, y = prepared.t, prepared.y
-    cells = prepared.cells(settings.exact) if freq_psm.EXACT_METHOD in methods else None
+    cells = prepared.cells(settings.exact) if psm_matching.EXACT_METHOD in methods else None
     shape = eta.shape[:2]
     out = {}
     for meth in methods:
@@ -189,13 +190,13 @@ def matching_draws(eta: np.ndarray, prepared: PreparedPSM, settings: MatchSettin
             ps = expit(eta[c, d])
             sigma2 = {}  # score-only, and within the exact cells for knn_exact
             for k, meth in enumerate(methods):
-                m = freq_psm.match(ps, t, meth, settings, cells)
-                within = meth == freq_psm.EXACT_METHOD
+                m = psm_matching.match(ps, t, meth, settings, cells)
+                within = meth == psm_matching.EXACT_METHOD
                 if within not in sigma2:
-                    sigma2[within] = freq_psm.control_variance(
+                    sigma2[within] = psm_matching.control_variance(
                         ps, y, m.controls, cells=cells if within else None)
                 tau = m.att(y)
-                v = freq_psm.matching_variance(m, y, sigma2[within])
+                v = psm_matching.matching_variance(m, y, sigma2[within])
                 out[f"att_{meth}_matched"][c, d] = tau
                 out[f"att_{meth}"][c, d] = tau + np.sqrt(v) * z[k, c, d]
                 out[f"off_support_{meth}"][c, d] = m.n_off_support
@@ -220,13 +221,21 @@ def weighted_atts(X: np.ndarray, t: np.ndarray, y: np.ndarray, g: np.ndarray,
     return _hajek_att(y, t, g, odds), _hajek_att(y - X @ beta, t, g, odds)
 
 
+def _ml_logit(X: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Maximum-likelihood logit coefficients (``X`` has the constant): the weighted refits'
+    starting values, the fit the frequentist matching scores with."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        return np.asarray(sm.Logit(t, X).fit(disp=0, maxiter=200).params)
+
+
 def bootstrap_draws(prepared: PreparedPSM, *, replicates: int, chains: int, seed: int
                     ) -> dict[str, np.ndarray]:
     """Bayesian-bootstrap draws of the IPW and DR ATTs, ``att_ipw`` and ``att_dr``, each
     (chains, replicates / chains); replicate ``r`` uses the ``r``-th child of ``seed``."""
     t = prepared.t.astype(bool)
     X = sm.add_constant(prepared.exog, has_constant="add").to_numpy(dtype=float)
-    start = np.asarray(freq_psm.fit_propensity(prepared).params)
+    start = _ml_logit(X, prepared.t)
     per = int(np.ceil(replicates / chains))
     out = np.empty((2, chains * per))
     for r, child in enumerate(np.random.SeedSequence(seed).spawn(chains * per)):
@@ -320,7 +329,7 @@ class BayesPropensityResult:
                     "knn row's SE) and its coverage is not shown; outcome does not feed back; "
                     f"mean {off:.1f} treated off support; ESS thresholds scaled to the "
                     "thinned draws")
-            if meth == freq_psm.EXACT_METHOD and exact_note:
+            if meth == psm_matching.EXACT_METHOD and exact_note:
                 note = f"{note}; {exact_note}"
             rows.append(posterior_rows(self.matching, {f"att_{meth}": (tr, "att")},
                                        thresholds=thin, study=study, table=table,
@@ -367,7 +376,7 @@ def fit_propensity_models(prepared: PreparedPSM, *, seed: int, spec: ModelSpec |
     Parameters
     ----------
     prepared
-        From :meth:`bayes_pool.freq.psm.PSMDesign.prepare`.
+        From :meth:`bayes_pool.design.psm.PSMDesign.prepare`.
     seed
         Root seed; the fits, the matching noise and the Bayesian bootstrap get child seeds.
     spec, outcome_spec
@@ -389,11 +398,11 @@ def fit_propensity_models(prepared: PreparedPSM, *, seed: int, spec: ModelSpec |
                         f"{spec.name!r} ({spec.family}) and {outcome_spec.name!r} "
                         f"({outcome_spec.family})")
     methods = settings.methods if methods is None else tuple(methods)
-    unknown = set(methods) - set(freq_psm.ALL_METHODS)
+    unknown = set(methods) - set(psm_matching.ALL_METHODS)
     if unknown:
         raise ValueError(f"unknown matching methods {sorted(unknown)}; valid: "
-                         f"{sorted(freq_psm.ALL_METHODS)}")
-    if freq_psm.EXACT_METHOD in methods and not settings.exact:
+                         f"{sorted(psm_matching.ALL_METHODS)}")
+    if psm_matching.EXACT_METHOD in methods and not settings.exact:
         raise ValueError("knn_exact needs settings.exact: the covariates to match exactly on")
     children = np.random.SeedSequence(seed).spawn(6)
     ints = [int(c.generate_state(1)[0]) for c in children[:5]]

@@ -23,13 +23,12 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
-from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from bayes_pool import estimates
 from bayes_pool.design import PreparedDiD
 from bayes_pool.errors import InputError
-from bayes_pool.freq.ols import SE_CONVENTIONS, fit_clustered
+from bayes_pool.freq.ols import SE_CONVENTIONS, critical_value, fit_clustered
 
 
 def _q(name: str) -> str:
@@ -60,11 +59,7 @@ class FreqDiDResult:
     @property
     def critical_value(self) -> float:
         """Quantile for the 95% interval: t with the inference df where the fit uses t."""
-        q = 0.5 + estimates.CI_PROB / 2
-        r = self.result
-        if getattr(r, "use_t", False):
-            return float(stats.t.ppf(q, getattr(r, "df_resid_inference", None) or r.df_resid))
-        return float(stats.norm.ppf(q))
+        return critical_value(self.result)
 
     @property
     def se_note(self) -> str:

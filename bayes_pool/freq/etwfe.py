@@ -12,7 +12,7 @@ serves as a control:
 (identity link for ``family = "gaussian"``), with :math:`\alpha` unit effects (``level="unit"``,
 which nest the cohort effects) or cohort effects (``level="cohort"``, Wooldridge's pooled
 form). By default (``level=None``) a logit on short panels takes cohort effects and everything
-else unit effects (:func:`bayes_pool.event_time.effect_level` states the rule). With
+else unit effects (:func:`bayes_pool.design.staggered.effect_level` states the rule). With
 ``control="notyet"`` (the default, as R ``etwfe`` and Stata ``jwdid``) only the :math:`t \ge g`
 cells enter, so the untreated rows of later cohorts are controls too; with
 ``control="never"`` each cohort also gets indicators for its pre-adoption periods except the
@@ -23,10 +23,12 @@ linearly (not interacted with cohort and period; a stated simplification of Wool
 The ATT of a cell on the probability scale is the average over its treated rows of
 :math:`p_{it} - p_{it}^{(0)}`, the fitted probability with and without the cell's indicator;
 the overall ATT averages over all treated cell rows, i.e. weights cells by their size. SEs
-come from the delta method on the (clustered) covariance of the coefficients.
+come from the delta method on the (clustered) covariance of the coefficients; for a linear
+outcome that covariance is CRV1 as fixest / ``reghdfe`` (unit dummies not counted in K) with
+t(G - 1) p-values and intervals, as :mod:`bayes_pool.freq.did`.
 
 Cohorts treated in every observed period (adopted before the first period) cannot be
-compared with anyone at adoption: :mod:`bayes_pool.event_time` leaves their units out.
+compared with anyone at adoption: :mod:`bayes_pool.design.staggered` leaves their units out.
 
 References
 ----------
@@ -49,9 +51,11 @@ from scipy.special import expit
 
 from bayes_pool import estimates
 from bayes_pool.errors import InputError
-from bayes_pool.event_time import (CONTROLS, DEFAULT_CONTROL, FIRST, LEVELS, TIME_VALUE,
-                                   Control, Level, PreparedStaggered, effect_level)
+from bayes_pool.design.staggered import (DEFAULT_CONTROL, FIRST, TIME_VALUE, Control, Level,
+                                        PreparedStaggered, cell_columns, control_note,
+                                        resolve_level)
 from bayes_pool.freq import did as freq_did
+from bayes_pool.freq.ols import SE_CONVENTIONS, critical_value, fit_clustered, inference_df
 
 CovType = Literal["cluster", "nonrobust"]
 
@@ -60,51 +64,17 @@ def _q(name: str) -> str:
     return f"Q('{name}')"
 
 
-def cell_name(g: float, t: float) -> str:
-    """Column label of a cohort x period cell: ``g2016_t2018``."""
-    return f"g{int(g)}_t{int(t)}"
-
-
-def cell_columns(frame: pd.DataFrame, *, control: Control = DEFAULT_CONTROL) -> dict[str, dict]:
-    """The cohort x period indicators of the ETWFE design, built on a prepared event frame.
-
-    Returns ``{column: {"g", "t", "post", "label"}}`` in cohort then period order; adds the
-    0/1 columns (``cell_g<g>_t<t>``) to ``frame`` in place.
-    """
-    if control not in CONTROLS:
-        raise ValueError(f"control must be one of {sorted(CONTROLS)}, got {control!r}")
-    time = frame[TIME_VALUE].to_numpy(dtype=float)
-    first = frame[FIRST].to_numpy(dtype=float)
-    times = np.unique(time)
-    cohorts = sorted(set(first[first > 0]))
-    if not cohorts:
-        raise InputError("no cohort is first treated inside the observed periods; nothing to "
-                         "estimate with ETWFE")
-    if control == "never" and not (first == 0).any():
-        raise InputError("control='never' needs never-treated units, and there are none; "
-                         "use control='notyet'")
-    cells = {}
-    for g in cohorts:
-        pre = times[times < g]
-        for t in times:
-            if t < g and (control == "notyet" or t == pre.max()):
-                continue
-            col = f"cell_{cell_name(g, t)}"
-            frame[col] = ((first == g) & (time == t)).astype(int)
-            cells[col] = {"g": g, "t": t, "post": bool(t >= g), "label": cell_name(g, t)}
-    return cells
-
-
 def switch_off_effects(params: np.ndarray, cov: np.ndarray, exog: np.ndarray,
                        targets: dict[str, tuple[np.ndarray, list[int]]], *,
-                       family: str) -> pd.DataFrame:
+                       family: str, df: float | None = None) -> pd.DataFrame:
     r"""Average effects of switching indicators off, with delta-method SEs.
 
     For each target ``name -> (rows, columns)``: the mean over ``rows`` of
     :math:`F(x_i\beta) - F(x_i^{(0)}\beta)`, :math:`x_i^{(0)}` the row with ``columns`` set to
     0 and :math:`F` the inverse link (expit, or identity for ``gaussian``). The gradient is the
     mean of :math:`f(x_i\beta) x_i - f(x_i^{(0)}\beta) x_i^{(0)}`; SEs are
-    :math:`\sqrt{J V J^\top}`.
+    :math:`\sqrt{J V J^\top}`; p-values from t(``df``), or the normal when ``df`` is None
+    (:func:`bayes_pool.freq.ols.inference_df` of the fit).
     """
     names, est, jac = [], [], []
     for name, (rows, cols) in targets.items():
@@ -123,7 +93,8 @@ def switch_off_effects(params: np.ndarray, cov: np.ndarray, exog: np.ndarray,
     se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", jac, cov, jac), 0, None))
     est = np.asarray(est)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = 2 * stats.norm.sf(np.abs(est / se))
+        p = 2 * (stats.norm.sf(np.abs(est / se)) if df is None
+                 else stats.t.sf(np.abs(est / se), df))
     return pd.DataFrame({"estimate": est, "se": se, "p_value": p}, index=names)
 
 
@@ -177,6 +148,9 @@ def fit_logit_dummies(frame: pd.DataFrame, *, outcome: str, unit: str, rhs: list
 
     With unit dummies (``level_column == unit``) a logit first drops the units whose outcome
     never varies (as Stata does); the design is checked (:func:`check_design`) before fitting.
+    A linear fit's clustered SEs are CRV1 as fixest / ``reghdfe``
+    (:func:`bayes_pool.freq.ols.fit_clustered`: unit dummies not counted in K, t(G - 1)
+    inference); a logit's keep statsmodels' clustered default.
     Returns ``(result, frame_used, dropped_units)``.
     """
     if cov_type not in ("cluster", "nonrobust"):
@@ -191,17 +165,20 @@ def fit_logit_dummies(frame: pd.DataFrame, *, outcome: str, unit: str, rhs: list
                              f"with {unit} effects has nothing to fit; use cohort effects")
     formula = (f"{_q(outcome)} ~ " + " + ".join([*map(_q, rhs), f"C({_q(level_column)})",
                                                   f"C({_q(TIME_VALUE)})"]))
-    groups = pd.factorize(frame[unit])[0]
-    kw = (dict(cov_type="cluster", cov_kwds={"groups": groups}) if cov_type == "cluster"
-          else dict(cov_type="nonrobust"))
     model = (smf.logit if family == "bernoulli" else smf.ols)(formula, data=frame)
     check_design(model, family=family, unit=unit, time=time)
     if family == "bernoulli":
+        groups = pd.factorize(frame[unit])[0]
+        kw = (dict(cov_type="cluster", cov_kwds={"groups": groups}) if cov_type == "cluster"
+              else dict(cov_type="nonrobust"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
             result = model.fit(disp=0, maxiter=200, **kw)
+    elif cov_type == "cluster":  # unit dummies sit inside the unit clusters: not in K
+        result = fit_clustered(model, frame[unit], convention="crv1",
+                               nested=freq_did.unit_dummies(model, unit))
     else:
-        result = model.fit(**kw)
+        result = model.fit()
     return result, frame, dropped
 
 
@@ -228,11 +205,10 @@ class FreqETWFEResult:
         """Rows: overall ``att`` (column ``column``), per-cell ``att`` (column ``g<g>_t<t>``)
         and the TWFE AME of the treatment (column ``twfe``, quantity ``att``)."""
         d = self.prepared.design
-        z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
-        se_note = ("SE clustered by " + d.unit if self.cov_type == "cluster"
-                   else "model-based SE")
+        z = critical_value(self.result)
         base = (f"ETWFE (Wooldridge 2023) {d.family}; {control_note(self.control)}; "
-                f"{self.level_reason or self.level + ' effects'}; {se_note}; delta method")
+                f"{self.level_reason or self.level + ' effects'}; "
+                f"{se_note(self.cov_type, d)}; delta method")
         if self.prepared.always_treated:
             base += f"; always-treated {d.unit}s left out: {', '.join(self.prepared.always_treated)}"
         if self.dropped_units:
@@ -257,28 +233,20 @@ class FreqETWFEResult:
         return estimates.concat(estimates.frame(rows), tw)
 
 
-def control_note(control: str) -> str:
-    """What a control group means, for the row note."""
-    return ("controls: not-yet-treated (R etwfe's default; untreated rows of later cohorts "
-            "and never-treated units)" if control == "notyet" else
-            "controls: never-treated (each cohort's pre-periods but the last are placebo cells)")
-
-
-def resolve_level(prepared: PreparedStaggered, level: Level | None) -> tuple[str, str]:
-    """The level asked for, or :func:`~bayes_pool.event_time.effect_level`'s rule when None."""
-    d = prepared.design
-    if level is None:
-        return effect_level(prepared.event_frame, d.unit, d.family)
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {list(LEVELS)} or None, got {level!r}")
-    return level, f"{d.unit if level == 'unit' else 'cohort'} effects (asked for)"
+def se_note(cov_type: str, design) -> str:
+    """Which SE the rows carry: clustered (CRV1's convention for a linear fit) or model-based."""
+    if cov_type != "cluster":
+        return "model-based SE"
+    if design.family == "bernoulli":
+        return f"SE clustered by {design.unit}"
+    return f"SE clustered by {design.unit}, {SE_CONVENTIONS['crv1']}"
 
 
 def fit_etwfe(prepared: PreparedStaggered, *, control: Control = DEFAULT_CONTROL,
               level: Level | None = None, cov_type: CovType = "cluster") -> FreqETWFEResult:
     """Fit ETWFE on the event sample and the TWFE benchmark on the whole sample.
 
-    ``level=None`` applies :func:`~bayes_pool.event_time.effect_level` (cohort dummies for a
+    ``level=None`` applies :func:`~bayes_pool.design.staggered.effect_level` (cohort dummies for a
     logit on short panels, unit effects otherwise).
     """
     level, reason = resolve_level(prepared, level)
@@ -301,7 +269,7 @@ def fit_etwfe(prepared: PreparedStaggered, *, control: Control = DEFAULT_CONTROL
     treated_rows = np.flatnonzero(used[post].to_numpy().sum(axis=1) > 0)
     targets = {"overall": (treated_rows, [idx[c] for c in post]), **targets}
     att = switch_off_effects(np.asarray(result.params), np.asarray(result.cov_params()), exog,
-                             targets, family=d.family)
+                             targets, family=d.family, df=inference_df(result))
     twfe = freq_did.fit_did(prepared.did, cov_type=cov_type)
     return FreqETWFEResult(prepared=prepared, result=result, cells=cells, att=att, twfe=twfe,
                            n_obs=int(result.nobs), n_treated=len(treated_rows),

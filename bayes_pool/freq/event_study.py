@@ -6,12 +6,14 @@ r"""Frequentist event study (Zhang & Chen 2024, Eq. 5): TWFE logit with event-ti
     + X_{it}\gamma + \lambda_t + \mu_{k(i)}
 
 with event time :math:`e_{it}` binned at the window's end points and the period before
-adoption as reference (:mod:`bayes_pool.event_time` builds it and documents which units fill
-which bin). statsmodels logit with unit and time dummies, SEs clustered by unit (or
+adoption as reference (:mod:`bayes_pool.design.staggered` builds it and documents which
+units fill which bin). statsmodels logit with unit and time dummies, SEs clustered by unit (or
 model-based, ``cov_type="nonrobust"``: with a few switching units clustered SEs are too
-small). Besides each :math:`\alpha_k` (quantity ``beta``), the ``ame`` of bin :math:`k` is the
-average over the rows in that bin of :math:`p - p^{(0)}`, the fitted probability with and
-without the bin's dummy (delta-method SE): the event-time effect on the probability scale.
+small); a linear outcome's clustered SEs are CRV1 as fixest / ``reghdfe`` with t(G - 1)
+inference, as :mod:`bayes_pool.freq.did`. Besides each :math:`\alpha_k` (quantity ``beta``),
+the ``ame`` of bin :math:`k` is the average over the rows in that bin of :math:`p - p^{(0)}`,
+the fitted probability with and without the bin's dummy (delta-method SE): the event-time
+effect on the probability scale.
 
 Control groups (:func:`event_times`): ``control="never"`` estimates leads and lags around the
 reference period -1 (the paper's Eq. 5; treated units' earlier rows enter only through the
@@ -19,7 +21,7 @@ lead bins, so never-treated units and the reference period identify the time eff
 ``control="notyet"`` (the default, as R ``etwfe``) estimates the lags only, so the
 pre-adoption rows of later adopters are controls too, and no lead is reported. Unit levels are
 absorbed by unit dummies, or by cohort dummies for a logit on short panels
-(:func:`bayes_pool.event_time.effect_level`).
+(:func:`bayes_pool.design.staggered.effect_level`).
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from bayes_pool import estimates
-from bayes_pool.event_time import (CONTROLS, DEFAULT_CONTROL, FIRST, Control, Level,
-                                   PreparedStaggered, event_label, event_term)
-from bayes_pool.freq.etwfe import CovType, fit_logit_dummies, resolve_level, switch_off_effects
+from bayes_pool.design.staggered import (DEFAULT_CONTROL, FIRST, Control, Level,
+                                        PreparedStaggered, es_control_note, event_label,
+                                        event_term, event_times, resolve_level)
+from bayes_pool.freq.etwfe import CovType, fit_logit_dummies, se_note, switch_off_effects
+from bayes_pool.freq.ols import critical_value, inference_df
 
 
 def _q(name: str) -> str:
@@ -58,11 +61,10 @@ class FreqEventStudyResult:
         """Rows per estimated event time ``k``: column ``event_time_<k>`` (prefixed by
         ``column`` when given), term the treatment, quantities ``beta`` and ``ame``."""
         d = self.prepared.design
-        z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
+        z = critical_value(self.result)
         lo, hi = d.window
         note = (f"TWFE event study; {es_control_note(self.control, d.reference)}; "
-                f"{self.level_reason}; SE " + ("clustered by " + d.unit
-                                               if self.cov_type == "cluster" else "model-based"))
+                f"{self.level_reason}; {se_note(self.cov_type, d)}")
         if self.prepared.always_treated:
             note += (f"; always-treated {d.unit}s left out: "
                      f"{', '.join(self.prepared.always_treated)}")
@@ -89,21 +91,6 @@ class FreqEventStudyResult:
         return estimates.frame(rows)
 
 
-def event_times(prepared: PreparedStaggered, control: Control) -> tuple[int, ...]:
-    """The event times estimated under ``control``: all (``never``) or the lags (``notyet``)."""
-    if control not in CONTROLS:
-        raise ValueError(f"control must be one of {list(CONTROLS)}, got {control!r}")
-    return tuple(k for k in prepared.event_times if control == "never" or k >= 0)
-
-
-def es_control_note(control: str, reference: int) -> str:
-    """What the event study's control group is, for the row note."""
-    if control == "notyet":
-        return ("controls: not-yet-treated (R etwfe's default): lags only, pre-adoption rows "
-                "of later adopters are controls; no leads estimated")
-    return f"controls: never-treated; leads and lags, reference event time {reference}"
-
-
 def fit_event_study(prepared: PreparedStaggered, *, cov_type: CovType = "cluster",
                     control: Control = DEFAULT_CONTROL, level: Level | None = None
                     ) -> FreqEventStudyResult:
@@ -123,7 +110,8 @@ def fit_event_study(prepared: PreparedStaggered, *, cov_type: CovType = "cluster
         bin_n[k] = len(rows)
         targets[event_label(k)] = (rows, [names.index(_q(term))])
     effects = switch_off_effects(np.asarray(result.params), np.asarray(result.cov_params()),
-                                 np.asarray(result.model.exog), targets, family=d.family)
+                                 np.asarray(result.model.exog), targets, family=d.family,
+                                 df=inference_df(result))
     return FreqEventStudyResult(prepared=prepared, result=result, effects=effects, bin_n=bin_n,
                                 n_obs=int(result.nobs), dropped_units=dropped,
                                 cov_type=cov_type, control=control, level_reason=reason)

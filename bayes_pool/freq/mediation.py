@@ -43,25 +43,23 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
-from scipy import special, stats
+from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from bayes_pool import estimates
-from bayes_pool.design import FAMILIES, DiDDesign, Family, check_binary
-from bayes_pool.errors import InputError
+# MediationDesign stays importable from here for cli.py and calibration.py (owned elsewhere)
+from bayes_pool.design.mediation import MediationDesign, PreparedMediation  # noqa: F401
+from bayes_pool.estimands.mediation import EFFECTS, natural_effects
 from bayes_pool.freq import did as freq_did
 
 log = logging.getLogger(__name__)
 
-EFFECTS: tuple[str, ...] = ("indirect", "direct", "total", "proportion_mediated")
-"""Quantities of the ``mediation`` table, in order."""
-QUADRATURE_NODES = 32
 NULL_WORLD_SIZE = {
     "sobel": ("over-rejects with few switchers: null-world size at 5% with 3 switchers 19.0% "
               "(13.8-25.1%) without and 19.5% (14.2-25.7%) with region x wave shocks, 200 "
@@ -76,189 +74,6 @@ measured for the Sobel test and the bootstrap interval of the indirect effect.""
 
 def _q(name: str) -> str:
     return f"Q('{name}')"
-
-
-# ------------------------------------------------------------------------------ design ---
-
-@dataclass(frozen=True)
-class MediationDesign:
-    """Column roles of a single-mediator design.
-
-    Parameters
-    ----------
-    outcome, treatment, mediator : str
-        Column names; ``treatment`` is 0/1, ``mediator`` continuous.
-    covariates : tuple of str
-        Controls entering both steps linearly.
-    unit, time : str, optional
-        Fixed effects (frequentist) or partially pooled intercepts / time effects (Bayesian);
-        ``None`` for neither. Standard errors are clustered by ``unit`` when given.
-    family : {"bernoulli", "gaussian"}
-        Logit or linear outcome step.
-    items : tuple of str
-        Items measuring the mediator (used by the Bayesian measurement model); rows missing
-        an item are dropped too.
-    """
-
-    outcome: str
-    treatment: str
-    mediator: str
-    covariates: tuple[str, ...] = ()
-    unit: str | None = None
-    time: str | None = None
-    family: Family = "bernoulli"
-    items: tuple[str, ...] = ()
-
-    def __post_init__(self):
-        if self.family not in FAMILIES:
-            raise InputError(f"outcome family must be one of {sorted(FAMILIES)}, "
-                             f"got {self.family!r}")
-        object.__setattr__(self, "covariates", tuple(self.covariates))
-        object.__setattr__(self, "items", tuple(self.items))
-
-    @property
-    def columns(self) -> list[str]:
-        """Every column the design uses (no duplicates), outcome first."""
-        cols = [self.outcome, self.treatment, self.mediator, *self.covariates,
-                *(c for c in (self.unit, self.time) if c), *self.items]
-        return list(dict.fromkeys(cols))
-
-    def did(self, *, outcome_step: bool) -> DiDDesign:
-        """The DiD design of one step (needs both unit and time)."""
-        if outcome_step:
-            return DiDDesign(outcome=self.outcome, treatment=self.treatment, unit=self.unit,
-                             time=self.time, covariates=(*self.covariates, self.mediator),
-                             family=self.family)
-        return DiDDesign(outcome=self.mediator, treatment=self.treatment, unit=self.unit,
-                         time=self.time, covariates=self.covariates, family="gaussian")
-
-    def prepare(self, data: pd.DataFrame) -> PreparedMediation:
-        """Validate the frame and return the complete-case sample.
-
-        Raises :class:`~bayes_pool.errors.InputError` naming the column and values when a
-        column is missing or not numeric, the treatment (or a logit's outcome) is not 0/1,
-        outcome/treatment/unit/time have missing values, or the treatment never changes
-        within any unit while unit effects are asked for.
-        """
-        missing = [c for c in self.columns if c not in data.columns]
-        if missing:
-            raise InputError(f"missing column(s) {missing} required by the mediation design; "
-                             f"columns present: {sorted(map(str, data.columns))}")
-        frame = data[self.columns].copy()
-        n_all = len(frame)
-        for col in (c for c in (self.outcome, self.treatment, self.unit, self.time) if c):
-            n_na = int(frame[col].isna().sum())
-            if n_na:
-                raise InputError(f"column {col!r} has {n_na} missing value(s) in {n_all} rows; "
-                                 "outcome, treatment, unit and time must be complete")
-        numeric = [self.outcome, self.treatment, self.mediator, *self.covariates, *self.items]
-        for col in numeric:
-            if not pd.api.types.is_numeric_dtype(frame[col]):
-                bad = sorted(frame[col].dropna().astype(str).unique()[:10])
-                raise InputError(f"column {col!r} must be numeric; found values such as {bad}")
-        frame = frame.dropna().reset_index(drop=True)
-        if len(frame) < 10:
-            raise InputError(f"only {len(frame)} complete row(s) for columns {self.columns}")
-        check_binary(frame, self.treatment, "treatment")
-        if self.family == "bernoulli":
-            check_binary(frame, self.outcome, "outcome of a logit (family 'bernoulli')")
-        frame[self.treatment] = frame[self.treatment].astype(int)
-        if frame[self.treatment].nunique() < 2:
-            raise InputError(f"treatment {self.treatment!r} never varies "
-                             f"(all rows = {frame[self.treatment].iloc[0]}); nothing to estimate")
-        if frame[self.mediator].nunique() < 3:
-            raise InputError(f"mediator {self.mediator!r} takes fewer than 3 distinct values; "
-                             "a linear mediator model needs a continuous mediator")
-        switchers: tuple[str, ...] = ()
-        for col in (c for c in (self.unit, self.time) if c):
-            frame[col] = frame[col].astype(str)
-            if frame[col].nunique() < 2:
-                raise InputError(f"column {col!r} has fewer than 2 levels")
-        if self.unit:
-            varies = frame.groupby(self.unit)[self.treatment].nunique() > 1
-            switchers = tuple(sorted(varies.index[varies]))
-            if not switchers:
-                raise InputError(f"treatment {self.treatment!r} never changes within any "
-                                 f"{self.unit!r}: with {self.unit} effects the effect is not "
-                                 "identified")
-        return PreparedMediation(design=self, frame=frame, n_input=n_all,
-                                 n_incomplete=n_all - len(frame), switchers=switchers)
-
-
-@dataclass(frozen=True)
-class PreparedMediation:
-    """A validated complete-case sample for a :class:`MediationDesign`."""
-
-    design: MediationDesign
-    frame: pd.DataFrame
-    n_input: int
-    n_incomplete: int
-    switchers: tuple[str, ...] = field(default=())
-
-    @property
-    def n_obs(self) -> int:
-        return len(self.frame)
-
-
-
-
-# ------------------------------------------------------------------ natural effects ---
-
-def inverse_link(family: str):
-    """Inverse link of the outcome step: expit for a logit, identity for a linear model."""
-    return special.expit if family == "bernoulli" else (lambda x: x)
-
-
-def natural_effects(base, mu0, a, b, d, sigma, *, family: str = "bernoulli",
-                    nodes: int = QUADRATURE_NODES) -> dict[str, np.ndarray]:
-    r"""Natural indirect, direct and total effects and proportion mediated, per draw.
-
-    Pure numpy, shared by the frequentist plug-in (one "draw") and the posterior (one value
-    per draw).
-
-    Parameters
-    ----------
-    base : array (S, n)
-        Outcome linear predictor without the treatment and mediator terms, per draw and row.
-    mu0 : array (S, n)
-        Mediator mean under no treatment; under treatment it is ``mu0 + a``.
-    a, b, d, sigma : array (S,)
-        Treatment -> mediator, mediator -> outcome, direct treatment -> outcome coefficients
-        and the mediator's residual SD.
-    family : {"bernoulli", "gaussian"}
-        Inverse link applied (expit or identity).
-    nodes : int
-        Gauss-Hermite nodes integrating the mediator's normal residual out.
-
-    Returns
-    -------
-    dict
-        ``indirect`` (NIE: :math:`\bar Y(1,M(1)) - \bar Y(1,M(0))`), ``direct`` (pure NDE:
-        :math:`\bar Y(1,M(0)) - \bar Y(0,M(0))`), ``total`` and ``proportion_mediated``,
-        arrays of shape (S,).
-    """
-    base, mu0 = np.atleast_2d(base), np.atleast_2d(mu0)
-    a, b, d, sigma = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (a, b, d, sigma))
-    x, w = np.polynomial.hermite_e.hermegauss(nodes)
-    w = w / w.sum()
-    inv = inverse_link(family)
-    n_draws, n_rows = base.shape
-    chunk = max(1, int(2e7 // (n_rows * nodes)))
-    ybar = {key: np.empty(n_draws) for key in ("11", "10", "00")}
-    for start in range(0, n_draws, chunk):
-        s = slice(start, start + chunk)
-        eta0 = base[s] + b[s, None] * mu0[s]  # predictor at t = 0, M = mu0 (before noise)
-        noise = (b[s] * sigma[s])[:, None, None] * x[None, None, :]
-        for t, tm in ((1, 1), (1, 0), (0, 0)):
-            eta = eta0 + (d[s] * t + b[s] * a[s] * tm)[:, None]
-            ybar[f"{t}{tm}"][s] = (inv(eta[..., None] + noise) @ w).mean(axis=1)
-    indirect = ybar["11"] - ybar["10"]
-    direct = ybar["10"] - ybar["00"]
-    total = indirect + direct
-    with np.errstate(divide="ignore", invalid="ignore"):
-        proportion = np.where(total != 0, indirect / total, np.nan)
-    return {"indirect": indirect, "direct": direct, "total": total,
-            "proportion_mediated": proportion}
 
 
 # ------------------------------------------------------------------------ the steps ---

@@ -35,8 +35,9 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from bayes_pool.design.mediation import PreparedMediation
 from bayes_pool.errors import InputError
-from bayes_pool.freq.mediation import PreparedMediation, _matrices
+from bayes_pool.freq.mediation import _matrices
 
 
 RI_SIZE = ("null-world size at 5% with 3 switchers (200 seeds per world, exact 95% CI): "

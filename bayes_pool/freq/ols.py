@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from scipy import stats
 
 from bayes_pool import estimates
 from bayes_pool.errors import InputError
@@ -86,6 +87,23 @@ def fit_clustered(model, groups, *, convention: Convention, nested: int = 0, **f
     inner.cov_params_default = inner.cov_params_default * factor
     inner._cache = {}  # bse, p-values and intervals were cached from the unscaled covariance
     return result
+
+
+def inference_df(result) -> float | None:
+    """Degrees of freedom of a statsmodels fit's t inference -- G - 1 after
+    :func:`fit_clustered` with ``"crv1"``, N - K for a non-robust OLS -- or None where the fit
+    uses the normal (logits)."""
+    if not getattr(result, "use_t", False):
+        return None
+    return float(getattr(result, "df_resid_inference", None) or result.df_resid)
+
+
+def critical_value(result) -> float:
+    """Quantile of the 95% interval of a statsmodels fit: t with :func:`inference_df`, else
+    the normal."""
+    q = 0.5 + estimates.CI_PROB / 2
+    df = inference_df(result)
+    return float(stats.norm.ppf(q) if df is None else stats.t.ppf(q, df))
 
 
 @dataclass
