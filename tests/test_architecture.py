@@ -59,15 +59,9 @@ def test_layers_place_every_module_once():
 
 
 MATPLOTLIB_USE = re.compile(r"\bmatplotlib\.use\(")
-SETS_BACKEND_TODAY = {
-    # issue 15 part 3 (report/, figures without a backend of their own): these still switch
-    # to Agg on import, which is why a notebook gets no inline plots; remove each line here
-    # when its call goes (the CLI then sets Agg once)
-    "report.py", "figures/__init__.py", "figures/calibration.py", "figures/checks.py",
-    "figures/event_study.py", "figures/heterogeneity.py", "figures/mediation.py",
-    "figures/placebo.py", "figures/psm.py", "figures/sensitivity.py",
-    "studies/smi_psm/pipeline.py",  # its figures() sets Agg before drawing
-}
+SETS_BACKEND_TODAY: set[str] = set()
+"""Modules allowed to set a backend besides cli.py: none (figures draw on Figure objects
+without pyplot, so a notebook keeps its inline backend)."""
 
 
 def test_only_the_cli_sets_a_matplotlib_backend():
