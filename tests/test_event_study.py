@@ -146,3 +146,32 @@ def test_null_world_event_study_size_across_seeds():
     assert set(misses) == {"event_time_-2", "event_time_0", "event_time_1"}
     for column, k in misses.items():
         assert stats.binomtest(k, len(NULL_SEEDS), 0.05).pvalue > 0.01, (column, k)
+
+
+def test_leads_of_units_never_seen_at_the_reference_are_not_estimated():
+    """pooling-did's adoption years on its waves (2014/2016/2018): the 2016 cohort is seen at
+    event times -2, 0, 2 and never at -1, so with province effects its bins add up to its
+    province indicators. Event time -2 (filled only by that cohort) is left out with a note,
+    and the never-treated event study fits (it stopped with 'the design is singular ...
+    event_m2' before)."""
+    from bayes_pool.design.staggered import StaggeredDesign
+    import pandas as pd
+
+    from bayes_pool.freq.event_study import fit_event_study
+
+    rng = np.random.default_rng(0)
+    units = [f"u{i}" for i in range(12)]
+    adopt = {"u0": 2015, "u1": 2016, "u2": 2016}  # the rest never
+    rows = [(u, t) for u in units for t in (2014, 2016, 2018) for _ in range(40)]
+    frame = pd.DataFrame(rows, columns=["unit", "year"])
+    frame["cohort"] = frame["unit"].map(adopt).fillna(0)
+    frame["d"] = ((frame["cohort"] > 0) & (frame["year"] >= frame["cohort"])).astype(int)
+    frame["y"] = rng.binomial(1, 0.4 + 0.2 * frame["d"])
+    prep = StaggeredDesign("y", "d", "unit", "year", "cohort", period_length=1).prepare(frame)
+    status = prep.coverage.set_index("event_time")["status"]
+    assert status[-2].startswith("dropped: its units are never observed at the reference")
+    assert -2 not in prep.event_times and {0, 1, 2} <= set(prep.event_times)
+    assert any("u1" in n and "-1" in n for n in prep.notes)
+    res = fit_event_study(prep, control="never").tidy(study="toy")
+    assert "event_time_-2" not in set(res["column"])
+    assert res.loc[res["quantity"] == "beta", "se"].gt(0).all()

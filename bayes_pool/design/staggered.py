@@ -268,6 +268,7 @@ def _build(design: StaggeredDesign, prepared: PreparedDiD) -> PreparedStaggered:
 
     lo, hi = d.window
     binned = np.clip(event, lo, hi)
+    at_reference = set(frame.loc[binned == d.reference, d.unit])
     notes, rows, estimated = [], [], []
     for k in range(lo, hi + 1):
         mask = binned == k
@@ -288,6 +289,15 @@ def _build(design: StaggeredDesign, prepared: PreparedDiD) -> PreparedStaggered:
             status = "dropped: only always-treated units"
             notes.append(f"{label} is filled only by always-treated {d.unit}(s) {units}: not "
                          f"identified apart from their {d.unit} effects; not estimated")
+        elif k < d.reference and not at_reference.intersection(identifying):
+            # every row of such a unit falls in an estimated bin, so its bins add up to its
+            # unit (or cohort) indicator: one of them must be its reference instead
+            status = "dropped: its units are never observed at the reference period"
+            notes.append(f"{label} is filled only by {d.unit}(s) {identifying}, never observed at "
+                         f"the reference event time {d.reference}: with {d.unit} or cohort "
+                         f"effects their bins are identified only up to a constant, so {label} "
+                         f"is not estimated and serves as their reference (their later bins "
+                         f"are measured from it)")
         else:
             status = "estimated"
             estimated.append(k)
