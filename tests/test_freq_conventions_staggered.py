@@ -77,3 +77,26 @@ def test_linear_event_study_bins_equal_pyfixest_crv1():
         ours = rows[rows["quantity"] == quantity].set_index("column")
         assert len(ours) == len(terms) >= 3
         _assert_rows_match(ours, ref)
+
+
+def test_logit_etwfe_and_event_study_cluster_as_stata_logit():
+    """A logit ETWFE / event study clusters as Stata's ``logit, vce(cluster)`` (G/(G - 1) on
+    the sandwich, nothing else), as the TWFE DiD logit does: every coefficient's SE equals
+    statsmodels' uncorrected cluster sandwich times sqrt(G/(G - 1)) (it used statsmodels'
+    default, which also multiplies by (N - 1)/(N - K))."""
+    from statsmodels.stats.sandwich_covariance import cov_cluster
+
+    panel = staggered_panel(7, units=60)
+    panel["y"] = (panel["y"] > panel["y"].median()).astype(int)
+    design = StaggeredDesign(outcome="y", treatment="d", unit="unit", time="period",
+                             cohort="adopt", covariates=("x",), family="bernoulli")
+    prep = design.prepare(panel)
+    for fit in (fit_etwfe(prep), fit_event_study(prep, control="never")):
+        r = fit.result
+        used = r.model.data.frame
+        groups = pd.factorize(used["unit"])[0]
+        g = len(np.unique(groups))
+        se = np.sqrt(np.diag(cov_cluster(r, groups, use_correction=False)) * g / (g - 1))
+        np.testing.assert_allclose(np.asarray(r.bse), se, rtol=1e-8)
+        rows = fit.tidy(study="t")
+        assert rows["note"].str.contains("Stata logit vce\\(cluster\\)").all()

@@ -150,7 +150,8 @@ def fit_logit_dummies(frame: pd.DataFrame, *, outcome: str, unit: str, rhs: list
     never varies (as Stata does); the design is checked (:func:`check_design`) before fitting.
     A linear fit's clustered SEs are CRV1 as fixest / ``reghdfe``
     (:func:`bayes_pool.freq.ols.fit_clustered`: unit dummies not counted in K, t(G - 1)
-    inference); a logit's keep statsmodels' clustered default.
+    inference); a logit's are Stata's ``logit, vce(cluster)`` (G/(G - 1) only), as the TWFE
+    DiD logit's.
     Returns ``(result, frame_used, dropped_units)``.
     """
     if cov_type not in ("cluster", "nonrobust"):
@@ -168,12 +169,10 @@ def fit_logit_dummies(frame: pd.DataFrame, *, outcome: str, unit: str, rhs: list
     model = (smf.logit if family == "bernoulli" else smf.ols)(formula, data=frame)
     check_design(model, family=family, unit=unit, time=time)
     if family == "bernoulli":
-        groups = pd.factorize(frame[unit])[0]
-        kw = (dict(cov_type="cluster", cov_kwds={"groups": groups}) if cov_type == "cluster"
-              else dict(cov_type="nonrobust"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            result = model.fit(disp=0, maxiter=200, **kw)
+            result = (fit_clustered(model, frame[unit], convention="logit", disp=0, maxiter=200)
+                      if cov_type == "cluster" else model.fit(disp=0, maxiter=200))
     elif cov_type == "cluster":  # unit dummies sit inside the unit clusters: not in K
         result = fit_clustered(model, frame[unit], convention="crv1",
                                nested=freq_did.unit_dummies(model, unit))
@@ -234,12 +233,11 @@ class FreqETWFEResult:
 
 
 def se_note(cov_type: str, design) -> str:
-    """Which SE the rows carry: clustered (CRV1's convention for a linear fit) or model-based."""
+    """Which SE the rows carry: clustered (Stata logit's or CRV1's convention) or model-based."""
     if cov_type != "cluster":
         return "model-based SE"
-    if design.family == "bernoulli":
-        return f"SE clustered by {design.unit}"
-    return f"SE clustered by {design.unit}, {SE_CONVENTIONS['crv1']}"
+    convention = "logit" if design.family == "bernoulli" else "crv1"
+    return f"SE clustered by {design.unit}, {SE_CONVENTIONS[convention]}"
 
 
 def fit_etwfe(prepared: PreparedStaggered, *, control: Control = DEFAULT_CONTROL,

@@ -7,9 +7,9 @@ r"""Frequentist event study (Zhang & Chen 2024, Eq. 5): TWFE logit with event-ti
 
 with event time :math:`e_{it}` binned at the window's end points and the period before
 adoption as reference (:mod:`bayes_pool.design.staggered` builds it and documents which
-units fill which bin). statsmodels logit with unit and time dummies, SEs clustered by unit (or
-model-based, ``cov_type="nonrobust"``: with a few switching units clustered SEs are too
-small); a linear outcome's clustered SEs are CRV1 as fixest / ``reghdfe`` with t(G - 1)
+units fill which bin). statsmodels logit with unit and time dummies, SEs clustered by unit as
+Stata's ``logit, vce(cluster)`` computes them (G/(G - 1); or model-based,
+``cov_type="nonrobust"``: with a few switching units clustered SEs are too small); a linear outcome's clustered SEs are CRV1 as fixest / ``reghdfe`` with t(G - 1)
 inference, as :mod:`bayes_pool.freq.did`. Besides each :math:`\alpha_k` (quantity ``beta``),
 the ``ame`` of bin :math:`k` is the average over the rows in that bin of :math:`p - p^{(0)}`,
 the fitted probability with and without the bin's dummy (delta-method SE): the event-time
