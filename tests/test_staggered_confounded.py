@@ -109,9 +109,12 @@ def test_correlated_bayesian_matches_fixed_effects_across_seeds():
     assert exch_gap.abs().mean() > gap.abs().mean(), (exch_gap, gap)
 
 
-# Measured 2026-12-06 (run by seed in the background, cut by the deadline; seeds 1-7 before the
-# parameterization rule's last change, which left them non-centred as now): correlated, 18
-# usable seeds (1-7, 9-19; 8 separated): mean (Bayes - FE) / posterior SD -0.05 (ETWFE ATT),
-# -0.02, 0.00, 0.01 (event times -2, 0, 1), largest 0.23; event-study intervals covered the
-# truth in 17/18 seeds each; all converged, 0 divergences. Exchangeable, 23 seeds: mean +0.32
-# (ETWFE), +0.42, +0.42, +0.19, largest 1.35; coverage at event time 1 19/23 (83%).
+# Measured 2026-12-06 (run by seed in the background: seeds 1-19 before one deadline, 20-25
+# after it with the same code and settings; seeds 1-7 before the parameterization rule's last
+# change, which left them non-centred as now): correlated, all 24 usable seeds (1-7, 9-25; 8
+# separated): mean (Bayes - FE) / posterior SD -0.04 (ETWFE ATT), -0.02, 0.00, +0.01 (event
+# times -2, 0, 1), largest |z| 0.29 (seed 25, ETWFE); event-study intervals covered the truth
+# in 22/24 (event time -2), 23/24 (0) and 23/24 (1) seeds; three of the 20-25 fits missed the
+# test's lenient gate (seed 22 event study, seed 25 ETWFE), counted, not dropped.
+# Exchangeable, 23 seeds: mean +0.32 (ETWFE), +0.42, +0.42, +0.19, largest 1.35; coverage at
+# event time 1 19/23 (83%).
