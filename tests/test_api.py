@@ -159,6 +159,7 @@ def test_event_study_and_staggered_tidy_equal_the_workflows():
     assert {"etwfe", "twfe", "g3_t3"} <= set(st.tidy()["column"])
 
 
+@pytest.mark.slow  # two NUTS compiles; the frequentist and Laplace rows are compared fast
 def test_did_posterior_rows_equal_the_workflows_for_the_same_seed():
     """One small NUTS fit each way, same seed: the same posterior rows, one posterior
     (a DataTree with the treatment's draws), and diagnostics whose verdict follows from the

@@ -110,6 +110,7 @@ def _check_figure(ax, beta):
     assert ax.get_title().startswith("SYNTHETIC DATA\n")
 
 
+@pytest.mark.slow  # one seed's Bayesian pin; the across-seeds size test is slow too
 def test_null_world_event_times_cover_zero_bayesian():
     """Short chains (2 x 300): every event time's interval (lead and lags, beta and ame) covers
     0 and the fit converges to looser short-chain thresholds; a 3000-row draw of the null

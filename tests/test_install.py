@@ -3,10 +3,11 @@
 A wheel is built from a copy of the source (so no build/ or egg-info lands in the tree),
 installed with ``--no-deps`` into a fresh venv that sees this venv's dependencies through a
 ``.pth`` line, and used from an empty directory: ``bayes-pool did`` on a user CSV
-(frequentist only), ``bayes-pool run pooling-did --only table3`` (the Bayesian fits cut to one
-chain of 20 draws: this checks the install, not the sampler) and ``python -c "import
+(frequentist only), ``bayes-pool run pooling-did --only table2`` (fast tier) and ``--only
+table3`` (slow tier: the Bayesian fits cut to one chain of 20 draws check the install, not the
+sampler, but their compiles take minutes on a loaded machine) and ``python -c "import
 bayes_pool"``. Outputs must land under that directory and nowhere near the source tree or the
-installed package. About a minute on two cores, most of it the two tiny Table 3 fits.
+installed package.
 """
 
 from __future__ import annotations
@@ -116,7 +117,11 @@ def test_import_and_load_a_spec_from_an_empty_directory(installed, tmp_path):
     assert list(tmp_path.iterdir()) == []  # importing writes nothing
 
 
-def test_cli_runs_write_under_the_current_directory_only(installed, tmp_path):
+@pytest.mark.parametrize("part", [
+    "table2",  # descriptives only: the install, the packaged ledger and template, in seconds
+    pytest.param("table3", marks=pytest.mark.slow),  # + two tiny NUTS fits (compiles: minutes)
+])
+def test_cli_runs_write_under_the_current_directory_only(installed, tmp_path, part):
     venv, _ = installed
     package = _installed_package(venv, tmp_path)
     before = {"package": _tree(package), "source": _tree(SOURCE / "bayes_pool"),
@@ -128,21 +133,24 @@ def test_cli_runs_write_under_the_current_directory_only(installed, tmp_path):
     _run(venv, work, "bayes-pool", "did", "--data", str(data), "--outcome", "y",
          "--treatment", "treated", "--unit", "county", "--time", "wave", "--covariates",
          "x1,x2", "--frequentist-only", "--seed", str(SEED))
-    _run(venv, work, "bayes-pool", "run", "pooling-did", "--only", "table3", "--seed",
+    _run(venv, work, "bayes-pool", "run", "pooling-did", "--only", part, "--seed",
          str(SEED), "--chains", "1", "--draws", "20", "--tune", "20")
 
     (did,) = (work / "outputs" / "did").iterdir()
     est = pd.read_csv(did / "estimates.csv")
     assert set(est["source"]) == {"frequentist"} and len(est[est["term"] == "treated"]) == 2
     runs = [p for p in (work / "outputs" / "pooling-did").iterdir() if not p.name.startswith(".")]
-    (table3,) = runs
-    est = pd.read_csv(table3 / "estimates.csv", dtype={"table": str})
-    fitted = est[(est["table"] == "3") & (est["term"] == "policy")]
-    assert set(fitted["source"]) == {"published", "frequentist", "bayesian"}
-    assert set(fitted["column"]) == {"(1)", "(2)"}
-    manifest = json.loads((table3 / "manifest.json").read_text())
-    assert Path(manifest["spec"]["path"]).resolve().is_relative_to(venv.resolve())
-    assert (table3 / "report.html").is_file()  # the packaged template rendered
+    (run,) = runs
+    est = pd.read_csv(run / "estimates.csv", dtype={"table": str})
+    if part == "table3":
+        fitted = est[(est["table"] == "3") & (est["term"] == "policy")]
+        assert set(fitted["source"]) == {"published", "frequentist", "bayesian"}
+        assert set(fitted["column"]) == {"(1)", "(2)"}
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert Path(manifest["spec"]["path"]).resolve().is_relative_to(venv.resolve())
+    else:  # Table 2's descriptives next to the packaged ledger's
+        assert {"published", "frequentist"} <= set(est.loc[est["table"] == "2", "source"])
+    assert (run / "report.html").is_file()  # the packaged template rendered
     assert {p.name for p in work.iterdir()} == {"outputs"}
 
     after = {"package": _tree(package), "source": _tree(SOURCE / "bayes_pool"),

@@ -77,6 +77,7 @@ def test_did_gaussian_30_units_3_periods_reruns_identically(tmp_path, monkeypatc
     assert set(est["column"]) == {"gaussian"}
 
 
+@pytest.mark.slow  # the gaussian did rerun (the one that differed) stays fast
 def test_did_bernoulli_reruns_identically(tmp_path, monkeypatch):
     frame, _ = make_panel(seed=11, n=600)
     est = _twice(tmp_path, monkeypatch, [*_did(_csv(tmp_path, frame), "bernoulli"),
