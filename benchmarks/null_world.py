@@ -142,12 +142,15 @@ def markdown(table: pd.DataFrame, settings: dict) -> str:
         "| method | world | rejections | rate | 95% interval | 5% inside | valid in both worlds |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in table.itertuples():
-        lines.append(f"| {r.method}: {r.description} | {r.world} | {r.rejections}/{r.seeds} | "
-                     f"{100 * r.rate:.1f}% | [{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}] | "
-                     f"{'yes' if r.consistent_5pct else 'no'} | "
-                     f"{'yes' if r.valid_both_worlds else 'no'} |")
+    lines += [rate_cells(r) + " |" for r in table.itertuples()]
     return "\n".join(lines) + "\n"
+
+
+def rate_cells(r) -> str:
+    """A row of :func:`rate_table` as markdown cells (method to 'valid in both worlds')."""
+    return (f"| {r.method}: {r.description} | {r.world} | {r.rejections}/{r.seeds} | "
+            f"{100 * r.rate:.1f}% | [{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}] | "
+            f"{'yes' if r.consistent_5pct else 'no'} | {'yes' if r.valid_both_worlds else 'no'}")
 
 
 def main(argv=None) -> dict:

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from null_world import ALPHA, N_DEFAULT, RESULTS, rate_table  # noqa: E402
+from null_world import ALPHA, N_DEFAULT, RESULTS, rate_cells, rate_table  # noqa: E402
 
 MODELS = {
     "bayes_cre": "Bayesian logit, correlated unit effects (default), 95% interval excludes 0",
@@ -95,11 +95,9 @@ def markdown(table: pd.DataFrame, fits: pd.DataFrame, settings: dict) -> str:
     for r in table.itertuples():
         g = fits[(fits["world"] == r.world) & (fits["method"] == r.method)]
         lines.append(
-            f"| {r.method}: {r.description} | {r.world} | {r.rejections}/{r.seeds} | "
-            f"{100 * r.rate:.1f}% | [{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}] | "
-            f"{'yes' if r.consistent_5pct else 'no'} | {'yes' if r.valid_both_worlds else 'no'}"
-            f" | {int((~g['converged']).sum())} (max div {int(g['divergences'].max())}, max "
-            f"R-hat {g['r_hat'].max():.3f}) | {g['seconds'].median():.0f} |")
+            f"{rate_cells(r)} | {int((~g['converged']).sum())} (max div "
+            f"{int(g['divergences'].max())}, max R-hat {g['r_hat'].max():.3f}) | "
+            f"{g['seconds'].median():.0f} |")
     return "\n".join(lines) + "\n"
 
 
