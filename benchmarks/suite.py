@@ -160,6 +160,21 @@ def bench_samplers(prepared, seed: int = 1) -> dict:
         out[key]["note"] = f"toolkit's compiled model reused, tune {tune}; second call timed"
         print(key, out[key], flush=True)
 
+    # The same warm refit of the exchangeable model (no unit means): what the correlated
+    # unit structure costs (docs/unit_effects.md).
+    from dataclasses import replace
+    exch, _ = bayes_did.build(prepared, replace(spec, unit_effects="exchangeable"))
+    compiled = nutpie.compile_pymc_model(exch.backend.model, var_names=bambi_traced_names(exch))
+    nutpie.sample(compiled, draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS, cores=2,
+                  seed=seed, progress_bar=False, **options)  # cold: first call
+    t0 = time.perf_counter()
+    warm = nutpie.sample(compiled, draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS, cores=2,
+                         seed=seed + 1, progress_bar=False, **options)
+    out["nutpie_warm_exchangeable"] = _sampler_stats(warm, time.perf_counter() - t0, 0.0)
+    out["nutpie_warm_exchangeable"]["note"] = (
+        f"as nutpie_warm, exchangeable unit intercepts (no unit means), tune {spec.sampler.tune}")
+    print("nutpie_warm_exchangeable", out["nutpie_warm_exchangeable"], flush=True)
+
     base = out["pymc_default"]
     for row in out.values():
         row["ess_per_s_policy_vs_pymc"] = round(row["ess_per_s_policy"]
