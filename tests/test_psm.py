@@ -23,7 +23,7 @@ from bayes_pool.specs import load_spec
 from bayes_pool import compare, estimates
 from bayes_pool.studies.smi_psm import contract, pipeline, synthetic
 
-STUDY = contract.STUDY
+STUDY = contract.STUDY_ID
 SMALL = dict(chains=2, draws=300, tune=300)
 
 
