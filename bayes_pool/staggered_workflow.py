@@ -113,11 +113,11 @@ def analyse_staggered(frame: pd.DataFrame, *, outcome: str, treatment: str, unit
                       table: str = "staggered") -> Analysis:
     """Staggered-robust DiD (rows, posterior and facts labelled ``table``): ETWFE ATT overall
     (column ``etwfe``) and per cohort x period cell (column ``g<g>_t<t>``), frequentist and
-    Bayesian, beside the frequentist TWFE AME (column ``twfe``), all with term ``treatment``, quantity ``att``.
-    Always-treated cohorts are left out of ETWFE (never seen untreated). ``control``:
-    ``notyet`` (default, as R ``etwfe``) or ``never``; a logit on short panels takes cohort
-    dummies instead of unit effects (:func:`bayes_pool.event_time.effect_level`). Categorical
-    covariates as in :func:`analyse_event_study`."""
+    Bayesian, beside the frequentist TWFE AME (column ``twfe``), all with term ``treatment``,
+    quantity ``att``. Always-treated cohorts are left out of ETWFE (never seen untreated).
+    ``control``: ``notyet`` (default, as R ``etwfe``) or ``never``; a logit on short panels
+    takes cohort dummies instead of unit effects (:func:`bayes_pool.event_time.effect_level`).
+    Categorical covariates as in :func:`analyse_event_study`."""
     prepared, expanded = _prepare(frame, outcome, treatment, unit, time, cohort, covariates,
                                   family, period_length, window, categorical, reference)
     freq = freq_etwfe.fit_etwfe(prepared, control=control, cov_type=cov_type)
