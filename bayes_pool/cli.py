@@ -20,6 +20,7 @@ from rich.table import Table
 
 from bayes_pool import __version__, compare, estimates, runs, studies
 from bayes_pool.errors import BayesPoolError, ConvergenceError
+from bayes_pool.seeds import child_seed
 from bayes_pool.specs import check_approx
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -315,14 +316,16 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
                 from bayes_pool.figures.event_study import plot_event_study
                 from bayes_pool.staggered_workflow import analyse_event_study
                 _say("Event study: leads and lags of adoption")
-                analysis.extend(analyse_event_study(frame, seed=seed + 1, **roles))
+                analysis.extend(analyse_event_study(
+                    frame, seed=child_seed(seed, "event_study"), **roles))
                 analysis.figures.append(lambda folder, synthetic, est: {
                     "event_study": plot_event_study(est, folder / "event_study.png",
                                                     synthetic=synthetic)})
             if staggered:
                 from bayes_pool.staggered_workflow import analyse_staggered
                 _say("Extended TWFE: cohort x period effects, aggregated ATT")
-                analysis.extend(analyse_staggered(frame, seed=seed + 2, **roles))
+                analysis.extend(analyse_staggered(frame, seed=child_seed(seed, "staggered"),
+                                                  **roles))
             analysis.estimates = _gate(analysis.estimates, _base(model_spec), gates)
             write_run(folder, analysis, study="did", title=f"DiD on {data.name}", synthetic=False,
                       key_term=treatment, manifest={"command": "did", "seed": seed,

@@ -25,6 +25,7 @@ from bayes_pool import estimates
 from bayes_pool.errors import SpecError
 from bayes_pool.priors import PriorSet, applicable, apply_prior_set
 from bayes_pool.published import published_value
+from bayes_pool.seeds import child_seed
 from bayes_pool.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def _refit(task: dict, target: Target) -> dict:
     if task.get("prior_draws"):
         out["prior_predictive"] = checks.prior_predictive(
             res.model, treatment=target.treatment, prepared=target.prepared,
-            draws=task["prior_draws"], seed=seed + 1)
+            draws=task["prior_draws"], seed=child_seed(seed, "prior_predictive"))
     if task.get("psense"):
         out["psense"], tree = checks.power_scaling(res.model, res.idata)
         if task.get("main"):
@@ -159,7 +160,7 @@ def _refit(task: dict, target: Target) -> dict:
     if task.get("main"):
         out["posterior_predictive"] = checks.posterior_predictive(
             res.model, res.idata, treatment=target.treatment, time=target.time,
-            seed=seed + 2)
+            seed=child_seed(seed, "posterior_predictive"))
     return out
 
 

@@ -331,7 +331,9 @@ def test_study_run_passes_seed_spec_extras_and_data_to_the_studys_pipeline(monke
     from bayes_pool.studies import pooling_did
     from bayes_pool.synthetic import SyntheticData
     seen = {}
-    frames = {s: pd.DataFrame({"seed": [s]}) for s in (7, 8)}
+    from bayes_pool.seeds import child_seed
+    seed_2012 = child_seed(7, "frame_2012")
+    frames = {s: pd.DataFrame({"seed": [s]}) for s in (7, seed_2012)}
     simulate = lambda seed, **kw: SyntheticData(  # noqa: E731
         study="pooling-did", frame=frames[seed], seed=seed)
     monkeypatch.setattr(pooling_did, "simulate", simulate)  # what synthetic_extras calls
@@ -346,7 +348,7 @@ def test_study_run_passes_seed_spec_extras_and_data_to_the_studys_pipeline(monke
         studies.get("pooling-did"), simulate=simulate, pipeline=run,
         prepare=lambda frame, source=None: frame.assign(prepared=1)))
     r = bp.study("pooling-did").run(seed=7, draws=50, chains=2, parts=("table3",))
-    assert seen["frame"] is frames[7] and seen["frame_2012"] is frames[8]  # extras: seed + 1
+    assert seen["frame"] is frames[7] and seen["frame_2012"] is frames[seed_2012]
     assert (seen["seed"], seen["parts"]) == (7, ("table3",))
     assert seen["spec"].name == "did_logit"
     assert (seen["spec"].sampler.draws, seen["spec"].sampler.chains) == (50, 2)

@@ -157,3 +157,16 @@ def test_report_names_tables_by_the_run_manifest():
     assert _table_name("fig2", TABLE_NAMES) == "fig2"
     assert _table_name("event_study", TABLE_NAMES) == "Event study"
     assert _table_name("3", TABLE_NAMES) == "Table 3"
+
+
+def test_child_seeds_are_named_streams_of_the_root():
+    """A part's seed depends on the root and the part's name only: the same on every call
+    (pinned, so a change of the scheme shows), different across names and roots, and an
+    unsigned 32-bit integer as every sampler takes."""
+    from bayes_pool.seeds import child_seed
+    assert child_seed(7, "frame_2012") == 4114495100
+    assert child_seed(2024, "table3 (1)") == 4127147559
+    names = ["table3 (1)", "table3 (2)", "mediation (1)", "fig2", "staggered", "placebo"]
+    seeds = [child_seed(2024, n) for n in names]
+    assert len(set(seeds)) == len(names) and all(0 <= s < 2**32 for s in seeds)
+    assert child_seed(2025, "fig2") != child_seed(2024, "fig2")

@@ -27,11 +27,13 @@ def schema():
 def synthetic_extras(seed: int) -> dict:
     """Table 7 adds the 2012 wave: a second synthetic sample with it, sized as Table 7 (1)."""
     from bayes_pool.published import published_value
+    from bayes_pool.seeds import child_seed
     n = int(published_value(STUDY_ID, "7", "(1)", TREATMENT, "beta", field="n_obs"))
     waves = (2012, 2014, 2016, 2018)
-    data = simulate(seed=seed + 1, n=n, waves=waves)
+    seed_2012 = child_seed(seed, "frame_2012")
+    data = simulate(seed=seed_2012, n=n, waves=waves)
     return {"run_kwargs": {"frame_2012": data.frame},
-            "manifest": {"frame_2012": {"seed": seed + 1, "n": n, "waves": list(waves),
+            "manifest": {"frame_2012": {"seed": seed_2012, "n": n, "waves": list(waves),
                                         "truth_ame_policy": data.truth.get("ame_policy")}}}
 
 

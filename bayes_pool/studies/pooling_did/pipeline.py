@@ -34,6 +34,7 @@ import pandas as pd
 
 from bayes_pool.design import DiDDesign
 from bayes_pool.published import load_published
+from bayes_pool.seeds import child_seed
 from bayes_pool.specs import ModelSpec
 from bayes_pool.studies.pooling_did.contract import (
     ADOPTION_YEAR, CONTROLS, CONTROLS_2012, ITEMS_OBJECTIVE, ITEMS_SUBJECTIVE, OUTCOME,
@@ -96,6 +97,10 @@ class Context:
     refits_dir: Path | None = None
     """Where refit loops keep finished draws so an interrupted run resumes (None: not kept)."""
 
+    def seed_for(self, part: str) -> int:
+        """The child seed of ``part`` (:func:`bayes_pool.seeds.child_seed` of the root)."""
+        return child_seed(self.seed, part)
+
     def run_length(self, spec):
         """``spec`` with this run's chains, draws and tuning (``--draws`` etc. reach every
         part); the part keeps its own backend and ``target_accept``."""
@@ -114,10 +119,11 @@ def part_table2(frame: pd.DataFrame, ctx: Context) -> Analysis:
 
 def part_table3(frame: pd.DataFrame, ctx: Context) -> Analysis:
     analysis = Analysis(estimates=load_published(STUDY_ID).iloc[:0])
-    for i, column in enumerate(TABLE3_COLUMNS):
+    for column in TABLE3_COLUMNS:
         ctx.progress(f"Table 3 column {column}: frequentist logit and Bayesian fit "
                      f"({ctx.spec.sampler.chains} chains x {ctx.spec.sampler.draws} draws)")
-        analysis.extend(analyse_did(frame, table3_design(column), ctx.spec, seed=ctx.seed + i,
+        analysis.extend(analyse_did(frame, table3_design(column), ctx.spec,
+                                    seed=ctx.seed_for(f"table3 {column}"),
                                     study=STUDY_ID, table="3", column=column,
                                     progressbar=ctx.progressbar))
     return analysis
@@ -129,14 +135,15 @@ def part_mediation(frame: pd.DataFrame, ctx: Context) -> Analysis:
     from bayes_pool.mediation_workflow import analyse_mediation
     analysis = Analysis(estimates=load_published(STUDY_ID).iloc[:0])
     spec = ctx.run_length(load_mediation_spec())
-    for i, (column, (index, items)) in enumerate(MEDIATORS.items()):
+    for column, (index, items) in MEDIATORS.items():
         ctx.progress(f"Tables 4-5 column {column}: mediation by the {index} index "
                      "(PCA of its items; stepwise steps, Sobel, bootstrap; joint Bayesian "
                      f"model, mediator: {ctx.mediation_model})")
         analysis.extend(analyse_mediation(
             frame, treatment=TREATMENT, mediator=index, outcome=OUTCOME,
             covariates=tuple(CONTROLS), unit=UNIT, time=TIME, items=list(items),
-            seed=ctx.seed + 40 + i, study=STUDY_ID, tables=("4", "5"), column=column, spec=spec,
+            seed=ctx.seed_for(f"mediation {column}"), study=STUDY_ID, tables=("4", "5"),
+            column=column, spec=spec,
             progressbar=ctx.progressbar, measurement_model=ctx.mediation_model == "latent"))
 
     def draw(folder, synthetic, table):
@@ -159,7 +166,7 @@ def part_fig2(frame: pd.DataFrame, ctx: Context) -> Analysis:
     ctx.progress("Fig. 2: event study (leads and lags of adoption)")
     analysis = analyse_event_study(
         _with_cohort(frame), outcome=OUTCOME, treatment=TREATMENT, unit=UNIT, time=TIME,
-        cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed + 50, study=STUDY_ID,
+        cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed_for("fig2"), study=STUDY_ID,
         spec=ctx.spec, progressbar=ctx.progressbar, period_length=EVENT_PERIOD_YEARS,
         control="never",  # Eq. (5) has leads; not-yet-treated controls estimate lags only
         table="fig2")
@@ -174,7 +181,7 @@ def part_staggered(frame: pd.DataFrame, ctx: Context) -> Analysis:
     ctx.progress("Staggered-robust DiD: extended TWFE (cohort x period) next to TWFE")
     return analyse_staggered(
         _with_cohort(frame), outcome=OUTCOME, treatment=TREATMENT, unit=UNIT, time=TIME,
-        cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed + 60, study=STUDY_ID,
+        cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed_for("staggered"), study=STUDY_ID,
         spec=ctx.spec, progressbar=ctx.progressbar)
 
 
@@ -185,7 +192,8 @@ def part_table6(frame: pd.DataFrame, ctx: Context) -> Analysis:
     ctx.progress("Table 6: subgroup logits and the partially pooled Bayesian model "
                  "(3 splits)")
     result = heterogeneity(frame, table3_design("(2)"), table6_splits(),
-                           spec=ctx.run_length(load_heterogeneity_spec()), seed=ctx.seed + 10,
+                           spec=ctx.run_length(load_heterogeneity_spec()),
+                           seed=ctx.seed_for("table6"),
                            separate=False, progressbar=ctx.progressbar)
     rows = result.tidy(study=STUDY_ID, table="6")
     # The pooled model's subgroup AMEs are the Bayesian counterparts of Table 6's cells.
@@ -214,18 +222,18 @@ def part_placebo(frame: pd.DataFrame, ctx: Context) -> Analysis:
     prepared = design.prepare(frame)
     ctx.progress(f"Fig. 3: {ctx.placebo_draws} placebo refits (the data's adoption schedule "
                  "permuted across provinces; RI-t and RI-beta)")
-    result = placebo(prepared, seed=ctx.seed + 20, n_draws=ctx.placebo_draws,
+    result = placebo(prepared, seed=ctx.seed_for("placebo"), n_draws=ctx.placebo_draws,
                      workers=ctx.workers, scheduler=ctx.scheduler, refits_dir=ctx.refits_dir)
     ctx.progress(f"Fig. 3, Bayesian: P(placebo effect > 0) for the {ctx.placebo_draws} draws "
                  "(Laplace approximation, one compiled model)")
     # one BLAS thread: small matrices gain nothing from more, and the last bits of every
     # number then do not depend on how many threads the machine offers
     with threadpool_limits(limits=1):
-        fast = laplace_model(prepared, ctx.spec, seed=ctx.seed + 22)
+        fast = laplace_model(prepared, ctx.spec, seed=ctx.seed_for("placebo laplace"))
         actual_bayes = fast.fit()
         post = placebo_posteriors(fast, result.draws, refits_dir=ctx.refits_dir)
         ctx.progress("Few treated clusters: wild-cluster bootstrap of the linear-probability DiD")
-        wcb = wild_cluster_bootstrap(prepared, seed=ctx.seed + 21)
+        wcb = wild_cluster_bootstrap(prepared, seed=ctx.seed_for("wild bootstrap"))
     rows = [result.tidy(study=STUDY_ID, table="fig3", column="(2)"),
             posterior_rows_placebo(actual_bayes, post, unit_sd=fast.unit_sd,
                                    term=design.treatment, n_obs=prepared.n_obs, study=STUDY_ID,
@@ -258,9 +266,10 @@ def part_table7(frame: pd.DataFrame, ctx: Context) -> Analysis:
         return Analysis(estimates=load_published(STUDY_ID).iloc[:0],
                         facts={"table7": "skipped: no 2012 wave in the data"})
     analysis = Analysis(estimates=load_published(STUDY_ID).iloc[:0])
-    for i, (column, controls) in enumerate({"(1)": (), "(2)": tuple(CONTROLS_2012)}.items()):
+    for column, controls in {"(1)": (), "(2)": tuple(CONTROLS_2012)}.items():
         ctx.progress(f"Table 7 column {column}: with the 2012 wave")
-        analysis.extend(fit(data, table3_design("(1)", controls), ctx.spec, seed=ctx.seed + 30 + i,
+        analysis.extend(fit(data, table3_design("(1)", controls), ctx.spec,
+                            seed=ctx.seed_for(f"table7 {column}"),
                             study=STUDY_ID, table="7", column=column, progressbar=ctx.progressbar))
     return analysis
 
