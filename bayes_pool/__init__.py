@@ -9,8 +9,9 @@ The public API (:mod:`bayes_pool.api`)::
     r = bp.did(df, outcome="y", treatment="d", unit="region", time="wave")
     print(r.summary()); r.tidy(); r.idata; r.diagnostics(); fig, ax = r.plot()
 
-and likewise ``bp.psm``, ``bp.mediate``, ``bp.event_study``, ``bp.staggered`` and
-``bp.study("pooling-did").run()``. Models are imported only when a function is called.
+and likewise ``bp.psm``, ``bp.mediate``, ``bp.event_study``, ``bp.staggered`` and, for a
+built-in study, ``bp.study(study_id).run()``. Models are imported only when a function is
+called.
 """
 
 from bayes_pool.api import (

@@ -190,14 +190,13 @@ def event_study(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, 
     keep, kwargs = _staggered_args(data, outcome, treatment, unit, time, cohort, covariates,
                                    family, categorical, reference, spec, draws, tune, chains,
                                    control, backends)
-    analysis = analyse_event_study(seed=_seed(seed), window=tuple(window), period_length=period_length,
-                                   progressbar=progressbar, **kwargs)
-    est = analysis.estimates  # the generic label, as the CLI writes it
-    analysis.estimates = est.assign(table=est["table"].replace({"fig2": "event_study"}))
+    analysis = analyse_event_study(seed=_seed(seed), window=tuple(window),
+                                   period_length=period_length, progressbar=progressbar,
+                                   **kwargs)
     return _result(analysis, keep, EventStudyResult,
                    title=f"Event study: {treatment} on {outcome} ({family})",
                    thresholds=kwargs["spec"].convergence, shown={"table": ("event_study",)},
-                   reference=analysis.facts["fig2"]["reference"])
+                   reference=analysis.facts["event_study"]["reference"])
 
 
 def staggered(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: str,
@@ -295,15 +294,13 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
 
 class Study:
     """A published study: its synthetic data and its whole reanalysis from Python, as
-    ``bayes-pool simulate`` and ``bayes-pool run`` (published rows included)."""
+    ``bayes-pool simulate`` and ``bayes-pool run`` (published rows included). ``record`` is
+    the study's declaration (:class:`bayes_pool.study_record.Study`: roles, parts, options ...)."""
 
     def __init__(self, study_id: str):
         from bayes_pool import studies
-        try:
-            self._mod = studies.get(study_id)
-        except ValueError as exc:
-            raise SpecError(str(exc)) from None
-        self.id, self.title, self.key_term = study_id, self._mod.TITLE, self._mod.KEY_TERM
+        self.record = studies.get(study_id)
+        self.id, self.title, self.key_term = study_id, self.record.title, self.record.key_term
 
     def __repr__(self) -> str:
         return f"<Study {self.id}: {self.title}>"
@@ -311,7 +308,7 @@ class Study:
     def simulate(self, *, seed: int = 2024, **options):
         """The study's calibrated synthetic data (a :class:`~bayes_pool.synthetic.SyntheticData`
         with ``.frame`` and ``.truth``)."""
-        return self._mod.simulate(seed=seed, **options)
+        return self.record.simulate(seed=seed, **options)
 
     def run(self, data: pd.DataFrame | None = None, *, seed: int = 2024, spec=None,
             draws: int | None = None, tune: int | None = None, chains: int | None = None,
@@ -320,33 +317,29 @@ class Study:
 
         ``data``: the study's survey frame (canonical columns, checked against its contract);
         None generates the synthetic data set of ``seed``, as ``bayes-pool run`` does.
-        ``options`` are the study's run options (pooling-did: ``parts``, ``placebo_draws``,
-        ``workers``, ``scheduler``, ``mediation_model``).
+        ``options`` are the study's run options (``record.options``, e.g. ``parts``, a
+        subset of ``record.parts``).
         """
-        mod, seed = self._mod, _seed(seed)
-        allowed = getattr(mod, "RUN_OPTIONS", ())
-        unknown = sorted(set(options) - set(allowed))
-        if unknown:
-            raise SpecError(f"{unknown}: not run options of study {self.id!r}; valid: "
-                            f"{list(allowed)}")
-        default = mod.DEFAULT_SPEC
+        record, seed = self.record, _seed(seed)
+        record.check_options(options)
+        default = record.default_spec
         model_spec = _model_spec(spec, default, draws, tune, chains) if default or spec else None
         if data is None:
             frame, synthetic = self.simulate(seed=seed).frame, True
-            if hasattr(mod, "synthetic_extras"):
-                options = {**mod.synthetic_extras(seed)["run_kwargs"], **options}
+            if record.synthetic_extras is not None:
+                options = {**record.synthetic_extras(seed)["run_kwargs"], **options}
         else:
-            frame, synthetic = mod.prepare(_frame(data)), False
-        analysis = mod.run(frame, spec=model_spec, seed=seed, progressbar=progressbar,
-                           **options)
+            frame, synthetic = record.prepare(_frame(data)), False
+        analysis = record.pipeline(frame, spec=model_spec, seed=seed, progressbar=progressbar,
+                                   **options)
         return Result(analysis=analysis, title=self.title, synthetic=synthetic,
                       thresholds=None if model_spec is None else model_spec.convergence,
                       shown={"term": (self.key_term,), "quantity": ("ame", "att", "indirect")})
 
 
 def study(study_id: str) -> Study:
-    """The study ``study_id`` (``"pooling-did"`` or ``"smi-psm"``); unknown ids raise
-    :class:`~bayes_pool.errors.SpecError` listing the valid ones."""
+    """The built-in study ``study_id`` (``bayes_pool.studies.STUDIES`` lists them); unknown
+    ids raise :class:`~bayes_pool.errors.SpecError` listing the valid ones."""
     return Study(study_id)
 
 

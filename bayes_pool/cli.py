@@ -20,6 +20,7 @@ from rich.table import Table
 
 from bayes_pool import __version__, compare, estimates, runs, studies
 from bayes_pool.errors import BayesPoolError, ConvergenceError
+from bayes_pool.seeds import child_seed
 from bayes_pool.specs import check_approx
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -57,6 +58,7 @@ ReferenceOpt = Annotated[Optional[list[str]], typer.Option(
                         "default: its most frequent level).")]
 TableOpt = Annotated[Optional[str], typer.Option(
     "--table", help="Label of the rows' table column (default: the analysis, e.g. psm).")]
+StudyArg = Annotated[str, typer.Argument(help="Study id (`bayes-pool studies` lists them).")]
 ColumnOpt = Annotated[Optional[str], typer.Option(
     "--column", help="Label of the rows' column column (default: the analysis's own).")]
 
@@ -103,15 +105,9 @@ def _categorical_record(analysis) -> dict:
     return found
 
 
-def _relabel(est: pd.DataFrame, tables: dict[str, str], column: str | None = None
-             ) -> pd.DataFrame:
-    """Rows of the ``tables`` keys relabelled with their values (and, given, ``column``)."""
-    est = est.copy()
-    on = est["table"].isin(list(tables))
-    if column is not None:
-        est.loc[on, "column"] = column
-    est.loc[on, "table"] = est.loc[on, "table"].map(tables)
-    return est
+def _flag(option: str) -> str:
+    """A run option as its command-line flag (``parts`` is ``--only``)."""
+    return "--" + ("only" if option == "parts" else option.replace("_", "-"))
 
 
 def _thresholds(max_r_hat, min_ess, max_divergences) -> dict:
@@ -139,43 +135,16 @@ def _gate(est: pd.DataFrame, base, overrides: dict) -> pd.DataFrame:
     return estimates.rejudge(est, overrides, base)
 
 
-def _study_checks(mod, frame: pd.DataFrame) -> None:
-    """Check a study's canonical frame against its design before anything is written.
-
-    The roles come from the study's contract (``OUTCOME``, ``TREATMENT``, ``UNIT``, ``TIME``,
-    ``CONTROLS``): a DiD study gets :meth:`~bayes_pool.design.DiDDesign.check` (varying
-    treatment, no single-row units, no separation in the logit); a study without unit and
-    time gets a 0/1 treatment that takes both values.
-    """
-    import importlib
-
-    from bayes_pool.design import DiDDesign, check_varies
-    try:
-        contract = importlib.import_module(f"{mod.__name__}.contract")
-    except ImportError:
-        return
-    outcome, treatment = getattr(contract, "OUTCOME", None), getattr(contract, "TREATMENT", None)
-    unit, time_col = getattr(contract, "UNIT", None), getattr(contract, "TIME", None)
-    if outcome and treatment and unit and time_col:
-        binary = tuple(getattr(contract, "CODES", {}).get(outcome, ())) == (0, 1)
-        controls = tuple(c for c in getattr(contract, "CONTROLS", []) if c in frame.columns)
-        DiDDesign(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
-                  covariates=controls, family="bernoulli" if binary else "gaussian").check(frame)
-    elif treatment and treatment in frame.columns:
-        check_varies(frame, treatment, "treatment")
-
-
 @app.command()
-def simulate(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-psm.")],
+def simulate(study: StudyArg,
              seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
              n: Annotated[Optional[int], typer.Option(help="Rows.")] = None,
              out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for the CSV "
                                                              "and its truth JSON.")] = None):
     """Write the study's calibrated synthetic data set (CSV) and its truth (JSON)."""
     try:
-        mod = studies.get(study)
         kwargs = {k: v for k, v in dict(seed=seed, n=n).items() if v is not None}
-        data = mod.simulate(**kwargs)
+        data = studies.get(study).simulate(**kwargs)
     except (BayesPoolError, ValueError) as exc:
         _fail(exc)
     folder = out_dir or runs.outputs_dir() / study / "synthetic"
@@ -184,7 +153,7 @@ def simulate(study: Annotated[str, typer.Argument(help="Study id: pooling-did or
 
 
 @app.command()
-def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-psm.")],
+def run(study: StudyArg,
         data: Annotated[Optional[Path], typer.Option(help="Survey file (.dta .sav .csv "
                                                      ".parquet); default: synthetic data.")] = None,
         mapping: Annotated[Optional[Path], typer.Option(help="TOML mapping raw -> canonical "
@@ -200,8 +169,8 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
         workers: Annotated[Optional[int], typer.Option(
             help="Parallel workers for refit loops (default: all cores; 1 = in-process).")] = None,
         mediation_model: Annotated[Optional[str], typer.Option(
-            help="Bayesian mediator of pooling-did's Tables 4-5: index (the PCA index as "
-                 "observed, as the paper; default) or latent (measurement model of the "
+            help="Bayesian mediator of a study's mediation part: index (the index as "
+                 "observed, as the paper; default) or latent (measurement model of its "
                  "items, slower).")] = None,
         scheduler: Annotated[Optional[str], typer.Option(
             help="Existing dask scheduler for refit loops, e.g. tcp://host:8786 (default: "
@@ -217,42 +186,39 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
         mediation_model=mediation_model).items()
         if v is not None}
     try:
-        mod = studies.get(study)
-        unsupported = sorted(set(extra) - set(getattr(mod, "RUN_OPTIONS", ())))
-        if unsupported:
-            flags = ", ".join("--" + ("only" if k == "parts" else k.replace("_", "-"))
-                              for k in unsupported)
-            raise BayesPoolError(f"{flags}: not an option of study {study!r} (its run has no "
-                                 "parts or refit loops to control)")
+        record = studies.get(study)
+        record.check_options(extra, flag=_flag)
         model_spec = _with_convergence(
-            _spec(spec or mod.DEFAULT_SPEC, draws, tune, chains) if mod.DEFAULT_SPEC or spec
-            else None, gates)
+            _spec(spec or record.default_spec, draws, tune, chains)
+            if record.default_spec or spec else None, gates)
         if data is None:
             _say(f"No --data: generating the SYNTHETIC {study} data set (seed {seed})")
-            sim = mod.simulate(seed=seed)
+            sim = record.simulate(seed=seed)
             frame, synthetic = sim.frame, True
             source = {"kind": "synthetic", "seed": seed, "options": sim.options, "truth": sim.truth}
-            if hasattr(mod, "synthetic_extras"):
-                extras = mod.synthetic_extras(seed)
+            if record.synthetic_extras is not None:
+                extras = record.synthetic_extras(seed)
                 extra.update(extras["run_kwargs"])
                 source["extras"] = extras["manifest"]
         else:
             _say(f"Loading {data}")
             loaded = _load_user_data(data, mapping=mapping)
-            frame, synthetic = mod.prepare(loaded.frame, source=str(data)), False
+            frame, synthetic = record.prepare(loaded.frame, source=str(data)), False
             source = {"kind": "file", **loaded.manifest()}
-        _study_checks(mod, frame)  # reject bad input before any folder or model exists
+        record.check(frame)  # reject bad input before any folder or model exists
         if synthetic:
             from bayes_pool.data.io import fingerprint
             source.update(fingerprint=fingerprint(frame), n_rows=len(frame))
         with runs.run_folder(study, out=out_dir, seed=seed) as folder:
-            analysis = mod.run(frame, spec=model_spec, seed=seed, progress=_say,
+            analysis = record.pipeline(frame, spec=model_spec, seed=seed, progress=_say,
                                progressbar=sys.stderr.isatty(), **extra)
             analysis.estimates = _gate(analysis.estimates, _base(model_spec), gates)
             _say("Writing estimates, comparison, posterior and figures")
             from bayes_pool.workflow import write_run
-            write_run(folder, analysis, study=study, title=mod.TITLE, synthetic=synthetic,
-                      key_term=mod.KEY_TERM, manifest={"command": "run", "seed": seed, "data": source,
+            write_run(folder, analysis, study=study, title=record.title, synthetic=synthetic,
+                      key_term=record.key_term, manifest={
+                                "command": "run", "seed": seed, "data": source,
+                                "table_names": dict(record.labels),
                                 "invocation": _invocation("run", locals()),
                                 "convergence": _convergence_record(model_spec, gates),
                                 "spec": model_spec.to_dict() if model_spec else None,
@@ -260,7 +226,7 @@ def run(study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-
     except (BayesPoolError, ValueError, FileExistsError) as exc:
         _fail(exc)
     final = runs.last_run(study)
-    _print_comparison(final, synthetic, mod.KEY_TERM)
+    _print_comparison(final, synthetic, record.key_term)
     _finish(final, analysis.estimates, strict)
 
 
@@ -350,17 +316,17 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
                 from bayes_pool.figures.event_study import plot_event_study
                 from bayes_pool.staggered_workflow import analyse_event_study
                 _say("Event study: leads and lags of adoption")
-                analysis.extend(analyse_event_study(frame, seed=seed + 1, **roles))
+                analysis.extend(analyse_event_study(
+                    frame, seed=child_seed(seed, "event_study"), **roles))
                 analysis.figures.append(lambda folder, synthetic, est: {
-                    "event_study": plot_event_study(  # the plot reads the study's label
-                        est[est["table"] == "event_study"].assign(table="fig2"),
-                        folder / "event_study.png", synthetic=synthetic)})
+                    "event_study": plot_event_study(est, folder / "event_study.png",
+                                                    synthetic=synthetic)})
             if staggered:
                 from bayes_pool.staggered_workflow import analyse_staggered
                 _say("Extended TWFE: cohort x period effects, aggregated ATT")
-                analysis.extend(analyse_staggered(frame, seed=seed + 2, **roles))
-            analysis.estimates = _gate(_relabel(analysis.estimates, {"fig2": "event_study"}),
-                                       _base(model_spec), gates)
+                analysis.extend(analyse_staggered(frame, seed=child_seed(seed, "staggered"),
+                                                  **roles))
+            analysis.estimates = _gate(analysis.estimates, _base(model_spec), gates)
             write_run(folder, analysis, study="did", title=f"DiD on {data.name}", synthetic=False,
                       key_term=treatment, manifest={"command": "did", "seed": seed,
                                 "invocation": _invocation("did", locals()),

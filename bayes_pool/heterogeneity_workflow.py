@@ -5,12 +5,11 @@ model (:mod:`bayes_pool.bayes.heterogeneity`).
 
 Examples
 --------
-The subgroup definitions of Zhang & Chen (2024), Table 6, live in the study folder
-(``pooling_did.pipeline.table6_splits``)::
+A study declares its splits (:class:`bayes_pool.subgroups.Split`) and its table label::
 
-    result = heterogeneity(frame, table3_design("(2)"), table6_splits(),
+    result = heterogeneity(frame, design, {"income": income_split},
                            spec=load_heterogeneity_spec(), seed=seed)
-    rows = result.tidy(study="pooling-did", table="6")
+    rows = result.tidy(study=study_id, table="6")
 """
 
 from __future__ import annotations
@@ -57,7 +56,7 @@ class HeterogeneityResult:
                 out.update(r.bayes.posteriors)
         return out
 
-    def tidy(self, *, study: str, table: str = "6") -> pd.DataFrame:
+    def tidy(self, *, study: str, table: str = "heterogeneity") -> pd.DataFrame:
         """Rows of the estimates table for every split, frequentist then Bayesian."""
         parts = []
         for r in self.splits.values():

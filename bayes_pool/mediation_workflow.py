@@ -1,8 +1,8 @@
 """One mediation analysis two ways: the frequentist stepwise regressions with a cluster
 bootstrap, and the joint Bayesian model, on the same complete-case sample.
 
-:func:`analyse_mediation` is what the pooling-did pipeline (Tables 4-5, once per integration
-index) and the generic ``bayes-pool mediate`` command call. It is generic: a DataFrame and
+:func:`analyse_mediation` is what a study pipeline (once per mediator) and the generic
+``bayes-pool mediate`` command call. It is generic: a DataFrame and
 column names, never a study.
 """
 
@@ -34,7 +34,8 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
                       covariates=(), unit: str | None = None, time: str | None = None,
                       outcome_family: str = "bernoulli", items=None, seed: int, study: str,
                       spec=None, bootstrap: int = 200, progressbar: bool = False,
-                      bayesian: bool = True, tables: tuple[str, str] = ("4", "5"),
+                      bayesian: bool = True,
+                      tables: tuple[str, str] = ("mediator_model", "outcome_model"),
                       column: str | None = None, measurement_model: bool = True,
                       ri_draws: int | None = None, categorical=(),
                       reference: dict[str, str] | None = None) -> Analysis:
@@ -83,7 +84,7 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
     bayesian : bool
         Fit the Bayesian model too.
     tables : (str, str)
-        Table labels of the mediator-model and outcome-model rows (Zhang & Chen: "4", "5").
+        Table labels of the mediator-model and outcome-model rows (a study passes its own).
     column : str, optional
         Column label of those rows (e.g. "(1)"); default the mediator's name. The
         ``mediation`` table's rows always use the mediator's name.

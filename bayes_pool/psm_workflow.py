@@ -1,6 +1,6 @@
 """A propensity-score analysis three ways: frequentist matching, balance, Bayesian models.
 
-:func:`analyse_psm` is generic (a DataFrame and column names); ``bayes-pool run smi-psm`` and
+:func:`analyse_psm` is generic (a DataFrame and column names); a study pipeline and
 ``bayes-pool psm --data FILE ...`` call it, and :func:`psm_figures` draws its figures.
 """
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates: list[str],
-                seed: int, study: str, table: str = "6", balance_table: str = "5",
+                seed: int, study: str, table: str = "psm", balance_table: str = "psm_balance",
                 spec: ModelSpec | None = None, bootstrap: int = 200,
                 progressbar: bool = False, categorical: list[str] | None = None,
                 outcome_spec: ModelSpec | None = None,

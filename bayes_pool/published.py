@@ -32,12 +32,6 @@ import pandas as pd
 
 from bayes_pool.estimates import frame
 
-STUDY_FOLDERS: dict[str, str] = {
-    "pooling-did": "pooling_did",
-    "smi-psm": "smi_psm",
-}
-"""Study id -> folder under ``bayes_pool/studies/`` holding ``published.csv``."""
-
 LEDGER_COLUMNS: list[str] = [
     "study", "table", "column", "row", "term", "quantity", "estimate", "se", "ci_low",
     "ci_high", "p_value", "n_obs", "stars", "flag", "note",
@@ -53,25 +47,38 @@ FLAGS: tuple[str, ...] = ("", "contradiction")
 LEDGER_FILE = "published.csv"
 
 
-def _folder(study: str) -> str:
-    """Map a study id to its folder name, or raise a ValueError listing the valid ids."""
-    try:
-        return STUDY_FOLDERS[study]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown study {study!r}; valid study ids: {sorted(STUDY_FOLDERS)}"
-        ) from None
+STUDIES_FOLDER = "studies"
+"""The package folder whose subfolders hold the studies, one per study id."""
+
+
+def _study_folders():
+    """The study folders of the package that hold a ledger."""
+    root = resources.files("bayes_pool").joinpath(STUDIES_FOLDER)
+    return sorted((f for f in root.iterdir() if f.joinpath(LEDGER_FILE).is_file()),
+                  key=lambda f: f.name)
+
+
+def study_ids() -> list[str]:
+    """The ids of the studies that ship a ledger (folder ``a_b`` is id ``a-b``)."""
+    return [f.name.replace("_", "-") for f in _study_folders()]
 
 
 def ledger_path(study: str):
     """Location of a study's ledger inside the installed package.
 
-    Returns
-    -------
-    importlib.resources.abc.Traversable
-        ``bayes_pool/studies/<folder>/published.csv`` (package data, so it works from a wheel too).
+    The ledger of study ``a-b`` is ``bayes_pool/studies/a_b/published.csv`` (package data, so
+    it works from a wheel too); the study's record (:class:`bayes_pool.study_record.Study`)
+    holds the same path as ``published``.
+
+    Raises
+    ------
+    ValueError
+        For an id with no ledger, listing the ids that have one.
     """
-    return resources.files("bayes_pool").joinpath("studies", _folder(study), LEDGER_FILE)
+    if not isinstance(study, str) or study not in study_ids():
+        raise ValueError(f"unknown study {study!r}; valid study ids: {study_ids()}")
+    return resources.files("bayes_pool").joinpath(STUDIES_FOLDER, study.replace("-", "_"),
+                                                  LEDGER_FILE)
 
 
 def load_ledger(study: str, *, as_printed: bool = False) -> pd.DataFrame:
@@ -80,7 +87,7 @@ def load_ledger(study: str, *, as_printed: bool = False) -> pd.DataFrame:
     Parameters
     ----------
     study
-        Study id, one of :data:`STUDY_FOLDERS` (``"pooling-did"``, ``"smi-psm"``).
+        Study id, one of :func:`study_ids`.
     as_printed
         If True, keep every cell as the string typed in from the paper (``"0.090"``), which is what
         a check against the paper text needs. If False (default), the numeric columns
@@ -147,7 +154,7 @@ def load_published(study: str) -> pd.DataFrame:
     Parameters
     ----------
     study
-        Study id, one of :data:`STUDY_FOLDERS`.
+        Study id, one of :func:`study_ids`.
 
     Returns
     -------
@@ -168,7 +175,7 @@ def contradictions(study: str) -> pd.DataFrame:
     Parameters
     ----------
     study
-        Study id, one of :data:`STUDY_FOLDERS`.
+        Study id, one of :func:`study_ids`.
 
     Returns
     -------
@@ -193,7 +200,7 @@ def published_value(study: str, table: str, column: str, term: str, quantity: st
     Parameters
     ----------
     study
-        Study id, one of :data:`STUDY_FOLDERS`.
+        Study id, one of :func:`study_ids`.
     table, column, term, quantity
         The ledger key: table as printed (``"3"``, ``"text"``, ``"abstract"``), column label,
         canonical variable name and what the number is (``"beta"``, ``"mean"``, ``"sd"`` ...).
@@ -232,7 +239,7 @@ def published_table(study: str, table: str, quantity: str, *,
     Parameters
     ----------
     study
-        Study id, one of :data:`STUDY_FOLDERS`.
+        Study id, one of :func:`study_ids`.
     table
         Table as printed in the ledger (``"1"``, ``"2"`` ...).
     quantity

@@ -3,8 +3,8 @@
 :func:`collect` reads a run's aggregate outputs into plain data (:class:`Report`);
 :func:`write_report` renders ``report.html`` (template ``templates/report.html.j2``: CSS inline,
 figures as base64 data URIs, no script, no network) and ``report.md`` (figures linked by
-relative path) into the folder. It works for every run kind (``run pooling-did``,
-``run smi-psm``, ``did``, ``psm``, ``mediate``) because it reads only what :func:`write_run
+relative path) into the folder. It works for every run kind (``run STUDY``, ``did``,
+``psm``, ``mediate``) because it reads only what :func:`write_run
 <bayes_pool.workflow.write_run>` writes, and picks up new tables and figures without changes.
 
 What it reads, and nothing else (reports hold aggregates only; a data file left in the folder
@@ -66,9 +66,11 @@ CAPTIONS = {
     "prior_predictive": "Prior predictive check of the default priors.",
     "posterior_predictive": "Posterior predictive check.",
 }
-TABLE_NAMES = {"did": "DiD", "mediation": "Mediation", "fig2": "Figure 2 (event study)",
-               "fig3": "Figure 3 (placebo)", "text": "Numbers in the text",
+TABLE_NAMES = {"did": "DiD", "mediation": "Mediation", "event_study": "Event study",
+               "placebo": "Placebo", "text": "Numbers in the text",
                "abstract": "Numbers in the abstract"}
+"""Display names of the generic table labels; a study run's manifest adds its own
+(``table_names``, from the study record's ``labels``). Numeric labels read "Table n"."""
 
 
 @dataclass
@@ -161,6 +163,7 @@ def collect(folder: str | Path) -> Report:
         raise BayesPoolError(f"{folder} holds no manifest.json, estimates.csv or sensitivity "
                              "results: is it a finished run folder?")
     thresholds = _thresholds(manifest)
+    names = TABLE_NAMES | dict((manifest or {}).get("table_names") or {})
     comp = _comparison(folder, est)
     sensitivity = [_sensitivity(f, folder, thresholds) for f in sens_folders]
     synthetic_run = _is_synthetic(manifest)
@@ -179,10 +182,10 @@ def collect(folder: str | Path) -> Report:
     return Report(
         folder=folder, title=_title(folder, manifest),
         synthetic=synthetic_run or bool(synthetic_sens), synthetic_note=note,
-        source=_source(manifest), tables=_comparison_tables(comp),
-        not_reestimated=_not_reestimated(est, comp),
+        source=_source(manifest), tables=_comparison_tables(comp, names),
+        not_reestimated=_not_reestimated(est, comp, names),
         figures=[f for f in _figures(folder) if f.name not in in_sens],
-        convergence=(_convergence_table(bayes, thresholds)
+        convergence=(_convergence_table(bayes, thresholds, names)
                      if bayes is not None and len(bayes) else None),
         thresholds=thresholds, n_bayes=0 if bayes is None else len(bayes), n_not_converged=n_bad,
         sensitivity=sensitivity, manifest=manifest,
@@ -311,7 +314,7 @@ def _source(manifest: dict | None) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- tables
 
 
-def _comparison_tables(comp: pd.DataFrame | None) -> list[Table]:
+def _comparison_tables(comp: pd.DataFrame | None, names: dict[str, str]) -> list[Table]:
     """One table per (study, table) of the comparison: published, frequentist and Bayesian."""
     if comp is None or not len(comp):
         return []
@@ -334,7 +337,7 @@ def _comparison_tables(comp: pd.DataFrame | None) -> list[Table]:
                          _f(r.bayes_diff_se, 2), f"{_f(r.published_n, 0)} / {_f(r.n_obs, 0)}",
                          "–" if pd.isna(conv) else ("NOT CONVERGED" if bad else "yes")])
             flagged.append(bad)
-        name = _table_name(str(table))
+        name = _table_name(str(table), names)
         out.append(Table(
             key=f"{study}-{table}", title=f"{name} ({study})" if several else name,
             columns=["column", "term", "quantity", "published (SE)", "frequentist (SE)",
@@ -345,11 +348,12 @@ def _comparison_tables(comp: pd.DataFrame | None) -> list[Table]:
     return out
 
 
-def _table_name(table: str) -> str:
-    return f"Table {table}" if table.isdigit() else TABLE_NAMES.get(table, table)
+def _table_name(table: str, names: dict[str, str]) -> str:
+    return f"Table {table}" if table.isdigit() else names.get(table, table)
 
 
-def _not_reestimated(est: pd.DataFrame | None, comp: pd.DataFrame | None) -> list[str]:
+def _not_reestimated(est: pd.DataFrame | None, comp: pd.DataFrame | None,
+                     names: dict[str, str]) -> list[str]:
     """Published cells of the ledger that this run did not re-estimate, counted by table."""
     if est is None:
         return []
@@ -358,16 +362,17 @@ def _not_reestimated(est: pd.DataFrame | None, comp: pd.DataFrame | None) -> lis
     keep = pd.Series([tuple(k) not in done for k in pub[compare.KEYS].astype(str).to_numpy()],
                      index=pub.index, dtype=bool)
     left = pub[keep]
-    return [f"{_table_name(t)}: {n} cell{'s' if n > 1 else ''}"
+    return [f"{_table_name(t, names)}: {n} cell{'s' if n > 1 else ''}"
             for t, n in left.groupby("table", sort=False).size().items()]
 
 
-def _convergence_table(bayes: pd.DataFrame, thresholds: dict) -> Table:
+def _convergence_table(bayes: pd.DataFrame, thresholds: dict,
+                       names: dict[str, str]) -> Table:
     """R-hat, bulk/tail ESS and divergences of every posterior estimate, failures flagged."""
     rows, flagged = [], []
     for r in bayes.itertuples():
         ok = not pd.isna(r.converged) and bool(r.converged)
-        rows.append([_table_name(r.table), r.column, r.term, r.quantity, _f(r.estimate, 3),
+        rows.append([_table_name(r.table, names), r.column, r.term, r.quantity, _f(r.estimate, 3),
                      _f(r.r_hat, 3), _f(r.ess_bulk, 0), _f(r.ess_tail, 0), _f(r.divergences, 0),
                      "yes" if ok else "NOT CONVERGED: " + _why(r, thresholds)])
         flagged.append(not ok)
@@ -430,7 +435,8 @@ def _sensitivity(sfolder: Path, run: Path, thresholds: dict) -> Sensitivity:
         manifest = _read_manifest(sfolder)
         est = _read_estimates(sfolder)
         if est is not None and (est["source"] == "bayesian").any():
-            convergence = _convergence_table(est[est["source"] == "bayesian"], thresholds)
+            convergence = _convergence_table(est[est["source"] == "bayesian"], thresholds,
+                                             TABLE_NAMES)
             convergence.key, convergence.title = f"{key}-convergence", "Convergence of the refits"
     return Sensitivity(folder=sfolder, label=label, tables=tables, figures=figures,
                        convergence=convergence, manifest=manifest)

@@ -1,9 +1,10 @@
 """Prior sensitivity by refitting: one model, every chosen prior set, fitted in parallel.
 
 :class:`Target` says what is refitted (a DiD logit/linear or a linear regression on a frame,
-the key term and quantity, and the published cells it is compared with); :func:`study_target`
-builds it for a study (configuration: the benchmark Table 3 (2) logit of ``pooling-did``, the
-Model 8 regression of ``smi-psm``). :func:`run_sensitivity` fits the model once per prior set
+the key term and quantity, and the published cells it is compared with); each study builds its
+own benchmark target (its record's ``sensitivity_target``,
+:class:`bayes_pool.study_record.Study`).
+:func:`run_sensitivity` fits the model once per prior set
 through :func:`bayes_pool.parallel.map_refits` (dask) with the same seed for every set (common
 random numbers: differences are the priors', not Monte Carlo noise) and, on the first set
 (normally ``default``), adds the posterior predictive check and the power-scaling plot; every
@@ -24,6 +25,7 @@ from bayes_pool import estimates
 from bayes_pool.errors import SpecError
 from bayes_pool.priors import PriorSet, applicable, apply_prior_set
 from bayes_pool.published import published_value
+from bayes_pool.seeds import child_seed
 from bayes_pool.specs import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -108,40 +110,6 @@ class Target:
         return out
 
 
-def study_target(study: str, frame: pd.DataFrame, *, seed: int = 0) -> Target:
-    """The benchmark model of a study on a (validated) frame.
-
-    ``pooling-did``: Table 3 column (2), the DiD logit with the twelve controls on the
-    2014-2018 waves; key quantity the AME of ``policy``. ``smi-psm``: the Model 8 linear
-    regression of the integration index (rebuilt from the indicators, as the pipeline does)
-    on ``host_city_smi`` and the Model 8 covariates; key quantity its coefficient.
-    """
-    if study == "pooling-did":
-        from bayes_pool.studies.pooling_did.contract import TIME, TREATMENT
-        from bayes_pool.studies.pooling_did.pipeline import MAIN_WAVES, table3_design
-        main = frame[pd.to_numeric(frame[TIME]).isin(MAIN_WAVES)].reset_index(drop=True)
-        design = table3_design("(2)")
-        prepared = design.prepare(main)
-        cell = dict(study=study, table="3", column="(2)", term=TREATMENT)
-        return Target(kind="did", study=study, table="3", column="(2)", outcome=design.outcome,
-                      treatment=TREATMENT, covariates=tuple(design.covariates),
-                      prepared=prepared, time=TIME,
-                      marked=PublishedCell(**cell, quantity="ame"),
-                      centre=PublishedCell(**cell, quantity="beta"),
-                      description="Table 3 (2): DiD logit with controls, province and year effects")
-    if study == "smi-psm":
-        from bayes_pool.studies.smi_psm.contract import MODEL8_TERMS, OUTCOME, TREATMENT
-        from bayes_pool.studies.smi_psm.pipeline import build_index
-        work, _, _ = build_index(frame, seed=seed)
-        cell = PublishedCell(study=study, table="4", column="model_8", term=TREATMENT,
-                             quantity="beta")
-        return Target(kind="linear", study=study, table="4", column="model_8", outcome=OUTCOME,
-                      treatment=TREATMENT, covariates=tuple(MODEL8_TERMS[1:]), frame=work,
-                      marked=cell, centre=cell,
-                      description="Table 4 Model 8: linear regression of the integration index")
-    raise ValueError(f"no sensitivity target for study {study!r}; valid: ['pooling-did', 'smi-psm']")
-
-
 def fit(target: Target, spec: ModelSpec, *, seed: int):
     """Fit the target's model under ``spec``; a result with ``model``, ``idata`` and ``tidy``."""
     if target.kind == "did":
@@ -184,7 +152,7 @@ def _refit(task: dict, target: Target) -> dict:
     if task.get("prior_draws"):
         out["prior_predictive"] = checks.prior_predictive(
             res.model, treatment=target.treatment, prepared=target.prepared,
-            draws=task["prior_draws"], seed=seed + 1)
+            draws=task["prior_draws"], seed=child_seed(seed, "prior_predictive"))
     if task.get("psense"):
         out["psense"], tree = checks.power_scaling(res.model, res.idata)
         if task.get("main"):
@@ -192,7 +160,7 @@ def _refit(task: dict, target: Target) -> dict:
     if task.get("main"):
         out["posterior_predictive"] = checks.posterior_predictive(
             res.model, res.idata, treatment=target.treatment, time=target.time,
-            seed=seed + 2)
+            seed=child_seed(seed, "posterior_predictive"))
     return out
 
 

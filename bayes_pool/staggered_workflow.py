@@ -3,10 +3,10 @@
 :func:`analyse_event_study` (Fig. 2 of Zhang & Chen 2024) and :func:`analyse_staggered`
 (Wooldridge's extended TWFE beside the TWFE benchmark) fit the frequentist replication and the
 Bayesian model on the same prepared design and return a :class:`~bayes_pool.workflow.Analysis`.
-The study pipeline and the generic ``bayes-pool did --cohort COL`` call these. The cohort column
-holds each unit's adoption time (first treated time), 0 or empty if never treated; for
-``pooling-did`` it is derived from Table 1:
-``frame["cohort"] = cohort_from_mapping(frame["province"], contract.ADOPTION_YEAR)``
+The study pipelines and the generic ``bayes-pool did --cohort COL`` call these. The cohort
+column holds each unit's adoption time (first treated time), 0 or empty if never treated; a
+study whose data hold adoption years by unit derives it with
+``frame["cohort"] = cohort_from_mapping(frame[unit], adoption_year_by_unit)``
 (:func:`bayes_pool.event_time.cohort_from_mapping`).
 """
 
@@ -68,13 +68,14 @@ def analyse_event_study(frame: pd.DataFrame, *, outcome: str, treatment: str, un
                         progressbar: bool = False, bayesian: bool = True,
                         cov_type: str = "cluster", period_length: int | None = None,
                         window: tuple[int, int] = (-2, 4), control: Control = DEFAULT_CONTROL,
-                        categorical=(), reference: dict[str, str] | None = None
-                        ) -> Analysis:
-    """Event study (table ``fig2``): frequentist TWFE logit and Bayesian hierarchical logit.
+                        categorical=(), reference: dict[str, str] | None = None,
+                        table: str = "event_study") -> Analysis:
+    """Event study: frequentist TWFE logit and Bayesian hierarchical logit.
 
-    Rows: column ``event_time_<k>``, term ``treatment``, quantities ``beta`` and ``ame``, one
-    per estimated event time (reference period and bins filled only by always-treated units
-    left out; ``facts["fig2"]["coverage"]`` says which units fill which bin). ``control``:
+    Rows of ``table``: column ``event_time_<k>``, term ``treatment``, quantities ``beta`` and
+    ``ame``, one per estimated event time (reference period and bins filled only by
+    always-treated units left out; ``facts[table]["coverage"]`` says which units fill which
+    bin); the posterior and the facts are keyed by ``table`` too. ``control``:
     ``notyet`` (default, as R ``etwfe``) estimates the lags only; ``never`` leads and lags.
     Categorical covariates (and numeric ones named in ``categorical``) enter as 0/1
     indicators, ``reference`` choosing their reference levels (:mod:`bayes_pool.categorical`).
@@ -84,7 +85,7 @@ def analyse_event_study(frame: pd.DataFrame, *, outcome: str, treatment: str, un
     for note in prepared.notes:
         log.info("event study: %s", note)
     freq = freq_es.fit_event_study(prepared, cov_type=cov_type, control=control)
-    rows = [freq.tidy(study=study)]
+    rows = [freq.tidy(study=study, table=table)]
     facts = _facts(prepared) | {"categorical": expanded, "control": control,
                                 "level": freq.level_reason,
                                 "frequentist_dropped_units": list(freq.dropped_units)}
@@ -93,12 +94,12 @@ def analyse_event_study(frame: pd.DataFrame, *, outcome: str, treatment: str, un
         spec = spec or load_spec(DEFAULT_SPECS[family])
         bay = bayes_es.fit_event_study(prepared, spec, seed=_child_seed(seed, 0),
                                        control=control, progressbar=progressbar)
-        rows.append(bay.tidy(study=study))
-        posteriors["fig2"] = bay.idata
+        rows.append(bay.tidy(study=study, table=table))
+        posteriors[table] = bay.idata
         facts |= {"divergences": bay.divergences, "formula": str(bay.model.formula),
                   "seed": _child_seed(seed, 0), "bayesian_unit_structure": bay.structure}
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
-                    facts={"fig2": facts})
+                    facts={table: facts})
 
 
 def analyse_staggered(frame: pd.DataFrame, *, outcome: str, treatment: str, unit: str,
@@ -108,18 +109,19 @@ def analyse_staggered(frame: pd.DataFrame, *, outcome: str, treatment: str, unit
                       cov_type: str = "cluster", control: Control = DEFAULT_CONTROL,
                       period_length: int | None = None,
                       window: tuple[int, int] = (-2, 4), categorical=(),
-                      reference: dict[str, str] | None = None) -> Analysis:
-    """Staggered-robust DiD (table ``staggered``): ETWFE ATT overall (column ``etwfe``) and
-    per cohort x period cell (column ``g<g>_t<t>``), frequentist and Bayesian, beside the
-    frequentist TWFE AME (column ``twfe``), all with term ``treatment``, quantity ``att``.
-    Always-treated cohorts are left out of ETWFE (never seen untreated). ``control``:
-    ``notyet`` (default, as R ``etwfe``) or ``never``; a logit on short panels takes cohort
-    dummies instead of unit effects (:func:`bayes_pool.event_time.effect_level`). Categorical
-    covariates as in :func:`analyse_event_study`."""
+                      reference: dict[str, str] | None = None,
+                      table: str = "staggered") -> Analysis:
+    """Staggered-robust DiD (rows, posterior and facts labelled ``table``): ETWFE ATT overall
+    (column ``etwfe``) and per cohort x period cell (column ``g<g>_t<t>``), frequentist and
+    Bayesian, beside the frequentist TWFE AME (column ``twfe``), all with term ``treatment``,
+    quantity ``att``. Always-treated cohorts are left out of ETWFE (never seen untreated).
+    ``control``: ``notyet`` (default, as R ``etwfe``) or ``never``; a logit on short panels
+    takes cohort dummies instead of unit effects (:func:`bayes_pool.event_time.effect_level`).
+    Categorical covariates as in :func:`analyse_event_study`."""
     prepared, expanded = _prepare(frame, outcome, treatment, unit, time, cohort, covariates,
                                   family, period_length, window, categorical, reference)
     freq = freq_etwfe.fit_etwfe(prepared, control=control, cov_type=cov_type)
-    rows = [freq.tidy(study=study)]
+    rows = [freq.tidy(study=study, table=table)]
     facts = _facts(prepared) | {"categorical": expanded, "control": control,
                                 "level": freq.level_reason,
                                 "cells": sorted(freq.cell_n),
@@ -130,9 +132,9 @@ def analyse_staggered(frame: pd.DataFrame, *, outcome: str, treatment: str, unit
         spec = spec or load_spec(DEFAULT_SPECS[family])
         bay = bayes_etwfe.fit_etwfe(prepared, spec, seed=_child_seed(seed, 1), control=control,
                                     progressbar=progressbar)
-        rows.append(bay.tidy(study=study))
-        posteriors["staggered"] = bay.idata
+        rows.append(bay.tidy(study=study, table=table))
+        posteriors[table] = bay.idata
         facts |= {"divergences": bay.divergences, "formula": str(bay.model.formula),
                   "seed": _child_seed(seed, 1), "bayesian_unit_structure": bay.structure}
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
-                    facts={"staggered": facts})
+                    facts={table: facts})

@@ -144,15 +144,15 @@ def test_psm_and_mediate_tidy_equal_the_commands_estimates_csv(tmp_path, outputs
 
 def test_event_study_and_staggered_tidy_equal_the_workflows():
     """bp.event_study and bp.staggered give the workflow functions' rows, the event study's
-    under the generic table label the command writes (event_study)."""
+    under the generic table label (event_study) that the command writes too."""
     from bayes_pool.staggered_workflow import analyse_event_study, analyse_staggered
     panel = staggered_panel()
     roles = dict(outcome="y", treatment="d", unit="unit", time="period", cohort="first",
                  family="gaussian", seed=9)
     es = bp.event_study(panel, backends=("frequentist",), **roles)
     want = analyse_event_study(panel, study="did", bayesian=False, **roles).estimates
-    assert (want["table"] == "fig2").all()
-    assert_same_rows(es.tidy(), want.assign(table="event_study"))
+    assert (want["table"] == "event_study").all()
+    assert_same_rows(es.tidy(), want)
     st = bp.staggered(panel, backends="frequentist", **roles)
     assert_same_rows(st.tidy(), analyse_staggered(panel, study="did", bayesian=False,
                                                   **roles).estimates)
@@ -226,7 +226,7 @@ def test_bad_arguments_of_the_other_analyses():
                    family="probit")
     with pytest.raises(SpecError, match=r"unknown study 'card-krueger'; valid: \['pooling-did'"):
         bp.study("card-krueger")
-    with pytest.raises(SpecError, match=r"\['bootstrap'\]: not run options of study"):
+    with pytest.raises(SpecError, match=r"bootstrap: not run options of study 'pooling-did'"):
         bp.study("pooling-did").run(bootstrap=10)
 
 
@@ -326,14 +326,18 @@ def test_study_run_passes_seed_spec_extras_and_data_to_the_studys_pipeline(monke
     through the study's prepare), the default spec with the sampler overrides, the run
     options; the result says whether the data were synthetic. The pipeline is replaced by a
     recorder (the real one runs in the next test)."""
+    import dataclasses
+
     from bayes_pool import studies
+    from bayes_pool.studies import pooling_did
     from bayes_pool.synthetic import SyntheticData
-    mod = studies.get("pooling-did")
     seen = {}
-    frames = {s: pd.DataFrame({"seed": [s]}) for s in (7, 8)}
-    monkeypatch.setattr(mod, "simulate", lambda seed, **kw: SyntheticData(
-        study="pooling-did", frame=frames[seed], seed=seed))
-    monkeypatch.setattr(mod, "prepare", lambda frame, source=None: frame.assign(prepared=1))
+    from bayes_pool.seeds import child_seed
+    seed_2012 = child_seed(7, "frame_2012")
+    frames = {s: pd.DataFrame({"seed": [s]}) for s in (7, seed_2012)}
+    simulate = lambda seed, **kw: SyntheticData(  # noqa: E731
+        study="pooling-did", frame=frames[seed], seed=seed)
+    monkeypatch.setattr(pooling_did, "simulate", simulate)  # what synthetic_extras calls
 
     def run(frame, **kwargs):
         seen.update(frame=frame, **kwargs)
@@ -341,9 +345,11 @@ def test_study_run_passes_seed_spec_extras_and_data_to_the_studys_pipeline(monke
             study="pooling-did", table="3", column="(1)", term="policy", quantity="ame",
             source="published", estimate=0.05, se=0.01)]))
 
-    monkeypatch.setattr(mod, "run", run)
+    monkeypatch.setitem(studies.STUDIES, "pooling-did", dataclasses.replace(
+        studies.get("pooling-did"), simulate=simulate, pipeline=run,
+        prepare=lambda frame, source=None: frame.assign(prepared=1)))
     r = bp.study("pooling-did").run(seed=7, draws=50, chains=2, parts=("table3",))
-    assert seen["frame"] is frames[7] and seen["frame_2012"] is frames[8]  # extras: seed + 1
+    assert seen["frame"] is frames[7] and seen["frame_2012"] is frames[seed_2012]
     assert (seen["seed"], seen["parts"]) == (7, ("table3",))
     assert seen["spec"].name == "did_logit"
     assert (seen["spec"].sampler.draws, seen["spec"].sampler.chains) == (50, 2)

@@ -145,7 +145,8 @@ def test_generic_panel_through_both_workflows(short_spec):
     assert bay["converged"].all() and (bay["divergences"] == 0).all()
     assert stag.facts["staggered"]["always_treated_left_out"] == ["d10", "d11"]
     assert "g3_t3" in set(est["column"]) and "g4_t5" in set(est["column"])
-    assert (analyse_event_study(frame, bayesian=False, **kw).estimates["table"] == "fig2").all()
+    assert (analyse_event_study(frame, bayesian=False, **kw).estimates["table"]
+            == "event_study").all()
 
 
 def test_generic_panel_event_study_recovers_event_time_effects():

@@ -88,7 +88,7 @@ def test_null_world_leads_cover_zero_frequentist(null_world, tmp_path, monkeypat
     figures, real_save = [], figure_module.save
     monkeypatch.setattr(figure_module, "save",
                         lambda fig, path: figures.append(fig) or real_save(fig, path))
-    png = plot_event_study(tidy, tmp_path / "fig2.png", synthetic=True)
+    png = plot_event_study(tidy, tmp_path / "fig2.png", synthetic=True, table="fig2")
     assert png.exists() and png.stat().st_size > 0
     (ax,) = figures[0].axes
     _check_figure(ax, tidy[tidy["quantity"] == "beta"])

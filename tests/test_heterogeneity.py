@@ -225,7 +225,7 @@ def test_subgroup_forest_shows_the_table(different_fit):
     from bayes_pool.figures.heterogeneity import forest
 
     rows, _ = different_fit
-    fig = forest(rows, synthetic=True, term="d")
+    fig = forest(rows, synthetic=True, term="d", table="6")
     ax = fig.axes[0]
     try:
         assert ax.get_title().startswith("SYNTHETIC DATA")

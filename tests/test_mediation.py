@@ -90,9 +90,9 @@ def test_indirect_effect_recovered(mediated, source):
         r = _row(est, source, "mediation", "treated", q)
         assert r["ci_low"] <= truth[q] <= r["ci_high"], (q, r["estimate"], truth[q])
         assert r["ci_low"] > 0, f"{q}: sign not recovered ({r['ci_low']:.3f})"
-    a = _row(est, source, "4", "treated", "beta")
+    a = _row(est, source, "mediator_model", "treated", "beta")
     assert abs(a["estimate"] - truth["a"]) < 2 * a["se"]
-    b = _row(est, source, "5", "m", "beta")
+    b = _row(est, source, "outcome_model", "m", "beta")
     assert abs(b["estimate"] - truth["b"]) < 2 * b["se"]
     direct = _row(est, source, "mediation", "treated", "direct")
     assert direct["ci_low"] <= truth["direct"] <= direct["ci_high"]
@@ -103,11 +103,11 @@ def test_indirect_effect_recovered(mediated, source):
 
 @pytest.mark.parametrize("source", ["frequentist", "bayesian"])
 def test_outcome_step_ames_recovered(mediated, source):
-    """Table 5's ``ame`` cells: treatment and mediator AMEs of the outcome model, both sources,
-    within 2 SE of the sample truth."""
+    """The outcome model's ``ame`` cells (Table 5's in the study): treatment and mediator AMEs,
+    both sources, within 2 SE of the sample truth."""
     analysis, truth = mediated
     for term, key in (("treated", "ame_treatment"), ("m", "ame_mediator")):
-        r = _row(analysis.estimates, source, "5", term, "ame")
+        r = _row(analysis.estimates, source, "outcome_model", term, "ame")
         assert abs(r["estimate"] - truth[key]) < 2 * r["se"], (term, r["estimate"], truth[key])
 
 
@@ -299,7 +299,7 @@ def test_pooling_did_joint_models(dim):
     spec = bayes_mediation.load_mediation_spec().with_sampler(chains=2, draws=500, tune=500)
     kw = dict(treatment="policy", mediator=f"{dim}_integration", outcome="healthy",
               covariates=contract.CONTROLS, unit="province", time="year", seed=3,
-              study="pooling-did", spec=spec, bootstrap=0, items=items)
+              study="pooling-did", tables=("4", "5"), spec=spec, bootstrap=0, items=items)
     idx = pca_index(data.frame, items, reference=data.frame["policy"] == 0)
     frame = data.frame.assign(**{f"{dim}_integration": idx.index})
     observed = analyse_mediation(frame, **{**kw, "items": None}).estimates

@@ -24,7 +24,7 @@ from bayes_pool.specs import load_spec
 from bayes_pool import compare, estimates
 from bayes_pool.studies.smi_psm import contract, pipeline, synthetic
 
-STUDY = contract.STUDY
+STUDY = contract.STUDY_ID
 SMALL = dict(chains=2, draws=300, tune=300)
 
 
@@ -37,9 +37,9 @@ def study_data():
 def study_analysis(study_data):
     spec = load_spec("propensity_logit").with_sampler(**SMALL)
     return analyse_psm(study_data.frame, treatment=contract.TREATMENT, outcome=contract.OUTCOME,
-                       covariates=contract.COVARIATES, seed=11, study=STUDY, spec=spec,
-                       bootstrap=60, propensity_draws=60, bayes_bootstrap=200,
-                       exact=pipeline.EXACT, exact_note=pipeline.EXACT_NOTE)
+                       covariates=contract.COVARIATES, seed=11, study=STUDY, table="6",
+                       balance_table="5", spec=spec, bootstrap=60, propensity_draws=60,
+                       bayes_bootstrap=200, exact=pipeline.EXACT, exact_note=pipeline.EXACT_NOTE)
 
 
 def _att(est: pd.DataFrame, source: str, column: str) -> pd.Series:

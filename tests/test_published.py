@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_pool import estimates, published
+from bayes_pool import estimates, published, studies
 from bayes_pool.published import (
-    LEDGER_COLUMNS, STUDY_FOLDERS, contradictions, load_ledger, load_published, published_table,
+    LEDGER_COLUMNS, contradictions, load_ledger, load_published, published_table,
     published_value,
 )
 
@@ -29,7 +29,7 @@ PAPER_FILES = {
     "pooling-did": "zhang_chen_2024_provincial_pooling_did.txt",
     "smi-psm": "ma_2023_smi_location_psm.txt",
 }
-STUDIES = sorted(STUDY_FOLDERS)
+STUDIES = sorted(studies.STUDIES)
 KEY = ["study", "table", "column", "term", "quantity"]
 REQUIRED = ["study", "table", "column", "row", "term", "quantity"]
 CHECKED = ["estimate", "se", "ci_low", "ci_high", "p_value"]

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayes_pool import checks, runs
+from bayes_pool import checks, runs, studies
 from bayes_pool.bayes import did as bayes_did
 from bayes_pool.cli import app
 from bayes_pool.design import DiDDesign
 from bayes_pool.priors import select
-from bayes_pool.sensitivity import checkpoint_key, run_sensitivity, study_target
+from bayes_pool.sensitivity import checkpoint_key, run_sensitivity
 from bayes_pool.specs import load_spec
 from bayes_pool.studies.pooling_did.synthetic import simulate
 
@@ -113,7 +113,7 @@ def test_sensitivity_command_writes_files_and_sceptical_shrinks(tmp_path, output
 
 @pytest.mark.slow  # two prior-set refits; fast tier <= ~10 min
 def test_interrupted_sensitivity_resumes_without_refitting_finished_sets(tmp_path):
-    target = study_target("pooling-did", simulate(seed=3, n=1500).frame)
+    target = studies.get("pooling-did").sensitivity_target(simulate(seed=3, n=1500).frame)
     spec = load_spec("did_logit").with_sampler(chains=2, draws=200, tune=200)
     sets = select("sceptical,vague")
     kw = dict(seed=7, workers=1, prior_draws=50, checks=True)

@@ -24,8 +24,9 @@ from bayes_pool.freq.factor import factor_index
 from bayes_pool.freq.ols import fit_ols, stepwise
 from bayes_pool.published import load_ledger
 from bayes_pool.specs import load_spec
-from bayes_pool.studies.smi_psm import STUDY, simulate
+from bayes_pool.studies.smi_psm import simulate
 from bayes_pool.studies.smi_psm import pipeline as smi
+from bayes_pool.studies.smi_psm.contract import STUDY_ID as STUDY
 from bayes_pool.studies.smi_psm.contract import (
     CHARACTERISTICS, INDICATOR_FACTOR, INDICATORS, MODEL8_TERMS, OUTCOME, TREATMENT,
 )

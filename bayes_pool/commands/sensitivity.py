@@ -14,10 +14,10 @@ def register(app) -> None:
 
 
 def sensitivity(
-        study: Annotated[str, typer.Argument(help="Study id: pooling-did or smi-psm.")],
+        study: Annotated[str, typer.Argument(help="Study id (bayes-pool studies lists them).")],
         model: Annotated[Optional[str], typer.Option(
-            help="Model spec name in models/ or a TOML path (default: the study's benchmark, "
-                 "did_logit for pooling-did, linear_regression for smi-psm).")] = None,
+            help="Model spec name in models/ or a TOML path (default: the spec of the study's "
+                 "benchmark model).")] = None,
         priors: Annotated[str, typer.Option(
             help="Prior sets: 'all' or a comma list of names or .toml paths, e.g. "
                  "default,vague,sceptical. Names are looked up in --priors-dir, else among the "
@@ -53,15 +53,17 @@ def sensitivity(
     from bayes_pool.cli import _fail, _invocation, _load_user_data, _say, _spec, out
     from bayes_pool.errors import BayesPoolError
     from bayes_pool.priors import select
-    from bayes_pool.sensitivity import run_sensitivity, study_target, write_sensitivity
+    from bayes_pool.sensitivity import run_sensitivity, write_sensitivity
     start = time.perf_counter()
     try:
-        mod = studies.get(study)
-        spec = _spec(model or mod.DEFAULT_SPEC, draws, tune, chains)
+        record = studies.get(study)
+        if record.sensitivity_target is None:
+            raise BayesPoolError(f"study {study!r} declares no benchmark model for sensitivity")
+        spec = _spec(model or record.default_spec, draws, tune, chains)
         sets = select(priors, priors_dir)
         if data is None:
             _say(f"No --data: generating the SYNTHETIC {study} data set (seed {seed})")
-            sim = mod.simulate(seed=seed)
+            sim = record.simulate(seed=seed)
             frame, synthetic = sim.frame, True
             source = {"kind": "synthetic", "seed": seed, "options": sim.options}
             from bayes_pool.data.io import fingerprint
@@ -69,9 +71,9 @@ def sensitivity(
         else:
             _say(f"Loading {data}")
             loaded = _load_user_data(data, mapping=mapping)
-            frame, synthetic = mod.prepare(loaded.frame, source=str(data)), False
+            frame, synthetic = record.prepare(loaded.frame, source=str(data)), False
             source = {"kind": "file", **loaded.manifest()}
-        target = study_target(study, frame, seed=seed)
+        target = record.sensitivity_target(frame, seed=seed)
         with runs.run_folder(study, out=out_dir, seed=seed) as folder:
             s = spec.sampler
             _say(f"Refitting {target.description} under {len(sets)} prior set(s) "
@@ -83,7 +85,7 @@ def sensitivity(
             for name, why in result.skipped.items():
                 _say(f"prior set {name!r} skipped: {why}")
             _say("Writing the sensitivity table, forest plot and checks")
-            paths = write_sensitivity(folder, result, synthetic=synthetic, title=mod.TITLE)
+            paths = write_sensitivity(folder, result, synthetic=synthetic, title=record.title)
             runs.write_manifest(folder, {
                 "command": "sensitivity", "study": study, "seed": seed, "data": source,
                 "synthetic": synthetic, "key_term": target.treatment,

@@ -8,7 +8,7 @@ Format
 ------
 All sections are optional; an empty file maps nothing and keeps every column as it is::
 
-    description = "CLDS 2016 person file -> pooling-did contract"   # free text
+    description = "CLDS 2016 person file -> the study's contract"   # free text
 
     [columns]                  # canonical_name = "RAW_NAME"; renamed first
     self_rated_health = "qa301"

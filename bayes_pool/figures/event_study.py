@@ -16,18 +16,19 @@ _EVENT = re.compile(r"event_time_(-?\d+)$")
 
 def plot_event_study(est: pd.DataFrame, path: str | Path, *, quantity: str = "beta",
                      reference: int = -1, title: str = "Event study",
-                     synthetic: bool = False) -> Path:
-    """Dot-and-interval plot of the ``fig2`` rows of one ``quantity`` against event time.
+                     synthetic: bool = False, table: str = "event_study") -> Path:
+    """Dot-and-interval plot of the ``table`` rows of one ``quantity`` against event time.
 
     Columns must read ``event_time_<k>``; the reference period is drawn at 0 without an
     interval, unconverged posteriors hollow. Writes a PNG and returns its path.
     """
-    rows = est[(est["table"] == "fig2") & (est["quantity"] == quantity)
+    rows = est[(est["table"] == table) & (est["quantity"] == quantity)
                & est["source"].isin(list(COLORS))]
     rows = rows.assign(k=rows["column"].str.extract(_EVENT, expand=False).astype(float))
     rows = rows[rows["k"].notna()]
     if rows.empty:
-        raise ValueError(f"no {quantity!r} rows of table 'fig2' with columns event_time_<k>")
+        raise ValueError(f"no {quantity!r} rows of table {table!r} with columns "
+                         "event_time_<k>")
     fig, ax = subplots(figsize=(6.5, 4))
     for offset, source in ((-0.08, "frequentist"), (0.08, "bayesian")):
         r = rows[rows["source"] == source].sort_values("k")

@@ -17,15 +17,15 @@ from bayes_pool.estimates import CI_PROB
 from bayes_pool.figures import COLORS, Z, banner, save, subplots
 
 
-def subgroup_forest(rows: pd.DataFrame, path: str | Path, *, synthetic: bool,
-                    term: str = "policy", table: str = "6",
-                    title: str = "Policy effect by subgroup (AME)") -> Path:
+def subgroup_forest(rows: pd.DataFrame, path: str | Path, *, synthetic: bool, term: str,
+                    table: str = "heterogeneity",
+                    title: str = "Effect by subgroup (AME)") -> Path:
     """Write :func:`forest` as a PNG at ``path``."""
     return save(forest(rows, synthetic=synthetic, term=term, table=table, title=title), path)
 
 
-def forest(rows: pd.DataFrame, *, synthetic: bool, term: str = "policy", table: str = "6",
-           title: str = "Policy effect by subgroup (AME)"):
+def forest(rows: pd.DataFrame, *, synthetic: bool, term: str, table: str = "heterogeneity",
+           title: str = "Effect by subgroup (AME)"):
     """One line per subgroup column, the three sources side by side.
 
     Each interval is the row's own (``ci_low``, ``ci_high``: the 95% equal-tailed posterior

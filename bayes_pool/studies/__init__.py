@@ -1,19 +1,25 @@
-"""The studies: each is configuration of the generic core (contract, generator, published
-numbers, and a pipeline that says which analysis makes which table)."""
+"""The studies, registered in one place: each package declares its record
+(:class:`bayes_pool.study_record.Study`) as ``STUDY`` and is listed here; everything else
+reads the record from :data:`STUDIES` or :func:`get`."""
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from bayes_pool.errors import SpecError
+from bayes_pool.study_record import Study
+from bayes_pool.studies.pooling_did import STUDY as _POOLING_DID
+from bayes_pool.studies.smi_psm import STUDY as _SMI_PSM
 
-STUDIES: dict[str, str] = {
-    "pooling-did": "bayes_pool.studies.pooling_did",
-    "smi-psm": "bayes_pool.studies.smi_psm",
-}
+STUDIES: dict[str, Study] = {s.id: s for s in (_POOLING_DID, _SMI_PSM)}
+"""Every built-in study by id, in the order the documentation lists them."""
 
 
-def get(study: str) -> ModuleType:
-    """The study's package; unknown ids raise ``ValueError`` listing the valid ones."""
-    if study not in STUDIES:
-        raise ValueError(f"unknown study {study!r}; valid: {sorted(STUDIES)}")
-    return importlib.import_module(STUDIES[study])
+def get(study: str) -> Study:
+    """The record of study ``study``; an unknown id raises :class:`SpecError` listing the
+    valid ones."""
+    try:
+        return STUDIES[study]
+    except (KeyError, TypeError):
+        raise SpecError(f"unknown study {study!r}; valid: {sorted(STUDIES)}") from None
+
+
+__all__ = ["STUDIES", "Study", "get"]

@@ -1,11 +1,15 @@
-"""Zhang & Chen (2024): provincial pooling of URRBMI and migrants' self-rated health (CLDS)."""
+"""Zhang & Chen (2024): provincial pooling of URRBMI and migrants' self-rated health (CLDS).
 
-STUDY = "pooling-did"
-TITLE = "Zhang & Chen (2024) — provincial pooling of URRBMI and self-rated health"
-DEFAULT_SPEC = "did_logit"
-KEY_TERM = "policy"
-RUN_OPTIONS = ("parts", "placebo_draws", "workers", "scheduler", "mediation_model")
-"""Options of `bayes-pool run pooling-did` beyond data, seed and spec (see :func:`run`)."""
+:data:`STUDY` is the study's record (:class:`bayes_pool.study_record.Study`); the functions
+below are its callables, importing the generator, pipeline and pandera contract only when called.
+"""
+
+from importlib import resources
+
+from bayes_pool.study_record import Roles, Study
+from bayes_pool.studies.pooling_did.contract import (
+    CONTROLS, OUTCOME, STUDY_ID, TIME, TREATMENT, UNIT,
+)
 
 
 def simulate(*args, **kwargs):
@@ -23,11 +27,13 @@ def schema():
 def synthetic_extras(seed: int) -> dict:
     """Table 7 adds the 2012 wave: a second synthetic sample with it, sized as Table 7 (1)."""
     from bayes_pool.published import published_value
-    n = int(published_value(STUDY, "7", "(1)", "policy", "beta", field="n_obs"))
+    from bayes_pool.seeds import child_seed
+    n = int(published_value(STUDY_ID, "7", "(1)", TREATMENT, "beta", field="n_obs"))
     waves = (2012, 2014, 2016, 2018)
-    data = simulate(seed=seed + 1, n=n, waves=waves)
+    seed_2012 = child_seed(seed, "frame_2012")
+    data = simulate(seed=seed_2012, n=n, waves=waves)
     return {"run_kwargs": {"frame_2012": data.frame},
-            "manifest": {"frame_2012": {"seed": seed + 1, "n": n, "waves": list(waves),
+            "manifest": {"frame_2012": {"seed": seed_2012, "n": n, "waves": list(waves),
                                         "truth_ame_policy": data.truth.get("ame_policy")}}}
 
 
@@ -39,9 +45,9 @@ def prepare(frame, source: str | None = None):
     survey year. It is derived from ``province`` and ``year`` when absent, and checked
     against the adoption years when present.
     """
-    from bayes_pool.studies.pooling_did.contract import TREATMENT, policy_indicator, validate
-    if TREATMENT not in frame.columns and {"province", "year"} <= set(frame.columns):
-        frame = frame.assign(**{TREATMENT: policy_indicator(frame["province"], frame["year"])
+    from bayes_pool.studies.pooling_did.contract import policy_indicator, validate
+    if TREATMENT not in frame.columns and {UNIT, TIME} <= set(frame.columns):
+        frame = frame.assign(**{TREATMENT: policy_indicator(frame[UNIT], frame[TIME])
                                 .astype("Int64")})
     return validate(frame, source=source)
 
@@ -50,3 +56,24 @@ def run(frame, **kwargs):
     """All analyses implemented so far (see :mod:`.pipeline`)."""
     from bayes_pool.studies.pooling_did.pipeline import run as _run
     return _run(frame, **kwargs)
+
+
+def sensitivity_target(frame, *, seed: int = 0):
+    """Table 3 (2), the benchmark of ``bayes-pool sensitivity`` (see :mod:`.pipeline`)."""
+    from bayes_pool.studies.pooling_did.pipeline import sensitivity_target as _target
+    return _target(frame, seed=seed)
+
+
+STUDY = Study(
+    id=STUDY_ID,
+    title="Zhang & Chen (2024) — provincial pooling of URRBMI and self-rated health",
+    roles=Roles(outcome=OUTCOME, treatment=TREATMENT, unit=UNIT, time=TIME,
+                controls=tuple(CONTROLS), family="bernoulli"),
+    schema=schema, prepare=prepare, simulate=simulate, pipeline=run,
+    published=resources.files(__name__).joinpath("published.csv"),
+    key_term=TREATMENT, default_spec="did_logit",
+    parts=("table2", "table3", "mediation", "fig2", "staggered", "table6", "placebo", "table7"),
+    options=("parts", "placebo_draws", "workers", "scheduler", "mediation_model"),
+    labels={"fig2": "Figure 2 (event study)", "fig3": "Figure 3 (placebo)",
+            "text": "Numbers in the text", "abstract": "Numbers in the abstract"},
+    synthetic_extras=synthetic_extras, sensitivity_target=sensitivity_target)

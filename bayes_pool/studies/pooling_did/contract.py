@@ -21,6 +21,7 @@ import pandera.pandas as pa
 from bayes_pool.data.validate import validate as validate_frame
 from bayes_pool.errors import InputError
 
+STUDY_ID = "pooling-did"
 OUTCOME = "healthy"
 TREATMENT = "policy"
 UNIT = "province"

@@ -34,11 +34,11 @@ import pandas as pd
 
 from bayes_pool.design import DiDDesign
 from bayes_pool.published import load_published
+from bayes_pool.seeds import child_seed
 from bayes_pool.specs import ModelSpec
-from bayes_pool.studies.pooling_did import STUDY
 from bayes_pool.studies.pooling_did.contract import (
-    ADOPTION_YEAR, CONTROLS, CONTROLS_2012, ITEMS_OBJECTIVE, ITEMS_SUBJECTIVE, OUTCOME, TIME,
-    TREATMENT, UNIT,
+    ADOPTION_YEAR, CONTROLS, CONTROLS_2012, ITEMS_OBJECTIVE, ITEMS_SUBJECTIVE, OUTCOME,
+    STUDY_ID, TIME, TREATMENT, UNIT,
 )
 from bayes_pool.workflow import Analysis, analyse_did
 
@@ -97,6 +97,10 @@ class Context:
     refits_dir: Path | None = None
     """Where refit loops keep finished draws so an interrupted run resumes (None: not kept)."""
 
+    def seed_for(self, part: str) -> int:
+        """The child seed of ``part`` (:func:`bayes_pool.seeds.child_seed` of the root)."""
+        return child_seed(self.seed, part)
+
     def run_length(self, spec):
         """``spec`` with this run's chains, draws and tuning (``--draws`` etc. reach every
         part); the part keeps its own backend and ``target_accept``."""
@@ -107,19 +111,20 @@ class Context:
 def part_table2(frame: pd.DataFrame, ctx: Context) -> Analysis:
     from bayes_pool.freq.descriptives import group_descriptives
     ctx.progress("Table 2: descriptives by treatment group")
-    rows = group_descriptives(frame, TABLE2_VARIABLES, TREATMENT, study=STUDY, table="2",
+    rows = group_descriptives(frame, TABLE2_VARIABLES, TREATMENT, study=STUDY_ID, table="2",
                               columns={1: "treatment", 0: "control"}, total=None,
                               difference="difference")
     return Analysis(estimates=rows)
 
 
 def part_table3(frame: pd.DataFrame, ctx: Context) -> Analysis:
-    analysis = Analysis(estimates=load_published(STUDY).iloc[:0])
-    for i, column in enumerate(TABLE3_COLUMNS):
+    analysis = Analysis(estimates=load_published(STUDY_ID).iloc[:0])
+    for column in TABLE3_COLUMNS:
         ctx.progress(f"Table 3 column {column}: frequentist logit and Bayesian fit "
                      f"({ctx.spec.sampler.chains} chains x {ctx.spec.sampler.draws} draws)")
-        analysis.extend(analyse_did(frame, table3_design(column), ctx.spec, seed=ctx.seed + i,
-                                    study=STUDY, table="3", column=column,
+        analysis.extend(analyse_did(frame, table3_design(column), ctx.spec,
+                                    seed=ctx.seed_for(f"table3 {column}"),
+                                    study=STUDY_ID, table="3", column=column,
                                     progressbar=ctx.progressbar))
     return analysis
 
@@ -128,16 +133,17 @@ def part_mediation(frame: pd.DataFrame, ctx: Context) -> Analysis:
     from bayes_pool.bayes.mediation import load_mediation_spec
     from bayes_pool.figures.mediation import plot_mediation
     from bayes_pool.mediation_workflow import analyse_mediation
-    analysis = Analysis(estimates=load_published(STUDY).iloc[:0])
+    analysis = Analysis(estimates=load_published(STUDY_ID).iloc[:0])
     spec = ctx.run_length(load_mediation_spec())
-    for i, (column, (index, items)) in enumerate(MEDIATORS.items()):
+    for column, (index, items) in MEDIATORS.items():
         ctx.progress(f"Tables 4-5 column {column}: mediation by the {index} index "
                      "(PCA of its items; stepwise steps, Sobel, bootstrap; joint Bayesian "
                      f"model, mediator: {ctx.mediation_model})")
         analysis.extend(analyse_mediation(
             frame, treatment=TREATMENT, mediator=index, outcome=OUTCOME,
             covariates=tuple(CONTROLS), unit=UNIT, time=TIME, items=list(items),
-            seed=ctx.seed + 40 + i, study=STUDY, column=column, spec=spec,
+            seed=ctx.seed_for(f"mediation {column}"), study=STUDY_ID, tables=("4", "5"),
+            column=column, spec=spec,
             progressbar=ctx.progressbar, measurement_model=ctx.mediation_model == "latent"))
 
     def draw(folder, synthetic, table):
@@ -160,12 +166,13 @@ def part_fig2(frame: pd.DataFrame, ctx: Context) -> Analysis:
     ctx.progress("Fig. 2: event study (leads and lags of adoption)")
     analysis = analyse_event_study(
         _with_cohort(frame), outcome=OUTCOME, treatment=TREATMENT, unit=UNIT, time=TIME,
-        cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed + 50, study=STUDY,
+        cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed_for("fig2"), study=STUDY_ID,
         spec=ctx.spec, progressbar=ctx.progressbar, period_length=EVENT_PERIOD_YEARS,
-        control="never")  # Eq. (5) has leads; not-yet-treated controls estimate lags only
+        control="never",  # Eq. (5) has leads; not-yet-treated controls estimate lags only
+        table="fig2")
     analysis.figures.append(lambda folder, synthetic, table: {
-        "event_study": plot_event_study(table[table["table"] == "fig2"],
-                                        folder / "event_study.png", synthetic=synthetic)})
+        "event_study": plot_event_study(table, folder / "event_study.png", synthetic=synthetic,
+                                        table="fig2")})
     return analysis
 
 
@@ -174,7 +181,7 @@ def part_staggered(frame: pd.DataFrame, ctx: Context) -> Analysis:
     ctx.progress("Staggered-robust DiD: extended TWFE (cohort x period) next to TWFE")
     return analyse_staggered(
         _with_cohort(frame), outcome=OUTCOME, treatment=TREATMENT, unit=UNIT, time=TIME,
-        cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed + 60, study=STUDY,
+        cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed_for("staggered"), study=STUDY_ID,
         spec=ctx.spec, progressbar=ctx.progressbar)
 
 
@@ -185,14 +192,17 @@ def part_table6(frame: pd.DataFrame, ctx: Context) -> Analysis:
     ctx.progress("Table 6: subgroup logits and the partially pooled Bayesian model "
                  "(3 splits)")
     result = heterogeneity(frame, table3_design("(2)"), table6_splits(),
-                           spec=ctx.run_length(load_heterogeneity_spec()), seed=ctx.seed + 10,
+                           spec=ctx.run_length(load_heterogeneity_spec()),
+                           seed=ctx.seed_for("table6"),
                            separate=False, progressbar=ctx.progressbar)
-    rows = result.tidy(study=STUDY, table="6")
+    rows = result.tidy(study=STUDY_ID, table="6")
     # The pooled model's subgroup AMEs are the Bayesian counterparts of Table 6's cells.
     pooled = rows["column"].str.endswith("_pooled")
     rows.loc[pooled, "column"] = rows.loc[pooled, "column"].str.removesuffix("_pooled")
     draw = lambda folder, synthetic, table: {  # noqa: E731
-        "heterogeneity": subgroup_forest(table, folder / "heterogeneity.png", synthetic=synthetic)}
+        "heterogeneity": subgroup_forest(table, folder / "heterogeneity.png", synthetic=synthetic,
+                                         term=TREATMENT, table="6",
+                                         title="Policy effect by subgroup (AME)")}
     return Analysis(estimates=rows, posteriors=result.posteriors, figures=[draw])
 
 
@@ -212,23 +222,23 @@ def part_placebo(frame: pd.DataFrame, ctx: Context) -> Analysis:
     prepared = design.prepare(frame)
     ctx.progress(f"Fig. 3: {ctx.placebo_draws} placebo refits (the data's adoption schedule "
                  "permuted across provinces; RI-t and RI-beta)")
-    result = placebo(prepared, seed=ctx.seed + 20, n_draws=ctx.placebo_draws,
+    result = placebo(prepared, seed=ctx.seed_for("placebo"), n_draws=ctx.placebo_draws,
                      workers=ctx.workers, scheduler=ctx.scheduler, refits_dir=ctx.refits_dir)
     ctx.progress(f"Fig. 3, Bayesian: P(placebo effect > 0) for the {ctx.placebo_draws} draws "
                  "(Laplace approximation, one compiled model)")
     # one BLAS thread: small matrices gain nothing from more, and the last bits of every
     # number then do not depend on how many threads the machine offers
     with threadpool_limits(limits=1):
-        fast = laplace_model(prepared, ctx.spec, seed=ctx.seed + 22)
+        fast = laplace_model(prepared, ctx.spec, seed=ctx.seed_for("placebo laplace"))
         actual_bayes = fast.fit()
         post = placebo_posteriors(fast, result.draws, refits_dir=ctx.refits_dir)
         ctx.progress("Few treated clusters: wild-cluster bootstrap of the linear-probability DiD")
-        wcb = wild_cluster_bootstrap(prepared, seed=ctx.seed + 21)
-    rows = [result.tidy(study=STUDY, table="fig3", column="(2)"),
+        wcb = wild_cluster_bootstrap(prepared, seed=ctx.seed_for("wild bootstrap"))
+    rows = [result.tidy(study=STUDY_ID, table="fig3", column="(2)"),
             posterior_rows_placebo(actual_bayes, post, unit_sd=fast.unit_sd,
-                                   term=design.treatment, n_obs=prepared.n_obs, study=STUDY,
+                                   term=design.treatment, n_obs=prepared.n_obs, study=STUDY_ID,
                                    table="fig3", column="(2)"),
-            wcb.tidy(study=STUDY, table="inference", column="(2)")]
+            wcb.tidy(study=STUDY_ID, table="inference", column="(2)")]
     facts = {"placebo": {"draws": ctx.placebo_draws, "ri_p_value": result.ri_p_value,
                          "ri_t_p_value": result.ri_t_p_value,
                          "share_p_below_actual": result.share_p_below,
@@ -253,13 +263,14 @@ def part_table7(frame: pd.DataFrame, ctx: Context) -> Analysis:
     data = ctx.frame_2012 if ctx.frame_2012 is not None else frame
     if not (pd.to_numeric(data[TIME]) == 2012).any():
         ctx.progress("Table 7 skipped: the data hold no 2012 wave")
-        return Analysis(estimates=load_published(STUDY).iloc[:0],
+        return Analysis(estimates=load_published(STUDY_ID).iloc[:0],
                         facts={"table7": "skipped: no 2012 wave in the data"})
-    analysis = Analysis(estimates=load_published(STUDY).iloc[:0])
-    for i, (column, controls) in enumerate({"(1)": (), "(2)": tuple(CONTROLS_2012)}.items()):
+    analysis = Analysis(estimates=load_published(STUDY_ID).iloc[:0])
+    for column, controls in {"(1)": (), "(2)": tuple(CONTROLS_2012)}.items():
         ctx.progress(f"Table 7 column {column}: with the 2012 wave")
-        analysis.extend(fit(data, table3_design("(1)", controls), ctx.spec, seed=ctx.seed + 30 + i,
-                            study=STUDY, table="7", column=column, progressbar=ctx.progressbar))
+        analysis.extend(fit(data, table3_design("(1)", controls), ctx.spec,
+                            seed=ctx.seed_for(f"table7 {column}"),
+                            study=STUDY_ID, table="7", column=column, progressbar=ctx.progressbar))
     return analysis
 
 
@@ -304,17 +315,33 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
         frame_2012 = frame
     if refits_dir is None or refits_dir is True:
         from bayes_pool.checkpoint import refits_dir as default_refits_dir
-        refits_dir = default_refits_dir(STUDY)
+        refits_dir = default_refits_dir(STUDY_ID)
     ctx = Context(spec=spec, seed=seed, progress=progress, progressbar=progressbar,
                   workers=workers, placebo_draws=placebo_draws, frame_2012=frame_2012,
                   scheduler=scheduler, refits_dir=Path(refits_dir) if refits_dir else None,
                   mediation_model=mediation_model)
-    analysis = Analysis(estimates=load_published(STUDY), facts={"parts": list(parts)})
+    analysis = Analysis(estimates=load_published(STUDY_ID), facts={"parts": list(parts)})
     for name in parts:
         analysis.extend(PARTS[name](main, ctx))
     if "table3" in parts:
         analysis.extend(Analysis(estimates=_table5_benchmark(analysis.estimates)))
     return analysis
+
+
+def sensitivity_target(frame: pd.DataFrame, *, seed: int = 0):
+    """The benchmark of ``bayes-pool sensitivity``: Table 3 column (2), the DiD logit with the
+    twelve controls on the 2014-2018 waves; key quantity the AME of ``policy`` (``seed``: no
+    random step here)."""
+    from bayes_pool.sensitivity import PublishedCell, Target
+    main = frame[pd.to_numeric(frame[TIME]).isin(MAIN_WAVES)].reset_index(drop=True)
+    design = table3_design("(2)")
+    cell = dict(study=STUDY_ID, table="3", column="(2)", term=TREATMENT)
+    return Target(kind="did", study=STUDY_ID, table="3", column="(2)", outcome=design.outcome,
+                  treatment=TREATMENT, covariates=tuple(design.covariates),
+                  prepared=design.prepare(main), time=TIME,
+                  marked=PublishedCell(**cell, quantity="ame"),
+                  centre=PublishedCell(**cell, quantity="beta"),
+                  description="Table 3 (2): DiD logit with controls, province and year effects")
 
 
 def _table5_benchmark(table: pd.DataFrame) -> pd.DataFrame:

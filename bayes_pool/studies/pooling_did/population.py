@@ -31,9 +31,8 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from bayes_pool import estimates
-from bayes_pool.studies.pooling_did import STUDY
-from bayes_pool.studies.pooling_did.contract import CONTROLS, CONTROLS_2012, OUTCOME, TIME, \
-    TREATMENT, UNIT
+from bayes_pool.studies.pooling_did.contract import CONTROLS, CONTROLS_2012, OUTCOME, STUDY_ID, \
+    TIME, TREATMENT, UNIT
 from bayes_pool.studies.pooling_did.synthetic import simulate
 
 POPULATION_N = 300_000
@@ -105,7 +104,7 @@ def _fit_all(frame: pd.DataFrame, frame_2012: pd.DataFrame, say) -> pd.DataFrame
     parts = []
     for column in TABLE3_COLUMNS:
         say(f"population Table 3 {column}")
-        parts.append(analyse_did(frame, table3_design(column), None, seed=0, study=STUDY,
+        parts.append(analyse_did(frame, table3_design(column), None, seed=0, study=STUDY_ID,
                                  table="3", column=column, bayesian=False).estimates)
     parts.append(_table5_benchmark(estimates.concat(*parts)))
     for column, (index, items) in MEDIATORS.items():
@@ -113,16 +112,16 @@ def _fit_all(frame: pd.DataFrame, frame_2012: pd.DataFrame, say) -> pd.DataFrame
         parts.append(analyse_mediation(
             frame, treatment=TREATMENT, mediator=index, outcome=OUTCOME,
             covariates=tuple(CONTROLS), unit=UNIT, time=TIME, items=list(items), seed=0,
-            study=STUDY, column=column, bootstrap=0, bayesian=False,
+            study=STUDY_ID, tables=("4", "5"), column=column, bootstrap=0, bayesian=False,
             measurement_model=False).estimates)
     say("population Table 6 (6 subgroup logits)")
     het = heterogeneity(frame, table3_design("(2)"), table6_splits(),
                         spec=load_heterogeneity_spec(), seed=0, separate=False, pooled=False)
-    parts.append(het.tidy(study=STUDY, table="6"))
+    parts.append(het.tidy(study=STUDY_ID, table="6"))
     for column, controls in {"(1)": (), "(2)": tuple(CONTROLS_2012)}.items():
         say(f"population Table 7 {column}")
         parts.append(analyse_did(frame_2012, table3_design("(1)", controls), None, seed=0,
-                                 study=STUDY, table="7", column=column,
+                                 study=STUDY_ID, table="7", column=column,
                                  bayesian=False).estimates)
     return estimates.concat(*parts)
 

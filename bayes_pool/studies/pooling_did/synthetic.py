@@ -85,16 +85,15 @@ from bayes_pool.published import published_table, published_value
 from bayes_pool.studies.pooling_did import contract as c
 from bayes_pool.synthetic import SyntheticData
 
-STUDY = "pooling-did"
 DEFAULT_SEED = 2024
 
 # Published calibration targets are read from the study's ledger (published.csv: table, column,
 # term, quantity); see bayes_pool.published. Only the generator's own choices are typed in here.
-N_PUBLISHED = int(published_value(STUDY, "2", "treatment", "healthy", "mean", field="n_obs"))
+N_PUBLISHED = int(published_value(c.STUDY_ID, "2", "treatment", "healthy", "mean", field="n_obs"))
 """Table 2: 7719 respondents."""
 
-_table2_mean = published_table(STUDY, "2", "mean")
-_table2_sd = published_table(STUDY, "2", "sd")
+_table2_mean = published_table(c.STUDY_ID, "2", "mean")
+_table2_sd = published_table(c.STUDY_ID, "2", "sd")
 TABLE2: dict[str, tuple[float, float, float, float]] = {
     # policy is left out: its Table 2 cell (0.037, flagged) is the full-sample share, which the
     # generator meets through ADOPTER_SHARE instead
@@ -104,21 +103,21 @@ TABLE2: dict[str, tuple[float, float, float, float]] = {
 }
 """Calibration targets: Table 2 treatment-group mean, SD, control-group mean, SD."""
 
-_table3_beta = published_table(STUDY, "3", "beta")["(2)"].dropna()
+_table3_beta = published_table(c.STUDY_ID, "3", "beta")["(2)"].dropna()
 COEFFICIENTS: dict[str, float] = {term: float(v) for term, v in _table3_beta.items()}
 """True reduced-form coefficients (given the mediators' noise): Table 3 column (2), the logit
 with controls, province and year effects."""
 
 # The 0.096 is printed twice with different SEs (Table 3 column (2): 0.038, Table 5 benchmark:
 # 0.037), so both rows are flagged; the estimate is the same and the generator documents Table 3.
-AME_TARGET = published_value(STUDY, "3", "(2)", "policy", "ame")
+AME_TARGET = published_value(c.STUDY_ID, "3", "(2)", "policy", "ame")
 """Table 3 column (2): average marginal effect of policy the calibration aims at."""
-INDEX_SHIFT = {"objective": published_value(STUDY, "4", "(1)", "policy", "beta"),
-               "subjective": published_value(STUDY, "4", "(2)", "policy", "beta")}
+INDEX_SHIFT = {"objective": published_value(c.STUDY_ID, "4", "(1)", "policy", "beta"),
+               "subjective": published_value(c.STUDY_ID, "4", "(2)", "policy", "beta")}
 """Table 4: effect of policy on each integration index (index units)."""
 INDEX_EFFECT = {
-    "objective": published_value(STUDY, "5", "(1)", "objective_integration", "beta"),
-    "subjective": published_value(STUDY, "5", "(2)", "subjective_integration", "beta"),
+    "objective": published_value(c.STUDY_ID, "5", "(1)", "objective_integration", "beta"),
+    "subjective": published_value(c.STUDY_ID, "5", "(2)", "subjective_integration", "beta"),
 }
 """Table 5: logit coefficient of each integration index on health (per index unit)."""
 ITEMS = {"objective": c.ITEMS_OBJECTIVE, "subjective": c.ITEMS_SUBJECTIVE}
@@ -667,7 +666,7 @@ def simulate(seed: int = DEFAULT_SEED, n: int = N_PUBLISHED, *,
         truth["effect_growth"] = float(effect_growth)
         truth["growth_cap_periods"] = GROWTH_CAP
         options["effect_growth"] = float(effect_growth)
-    return SyntheticData(study=STUDY, frame=df, truth=_plain(truth), seed=seed,
+    return SyntheticData(study=c.STUDY_ID, frame=df, truth=_plain(truth), seed=seed,
                          options=options)
 
 

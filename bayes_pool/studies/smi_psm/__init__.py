@@ -1,9 +1,13 @@
-"""Ma et al. (2023): location of social medical insurance and social integration (CMDS 2017)."""
+"""Ma et al. (2023): location of social medical insurance and social integration (CMDS 2017).
 
-STUDY = "smi-psm"
-TITLE = "Ma et al. (2023) — location of social medical insurance and social integration"
-DEFAULT_SPEC = "linear_regression"
-KEY_TERM = "host_city_smi"
+:data:`STUDY` is the study's record (:class:`bayes_pool.study_record.Study`); the functions
+below are its callables, importing the generator and pipeline only when called.
+"""
+
+from importlib import resources
+
+from bayes_pool.study_record import Roles, Study
+from bayes_pool.studies.smi_psm.contract import OUTCOME, STUDY_ID, TREATMENT
 
 
 def simulate(*args, **kwargs):
@@ -21,8 +25,7 @@ def schema():
 def prepare(frame, source: str | None = None):
     """Check the contract (nothing to derive for this study)."""
     from bayes_pool.data.validate import validate
-    from bayes_pool.studies.smi_psm.contract import SCHEMA
-    return validate(frame, SCHEMA, source=source)
+    return validate(frame, schema(), source=source)
 
 
 def run(frame, **kwargs):
@@ -35,3 +38,19 @@ def figures(analysis, folder, *, synthetic: bool):
     """Loadings heatmap and the matching figures (see :func:`.pipeline.figures`)."""
     from bayes_pool.studies.smi_psm.pipeline import figures as _figures
     return _figures(analysis, folder, synthetic=synthetic)
+
+
+def sensitivity_target(frame, *, seed: int = 0):
+    """Table 4 Model 8, the benchmark of ``bayes-pool sensitivity`` (see :mod:`.pipeline`)."""
+    from bayes_pool.studies.smi_psm.pipeline import sensitivity_target as _target
+    return _target(frame, seed=seed)
+
+
+STUDY = Study(
+    id=STUDY_ID,
+    title="Ma et al. (2023) — location of social medical insurance and social integration",
+    roles=Roles(outcome=OUTCOME, treatment=TREATMENT),
+    schema=schema, prepare=prepare, simulate=simulate, pipeline=run,
+    published=resources.files(__name__).joinpath("published.csv"),
+    key_term=TREATMENT, default_spec="linear_regression",
+    sensitivity_target=sensitivity_target)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import pandas as pd
 import pandera.pandas as pa
 
-STUDY = "smi-psm"
+STUDY_ID = "smi-psm"
 
 OUTCOME = "integration_index"
 TREATMENT = "host_city_smi"
@@ -184,6 +184,6 @@ SCHEMA = pa.DataFrameSchema(
             for column, codes in CODES.items()
         },
     },
-    name=STUDY,
+    name=STUDY_ID,
     strict=False,
 )

@@ -39,14 +39,18 @@ from bayes_pool.freq.descriptives import group_descriptives
 from bayes_pool.freq.factor import FactorIndexResult, factor_index
 from bayes_pool.freq.ols import fit_ols, stepwise
 from bayes_pool.published import load_ledger, load_published, published_value
+from bayes_pool.seeds import child_seed
 from bayes_pool.specs import ModelSpec, load_spec
 from bayes_pool.studies.smi_psm.contract import (
     CHARACTERISTICS, CODES, COVARIATES, FACTORS, INDICATOR_FACTOR, INDICATORS, MODEL8_TERMS,
-    OUTCOME, STUDY, TREATMENT,
+    OUTCOME, STUDY_ID, TREATMENT,
 )
 from bayes_pool.workflow import Analysis
 
 log = logging.getLogger(__name__)
+
+SEED_PARTS = ("factor_analysis", "linear", "latent_factor", "psm")
+"""The parts of :func:`run` with a child seed of the root (:func:`bayes_pool.seeds.child_seed`)."""
 
 REVERSE_KEYED = ["si_hometown_customs", "si_hygiene_difference"]
 """Indicators where agreement means *less* integration (they orient F4's sign)."""
@@ -74,13 +78,9 @@ EXACT_NOTE = ("BEYOND THE PAPER: Ma et al. report no exact-matching estimator; a
               "score and borrow controls of reasons 1-2; no published value to compare with")
 
 
-def _seeds(seed: int, n: int) -> list[int]:
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
-
-
 def table3_levels() -> dict[str, dict[int, str]]:
     """Characteristic -> {code: Table 3 column label}, labels in the ledger's printed order."""
-    ledger = load_ledger(STUDY)
+    ledger = load_ledger(STUDY_ID)
     t3 = ledger[(ledger["table"] == "3") & (ledger["quantity"] == "n")]
     out = {}
     for term in CHARACTERISTICS:
@@ -106,7 +106,7 @@ def build_index(frame: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, Factor
         log.warning("indicators %s absent: using the data's %s column", absent, OUTCOME)
         return frame, None, {"index_source": f"data column {OUTCOME!r} (indicators {absent} "
                                              "absent)"}
-    sd = published_value(STUDY, "1", "total", OUTCOME, "sd")
+    sd = published_value(STUDY_ID, "1", "total", OUTCOME, "sd")
     fa = factor_index(frame, INDICATORS, n_factors=len(FACTORS), assignment=INDICATOR_FACTOR,
                       reverse=REVERSE_KEYED, scale_sd=sd, seed=seed)
     facts = {
@@ -146,23 +146,23 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
         Switch off the Bambi fits, the latent-factor model, the matching analysis.
     """
     say = progress or (lambda msg: None)
-    s_fa, s_lin, s_lat, s_psm = _seeds(seed, 4)
-    analysis = Analysis(estimates=load_published(STUDY))
+    s_fa, s_lin, s_lat, s_psm = (child_seed(seed, part) for part in SEED_PARTS)
+    analysis = Analysis(estimates=load_published(STUDY_ID))
     facts: dict = {"seeds": {"factor_analysis": s_fa, "linear": s_lin, "latent_factor": s_lat,
                              "psm": s_psm}}
 
     say("Table 2: factor analysis of the indicators and the integration index")
     work, fa, facts["table2"] = build_index(frame, seed=s_fa)
-    rows = [fa.tidy(study=STUDY, table="2", columns=FACTOR_COLUMNS)] if fa else []
+    rows = [fa.tidy(study=STUDY_ID, table="2", columns=FACTOR_COLUMNS)] if fa else []
 
     say("Tables 1 and 3: descriptives and one-way ANOVAs")
     rows.append(group_descriptives(work, [OUTCOME, TREATMENT, *CHARACTERISTICS[1:]], TREATMENT,
-                                   study=STUDY, table="1", columns=TABLE1_COLUMNS))
-    rows.append(anova_table(work, OUTCOME, table3_levels(), study=STUDY, table="3"))
+                                   study=STUDY_ID, table="1", columns=TABLE1_COLUMNS))
+    rows.append(anova_table(work, OUTCOME, table3_levels(), study=STUDY_ID, table="3"))
 
     say("Table 4: stepwise selection and Model 8 by OLS")
     ols = fit_ols(work, OUTCOME, MODEL8_TERMS)
-    rows.append(ols.tidy(study=STUDY, table="4", column="model_8"))
+    rows.append(ols.tidy(study=STUDY_ID, table="4", column="model_8"))
     step = stepwise(work, OUTCOME, STEPWISE_CANDIDATES)
     facts["table4"] = {"stepwise": {**step.to_dict(), "candidates": STEPWISE_CANDIDATES,
                                     "entry": 0.05, "removal": 0.10,
@@ -178,7 +178,7 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
         say(f"Table 4: Bayesian linear regression ({s.chains} chains x {s.draws} draws)")
         lin = fit_linear(work, outcome=OUTCOME, treatment=TREATMENT, covariates=MODEL8_TERMS[1:],
                          spec=spec, seed=s_lin, progressbar=progressbar)
-        analysis.extend(Analysis(estimates=lin.tidy(study=STUDY, table="4", column="model_8"),
+        analysis.extend(Analysis(estimates=lin.tidy(study=STUDY_ID, table="4", column="model_8"),
                                  posteriors={"table4_model_8": lin.idata}))
         facts["table4"]["bayesian_divergences"] = lin.divergences
     if bayesian and latent:
@@ -191,10 +191,10 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
         lat = fit_latent_factor(frame, indicators=INDICATORS, assignment=INDICATOR_FACTOR,
                                 treatment=TREATMENT, covariates=MODEL8_TERMS[1:], spec=lspec,
                                 seed=s_lat, reverse=REVERSE_KEYED,
-                                scale_sd=published_value(STUDY, "1", "total", OUTCOME, "sd"),
+                                scale_sd=published_value(STUDY_ID, "1", "total", OUTCOME, "sd"),
                                 progressbar=progressbar)
         analysis.extend(Analysis(
-            estimates=lat.tidy(study=STUDY, table="4", column="latent_factor", share_table="2",
+            estimates=lat.tidy(study=STUDY_ID, table="4", column="latent_factor", share_table="2",
                                share_columns=FACTOR_COLUMNS),
             posteriors={"table4_latent_factor": lat.idata}))
         facts["table4"]["latent_factor_divergences"] = lat.divergences
@@ -207,13 +207,28 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
         else:
             say(f"Tables 5-6: propensity-score matching ({bootstrap} bootstrap replicates)")
             res = analyse_psm(work, treatment=TREATMENT, outcome=OUTCOME,
-                              covariates=list(COVARIATES), seed=s_psm, study=STUDY, table="6",
+                              covariates=list(COVARIATES), seed=s_psm, study=STUDY_ID, table="6",
                               balance_table="5", spec=None, bootstrap=bootstrap,
                               progressbar=progressbar, bayesian=bayesian, exact=EXACT,
                               exact_note=EXACT_NOTE)
             analysis.extend(res)  # brings its figure makers (love plot, overlap, ATT forest)
     analysis.facts.update(facts)
     return analysis
+
+
+def sensitivity_target(frame: pd.DataFrame, *, seed: int):
+    """The benchmark of ``bayes-pool sensitivity``: the Model 8 linear regression of the
+    integration index (rebuilt from the indicators with the factor-analysis child seed of
+    ``seed``, as :func:`run` does) on ``host_city_smi`` and the Model 8 covariates; key quantity its
+    coefficient."""
+    from bayes_pool.sensitivity import PublishedCell, Target
+    work, _, _ = build_index(frame, seed=child_seed(seed, SEED_PARTS[0]))
+    cell = PublishedCell(study=STUDY_ID, table="4", column="model_8", term=TREATMENT,
+                         quantity="beta")
+    return Target(kind="linear", study=STUDY_ID, table="4", column="model_8", outcome=OUTCOME,
+                  treatment=TREATMENT, covariates=tuple(MODEL8_TERMS[1:]), frame=work,
+                  marked=cell, centre=cell,
+                  description="Table 4 Model 8: linear regression of the integration index")
 
 
 def draw_loadings(loadings: pd.DataFrame, folder, synthetic: bool,

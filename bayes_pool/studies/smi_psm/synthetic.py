@@ -81,7 +81,7 @@ DEFAULT_SEED = 2023
 
 # Published calibration targets, read from the study's ledger (published.csv: table, column,
 # term, quantity); see bayes_pool.published. Only the generator's own choices are typed in here.
-_STUDY = contract.STUDY
+_STUDY = contract.STUDY_ID
 N_PUBLISHED = int(published_value(_STUDY, "1", "total", "integration_index", "mean",
                                   field="n_obs"))  # Table 1: 3333 respondents
 N_TREATED_PUBLISHED = int(published_value(_STUDY, "3", "SMI of host city", "host_city_smi",
@@ -394,5 +394,5 @@ def simulate(seed: int = DEFAULT_SEED, n: int = N_PUBLISHED, *,
         "factor_loadings": {name: spec[0] for name, spec in _INDICATOR_SPEC.items()},
         "indicator_factor": dict(contract.INDICATOR_FACTOR),
     }
-    return SyntheticData(study=contract.STUDY, frame=frame, truth=truth, seed=seed,
+    return SyntheticData(study=contract.STUDY_ID, frame=frame, truth=truth, seed=seed,
                          options={"n": n, "att": att})
