@@ -73,7 +73,7 @@ def test_event_time_in_years_gives_the_papers_leads():
 def test_null_world_leads_cover_zero_frequentist(null_world, tmp_path, monkeypatch):
     res = fit_event_study(_prepare(null_world.frame, CONTROLS), cov_type="nonrobust",
                           control="never")
-    tidy = res.tidy(study="pooling-did")
+    tidy = res.tidy(study="pooling-did", table="fig2")
     assert list(tidy.columns) == estimates.COLUMNS + estimates.DIAGNOSTIC_COLUMNS
     assert set(tidy["column"]) == {"event_time_-2", "event_time_0", "event_time_1"}
     lead = tidy[tidy["column"] == "event_time_-2"]

@@ -67,7 +67,7 @@ def test_actual_fit_matches_twfe_replication(null_prepared, null_placebo_iid):
     assert r.actual["coef"] == pytest.approx(float(rep.result.params["Q('policy')"]), abs=1e-6)
     assert r.actual["se"] == pytest.approx(float(rep.result.bse["Q('policy')"]), rel=1e-5)
     assert r.actual["ame"] == pytest.approx(float(rep.margeff.loc["policy", "ame"]), abs=1e-6)
-    rows = r.tidy(study="pooling-did")
+    rows = r.tidy(study="pooling-did", table="fig3", column="(2)")
     assert set(rows["quantity"]) == {"p_value", "ri_t_p_value", "ri_p_value", "share_p_below",
                                      "ks_uniform_p"}
     assert (rows["table"] == "fig3").all() and (rows["term"] == "policy").all()

@@ -47,7 +47,7 @@ class BayesEventStudyResult:
     def divergences(self) -> int:
         return divergences(self.idata)
 
-    def tidy(self, *, study: str, table: str = "fig2", column: str = "") -> pd.DataFrame:
+    def tidy(self, *, study: str, table: str = "event_study", column: str = "") -> pd.DataFrame:
         """Rows per estimated event time ``k``: column ``event_time_<k>``, quantities ``beta``
         and ``ame``, each with R-hat, ESS and divergences."""
         d = self.prepared.design

@@ -429,8 +429,8 @@ def _posterior_draw(task, fast: LaplaceDiD) -> dict:
 
 
 def posterior_rows_placebo(actual: LaplaceFit, post: pd.DataFrame, *, unit_sd: float, term: str,
-                           n_obs: int, study: str, table: str = "fig3",
-                           column: str = "(2)") -> pd.DataFrame:
+                           n_obs: int, study: str, table: str = "placebo",
+                           column: str = "placebo") -> pd.DataFrame:
     """Bayesian rows of a placebo test: the actual fit's ``prob_positive`` and
     ``ri_prob_positive``, the share of placebo draws whose P(effect > 0) is at or above the
     actual one (the Bayesian reading of Fig. 3; binomial Monte Carlo SE in ``se``).

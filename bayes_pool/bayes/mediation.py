@@ -470,7 +470,7 @@ class BayesMediationResult:
     def divergences(self) -> int:
         return divergences(self.idata)
 
-    def tidy(self, *, study: str, tables: tuple[str, str] = ("4", "5"),
+    def tidy(self, *, study: str, tables: tuple[str, str] = ("mediator_model", "outcome_model"),
              column: str | None = None, mediation_column: str | None = None) -> pd.DataFrame:
         """Rows of the estimates table with diagnostics (same cells as the frequentist
         :meth:`~bayes_pool.freq.mediation.FreqMediationResult.tidy`)."""

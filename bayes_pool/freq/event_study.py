@@ -57,7 +57,7 @@ class FreqEventStudyResult:
     control: str = DEFAULT_CONTROL
     level_reason: str = ""
 
-    def tidy(self, *, study: str, table: str = "fig2", column: str = "") -> pd.DataFrame:
+    def tidy(self, *, study: str, table: str = "event_study", column: str = "") -> pd.DataFrame:
         """Rows per estimated event time ``k``: column ``event_time_<k>`` (prefixed by
         ``column`` when given), term the treatment, quantities ``beta`` and ``ame``."""
         d = self.prepared.design

@@ -278,7 +278,7 @@ class FreqMediationResult:
         return {"estimate": float(a * b), "se": se, "z": float(z),
                 "p_value": float(2 * stats.norm.sf(abs(z)))}
 
-    def tidy(self, *, study: str, tables: tuple[str, str] = ("4", "5"),
+    def tidy(self, *, study: str, tables: tuple[str, str] = ("mediator_model", "outcome_model"),
              column: str | None = None, mediation_column: str | None = None) -> pd.DataFrame:
         """Rows of the estimates table.
 

@@ -179,7 +179,7 @@ class PlaceboResult:
         """
         return stats.kstest(self.draws["p_value"].dropna().to_numpy(), "uniform")
 
-    def tidy(self, *, study: str, table: str = "fig3", column: str = "(2)") -> pd.DataFrame:
+    def tidy(self, *, study: str, table: str = "placebo", column: str = "placebo") -> pd.DataFrame:
         """Rows: the actual ``p_value``, ``ri_t_p_value``, ``ri_p_value`` (RI-beta),
         ``share_p_below`` and ``ks_uniform_p``. The two RI p-values carry their binomial
         Monte Carlo SE in ``se``, as does the share."""
