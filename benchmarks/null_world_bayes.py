@@ -15,10 +15,11 @@ frequentist table's rule (p <= 0.05) applies unchanged. Each fit's R-hat, ESS an
 are kept; the table says how many fits were unconverged, and their rejections are counted
 like the others (dropping them would choose seeds after looking).
 
-Usage (the stored table came from ``--seeds 50``; per-fit results kept under ``--cache``)::
+Usage (per-fit results kept under ``--cache``, so a stopped run resumes; ``--tabulate`` writes
+the table of the seeds finished so far)::
 
     .venv/bin/python benchmarks/null_world_bayes.py [--seeds 50] [--chains 2] [--draws 1000]
-        [--cache DIR] [--out benchmarks/results]
+        [--cache DIR] [--tabulate] [--out benchmarks/results]
 
 Writes ``null_world_bayes.csv`` / ``.md`` / ``.json`` and ``null_world_bayes_draws.csv`` (every
 fit), and redraws ``null_world.png`` with the Bayesian rows next to the frequentist ones.
@@ -82,7 +83,8 @@ def markdown(table: pd.DataFrame, fits: pd.DataFrame, settings: dict) -> str:
     lines = [
         "# Null-world non-coverage of 0 by the Bayesian 95% interval (SYNTHETIC DATA)",
         "",
-        f"The data sets of `null_world.md` (seeds 1-{settings['seeds']}, n = {settings['n']}, "
+        f"The data sets of `null_world.md` (seeds 1-{fits['seed'].max()}, "
+        f"{settings['seeds']} seeds, n = {settings['n']}, "
         f"shock SD {settings['shock_sd']}), Table 3 column (2), full NUTS ({settings['chains']} "
         f"chains x {settings['draws']} draws, the did_logit spec otherwise). A fit rejects when "
         "its equal-tailed 95% interval of the policy coefficient excludes 0. Interval: exact "
@@ -101,6 +103,22 @@ def markdown(table: pd.DataFrame, fits: pd.DataFrame, settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def agreement(fits: pd.DataFrame, pvalues: pd.DataFrame, method: str = "model_based") -> str:
+    """How the Bayesian rejections line up, data set by data set, with a frequentist test's on
+    the same seeds (``null_world_pvalues.csv``)."""
+    freq = pvalues[(pvalues["method"] == method) & pvalues["seed"].isin(fits["seed"])]
+    freq = freq.assign(reject=freq["p_value"] <= ALPHA).set_index(["seed", "world"])["reject"]
+    lines = []
+    for model, g in fits.groupby("method", sort=False):
+        bay = g.set_index(["seed", "world"])["excludes_zero"]
+        same = int((bay == freq.reindex(bay.index)).sum())
+        lines.append(f"- `{model}`: the same decision as the `{method}` test on {same} of "
+                     f"{len(bay)} data sets (Bayesian rejections: "
+                     f"{sorted(set(bay.index[bay].get_level_values(0)))}, {method}: "
+                     f"{sorted(set(freq.index[freq].get_level_values(0)))}).")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=50)
@@ -109,6 +127,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--tabulate", action="store_true",
+                        help="only tabulate the seeds already finished in --cache (every world "
+                             "and model of a seed done), fitting nothing")
     args = parser.parse_args(argv)
 
     from bayes_pool.checkpoint import Checkpoint
@@ -124,16 +145,29 @@ def main(argv=None) -> dict:
     tag = f"bayes-n{args.n}-c{args.chains}-d{args.draws}-sd{SHOCK_SD}"
     store = Checkpoint(args.cache / tag) if args.cache else None
     start = time.perf_counter()
-    out = map_refits(fit_one, tasks, shared=settings, workers=1, checkpoint=store,
-                     progress=lambda done, total: print(f"{done}/{total} fits", flush=True))
+    if args.tabulate:
+        if store is None:
+            parser.error("--tabulate needs --cache")
+        fits = pd.DataFrame(list(store.done().values()))
+        per_seed = fits.groupby("seed").size()
+        fits = fits[fits["seed"].isin(per_seed.index[per_seed == 2 * len(MODELS)])]
+        settings["seeds"] = int(fits["seed"].nunique())
+    else:
+        fits = pd.DataFrame(map_refits(
+            fit_one, tasks, shared=settings, workers=1, checkpoint=store,
+            progress=lambda done, total: print(f"{done}/{total} fits", flush=True)))
     seconds = time.perf_counter() - start
-    fits = pd.DataFrame(out)
     table = rate_table(fits[["seed", "world", "method", "p_value"]])
     table["description"] = table["method"].map(MODELS)
     args.out.mkdir(parents=True, exist_ok=True)
     fits.to_csv(args.out / "null_world_bayes_draws.csv", index=False)
     table.to_csv(args.out / "null_world_bayes.csv", index=False)
-    (args.out / "null_world_bayes.md").write_text(markdown(table, fits, settings))
+    text = markdown(table, fits, settings)
+    pfile = args.out / "null_world_pvalues.csv"
+    if pfile.exists():
+        text += ("\nSeed by seed, against the frequentist tests of `null_world.md` on the same "
+                 "data sets:\n\n" + agreement(fits, pd.read_csv(pfile)))
+    (args.out / "null_world_bayes.md").write_text(text)
     freq = pd.read_csv(args.out / "null_world.csv")
     null_world_plot(pd.concat([freq, table], ignore_index=True), args.out / "null_world.png",
                     synthetic=True)
@@ -144,7 +178,7 @@ def main(argv=None) -> dict:
                "table": table.to_dict(orient="records")}
     (args.out / "null_world_bayes.json").write_text(json.dumps(summary, indent=2, default=str)
                                                     + "\n")
-    print(markdown(table, fits, settings))
+    print(text)
     return summary
 
 
