@@ -23,7 +23,7 @@ demo: setup
 	$(BIN)/bayes-pool run pooling-did --only table2,table3
 
 test: setup
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" --durations=15
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow

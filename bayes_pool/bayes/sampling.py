@@ -45,7 +45,9 @@ def exact_numerics() -> None:
     model and every later one gave different estimates (did --family gaussian 1.7262 vs
     1.7736 on the same data and seed, bernoulli likewise), while reruns in one warm cache
     agreed. Without fast-math, fresh and cached code agree (tested:
-    ``tests/test_rerun_numerics.py``). Called at import, before any model is compiled.
+    ``tests/test_rerun_numerics.py``). It costs about 3% a gradient on the benchmark logit
+    (240 vs 233 µs exchangeable, 271 vs 263 µs correlated; best of 40 x 20 calls, 2026-12-06).
+    Called at import, before any model is compiled.
     """
     import pytensor
     pytensor.config.numba__fastmath = False
