@@ -108,9 +108,11 @@ def bench_samplers(prepared, seed: int = 1) -> dict:
     options = spec.sampler.nuts_options()  # the toolkit's target_accept and adaptation
     out = {}
 
+    structure = bayes_did.unit_structure(prepared, spec)  # the same model: unit means included
+
     def plain_bambi():
-        model = bmb.Model(bayes_did.formula(prepared), prepared.frame, family="bernoulli",
-                          priors=bayes_did.priors(prepared, spec))
+        model = bmb.Model(bayes_did.formula(prepared, structure), structure.frame,
+                          family="bernoulli", priors=bayes_did.priors(prepared, spec, structure))
         model.build()
         return model
 
