@@ -113,5 +113,6 @@ def test_did_model_uses_the_spec_parameterization():
     auto_nc = choose(prepared.frame, "unit", outcome="y", family="bernoulli").noncentered
     assert ("1|unit_offset" in names["auto"]) is auto_nc
     assert "1|unit_offset" in names["noncentered"]
-    assert "1|unit" in names["centered"] and "1|unit_offset" not in names["centered"]
+    # centred with unit means: the levels are sampled, hierarchically centred (levels.py)
+    assert "1|unit_level" in names["centered"] and "1|unit_offset" not in names["centered"]
     assert isinstance(bayes_did.build_model(prepared, spec).family, LogitBernoulli)

@@ -15,7 +15,9 @@ within-unit (fixed-effects) comparison the frequentist TWFE makes; without them
 (``unit_effects = "exchangeable"``) the shrunken intercepts leave part of the level
 differences between always-treated and never-treated units to :math:`\beta`. The unit x time
 effect :math:`w_{kt}` is optional (``unit_time = true``). Priors come by role from a
-:class:`~bayes_pool.specs.ModelSpec`.
+:class:`~bayes_pool.specs.ModelSpec`. Where the intercepts are centred (well-informed units) the
+model is sampled with hierarchically centred unit levels (:mod:`bayes_pool.bayes.levels`): the
+same posterior, without the ridge between the intercepts and the means' coefficients.
 
 The average marginal effect of a term is computed within each posterior draw -- the average
 over the sample of p(D=1) - p(D=0) for that draw -- and then summarised, so its interval is the
@@ -27,7 +29,7 @@ the treatment, not a unit with another history).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import bambi as bmb
 import numpy as np
@@ -37,6 +39,7 @@ from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.bayes.families import bambi_family
+from bayes_pool.bayes.levels import centre_unit_levels
 from bayes_pool.bayes.parameterization import Parameterization, choose, choose_with_cells
 from bayes_pool.bayes.predictor import LinearPredictor, flat
 from bayes_pool.bayes.sampling import sample_bambi
@@ -59,6 +62,7 @@ class UnitStructure:
     means: UnitMeans | None
     unit_time: bool
     parameterization: Parameterization
+    centred_levels: list[str] | None = None
 
     @property
     def mean_columns(self) -> list[str]:
@@ -75,7 +79,8 @@ class UnitStructure:
         means = self.means.to_dict() if self.means is not None else {"means": {}, "dropped": {}}
         return {"unit_effects": self.unit_effects, "unit_means": means["means"],
                 "unit_means_dropped": means["dropped"], "unit_time": self.unit_time,
-                "parameterization": self.parameterization.to_dict()}
+                "parameterization": self.parameterization.to_dict(),
+                "hierarchically_centred_on": self.centred_levels}
 
 
 def unit_structure(prepared: PreparedDiD, spec: ModelSpec) -> UnitStructure:
@@ -150,6 +155,9 @@ def build(prepared: PreparedDiD, spec: ModelSpec) -> tuple[bmb.Model, UnitStruct
                       priors=priors(prepared, spec, structure),
                       noncentered=structure.parameterization.noncentered)
     model.build()
+    if structure.means is not None and not structure.parameterization.noncentered:
+        structure = replace(structure, centred_levels=centre_unit_levels(
+            model, f"1|{prepared.design.unit}"))
     return model, structure
 
 

@@ -35,6 +35,7 @@ from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.bayes.families import bambi_family
+from bayes_pool.bayes.levels import centre_unit_levels
 from bayes_pool.bayes.parameterization import (CENTRED_MIN_INFORMATION, choose,
                                                unit_information)
 from bayes_pool.bayes.predictor import LinearPredictor, flat
@@ -153,6 +154,8 @@ def build_model(frame: pd.DataFrame, *, outcome: str, effects: list[str],
     model.build()
     if group:
         record["parameterization"] = why
+        if not nc:
+            record["hierarchically_centred_on"] = centre_unit_levels(model, f"1|{unit}")
     if spec.unit_time:
         record["unit_time"] = "not fitted: the staggered models have no unit x time effect yet"
     return model, frame, record
