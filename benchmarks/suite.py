@@ -102,7 +102,8 @@ def bench_samplers(prepared, seed: int = 1) -> dict:
     import nutpie
 
     from bayes_pool.bayes import did as bayes_did
-    from bayes_pool.bayes.sampling import bambi_traced_names
+    from bayes_pool.bayes.levels import level_vehicle
+    from bayes_pool.bayes.sampling import bambi_traced_names, traced_names
     from bayes_pool.specs import load_spec
     spec = load_spec("did_logit").with_sampler(chains=CHAINS, draws=DRAWS)
     options = spec.sampler.nuts_options()  # the toolkit's target_accept and adaptation
@@ -146,10 +147,12 @@ def bench_samplers(prepared, seed: int = 1) -> dict:
     out["toolkit_diag"]["note"] = "as the default, nutpie's diagonal mass matrix"
     print("toolkit diag:", out["toolkit_diag"], flush=True)
 
-    # Trace what the toolkit's path traces (Bambi leaves out the per-row response mean).
+    # What the toolkit's path samples: the model through its unit levels (levels.py), tracing
+    # what that path traces (not the per-row response mean).
     t0 = time.perf_counter()
-    compiled = nutpie.compile_pymc_model(res.model.backend.model,
-                                         var_names=bambi_traced_names(res.model))
+    vehicle = level_vehicle(res.model, f"1|{prepared.design.unit}")
+    compiled = nutpie.compile_pymc_model(vehicle.model,
+                                         var_names=traced_names(vehicle.model, res.model))
     compile_s = time.perf_counter() - t0
     nutpie.sample(compiled, draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS, cores=2,
                   seed=seed, progress_bar=False, **options)  # cold: first call
@@ -163,19 +166,25 @@ def bench_samplers(prepared, seed: int = 1) -> dict:
         print(key, out[key], flush=True)
 
     # The same warm refit of the exchangeable model (no unit means): what the correlated
-    # unit structure costs (docs/unit_effects.md).
+    # unit structure costs (docs/unit_effects.md); and of the correlated model as Bambi writes
+    # it (intercepts beside the means' coefficients): what sampling through the levels saves.
     from dataclasses import replace
     exch, _ = bayes_did.build(prepared, replace(spec, unit_effects="exchangeable"))
-    compiled = nutpie.compile_pymc_model(exch.backend.model, var_names=bambi_traced_names(exch))
-    nutpie.sample(compiled, draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS, cores=2,
-                  seed=seed, progress_bar=False, **options)  # cold: first call
-    t0 = time.perf_counter()
-    warm = nutpie.sample(compiled, draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS, cores=2,
-                         seed=seed + 1, progress_bar=False, **options)
-    out["nutpie_warm_exchangeable"] = _sampler_stats(warm, time.perf_counter() - t0, 0.0)
-    out["nutpie_warm_exchangeable"]["note"] = (
-        f"as nutpie_warm, exchangeable unit intercepts (no unit means), tune {spec.sampler.tune}")
-    print("nutpie_warm_exchangeable", out["nutpie_warm_exchangeable"], flush=True)
+    written, _ = bayes_did.build(prepared, spec)
+    for key, model, what in (
+            ("nutpie_warm_exchangeable", exch, "exchangeable unit intercepts (no unit means)"),
+            ("nutpie_warm_bambi_form", written, "correlated model as Bambi writes it (not "
+                                                "through the unit levels)")):
+        compiled = nutpie.compile_pymc_model(model.backend.model,
+                                             var_names=bambi_traced_names(model))
+        nutpie.sample(compiled, draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS, cores=2,
+                      seed=seed, progress_bar=False, **options)  # cold: first call
+        t0 = time.perf_counter()
+        warm = nutpie.sample(compiled, draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS,
+                             cores=2, seed=seed + 1, progress_bar=False, **options)
+        out[key] = _sampler_stats(warm, time.perf_counter() - t0, 0.0)
+        out[key]["note"] = f"as nutpie_warm, {what}, tune {spec.sampler.tune}"
+        print(key, out[key], flush=True)
 
     base = out["pymc_default"]
     for row in out.values():

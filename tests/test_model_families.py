@@ -15,7 +15,7 @@ from scipy.special import expit
 
 from bayes_pool.bayes import did as bayes_did
 from bayes_pool.bayes.families import LogitBernoulli, bambi_family
-from bayes_pool.bayes.parameterization import CENTRED_MIN_MEDIAN_ROWS, choose, noncentered
+from bayes_pool.bayes.parameterization import CENTRED_MIN_MEDIAN_ROWS, noncentered
 from bayes_pool.design import DiDDesign
 from bayes_pool.errors import SpecError
 from bayes_pool.specs import SamplerSettings, load_spec
@@ -110,9 +110,8 @@ def test_did_model_uses_the_spec_parameterization():
         prepared, spec.with_sampler(parameterization=s)).backend.model.free_RVs}
         for s in ("auto", "noncentered", "centered")}
     # "auto" follows the unit-information rule (issue 18), not the 300 rows a unit
-    auto_nc = choose(prepared.frame, "unit", outcome="y", family="bernoulli").noncentered
+    auto_nc = bayes_did.unit_structure(prepared, spec).parameterization.noncentered
     assert ("1|unit_offset" in names["auto"]) is auto_nc
     assert "1|unit_offset" in names["noncentered"]
-    # centred with unit means: the levels are sampled, hierarchically centred (levels.py)
-    assert "1|unit_level" in names["centered"] and "1|unit_offset" not in names["centered"]
+    assert "1|unit" in names["centered"] and "1|unit_offset" not in names["centered"]
     assert isinstance(bayes_did.build_model(prepared, spec).family, LogitBernoulli)

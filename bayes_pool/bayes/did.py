@@ -34,13 +34,12 @@ from dataclasses import dataclass, replace
 import bambi as bmb
 import numpy as np
 import pandas as pd
-import xarray as xr
 from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.bayes.families import bambi_family
-from bayes_pool.bayes.levels import centre_unit_levels
-from bayes_pool.bayes.parameterization import Parameterization, choose, choose_with_cells
+from bayes_pool.bayes.parameterization import (Parameterization, choose_after_unit_terms,
+                                                choose_with_cells)
 from bayes_pool.bayes.predictor import LinearPredictor, flat
 from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.design import PreparedDiD
@@ -62,7 +61,7 @@ class UnitStructure:
     means: UnitMeans | None
     unit_time: bool
     parameterization: Parameterization
-    centred_levels: list[str] | None = None
+    sampled_as: str | None = None
 
     @property
     def mean_columns(self) -> list[str]:
@@ -80,7 +79,7 @@ class UnitStructure:
         return {"unit_effects": self.unit_effects, "unit_means": means["means"],
                 "unit_means_dropped": means["dropped"], "unit_time": self.unit_time,
                 "parameterization": self.parameterization.to_dict(),
-                "hierarchically_centred_on": self.centred_levels}
+                "sampled_as": self.sampled_as}
 
 
 def unit_structure(prepared: PreparedDiD, spec: ModelSpec) -> UnitStructure:
@@ -90,12 +89,13 @@ def unit_structure(prepared: PreparedDiD, spec: ModelSpec) -> UnitStructure:
     if spec.unit_effects == "correlated":
         frame, means = with_unit_means(prepared.frame, d.unit, [d.treatment, *d.covariates],
                                        time=d.time)
+    terms = means.columns if means is not None else []
     if spec.unit_time:
-        par = choose_with_cells(prepared.frame, d.unit, d.time, spec.sampler.parameterization,
-                                outcome=d.outcome, family=d.family)
+        par = choose_with_cells(frame, d.unit, d.time, spec.sampler.parameterization,
+                                outcome=d.outcome, family=d.family, unit_terms=terms)
     else:
-        par = choose(prepared.frame, d.unit, spec.sampler.parameterization, outcome=d.outcome,
-                     family=d.family)
+        par = choose_after_unit_terms(frame, d.unit, spec.sampler.parameterization,
+                                      outcome=d.outcome, family=d.family, unit_terms=terms)
     return UnitStructure(frame=frame, unit_effects=spec.unit_effects, means=means,
                          unit_time=spec.unit_time, parameterization=par)
 
@@ -155,9 +155,6 @@ def build(prepared: PreparedDiD, spec: ModelSpec) -> tuple[bmb.Model, UnitStruct
                       priors=priors(prepared, spec, structure),
                       noncentered=structure.parameterization.noncentered)
     model.build()
-    if structure.means is not None and not structure.parameterization.noncentered:
-        structure = replace(structure, centred_levels=centre_unit_levels(
-            model, f"1|{prepared.design.unit}"))
     return model, structure
 
 
@@ -219,7 +216,10 @@ def fit_did(prepared: PreparedDiD, spec: ModelSpec, *, seed: int, progressbar: b
                         f"asks for {d.family!r}")
     model, structure = build(prepared, spec)
     idata = sample_bambi(model, s, seed=seed, progressbar=progressbar,
-                         what=f"the DiD {d.family} model of {d.outcome}")
+                         what=f"the DiD {d.family} model of {d.outcome}",
+                         unit_term=f"1|{d.unit}")
+    structure = replace(structure, sampled_as=idata["posterior"].attrs.get(
+        "unit_levels", "Bambi's model as written"))
     add_ame_draws(model, idata, prepared)
     return BayesDiDResult(prepared=prepared, spec=spec, model=model, idata=idata,
                           structure=structure)

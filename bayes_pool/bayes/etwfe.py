@@ -29,15 +29,12 @@ from dataclasses import dataclass
 import bambi as bmb
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 import xarray as xr
 from scipy.special import expit
 
 from bayes_pool.bayes.diagnostics import divergences, posterior_rows
 from bayes_pool.bayes.families import bambi_family
-from bayes_pool.bayes.levels import centre_unit_levels
-from bayes_pool.bayes.parameterization import (CENTRED_MIN_INFORMATION, choose,
-                                               unit_information)
+from bayes_pool.bayes.parameterization import choose_after_unit_terms
 from bayes_pool.bayes.predictor import LinearPredictor, flat
 from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.errors import SpecError
@@ -56,31 +53,12 @@ def _prior(spec: dict) -> bmb.Prior:
 
 def _noncentered(frame: pd.DataFrame, unit: str, setting: str, outcome: str, family: str,
                  unit_terms: list[str]) -> tuple[bool, str]:
-    """Bambi's ``noncentered`` flag and why: :func:`~bayes_pool.bayes.parameterization.choose`,
-    except that with correlated random effects ``auto`` judges the intercepts' spread *left
-    after* the unit-level terms.
-
-    The one-way ANOVA's information ratio :math:`I_k` is scaled by the share of the variance
-    of the unit levels (unit means of the outcome, empirical logits for 0/1) that a between
-    regression on the unit-level terms leaves (dof-corrected). In the confounded-levels world
-    the unit mean of ``x`` explains nearly all of the levels: unscaled, the rule centred and the
-    ETWFE gave R-hat 2.2 and 38 divergences; non-centred, R-hat 1.00 and none.
-    """
-    choice = choose(frame, unit, setting, outcome=outcome, family=family)
-    if setting != "auto" or not unit_terms:
-        return choice.noncentered, choice.reason
-    by = frame.groupby(unit)
-    n, s = by[outcome].size(), by[outcome].sum()
-    level = np.log((s + 0.5) / (n - s + 0.5)) if family == "bernoulli" else s / n
-    between = sm.OLS(level.to_numpy(), sm.add_constant(by[unit_terms].first().to_numpy(),
-                                                       has_constant="add")).fit()
-    share = min(1.0, float(between.mse_resid) / float(np.var(level, ddof=1))) \
-        if between.df_resid > 0 else 0.0
-    info = float(np.median(unit_information(frame, unit, outcome, family))) * share
-    nc = info < CENTRED_MIN_INFORMATION
-    return nc, (f"{'non-centred' if nc else 'centred'} (auto: median unit information "
-                f"{info:.3g} after the unit-level terms, which leave {share:.0%} of the "
-                f"variance of the unit levels)")
+    """Bambi's ``noncentered`` flag and why
+    (:func:`~bayes_pool.bayes.parameterization.choose_after_unit_terms`)."""
+    choice = choose_after_unit_terms(frame, unit, setting, outcome=outcome, family=family,
+                                     unit_terms=unit_terms)
+    return choice.noncentered, (f"{'non-centred' if choice.noncentered else 'centred'} "
+                                f"({choice.reason})")
 
 
 def unit_structure(frame: pd.DataFrame, *, unit: str, time: str, effects, covariates,
@@ -154,17 +132,21 @@ def build_model(frame: pd.DataFrame, *, outcome: str, effects: list[str],
     model.build()
     if group:
         record["parameterization"] = why
-        if not nc:
-            record["hierarchically_centred_on"] = centre_unit_levels(model, f"1|{unit}")
     if spec.unit_time:
         record["unit_time"] = "not fitted: the staggered models have no unit x time effect yet"
     return model, frame, record
 
 
-def sample(model: bmb.Model, spec: ModelSpec, *, seed: int, progressbar: bool = False):
-    """NUTS with the spec's sampler settings (passed straight through to Bambi)."""
-    return sample_bambi(model, spec.sampler, seed=seed, progressbar=progressbar,
-                        what="the extended TWFE model")
+def sample(model: bmb.Model, spec: ModelSpec, *, seed: int, unit: str,
+           progressbar: bool = False):
+    """NUTS with the spec's sampler settings (passed straight through to Bambi); unit
+    intercepts around unit means are sampled through their levels
+    (:mod:`bayes_pool.bayes.levels`). Returns the trace and what the manifest records about
+    how it was sampled."""
+    idata = sample_bambi(model, spec.sampler, seed=seed, progressbar=progressbar,
+                         what="the extended TWFE model", unit_term=f"1|{unit}")
+    return idata, {"sampled_as": idata["posterior"].attrs.get("unit_levels",
+                                                              "Bambi's model as written")}
 
 
 def add_switch_off_draws(model: bmb.Model, idata, frame: pd.DataFrame, family: str,
@@ -255,7 +237,7 @@ def fit_etwfe(prepared: PreparedStaggered, spec: ModelSpec, *, seed: int,
     model, frame, structure = build_model(
         frame, outcome=d.outcome, effects=list(cells), covariates=d.covariates, unit=d.unit,
         time=d.time, family=d.family, spec=spec, level=level)
-    idata = sample(model, spec, seed=seed, progressbar=progressbar)
+    idata, sampled = sample(model, spec, seed=seed, unit=d.unit, progressbar=progressbar)
     post = [c for c, i in cells.items() if i["post"]]
     targets = {"att_overall": (np.flatnonzero(frame[post].to_numpy().sum(axis=1) > 0), post)}
     for c, info in cells.items():
@@ -263,5 +245,5 @@ def fit_etwfe(prepared: PreparedStaggered, spec: ModelSpec, *, seed: int,
     add_switch_off_draws(model, idata, frame, d.family, targets)
     return BayesETWFEResult(prepared=prepared, spec=spec, model=model, idata=idata,
                             cells=cells, control=control, frame=frame,
-                            structure={"level": reason, **structure},
+                            structure={"level": reason, **structure, **sampled},
                             cell_n={i["label"]: int(frame[c].sum()) for c, i in cells.items()})

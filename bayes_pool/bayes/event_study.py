@@ -86,9 +86,10 @@ def fit_event_study(prepared: PreparedStaggered, spec: ModelSpec, *, seed: int,
     model, frame, structure = build_model(
         prepared.event_frame, outcome=d.outcome, effects=terms, covariates=d.covariates,
         unit=d.unit, time=d.time, family=d.family, spec=spec, level=level)
-    idata = sample(model, spec, seed=seed, progressbar=progressbar)
+    idata, sampled = sample(model, spec, seed=seed, unit=d.unit, progressbar=progressbar)
     targets = {f"ame_{t}": (np.flatnonzero(frame[t].to_numpy() == 1), [t]) for t in terms}
     add_switch_off_draws(model, idata, frame, d.family, targets)
     return BayesEventStudyResult(prepared=prepared, spec=spec, model=model, idata=idata,
                                  bin_n={k: int(frame[event_term(k)].sum()) for k in times},
-                                 control=control, structure={"level": reason, **structure})
+                                 control=control,
+                                 structure={"level": reason, **structure, **sampled})

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 import numpy as np
 import pymc as pm
 
+from bayes_pool.bayes.levels import level_vehicle
 from bayes_pool.errors import BayesPoolError
 from bayes_pool.specs import SamplerSettings
 
@@ -104,40 +105,61 @@ def _common(s: SamplerSettings, seed: int, progressbar: bool) -> dict:
 
 
 def sample_bambi(model, s: SamplerSettings, *, seed: int, progressbar: bool = False,
-                 what: str = "the model"):
-    """``model.fit`` of a Bambi model with the sampler settings ``s``."""
+                 what: str = "the model", unit_term: str | None = None):
+    """``model.fit`` of a Bambi model with the sampler settings ``s``.
+
+    With ``unit_term`` (e.g. ``"1|province"``) a model whose centred unit intercepts sit
+    around unit-level terms (correlated random effects) is sampled through its unit levels
+    (:mod:`bayes_pool.bayes.levels`): the same posterior, returned in Bambi's variables; the
+    posterior's ``unit_levels`` attribute says which form was used."""
     if not model.built:
         model.build()
-    if s.backend != "nutpie":
+    vehicle = level_vehicle(model, unit_term) if unit_term else None
+    if vehicle is not None:
+        idata = sample_pymc(vehicle.model, s, seed=seed, progressbar=progressbar, what=what,
+                            var_names=traced_names(vehicle.model, model))
+        idata = vehicle.complete(idata)
+    elif s.backend != "nutpie":
         with time_limit(s.time_limit, what):
             return model.fit(inference_method=s.backend, **_common(s, seed, progressbar))
-    idata = _sample_with_nutpie(model.backend.model, s, seed=seed, progressbar=progressbar,
-                                what=what, var_names=bambi_traced_names(model))
+    else:
+        idata = _sample_with_nutpie(model.backend.model, s, seed=seed, progressbar=progressbar,
+                                    what=what, var_names=bambi_traced_names(model))
     # Bambi's own clean-up of a trace, as model.fit(omit_offsets=True) does
     idata = model.backend._clean_results(idata, omit_offsets=True,
                                          include_response_params=False)
     model.backend.fit = True
+    if vehicle is not None:
+        idata["posterior"].attrs["unit_levels"] = vehicle.form
     return idata
 
 
 def sample_pymc(model: pm.Model, s: SamplerSettings, *, seed: int, progressbar: bool = False,
-                what: str = "the model"):
-    """``pm.sample`` of a PyMC model with the sampler settings ``s``."""
+                what: str = "the model", var_names: list[str] | None = None):
+    """``pm.sample`` of a PyMC model with the sampler settings ``s`` (tracing ``var_names``,
+    default all)."""
     if s.backend == "nutpie":
-        return _sample_with_nutpie(model, s, seed=seed, progressbar=progressbar, what=what)
+        return _sample_with_nutpie(model, s, seed=seed, progressbar=progressbar, what=what,
+                                   var_names=var_names)
     with model, time_limit(s.time_limit, what):
-        return pm.sample(nuts_sampler=s.backend, **_common(s, seed, progressbar))
+        return pm.sample(nuts_sampler=s.backend, var_names=var_names,
+                         **_common(s, seed, progressbar))
 
 
-def bambi_traced_names(model) -> list[str]:
-    """The variables Bambi's ``fit`` traces: every unobserved variable except the likelihood's
-    parameters (per-row deterministics that would fill memory)."""
+def traced_names(pm_model: pm.Model, model) -> list[str]:
+    """The variables of ``pm_model`` a fit of the Bambi ``model`` traces: every unobserved
+    variable except the likelihood's parameters (per-row deterministics that would fill
+    memory)."""
     from pymc.util import get_default_varnames
-    pm_model = model.backend.model
     params = model.family.likelihood.params
     names = get_default_varnames(pm_model.unobserved_value_vars, include_transformed=False)
     return [v.name for v in names
             if not (v.name in params and pm_model[v.name] in pm_model.deterministics)]
+
+
+def bambi_traced_names(model) -> list[str]:
+    """The variables Bambi's ``fit`` traces (:func:`traced_names` of its own PyMC model)."""
+    return traced_names(model.backend.model, model)
 
 
 def chain_seed(seed: int, chains: int) -> int:
