@@ -1,0 +1,114 @@
+"""Rosenbaum bounds for matched pairs (:mod:`bayes_pool.estimands.rosenbaum`, issue 17 part 3).
+
+The published example is Morton et al.'s (1982) lead data, 33 exposed children each matched to a
+control (Rosenbaum 2002, *Observational Studies*, 2nd ed., sec. 4.3; the same pairs are the
+example of R's ``rbounds::psens`` and ``hlsens``). The rest are derivations: at Gamma = 1 the
+bounds are the ordinary Wilcoxon test and Hodges-Lehmann estimate. Seconds, no fitting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bayes_pool import robustness
+from bayes_pool.errors import InputError
+from bayes_pool.estimands import rosenbaum
+
+LEAD_EXPOSED = np.array([38, 23, 41, 18, 37, 36, 23, 62, 31, 34, 24, 14, 21, 17, 16, 20, 15, 10,
+                         45, 39, 22, 35, 49, 48, 44, 35, 43, 39, 34, 13, 73, 25, 27], float)
+LEAD_CONTROL = np.array([16, 18, 18, 24, 19, 11, 10, 15, 16, 18, 18, 13, 19, 10, 16, 16, 24, 13,
+                         9, 14, 21, 19, 7, 18, 19, 12, 11, 22, 25, 16, 13, 11, 13], float)
+LEAD = LEAD_EXPOSED - LEAD_CONTROL  # one zero difference (16 - 16) and many ties
+
+
+def test_lead_example_reproduces_rosenbaum_2002():
+    """Rosenbaum (2002, sec. 4.3.3-4.3.5; Tables 4.3-4.4 as ``DOS2::senWilcox``'s help names
+    them) for the lead pairs, zero difference ranked with the rest: upper bounds on the
+    one-sided P-value < 0.0001, 0.0018, 0.0136, 0.0388 for Gamma = 1..4 and 0.0468 at 4.25;
+    Hodges-Lehmann estimate 15 at Gamma = 1, ranging 8 to 23 at Gamma = 3 and 6.5 to 25 at
+    Gamma = 4; 95% interval 9.5 to 20.5 at Gamma = 1 and 4.5 to 27.5 at Gamma = 2. Printed to
+    4 decimals (P) and to the half unit (every HL and CI limit is a Walsh average of integer
+    differences), so the tolerances are half a unit of the last printed digit."""
+    t = robustness.rosenbaum_bounds(LEAD, gammas=[1, 2, 3, 4, 4.25], zeros="rank")
+    assert t.loc[0, "p_upper"] < 0.0001
+    np.testing.assert_allclose(t["p_upper"][1:], [0.0018, 0.0136, 0.0388, 0.0468], atol=5e-5)
+    np.testing.assert_array_equal(t.loc[[0, 2, 3], ["hl_low", "hl_high"]].to_numpy(),
+                                  [[15.0, 15.0], [8.0, 23.0], [6.5, 25.0]])
+    np.testing.assert_array_equal(t.loc[[0, 1], ["ci_low", "ci_high"]].to_numpy(),
+                                  [[9.5, 20.5], [4.5, 27.5]])
+    # significant at 4.25, not at 5 (the book's conclusion); breakdown in between
+    assert 4.25 < t.attrs["breakdown_gamma"] < 5.0
+
+
+def test_lead_example_reproduces_rbounds_psens():
+    """``rbounds::psens(trt, ctrl)`` (the package's help example, Gamma = 1..6) prints upper
+    bounds 0.0000, 0.0018, 0.0131, 0.0367, 0.0694, 0.1073 and lower bounds 0: it drops the zero
+    difference before ranking (``zeros="drop"``, the default). Tolerance: half the 4th decimal."""
+    t = robustness.rosenbaum_bounds(LEAD, gammas=[1, 2, 3, 4, 5, 6])
+    np.testing.assert_allclose(t["p_upper"], [0.0, 0.0018, 0.0131, 0.0367, 0.0694, 0.1073],
+                               atol=5e-5)
+    np.testing.assert_allclose(t["p_lower"], 0.0, atol=5e-5)
+
+
+@pytest.mark.parametrize("zeros, zero_method", [("drop", "wilcox"), ("rank", "pratt")])
+def test_gamma_one_is_the_wilcoxon_test(zeros, zero_method):
+    """At Gamma = 1 both bounds are the normal-approximation signed-rank test with tie-corrected
+    variance (scipy's, no continuity correction): equal to rounding error."""
+    ref = stats.wilcoxon(LEAD, zero_method=zero_method, correction=False,
+                         alternative="greater", method="approx").pvalue
+    low, up = rosenbaum.p_value_bounds(LEAD, 1.0, zeros=zeros)
+    assert low == pytest.approx(ref, rel=1e-9) and up == pytest.approx(ref, rel=1e-9)
+
+
+def test_gamma_one_estimate_is_the_median_walsh_average():
+    """Without ties the Gamma = 1 Hodges-Lehmann estimate is the median of the Walsh averages
+    (d_i + d_j)/2, i <= j; with an odd count of averages it is one of them exactly."""
+    d = np.random.default_rng(17).normal(0.4, 1.0, 40)  # 820 Walsh averages
+    walsh = np.add.outer(d, d)[np.triu_indices(len(d))] / 2
+    t = robustness.rosenbaum_bounds(d, gammas=[1.0])
+    assert t.loc[0, "hl_low"] == t.loc[0, "hl_high"] == pytest.approx(np.median(walsh), abs=1e-12)
+
+
+def test_bounds_widen_with_gamma_and_breakdown_is_where_p_reaches_alpha():
+    d = np.random.default_rng(5).normal(0.5, 1.0, 200)
+    t = robustness.rosenbaum_bounds(d, gammas=np.arange(1.0, 4.01, 0.25))
+    assert np.all(np.diff(t["p_upper"]) > 0) and np.all(np.diff(t["p_lower"]) < 0)
+    assert np.all(np.diff(t["hl_low"]) <= 0) and np.all(np.diff(t["hl_high"]) >= 0)
+    assert np.all(t["ci_low"] <= t["hl_low"]) and np.all(t["hl_high"] <= t["ci_high"])
+    g = t.attrs["breakdown_gamma"]
+    assert rosenbaum.p_value_bounds(d, g)[1] == pytest.approx(0.05, abs=1e-9)
+    first_insignificant = t.loc[t["p_upper"] >= 0.05, "gamma"].min()
+    assert t.loc[t["gamma"] < first_insignificant, "p_upper"].max() < 0.05
+    assert first_insignificant - 0.25 < g <= first_insignificant
+
+
+def test_breakdown_is_one_when_not_significant_without_bias():
+    d = np.random.default_rng(2).normal(0.0, 1.0, 30)
+    d = d - np.median(d)  # no effect in the sample
+    assert rosenbaum.breakdown_gamma(d) == 1.0
+
+
+def test_knn_differences_subtract_the_mean_of_the_matched_controls():
+    diffs = rosenbaum.matched_differences([5.0, 3.0], np.array([[1.0, 3.0], [2.0, np.nan]]))
+    np.testing.assert_array_equal(diffs, [3.0, 1.0])
+    np.testing.assert_array_equal(rosenbaum.matched_differences([5.0], [[1.0, 2.0, 6.0]]), [2.0])
+    with pytest.raises(InputError, match="y_controls"):
+        rosenbaum.matched_differences([1.0, 2.0], [[1.0]])
+
+
+@pytest.mark.parametrize("kwargs, key", [({"differences": [1.0]}, "differences"),
+                                         ({"differences": [1.0, np.nan]}, "differences"),
+                                         ({"differences": [1.0, 2.0], "gammas": [0.5]}, "gammas")])
+def test_bad_input_names_the_argument(kwargs, key):
+    with pytest.raises(InputError, match=key):
+        robustness.rosenbaum_bounds(**kwargs)
+
+
+def test_table_columns_follow_stata_rbounds():
+    t = robustness.rosenbaum_bounds(LEAD, gammas=[1, 2])
+    assert isinstance(t, pd.DataFrame)
+    assert list(t.columns) == ["gamma", "p_upper", "p_lower", "hl_low", "hl_high", "ci_low",
+                               "ci_high"]
