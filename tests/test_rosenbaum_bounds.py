@@ -15,7 +15,7 @@ from scipy import stats
 
 from bayes_pool import robustness
 from bayes_pool.errors import InputError
-from bayes_pool.estimands import rosenbaum
+from bayes_pool.estimands import matching, rosenbaum
 
 LEAD_EXPOSED = np.array([38, 23, 41, 18, 37, 36, 23, 62, 31, 34, 24, 14, 21, 17, 16, 20, 15, 10,
                          45, 39, 22, 35, 49, 48, 44, 35, 43, 39, 34, 13, 73, 25, 27], float)
@@ -24,23 +24,28 @@ LEAD_CONTROL = np.array([16, 18, 18, 24, 19, 11, 10, 15, 16, 18, 18, 13, 19, 10,
 LEAD = LEAD_EXPOSED - LEAD_CONTROL  # one zero difference (16 - 16) and many ties
 
 
-def test_lead_example_reproduces_rosenbaum_2002():
-    """Rosenbaum (2002, sec. 4.3.3-4.3.5; Tables 4.3-4.4 as ``DOS2::senWilcox``'s help names
-    them) for the lead pairs, zero difference ranked with the rest: upper bounds on the
-    one-sided P-value < 0.0001, 0.0018, 0.0136, 0.0388 for Gamma = 1..4 and 0.0468 at 4.25;
-    Hodges-Lehmann estimate 15 at Gamma = 1, ranging 8 to 23 at Gamma = 3 and 6.5 to 25 at
-    Gamma = 4; 95% interval 9.5 to 20.5 at Gamma = 1 and 4.5 to 27.5 at Gamma = 2. Printed to
-    4 decimals (P) and to the half unit (every HL and CI limit is a Walsh average of integer
-    differences), so the tolerances are half a unit of the last printed digit."""
-    t = robustness.rosenbaum_bounds(LEAD, gammas=[1, 2, 3, 4, 4.25], zeros="rank")
+def test_lead_example_reproduces_rosenbaum_2002_significance_bounds():
+    """Rosenbaum (2002, sec. 4.3.3), lead pairs with the zero difference ranked with the rest
+    (``zeros="rank"``; the 33 differences are those of ``DOS2``'s ``lead$dif``): upper bounds on
+    the one-sided P-value < 0.0001, 0.0018, 0.0136, 0.0388 at Gamma = 1..4 and 0.0468 at 4.25,
+    so the 5% conclusion holds at 4.25 and not at 5. Printed to 4 decimals: tolerance 5e-5."""
+    t = robustness.rosenbaum_bounds(LEAD, gammas=[1, 2, 3, 4, 4.25, 5], zeros="rank")
     assert t.loc[0, "p_upper"] < 0.0001
-    np.testing.assert_allclose(t["p_upper"][1:], [0.0018, 0.0136, 0.0388, 0.0468], atol=5e-5)
+    np.testing.assert_allclose(t["p_upper"][1:5], [0.0018, 0.0136, 0.0388, 0.0468], atol=5e-5)
+    assert t.loc[5, "p_upper"] > 0.05
+    assert 4.25 < t.attrs["breakdown_gamma"] < 5.0
+
+
+def test_lead_example_reproduces_rosenbaum_2002_estimate_and_interval_bounds():
+    """Rosenbaum (2002, sec. 4.3.4-4.3.5; the tables ``DOS2::senWilcox``'s help calls 4.3 and
+    4.4), lead pairs: Hodges-Lehmann estimate 15 at Gamma = 1, ranging 8 to 23 at Gamma = 3 and
+    6.5 to 25 at Gamma = 4; 95% interval 9.5 to 20.5 at Gamma = 1 and 4.5 to 27.5 at Gamma = 2.
+    Every limit is a Walsh average of integer differences, printed exactly: compared exactly."""
+    t = robustness.rosenbaum_bounds(LEAD, gammas=[1, 2, 3, 4], zeros="rank")
     np.testing.assert_array_equal(t.loc[[0, 2, 3], ["hl_low", "hl_high"]].to_numpy(),
                                   [[15.0, 15.0], [8.0, 23.0], [6.5, 25.0]])
     np.testing.assert_array_equal(t.loc[[0, 1], ["ci_low", "ci_high"]].to_numpy(),
                                   [[9.5, 20.5], [4.5, 27.5]])
-    # significant at 4.25, not at 5 (the book's conclusion); breakdown in between
-    assert 4.25 < t.attrs["breakdown_gamma"] < 5.0
 
 
 def test_lead_example_reproduces_rbounds_psens():
@@ -72,6 +77,19 @@ def test_gamma_one_estimate_is_the_median_walsh_average():
     assert t.loc[0, "hl_low"] == t.loc[0, "hl_high"] == pytest.approx(np.median(walsh), abs=1e-12)
 
 
+def test_gamma_one_interval_is_the_walsh_order_statistic():
+    """Without ties the Gamma = 1 interval inverts the normal-approximation test: its lower end
+    is the Walsh average W_(N-m+1) with m = floor(n(n+1)/4 + z sqrt(n(n+1)(2n+1)/24)) + 1
+    (ascending, 1-based), the upper end its mirror; exact (both are order statistics)."""
+    d = np.random.default_rng(3).normal(1.0, 2.0, 25)
+    n, walsh = len(d), np.sort(np.add.outer(d, d)[np.triu_indices(len(d))] / 2)
+    z = stats.norm.ppf(0.975)
+    m = int(np.floor(n * (n + 1) / 4 + z * np.sqrt(n * (n + 1) * (2 * n + 1) / 24))) + 1
+    t = robustness.rosenbaum_bounds(d, gammas=[1.0])
+    assert t.loc[0, "ci_low"] == walsh[len(walsh) - m]
+    assert t.loc[0, "ci_high"] == walsh[m - 1]
+
+
 def test_bounds_widen_with_gamma_and_breakdown_is_where_p_reaches_alpha():
     d = np.random.default_rng(5).normal(0.5, 1.0, 200)
     t = robustness.rosenbaum_bounds(d, gammas=np.arange(1.0, 4.01, 0.25))
@@ -89,6 +107,18 @@ def test_breakdown_is_one_when_not_significant_without_bias():
     d = np.random.default_rng(2).normal(0.0, 1.0, 30)
     d = d - np.median(d)  # no effect in the sample
     assert rosenbaum.breakdown_gamma(d) == 1.0
+
+
+def test_differences_from_a_knn_matching_are_treated_minus_mean_of_its_controls():
+    """From a psmatch2-style k-NN :class:`Matching` (k = 2, caliper 0.2): treated outcome minus
+    the mean of its matched controls -- two for the first two treated, one (0.95) for the third,
+    whose second-nearest control (0.52) is outside the caliper."""
+    ps = np.array([0.10, 0.50, 0.90, 0.11, 0.12, 0.49, 0.52, 0.95])
+    t = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    y = np.array([10.0, 20.0, 30.0, 1.0, 3.0, 5.0, 7.0, 9.0])
+    m = matching.match(ps, t, "knn", matching.MatchSettings(k=2, knn_caliper=0.2))
+    np.testing.assert_allclose(rosenbaum.differences_from_matching(m, y),
+                               [10 - 2.0, 20 - 6.0, 30 - 9.0])
 
 
 def test_knn_differences_subtract_the_mean_of_the_matched_controls():

@@ -41,6 +41,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from ..errors import InputError
+from .matching import Matching
 
 Zeros = Literal["drop", "rank"]
 BISECTION_STEPS = 200
@@ -171,6 +172,15 @@ def matched_differences(y_treated, y_controls) -> np.ndarray:
         raise InputError(f"y_controls: {len(means)} groups of matched controls for {len(yt)} "
                          "treated units; give one group per treated unit")
     return yt - means
+
+
+def differences_from_matching(m: Matching, y) -> np.ndarray:
+    """Treated-minus-matched differences of a :class:`~.matching.Matching` on outcome ``y``
+    (the treated on support only): for k-NN the mean of the ``k`` matched controls, for radius
+    and kernel matching their weighted mean -- the counterfactual of the matching ATT."""
+    y = np.asarray(y, dtype=float)
+    diffs = y[m.treated] - m.counterfactual(y)
+    return diffs[m.on_support]
 
 
 def _checked(differences) -> np.ndarray:
