@@ -23,6 +23,17 @@ LEAD_CONTROL = np.array([16, 18, 18, 24, 19, 11, 10, 15, 16, 18, 18, 13, 19, 10,
                          9, 14, 21, 19, 7, 18, 19, 12, 11, 22, 25, 16, 13, 11, 13], float)
 LEAD = LEAD_EXPOSED - LEAD_CONTROL  # one zero difference (16 - 16) and many ties
 
+WELDER = np.array([0.899, 1.233, 1.733, 3.156, 1.749, 0.431, 1.43, 1.283, 1.137, 1.728, 2.233,
+                   2.021, 1.048, 1.248, 0.958, 0.954, 0.459, 1.106, 1.195, 1.818, 1.72, 2.373,
+                   1.147, 0.915, 1.149, 0.983, 1.261, 1.234, 0.976, 3.476, 1.659, 0.76, 1.138,
+                   1.692, 1.754, 0.78, 1.223, 0.942, 1.433])
+WELDER_CONTROL = np.array([0.751, 0.875, 0.161, 0.63, 1.462, 0.702, 0.936, 0.567, 0.726, 0.74,
+                           1.16, 0.924, 0.557, 0.954, 0.896, 0.537, 1.345, 0.792, 1.017, 0.951,
+                           1.181, 0.582, 1.148, 0.982, 0.37, 0.87, 0.532, 0.86, 0.366, 1.199,
+                           1.356, 1.086, 0.611, 0.489, 0.9, 0.511, 0.54, 1.132, 0.655])
+"""Werfel et al. (1998): DNA damage (erpcp_p) of 39 welders and matched controls, the example
+of Rosenbaum (2010), *Design of Observational Studies*, sec. 3.5 (``DOS2``'s ``werfel``)."""
+
 
 def test_lead_example_reproduces_rosenbaum_2002_significance_bounds():
     """Rosenbaum (2002, sec. 4.3.3), lead pairs with the zero difference ranked with the rest
@@ -56,6 +67,26 @@ def test_lead_example_reproduces_rbounds_psens():
     np.testing.assert_allclose(t["p_upper"], [0.0, 0.0018, 0.0131, 0.0367, 0.0694, 0.1073],
                                atol=5e-5)
     np.testing.assert_allclose(t["p_lower"], 0.0, atol=5e-5)
+
+
+def test_welder_example_exact_interval_of_design_of_observational_studies():
+    """Rosenbaum (2010), *Design of Observational Studies*, Table 3.3: at Gamma = 3 the exact
+    one-sided 95% interval for an additive effect starts at 0.0935 (``DOS2::senWilcoxExact``'s
+    help brackets it: not rejected at 0.0935, rejected at 0.0936). Exact computation, so the
+    bracket is the test; the normal approximation's limit is a little lower, as ``DOS2`` notes."""
+    d = WELDER - WELDER_CONTROL
+    assert rosenbaum.exact_upper_p_value(d - 0.0935, 3.0) < 0.05
+    assert rosenbaum.exact_upper_p_value(d - 0.0936, 3.0) > 0.05
+    approx = rosenbaum.lower_limit(d, 3.0, stats.norm.ppf(0.95), zeros="rank")
+    assert 0.0 < approx < 0.0935
+
+
+def test_exact_bound_at_gamma_one_is_the_exact_wilcoxon_test():
+    d = WELDER - WELDER_CONTROL
+    ref = stats.wilcoxon(d, alternative="greater", method="exact").pvalue
+    assert rosenbaum.exact_upper_p_value(d, 1.0) == pytest.approx(ref, rel=1e-9)
+    with pytest.raises(InputError, match="tied"):
+        rosenbaum.exact_upper_p_value(LEAD, 2.0)
 
 
 @pytest.mark.parametrize("zeros, zero_method", [("drop", "wilcox"), ("rank", "pratt")])
