@@ -162,7 +162,8 @@ def test_knn_differences_subtract_the_mean_of_the_matched_controls():
 
 @pytest.mark.parametrize("kwargs, key", [({"differences": [1.0]}, "differences"),
                                          ({"differences": [1.0, np.nan]}, "differences"),
-                                         ({"differences": [1.0, 2.0], "gammas": [0.5]}, "gammas")])
+                                         ({"differences": [1.0, 2.0], "gammas": [0.5]}, "gammas"),
+                                         ({"differences": [1.0, 2.0], "zeros": "keep"}, "zeros")])
 def test_bad_input_names_the_argument(kwargs, key):
     with pytest.raises(InputError, match=key):
         robustness.rosenbaum_bounds(**kwargs)

@@ -155,7 +155,7 @@ def rosenbaum_table(differences, gammas=(1.0, 1.5, 2.0, 2.5, 3.0), *, alpha: flo
     each end at ``z_{1 - alpha/2}``). The test is of no effect against a positive effect; for a
     negative effect pass the negated differences.
     """
-    d = _checked(differences)
+    d = _checked(differences, zeros)
     crit = float(stats.norm.ppf(1.0 - alpha / 2.0))
     rows = []
     for g in _checked_gammas(gammas):
@@ -172,7 +172,7 @@ def breakdown_gamma(differences, *, alpha: float = 0.05, zeros: Zeros = "drop",
     """Smallest ``Gamma`` at which the upper P-value bound reaches ``alpha`` (the 5% conclusion
     changes); ``1.0`` if the test does not reject even without bias, ``inf`` beyond
     ``gamma_max``."""
-    d = _checked(differences)
+    d = _checked(differences, zeros)
 
     def excess(g: float) -> float:
         return p_value_bounds(d, g, zeros=zeros)[1] - alpha
@@ -210,7 +210,10 @@ def differences_from_matching(m: Matching, y) -> np.ndarray:
     return diffs[m.on_support]
 
 
-def _checked(differences) -> np.ndarray:
+def _checked(differences, zeros: str = "drop") -> np.ndarray:
+    if zeros not in ("drop", "rank"):
+        raise InputError(f"zeros: {zeros!r} is neither 'drop' (as rbounds) nor 'rank' (as "
+                         "Rosenbaum 2002)")
     d = np.asarray(differences, dtype=float).ravel()
     if d.size < 2 or not np.all(np.isfinite(d)):
         raise InputError("differences: need at least two finite treated-minus-control "
