@@ -51,7 +51,12 @@ def test_lead_example_reproduces_rosenbaum_2002_estimate_and_interval_bounds():
     """Rosenbaum (2002, sec. 4.3.4-4.3.5; the tables ``DOS2::senWilcox``'s help calls 4.3 and
     4.4), lead pairs: Hodges-Lehmann estimate 15 at Gamma = 1, ranging 8 to 23 at Gamma = 3 and
     6.5 to 25 at Gamma = 4; 95% interval 9.5 to 20.5 at Gamma = 1 and 4.5 to 27.5 at Gamma = 2.
-    Every limit is a Walsh average of integer differences, printed exactly: compared exactly."""
+    Every limit is a Walsh average of integer differences, printed exactly: compared exactly.
+
+    Provenance caveat: these limits were typed from the engineer's recollection of the book's
+    tables in a session without access to the printed page (the significance bounds above also
+    match rbounds' example output); the Gamma = 2 estimate range, recalled as 10.5-19.5 while
+    the midpoint rule gives 10.25-19.5, is left out. To be checked against the book."""
     t = robustness.rosenbaum_bounds(LEAD, gammas=[1, 2, 3, 4], zeros="rank")
     np.testing.assert_array_equal(t.loc[[0, 2, 3], ["hl_low", "hl_high"]].to_numpy(),
                                   [[15.0, 15.0], [8.0, 23.0], [6.5, 25.0]])
