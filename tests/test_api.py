@@ -19,7 +19,7 @@ from scipy.special import expit  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 import bayes_pool as bp  # noqa: E402
-from bayes_pool import estimates, runs  # noqa: E402
+from bayes_pool import estimates  # noqa: E402
 from bayes_pool.design import DiDDesign  # noqa: E402
 from bayes_pool.errors import InputError, SpecError  # noqa: E402
 from bayes_pool.specs import Convergence, load_spec  # noqa: E402
@@ -41,15 +41,6 @@ def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame, *, rtol: float = 0.0
     np.testing.assert_allclose(got[NUMERIC].to_numpy(float), want[NUMERIC].to_numpy(float),
                                rtol=rtol, atol=atol)
     assert got["converged"].astype(object).tolist() == want["converged"].astype(object).tolist()
-
-
-@pytest.fixture()
-def outputs(tmp_path, monkeypatch):
-    """The commands' outputs/ folder in a temporary place."""
-    out = tmp_path / "outputs"
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", out)
-    monkeypatch.setenv("BAYES_POOL_OUTPUTS", str(out))
-    return out
 
 
 def _cli_table(args: list[str], outputs) -> pd.DataFrame:

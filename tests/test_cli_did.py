@@ -9,21 +9,13 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from bayes_pool import report, runs
+from bayes_pool import report
 from bayes_pool.cli import app
 from tests.conftest import make_panel
 from tests.figures import forest_rows, keep_saved
 
 runner = CliRunner()
 QUICK = ["--chains", "2", "--draws", "300", "--tune", "300"]
-
-
-@pytest.fixture()
-def outputs(tmp_path, monkeypatch):
-    """Point the default outputs/ folder at a temporary one and return it."""
-    out = tmp_path / "outputs"
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", out)
-    return out
 
 
 def _args(path):
