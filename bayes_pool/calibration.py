@@ -20,6 +20,9 @@ counted and flagged.
 (:mod:`bayes_pool.bayes.did`) and the joint mediation model (:mod:`bayes_pool.bayes.mediation`)
 on a small SYNTHETIC design (covariates and treatment timing drawn once; the outcome and
 mediator columns are placeholders that each simulation replaces).
+
+Over 400 lines on purpose: one procedure (simulate, refit, rank, test uniformity, report) whose
+steps share the problem and settings records; the sections below follow its order.
 """
 
 from __future__ import annotations
