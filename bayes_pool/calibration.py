@@ -538,7 +538,7 @@ def mediation_problem(frame: pd.DataFrame | None = None, spec: str = "mediation"
                       **design) -> MediationProblem:
     """The mediation problem on :func:`design_frame` (``design`` passed there)."""
     from bayes_pool.bayes.mediation import load_mediation_spec
-    from bayes_pool.freq.mediation import MediationDesign
+    from bayes_pool.design.mediation import MediationDesign
 
     frame = design_frame(**design) if frame is None else frame
     covs = tuple(c for c in frame.columns if c.startswith("x"))

@@ -80,9 +80,11 @@ def test_prior_sets_from_a_folder_then_the_shipped_ones(tmp_path):
 
 
 def _written_invocations() -> set[str]:
-    """Commands whose code writes an ``invocation`` record into a manifest."""
+    """Commands whose code writes an ``invocation`` record into a manifest: by name, or
+    through ``commands.generic.write_analysis``, which records the command it is given."""
     sources = [PACKAGE / "cli.py", *sorted((PACKAGE / "commands").glob("*.py"))]
-    return {m for f in sources for m in re.findall(r'\binvocation\("(\w+)"', f.read_text())}
+    calls = r'\b(?:invocation|write_analysis)\(\s*"(\w+)"'
+    return {m for f in sources for m in re.findall(calls, f.read_text())}
 
 
 def test_rerun_covers_every_command_that_records_an_invocation():

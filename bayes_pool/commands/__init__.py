@@ -2,8 +2,9 @@
 
 Every command module defines ``register(app)``, which adds its command(s) to the Typer app;
 ``bayes_pool.cli`` calls them all at import, so a new command is a new file here. ``common``
-(consoles, option types, the helpers every command uses) and ``invocation`` (the record that
-``rerun`` repeats) hold no command.
+(consoles, option types, the helpers every command uses), ``generic`` (the path of the
+commands on a user's file) and ``invocation`` (the record that ``rerun`` repeats) hold no
+command.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-HELPERS = frozenset({"common", "invocation"})
+HELPERS = frozenset({"common", "generic", "invocation"})
 """Modules of this package that hold no command."""
 
 ORDER = ("simulate", "run", "compare", "did", "psm", "mediate", "rerun", "version", "report",

@@ -21,6 +21,10 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 EXIT_INPUT = 2
 EXIT_NOT_CONVERGED = 3
 
+DataOpt = Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .sav).")]
+OutcomeOpt = Annotated[str, typer.Option(help="Outcome column.")]
+TreatmentOpt = Annotated[str, typer.Option(help="0/1 treatment column.")]
+MappingOpt = Annotated[Optional[Path], typer.Option(help="TOML column mapping.")]
 SeedOpt = Annotated[int, typer.Option(help="Root random seed (data generator and sampler).")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Write the run here instead of "
                                                 "a new folder under outputs/.")]
@@ -67,7 +71,11 @@ def say(msg: str) -> None:
 def spec_with_sampler(name: str, draws, tune, chains):
     """The spec ``name`` (in models/ or a TOML path) with the sampler settings given."""
     from bayes_pool.specs import load_spec
-    spec = load_spec(name)
+    return with_sampler(load_spec(name), draws, tune, chains)
+
+
+def with_sampler(spec, draws, tune, chains):
+    """``spec`` with the sampler settings given on the command line (None: the spec's)."""
     changes = {k: v for k, v in dict(draws=draws, tune=tune, chains=chains).items()
                if v is not None}
     return spec.with_sampler(**changes) if changes else spec

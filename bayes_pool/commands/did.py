@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from bayes_pool import runs
 from bayes_pool.commands.common import (
-    CategoricalOpt, ChainsOpt, ColumnOpt, DrawsOpt, FreqOnlyOpt, IdOpt, MaxDivOpt, MaxRhatOpt,
-    MinEssOpt, OutOpt, ReferenceOpt, SeedOpt, StrictOpt, TableOpt, TuneOpt, base_thresholds,
-    categorical_record, convergence_record, covariate_frame, fail, finish, gate,
-    load_user_data, print_table, say, spec_with_sampler, split, thresholds, with_convergence)
-from bayes_pool.commands.invocation import invocation
+    CategoricalOpt, ChainsOpt, ColumnOpt, DataOpt, DrawsOpt, FreqOnlyOpt, IdOpt, MappingOpt,
+    MaxDivOpt, MaxRhatOpt, MinEssOpt, OutcomeOpt, OutOpt, ReferenceOpt, SeedOpt, StrictOpt,
+    TableOpt, TuneOpt, fail, say, spec_with_sampler, split, thresholds, with_convergence)
+from bayes_pool.commands.generic import (backends, load_checked, progressbar, show,
+                                         write_analysis)
 from bayes_pool.errors import BayesPoolError
 from bayes_pool.seeds import child_seed
 from bayes_pool.specs import check_approx
@@ -25,15 +22,14 @@ def register(app) -> None:
     app.command("did")(did)
 
 
-def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .sav).")],
-        outcome: Annotated[str, typer.Option(help="Outcome column.")],
+def did(data: DataOpt, outcome: OutcomeOpt,
         treatment: Annotated[str, typer.Option(help="0/1 treatment column (on after adoption).")],
         unit: Annotated[str, typer.Option(help="Unit column (e.g. province).")],
         time_col: Annotated[str, typer.Option("--time", help="Time column (e.g. year).")],
         covariates: Annotated[str, typer.Option(help="Comma-separated control columns.")] = "",
         family: Annotated[str, typer.Option(help="bernoulli (logit) or gaussian.")] = "bernoulli",
-        mapping: Annotated[Optional[Path], typer.Option(help="TOML column mapping.")] = None,
-        seed: SeedOpt = 2024, spec: Annotated[Optional[str], typer.Option(
+        mapping: MappingOpt = None, seed: SeedOpt = 2024,
+        spec: Annotated[Optional[str], typer.Option(
             help="Model spec (default did_logit or did_linear).")] = None,
         out_dir: OutOpt = None, draws: DrawsOpt = None, tune: TuneOpt = None,
         chains: ChainsOpt = None, strict: StrictOpt = False,
@@ -60,9 +56,10 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
     units and time effects. Writes estimates.csv. With --cohort, also the staggered-robust ATT
     (--staggered) and event-time coefficients (--event-study). Text, categorical and
     value-labelled covariates enter as 0/1 indicators."""
+    start, scope = time.perf_counter(), dict(locals())  # the arguments, for the invocation
+    from bayes_pool.api import DID_SPECS
     from bayes_pool.categorical import parse_reference
     from bayes_pool.design import DiDDesign
-    start = time.perf_counter()
     covs, cats = split(covariates), split(categorical)
     gates = thresholds(max_r_hat, min_ess, max_divergences)
     try:
@@ -76,52 +73,45 @@ def did(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
             raise BayesPoolError(f"--control must be notyet or never, got {control!r}")
         check_approx(approx, family)
         model_spec = with_convergence(
-            spec_with_sampler(spec or ("did_logit" if family == "bernoulli" else "did_linear"),
-                              draws, tune, chains), gates)
-        loaded = load_user_data(data, mapping=mapping, unique=id_col)
-        frame = covariate_frame(loaded, covs)
-        design.check(frame)  # reject bad input before any folder or model exists
-        with runs.run_folder("did", out=out_dir, seed=seed) as folder:
-            from bayes_pool.workflow import analyse_did, write_run  # imports PyMC: after checks
-            say(f"Fitting {family} DiD: frequentist TWFE" + ("" if frequentist_only else
-                 " and Bayesian " + ("(Laplace approximation)" if approx else
-                                     f"({model_spec.sampler.chains} x "
-                                     f"{model_spec.sampler.draws} draws)")))
-            analysis = analyse_did(frame, design, model_spec, seed=seed, study="did",
-                                   table=table or "did", column=column or family,
-                                   approx=approx, progressbar=sys.stderr.isatty(),
-                                   bayesian=not frequentist_only)
-            roles = dict(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
-                         cohort=cohort, covariates=covs, family=family, study="did",
-                         spec=model_spec, progressbar=sys.stderr.isatty(), control=control,
-                         categorical=cats, reference=refs, bayesian=not frequentist_only)
+            spec_with_sampler(spec or DID_SPECS[family], draws, tune, chains), gates)
+        loaded, frame = load_checked(data, mapping=mapping, id_col=id_col, covariates=covs,
+                                     check=design.check)
+        roles = dict(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
+                     covariates=covs, family=family, categorical=cats, reference=refs,
+                     spec=model_spec, backends=backends(frequentist_only),
+                     progressbar=progressbar())
+
+        def fit():
+            import bayes_pool.api as bp
+            result = bp.did(frame, **roles, seed=seed, approx=approx, table=table or "did",
+                            column=column)
             if event_study:
                 from bayes_pool.figures.event_study import plot_event_study
-                from bayes_pool.staggered_workflow import analyse_event_study
                 say("Event study: leads and lags of adoption")
-                analysis.extend(analyse_event_study(
-                    frame, seed=child_seed(seed, "event_study"), **roles))
-                analysis.figures.append(lambda folder, synthetic, est: {
+                result.analysis.extend(bp.event_study(
+                    frame, **roles, cohort=cohort, control=control,
+                    seed=child_seed(seed, "event_study")).analysis)
+                result.analysis.figures.append(lambda folder, synthetic, est: {
                     "event_study": plot_event_study(est, folder / "event_study.png",
                                                     synthetic=synthetic)})
             if staggered:
-                from bayes_pool.staggered_workflow import analyse_staggered
                 say("Extended TWFE: cohort x period effects, aggregated ATT")
-                analysis.extend(analyse_staggered(frame, seed=child_seed(seed, "staggered"),
-                                                  **roles))
-            analysis.estimates = gate(analysis.estimates, base_thresholds(model_spec), gates)
-            write_run(folder, analysis, study="did", title=f"DiD on {data.name}", synthetic=False,
-                      key_term=treatment, manifest={"command": "did", "seed": seed,
-                                "invocation": invocation("did", locals()),
-                                "convergence": convergence_record(model_spec, gates),
-                                "data": loaded.manifest(),
-                                "design": design.__dict__ | {"covariates": list(covs)},
-                                "categorical": categorical_record(analysis),
-                                "spec": model_spec.to_dict(),
-                                "elapsed_seconds": round(time.perf_counter() - start, 1)})
+                result.analysis.extend(bp.staggered(
+                    frame, **roles, cohort=cohort, control=control,
+                    seed=child_seed(seed, "staggered")).analysis)
+            return result
+
+        sampler = model_spec.sampler
+        analysis = write_analysis(
+            "did", fit, loaded=loaded, title=f"DiD on {data.name}", key_term=treatment,
+            spec=model_spec, gates=gates, seed=seed, out_dir=out_dir, scope=scope, start=start,
+            manifest={"design": design.__dict__ | {"covariates": list(covs)},
+                      "spec": model_spec.to_dict()},
+            progress=f"Fitting {family} DiD: frequentist TWFE" + (
+                "" if frequentist_only else " and Bayesian " + (
+                    "(Laplace approximation)" if approx else
+                    f"({sampler.chains} x {sampler.draws} draws)")))
     except (BayesPoolError, ValueError, FileExistsError) as exc:
         fail(exc)
-    final = runs.last_run("did")
     est = analysis.estimates
-    print_table(est[est["term"] == treatment], f"DiD estimates of {treatment!r}")
-    finish(final, est, strict)
+    show("did", est, est["term"] == treatment, f"DiD estimates of {treatment!r}", strict)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from bayes_pool import runs
 from bayes_pool.commands.common import (
-    CategoricalOpt, ChainsOpt, DrawsOpt, FreqOnlyOpt, IdOpt, MaxDivOpt, MaxRhatOpt, MinEssOpt,
-    OutOpt, ReferenceOpt, SeedOpt, StrictOpt, TableOpt, TuneOpt, base_thresholds,
-    categorical_record, convergence_record, covariate_frame, fail, finish, gate,
-    load_user_data, print_table, say, spec_with_sampler, split, thresholds, with_convergence)
-from bayes_pool.commands.invocation import invocation
+    CategoricalOpt, ChainsOpt, DataOpt, DrawsOpt, FreqOnlyOpt, IdOpt, MappingOpt, MaxDivOpt,
+    MaxRhatOpt, MinEssOpt, OutcomeOpt, OutOpt, ReferenceOpt, SeedOpt, StrictOpt, TableOpt,
+    TreatmentOpt, TuneOpt, fail, spec_with_sampler, split, thresholds, with_convergence)
+from bayes_pool.commands.generic import (backends, load_checked, progressbar, show,
+                                         write_analysis)
 from bayes_pool.errors import BayesPoolError
 
 
@@ -23,16 +20,13 @@ def register(app) -> None:
     app.command("psm")(psm)
 
 
-def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .sav).")],
-        treatment: Annotated[str, typer.Option(help="0/1 treatment column.")],
-        outcome: Annotated[str, typer.Option(help="Outcome column.")],
+def psm(data: DataOpt, treatment: TreatmentOpt, outcome: OutcomeOpt,
         covariates: Annotated[str, typer.Option(help="Comma-separated propensity covariates.")],
         categorical: CategoricalOpt = "", reference: ReferenceOpt = None,
         exact: Annotated[str, typer.Option(
             help="Comma-separated (categorical) covariates to match exactly on: adds column "
                  "knn_exact, k-NN within their cells, next to knn/radius/kernel.")] = "",
-        mapping: Annotated[Optional[Path], typer.Option(help="TOML column mapping.")] = None,
-        seed: SeedOpt = 2023,
+        mapping: MappingOpt = None, seed: SeedOpt = 2023,
         bootstrap: Annotated[int, typer.Option(
             help="Bootstrap replicates (radius, kernel SEs).")] = 200,
         out_dir: OutOpt = None, draws: DrawsOpt = None, tune: TuneOpt = None,
@@ -46,42 +40,35 @@ def psm(data: Annotated[Path, typer.Option(help="Data file (.csv .parquet .dta .
     exact cells, each with its balance table. Bayesian: propensity, IPW, doubly robust and
     regression ATTs. Text, categorical and value-labelled covariates enter as 0/1 indicators;
     balance is reported for every level."""
+    start, scope = time.perf_counter(), dict(locals())  # the arguments, for the invocation
     from bayes_pool.categorical import parse_reference
-    from bayes_pool.psm_workflow import analyse_psm, prepare_psm
-    from bayes_pool.workflow import write_run
-    start = time.perf_counter()
+    from bayes_pool.psm_workflow import prepare_psm
     covs, cats, exacts = list(split(covariates)), list(split(categorical)), list(split(exact))
     gates = thresholds(max_r_hat, min_ess, max_divergences)
-    labels = {"table": table or "psm", "balance_table": f"{table or 'psm'}_balance"}
     try:
         refs = parse_reference(reference or ())
         model_spec = with_convergence(spec_with_sampler("propensity_logit", draws, tune, chains),
                                       gates)
-        loaded = load_user_data(data, mapping=mapping, unique=id_col)
-        frame = covariate_frame(loaded, covs)
-        prepare_psm(frame, treatment=treatment, outcome=outcome, covariates=covs,
-                    categorical=cats, reference=refs, exact=exacts)  # reject bad input
-        with runs.run_folder("psm", out=out_dir, seed=seed) as folder:
-            say("Matching (k-NN, radius, kernel"
-                + (f", k-NN exact on {', '.join(exacts)}" if exacts else "")
-                + "), balance, and Bayesian propensity models")
-            analysis = analyse_psm(frame, treatment=treatment, outcome=outcome,
-                                   covariates=covs, categorical=cats, reference=refs,
-                                   seed=seed, study="psm", spec=model_spec,
-                                   bootstrap=bootstrap, exact=exacts, **labels,
-                                   bayesian=not frequentist_only,
-                                   progressbar=sys.stderr.isatty())
-            analysis.estimates = gate(analysis.estimates, base_thresholds(model_spec), gates)
-            write_run(folder, analysis, study="psm", title=f"PSM on {data.name}",
-                      synthetic=False, key_term=treatment,
-                      manifest={"command": "psm", "seed": seed, "data": loaded.manifest(),
-                                "invocation": invocation("psm", locals()),
-                                "categorical": categorical_record(analysis),
-                                "convergence": convergence_record(model_spec, gates),
-                                "spec": model_spec.to_dict(),
-                                "elapsed_seconds": round(time.perf_counter() - start, 1)})
+        loaded, frame = load_checked(
+            data, mapping=mapping, id_col=id_col, covariates=covs,
+            check=lambda f: prepare_psm(f, treatment=treatment, outcome=outcome, covariates=covs,
+                                        categorical=cats, reference=refs, exact=exacts))
+
+        def fit():
+            import bayes_pool.api as bp
+            return bp.psm(frame, treatment=treatment, outcome=outcome, covariates=covs,
+                          categorical=cats, reference=refs, exact=exacts, spec=model_spec,
+                          seed=seed, backends=backends(frequentist_only), bootstrap=bootstrap,
+                          table=table or "psm", progressbar=progressbar())
+
+        analysis = write_analysis(
+            "psm", fit, loaded=loaded, title=f"PSM on {data.name}", key_term=treatment,
+            spec=model_spec, gates=gates, seed=seed, out_dir=out_dir, scope=scope, start=start,
+            manifest={"spec": model_spec.to_dict()},
+            progress="Matching (k-NN, radius, kernel"
+                     + (f", k-NN exact on {', '.join(exacts)}" if exacts else "")
+                     + "), balance, and Bayesian propensity models")
     except (BayesPoolError, ValueError, FileExistsError) as exc:
         fail(exc)
     est = analysis.estimates
-    print_table(est[(est["quantity"] == "att")], f"ATT of {treatment!r} on {outcome!r}")
-    finish(runs.last_run("psm"), est, strict)
+    show("psm", est, est["quantity"] == "att", f"ATT of {treatment!r} on {outcome!r}", strict)

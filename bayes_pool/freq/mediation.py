@@ -53,7 +53,7 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from bayes_pool import estimates
-# MediationDesign stays importable from here for cli.py and calibration.py (owned elsewhere)
+# MediationDesign stays importable from here for the tests that import it so
 from bayes_pool.design.mediation import MediationDesign, PreparedMediation  # noqa: F401
 from bayes_pool.estimands.mediation import EFFECTS, natural_effects
 from bayes_pool.freq import did as freq_did
