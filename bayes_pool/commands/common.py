@@ -4,6 +4,7 @@ reading a spec and a data file, the convergence flags, and printing a run's resu
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,6 +15,19 @@ from rich.table import Table
 
 from bayes_pool import compare, estimates
 from bayes_pool.errors import ConvergenceError
+
+COMMANDS: dict[str, Callable] = {}
+"""Every command's function by its name on the command line (see :func:`command`)."""
+
+
+def command(name: str):
+    """Declare the decorated function the command ``name``; :func:`bayes_pool.commands.
+    register_all` adds every declared command to the app."""
+    def declare(fn: Callable) -> Callable:
+        COMMANDS[name] = fn
+        return fn
+    return declare
+
 
 console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 160)

@@ -7,14 +7,11 @@ from typing import Annotated
 
 import typer
 
-from bayes_pool.commands.common import fail, print_comparison
+from bayes_pool.commands.common import command, fail, print_comparison
 from bayes_pool.errors import BayesPoolError
 
 
-def register(app) -> None:
-    app.command("compare")(compare_cmd)
-
-
+@command("compare")
 def compare_cmd(run_dir: Annotated[Path, typer.Argument(help="A run folder under outputs/.")]):
     """Print the published vs frequentist vs Bayesian comparison of an earlier run."""
     import json

@@ -9,8 +9,9 @@ import typer
 
 from bayes_pool.commands.common import (
     CategoricalOpt, ChainsOpt, ColumnOpt, DataOpt, DrawsOpt, FreqOnlyOpt, IdOpt, MappingOpt,
-    MaxDivOpt, MaxRhatOpt, MinEssOpt, OutcomeOpt, OutOpt, ReferenceOpt, SeedOpt, StrictOpt,
-    TableOpt, TuneOpt, fail, say, spec_with_sampler, split, thresholds, with_convergence)
+    MaxDivOpt, MaxRhatOpt, MinEssOpt, OutOpt, OutcomeOpt, ReferenceOpt, SeedOpt, StrictOpt,
+    TableOpt, TuneOpt, command, fail, say, spec_with_sampler, split, thresholds,
+    with_convergence)
 from bayes_pool.commands.generic import (backends, load_checked, progressbar, show,
                                          write_analysis)
 from bayes_pool.errors import BayesPoolError
@@ -18,10 +19,7 @@ from bayes_pool.seeds import child_seed
 from bayes_pool.specs import check_approx
 
 
-def register(app) -> None:
-    app.command("did")(did)
-
-
+@command("did")
 def did(data: DataOpt, outcome: OutcomeOpt,
         treatment: Annotated[str, typer.Option(help="0/1 treatment column (on after adoption).")],
         unit: Annotated[str, typer.Option(help="Unit column (e.g. province).")],

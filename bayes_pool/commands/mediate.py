@@ -9,17 +9,14 @@ import typer
 
 from bayes_pool.commands.common import (
     CategoricalOpt, ChainsOpt, ColumnOpt, DataOpt, DrawsOpt, IdOpt, MappingOpt, MaxDivOpt,
-    MaxRhatOpt, MinEssOpt, OutcomeOpt, OutOpt, ReferenceOpt, SeedOpt, StrictOpt, TableOpt,
-    TreatmentOpt, TuneOpt, fail, split, thresholds, with_convergence, with_sampler)
+    MaxRhatOpt, MinEssOpt, OutOpt, OutcomeOpt, ReferenceOpt, SeedOpt, StrictOpt, TableOpt,
+    TreatmentOpt, TuneOpt, command, fail, split, thresholds, with_convergence, with_sampler)
 from bayes_pool.commands.generic import (backends, load_checked, progressbar, show,
                                          write_analysis)
 from bayes_pool.errors import BayesPoolError
 
 
-def register(app) -> None:
-    app.command("mediate")(mediate)
-
-
+@command("mediate")
 def mediate(data: DataOpt, treatment: TreatmentOpt,
             mediator: Annotated[str, typer.Option(help="Mediator column (continuous).")],
             outcome: OutcomeOpt,

@@ -9,17 +9,15 @@ import typer
 
 from bayes_pool.commands.common import (
     CategoricalOpt, ChainsOpt, DataOpt, DrawsOpt, FreqOnlyOpt, IdOpt, MappingOpt, MaxDivOpt,
-    MaxRhatOpt, MinEssOpt, OutcomeOpt, OutOpt, ReferenceOpt, SeedOpt, StrictOpt, TableOpt,
-    TreatmentOpt, TuneOpt, fail, spec_with_sampler, split, thresholds, with_convergence)
+    MaxRhatOpt, MinEssOpt, OutOpt, OutcomeOpt, ReferenceOpt, SeedOpt, StrictOpt, TableOpt,
+    TreatmentOpt, TuneOpt, command, fail, spec_with_sampler, split, thresholds,
+    with_convergence)
 from bayes_pool.commands.generic import (backends, load_checked, progressbar, show,
                                          write_analysis)
 from bayes_pool.errors import BayesPoolError
 
 
-def register(app) -> None:
-    app.command("psm")(psm)
-
-
+@command("psm")
 def psm(data: DataOpt, treatment: TreatmentOpt, outcome: OutcomeOpt,
         covariates: Annotated[str, typer.Option(help="Comma-separated propensity covariates.")],
         categorical: CategoricalOpt = "", reference: ReferenceOpt = None,

@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-
-def register(app) -> None:
-    app.command("report")(report)
+from bayes_pool.commands.common import command, fail, out, say
 
 
+@command("report")
 def report(run_dir: Annotated[Path, typer.Argument(
         help="A run folder (outputs/STUDY/RUN-ID) or a sensitivity folder.")]):
     """(Re)write report.html and report.md of a run folder.
@@ -20,7 +19,6 @@ def report(run_dir: Annotated[Path, typer.Argument(
     manifest. `bayes-pool run` writes it by default; run this after adding sensitivity results
     (the folder, its sensitivity/ subfolder, or the manifest's "sensitivity" entry) or to
     refresh an older run."""
-    from bayes_pool.commands.common import fail, out, say
     from bayes_pool.errors import BayesPoolError
     from bayes_pool.report_page import collect, write
 

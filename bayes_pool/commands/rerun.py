@@ -7,15 +7,12 @@ from typing import Annotated
 
 import typer
 
-from bayes_pool.commands.common import OutOpt, StrictOpt, fail
+from bayes_pool.commands.common import OutOpt, StrictOpt, command, fail
 from bayes_pool.commands.invocation import INVOCATION_ARGS, PATH_ARGS
 from bayes_pool.errors import BayesPoolError
 
 
-def register(app) -> None:
-    app.command("rerun")(rerun)
-
-
+@command("rerun")
 def rerun(manifest: Annotated[Path, typer.Argument(help="manifest.json of an earlier run.")],
           out_dir: OutOpt = None, strict: StrictOpt = False):
     """Repeat an earlier run from its manifest into a new folder.

@@ -13,16 +13,13 @@ import typer
 from bayes_pool import runs, studies
 from bayes_pool.commands.common import (
     ChainsOpt, DrawsOpt, MaxDivOpt, MaxRhatOpt, MinEssOpt, OutOpt, SeedOpt, StrictOpt,
-    StudyArg, TuneOpt, base_thresholds, convergence_record, fail, finish, flag, gate,
+    StudyArg, TuneOpt, base_thresholds, command, convergence_record, fail, finish, flag, gate,
     load_user_data, print_comparison, say, spec_with_sampler, thresholds, with_convergence)
 from bayes_pool.commands.invocation import invocation
 from bayes_pool.errors import BayesPoolError
 
 
-def register(app) -> None:
-    app.command("run")(run)
-
-
+@command("run")
 def run(study: StudyArg,
         data: Annotated[Optional[Path], typer.Option(help="Survey file (.dta .sav .csv "
                                                      ".parquet); default: synthetic data.")] = None,

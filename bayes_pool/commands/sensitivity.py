@@ -8,11 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from bayes_pool.commands.common import (command, console, fail, load_user_data, out, say,
+                                        spec_with_sampler)
+from bayes_pool.commands.invocation import invocation
 
-def register(app) -> None:
-    app.command("sensitivity")(sensitivity)
 
-
+@command("sensitivity")
 def sensitivity(
         study: Annotated[str, typer.Argument(help="Study id (bayes-pool studies lists them).")],
         model: Annotated[Optional[str], typer.Option(
@@ -50,8 +51,6 @@ def sensitivity(
     the sets not yet done."""
     from bayes_pool import runs, studies
     from bayes_pool.checkpoint import refits_dir
-    from bayes_pool.commands.common import fail, load_user_data, out, say, spec_with_sampler
-    from bayes_pool.commands.invocation import invocation
     from bayes_pool.errors import BayesPoolError
     from bayes_pool.priors import select
     from bayes_pool.sensitivity import run_sensitivity, write_sensitivity
@@ -113,7 +112,6 @@ def sensitivity(
     _print(result, synthetic, out)
     out.print(f"Run written to {runs.last_run(study)}")
     if not result.table["converged"].all():
-        from bayes_pool.commands.common import console
         console.print("[bold yellow]warning:[/] some prior sets' posteriors fail the convergence "
                       "thresholds (converged = False in sensitivity.csv)")
 

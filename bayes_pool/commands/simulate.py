@@ -8,14 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from bayes_pool import runs, studies
-from bayes_pool.commands.common import StudyArg, fail, out
+from bayes_pool.commands.common import StudyArg, command, fail, out
 from bayes_pool.errors import BayesPoolError
 
 
-def register(app) -> None:
-    app.command("simulate")(simulate)
-
-
+@command("simulate")
 def simulate(study: StudyArg,
              seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
              n: Annotated[Optional[int], typer.Option(help="Rows.")] = None,

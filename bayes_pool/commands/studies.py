@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-
-def register(app) -> None:
-    app.command("studies")(studies_cmd)
+from bayes_pool.commands.common import command, flag, out
 
 
+@command("studies")
 def studies_cmd():
     """List the built-in studies: id, title, run parts and run options."""
     from rich.table import Table
 
     from bayes_pool import studies
-    from bayes_pool.commands.common import flag, out
     table = Table(title="Studies (bayes-pool run STUDY)")
     for col in ("id", "title", "parts (--only)", "options"):
         table.add_column(col)

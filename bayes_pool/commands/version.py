@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from bayes_pool import __version__
-from bayes_pool.commands.common import out
+from bayes_pool.commands.common import command, out
 
 
-def register(app) -> None:
-    app.command("version")(version)
-
-
+@command("version")
 def version():
     """Print the version."""
     out.print(__version__)
