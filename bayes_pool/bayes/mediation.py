@@ -40,6 +40,9 @@ the data's units. Natural indirect/direct/total effects and the proportion media
 computed for each draw by :func:`bayes_pool.estimands.mediation.natural_effects` (g-computation
 over the sample, the mediator's normal residual integrated out by Gauss-Hermite quadrature
 -- the same formula as the frequentist plug-in) and summarised with their diagnostics.
+
+Over 400 lines on purpose: the spec, the model data, the joint PyMC model and its per-draw
+effects are the parts of one model and change together.
 """
 
 from __future__ import annotations

@@ -71,6 +71,9 @@ Missingness
     exercise 1.4%, education, smoke and drink 0.7%) so that about 6,310 of 7,719 rows are
     complete (Table 3 column (2)); 2012 rows lack married, exercise and siblings, as the 2012
     questionnaire did (Table 7), and then complete cases are counted over ``CONTROLS_2012``.
+
+Over 400 lines on purpose: one study's calibrated world, whose constants, marginals and
+generator are tuned together against the published tables.
 """
 
 from __future__ import annotations
