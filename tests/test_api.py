@@ -133,6 +133,36 @@ def test_psm_and_mediate_tidy_equal_the_commands_estimates_csv(tmp_path, outputs
                                                           "quantity"])
 
 
+@pytest.mark.parametrize("command, roles", [
+    ("did", ["--outcome", "y", "--treatment", "treated", "--unit", "county", "--time", "wave"]),
+    ("psm", ["--treatment", "treated", "--outcome", "x1", "--covariates", "x2"]),
+    ("mediate", ["--treatment", "treated", "--mediator", "x1", "--outcome", "y"]),
+])
+def test_generic_commands_fit_through_the_api(command, roles, tmp_path, outputs, monkeypatch):
+    """`did`, `psm` and `mediate` are clients of bp.did / bp.psm / bp.mediate: with the API
+    function replaced, the command reaches the replacement (after its input checks, inside the
+    run folder, which is removed again) with the whole frame and the backends chosen."""
+    from bayes_pool.cli import app
+
+    class Reached(Exception):
+        pass
+
+    seen = {}
+
+    def replacement(data, **kwargs):
+        seen.update(kwargs, n_rows=len(data))
+        raise Reached
+    monkeypatch.setattr(bp.api, command, replacement)
+    frame, _ = make_panel(seed=3, n=300)
+    frame.to_csv(tmp_path / "panel.csv", index=False)
+    res = CliRunner().invoke(app, [command, "--data", str(tmp_path / "panel.csv"), *roles,
+                                   "--seed", "9", "--frequentist-only"])
+    assert isinstance(res.exception, Reached), res.output
+    assert (seen["n_rows"], seen["treatment"], seen["seed"]) == (300, "treated", 9)
+    assert seen["backends"] == ("frequentist",)
+    assert not [p for p in (outputs / command).iterdir()]
+
+
 def test_event_study_and_staggered_tidy_equal_the_workflows():
     """bp.event_study and bp.staggered give the workflow functions' rows, the event study's
     under the generic table label (event_study) that the command writes too."""
