@@ -21,8 +21,8 @@ COMMANDS: dict[str, Callable] = {}
 
 
 def command(name: str):
-    """Declare the decorated function the command ``name``; :func:`bayes_pool.commands.
-    register_all` adds every declared command to the app."""
+    """Declare the decorated function the command ``name``;
+    :func:`~bayes_pool.commands.register_all` adds every declared command to the app."""
     def declare(fn: Callable) -> Callable:
         COMMANDS[name] = fn
         return fn
