@@ -7,10 +7,9 @@
 
 Every function takes the same argument names (``outcome``, ``treatment``, ``unit``, ``time``,
 ``covariates``, ``family``, ``categorical``, ``reference``, ``spec``, ``seed``, ``backends``,
-``draws``/``tune``/``chains``). The ``bayes-pool`` commands ``did``, ``psm`` and ``mediate``
-call these same functions (:mod:`bayes_pool.commands.generic`), so ``.tidy()`` holds the rows
-the command writes to ``estimates.csv`` (before the command line's convergence flags
-re-judge them). Nothing is written to disk. Bad data raise
+``draws``/``tune``/``chains``) and calls the same workflow function, with the same labels and
+seeds, as the matching ``bayes-pool`` command, so ``.tidy()`` holds the rows that command
+writes to ``estimates.csv``. Nothing is written to disk. Bad data raise
 :class:`~bayes_pool.errors.InputError`, bad options :class:`~bayes_pool.errors.SpecError`.
 """
 
