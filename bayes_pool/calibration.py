@@ -20,6 +20,9 @@ counted and flagged.
 (:mod:`bayes_pool.bayes.did`) and the joint mediation model (:mod:`bayes_pool.bayes.mediation`)
 on a small SYNTHETIC design (covariates and treatment timing drawn once; the outcome and
 mediator columns are placeholders that each simulation replaces).
+
+Over 400 lines on purpose: one procedure (simulate, refit, rank, test uniformity, report) whose
+steps share the problem and settings records; the sections below follow its order.
 """
 
 from __future__ import annotations
@@ -535,7 +538,7 @@ def mediation_problem(frame: pd.DataFrame | None = None, spec: str = "mediation"
                       **design) -> MediationProblem:
     """The mediation problem on :func:`design_frame` (``design`` passed there)."""
     from bayes_pool.bayes.mediation import load_mediation_spec
-    from bayes_pool.freq.mediation import MediationDesign
+    from bayes_pool.design.mediation import MediationDesign
 
     frame = design_frame(**design) if frame is None else frame
     covs = tuple(c for c in frame.columns if c.startswith("x"))

@@ -145,21 +145,13 @@ def _note(rec: pd.Series) -> str:
 
 
 def load_published(study: str) -> pd.DataFrame:
-    """A study's published numbers as rows of the estimates table.
+    """The published numbers of ``study`` (one of :func:`study_ids`) as rows of the
+    estimates table (columns ``estimates.COLUMNS + estimates.DIAGNOSTIC_COLUMNS``, the
+    diagnostics empty).
 
     Every ledger row is kept (flagged contradictions included, so both printed values sit beside
     the replications); ``source`` is ``"published"`` and the printed row label, stars and flag go
     into ``note`` as ``"row: ...; stars: **; flag: contradiction; <note>"``.
-
-    Parameters
-    ----------
-    study
-        Study id, one of :func:`study_ids`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``estimates.COLUMNS + estimates.DIAGNOSTIC_COLUMNS`` (diagnostics empty).
     """
     ledger = load_ledger(study)
     rows = ledger[["study", "table", "column", "term", "quantity", "estimate", "se", "ci_low",
@@ -170,19 +162,9 @@ def load_published(study: str) -> pd.DataFrame:
 
 
 def contradictions(study: str) -> pd.DataFrame:
-    """The ledger rows flagged ``contradiction``: numbers on which the paper contradicts itself.
-
-    Parameters
-    ----------
-    study
-        Study id, one of :func:`study_ids`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The flagged ledger rows (columns :data:`LEDGER_COLUMNS`); each ``note`` names the cell that
-        the row contradicts.
-    """
+    """The ledger rows of ``study`` (one of :func:`study_ids`) flagged ``contradiction``:
+    numbers on which the paper contradicts itself (columns :data:`LEDGER_COLUMNS`; each
+    ``note`` names the cell that the row contradicts)."""
     ledger = load_ledger(study)
     return ledger[ledger["flag"] == "contradiction"].reset_index(drop=True)
 

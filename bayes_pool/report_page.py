@@ -1,9 +1,10 @@
 """The reanalysis report of a run folder: one self-contained HTML page and its Markdown twin.
 
-:func:`collect` reads a run's aggregate outputs into plain data (:class:`Report`);
-:func:`write_report` renders ``report.html`` (template ``templates/report.html.j2``: CSS inline,
-figures as base64 data URIs, no script, no network) and ``report.md`` (figures linked by
-relative path) into the folder. It works for every run kind (``run STUDY``, ``did``,
+:func:`collect` reads a run's aggregate outputs into plain data (:class:`Report`; its tables
+are built by :mod:`bayes_pool.report_tables`); :func:`write_report` renders ``report.html``
+(:mod:`bayes_pool.report_render`, template ``templates/report.html.j2``: CSS inline, figures
+as base64 data URIs, no script, no network) and ``report.md`` (figures linked by relative
+path) into the folder. It works for every run kind (``run STUDY``, ``did``,
 ``psm``, ``mediate``) because it reads only what :func:`write_run
 <bayes_pool.workflow.write_run>` writes, and picks up new tables and figures without changes.
 
@@ -28,27 +29,24 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from bayes_pool import compare, estimates
 from bayes_pool.errors import BayesPoolError
+from bayes_pool.report_render import render_html, render_markdown
+from bayes_pool.report_tables import (TABLE_NAMES, Table, comparison_tables, convergence_table,
+                                      csv_table, not_reestimated)
 
 SENSITIVITY_TABLES: tuple[str, ...] = ("sensitivity.csv", "psense.csv")
 SENSITIVITY_FIGURES: tuple[str, ...] = ("sensitivity.png", "psense.png",
                                         "prior_predictive.png", "posterior_predictive.png")
 FIGURE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                 ".svg": "image/svg+xml"}
-FLAG_WORDS: tuple[str, ...] = ("flag", "conflict", "diagnos", "warning")
-"""A sensitivity CSV's row is flagged when a column whose name holds one of these words is set
-(not empty, false, 0, "ok", "✓" or "-"), or when its ``converged`` column is false."""
-MAX_TABLE_ROWS = 500
-"""Longest sensitivity table shown in full; longer ones are cut (the CSV stays in the folder)."""
 
 CAPTIONS = {
     "forest": "Key effect: published (black), frequentist (blue) and Bayesian (red; hollow "
@@ -66,11 +64,7 @@ CAPTIONS = {
     "prior_predictive": "Prior predictive check of the default priors.",
     "posterior_predictive": "Posterior predictive check.",
 }
-TABLE_NAMES = {"did": "DiD", "mediation": "Mediation", "event_study": "Event study",
-               "placebo": "Placebo", "text": "Numbers in the text",
-               "abstract": "Numbers in the abstract"}
-"""Display names of the generic table labels; a study run's manifest adds its own
-(``table_names``, from the study record's ``labels``). Numeric labels read "Table n"."""
+
 
 
 @dataclass
@@ -84,22 +78,6 @@ class Figure:
         return f"data:{self.mime};base64," + base64.b64encode(self.path.read_bytes()).decode()
 
 
-@dataclass
-class Table:
-    """A rendered table: column headings, rows of strings, and which rows to flag."""
-
-    key: str
-    title: str
-    columns: list[str]
-    rows: list[list[str]]
-    flagged: list[bool]
-    notes: list[str] = field(default_factory=list)
-    text_columns: int | list[bool] = 0
-    """Columns laid out as text (left-aligned): the first n, or a flag per column."""
-
-    def is_text(self, i: int) -> bool:
-        t = self.text_columns
-        return i < t if isinstance(t, int) else t[i]
 
 
 @dataclass
@@ -182,10 +160,10 @@ def collect(folder: str | Path) -> Report:
     return Report(
         folder=folder, title=_title(folder, manifest),
         synthetic=synthetic_run or bool(synthetic_sens), synthetic_note=note,
-        source=_source(manifest), tables=_comparison_tables(comp, names),
-        not_reestimated=_not_reestimated(est, comp, names),
+        source=_source(manifest), tables=comparison_tables(comp, names),
+        not_reestimated=not_reestimated(est, comp, names),
         figures=[f for f in _figures(folder) if f.name not in in_sens],
-        convergence=(_convergence_table(bayes, thresholds, names)
+        convergence=(convergence_table(bayes, thresholds, names)
                      if bayes is not None and len(bayes) else None),
         thresholds=thresholds, n_bayes=0 if bayes is None else len(bayes), n_not_converged=n_bad,
         sensitivity=sensitivity, manifest=manifest,
@@ -311,113 +289,7 @@ def _source(manifest: dict | None) -> list[tuple[str, str]]:
     return out
 
 
-# --------------------------------------------------------------------------- tables
-
-
-def _comparison_tables(comp: pd.DataFrame | None, names: dict[str, str]) -> list[Table]:
-    """One table per (study, table) of the comparison: published, frequentist and Bayesian."""
-    if comp is None or not len(comp):
-        return []
-    several = comp["study"].nunique() > 1
-    out = []
-    for (study, table), part in comp.groupby(["study", "table"], sort=False):
-        rows, flagged, notes = [], [], []
-        pe = compare.estimate_se
-        for r in part.itertuples():
-            conv = r.converged
-            bad = not pd.isna(conv) and not bool(conv)
-            pub = pe(r.published, r.published_se)
-            note = r.published_note if isinstance(r.published_note, str) else ""
-            if "contradiction" in note:
-                notes.append(f"{r.column} {r.term} {r.quantity}: {note}")
-                pub += f" [{len(notes)}]"
-            rows.append([str(r.column), str(r.term), str(r.quantity), pub,
-                         pe(r.frequentist, r.frequentist_se), pe(r.bayesian, r.bayesian_sd),
-                         _ci(r.bayes_ci_low, r.bayes_ci_high), _f(r.freq_diff_se, 2),
-                         _f(r.bayes_diff_se, 2), f"{_f(r.published_n, 0)} / {_f(r.n_obs, 0)}",
-                         "–" if pd.isna(conv) else ("NOT CONVERGED" if bad else "yes")])
-            flagged.append(bad)
-        name = _table_name(str(table), names)
-        out.append(Table(
-            key=f"{study}-{table}", title=f"{name} ({study})" if several else name,
-            columns=["column", "term", "quantity", "published (SE)", "frequentist (SE)",
-                     "Bayesian mean (SD)", "Bayesian 95% CI", "Δfreq/SE", "Δbayes/SE",
-                     "N published / used", "converged"],
-            rows=rows, flagged=flagged, notes=notes,
-            text_columns=[True] * 3 + [False] * 7 + [True]))
-    return out
-
-
-def _table_name(table: str, names: dict[str, str]) -> str:
-    return f"Table {table}" if table.isdigit() else names.get(table, table)
-
-
-def _not_reestimated(est: pd.DataFrame | None, comp: pd.DataFrame | None,
-                     names: dict[str, str]) -> list[str]:
-    """Published cells of the ledger that this run did not re-estimate, counted by table."""
-    if est is None:
-        return []
-    pub = est[est["source"] == "published"]
-    done = set() if comp is None else set(map(tuple, comp[compare.KEYS].astype(str).to_numpy()))
-    keep = pd.Series([tuple(k) not in done for k in pub[compare.KEYS].astype(str).to_numpy()],
-                     index=pub.index, dtype=bool)
-    left = pub[keep]
-    return [f"{_table_name(t, names)}: {n} cell{'s' if n > 1 else ''}"
-            for t, n in left.groupby("table", sort=False).size().items()]
-
-
-def _convergence_table(bayes: pd.DataFrame, thresholds: dict,
-                       names: dict[str, str]) -> Table:
-    """R-hat, bulk/tail ESS and divergences of every posterior estimate, failures flagged."""
-    rows, flagged = [], []
-    for r in bayes.itertuples():
-        ok = not pd.isna(r.converged) and bool(r.converged)
-        rows.append([_table_name(r.table, names), r.column, r.term, r.quantity, _f(r.estimate, 3),
-                     _f(r.r_hat, 3), _f(r.ess_bulk, 0), _f(r.ess_tail, 0), _f(r.divergences, 0),
-                     "yes" if ok else "NOT CONVERGED: " + _why(r, thresholds)])
-        flagged.append(not ok)
-    return Table(key="convergence", title="Convergence of every posterior estimate",
-                 columns=["table", "column", "term", "quantity", "posterior mean", "R-hat",
-                          "ESS bulk", "ESS tail", "divergences", "converged"],
-                 rows=rows, flagged=flagged, text_columns=[True] * 4 + [False] * 5 + [True])
-
-
-def _why(r, t: dict) -> str:
-    reasons = []
-    if pd.isna(r.r_hat) or r.r_hat > t["max_r_hat"]:
-        reasons.append(f"R-hat {_f(r.r_hat, 3)} > {t['max_r_hat']}")
-    if pd.isna(r.ess_bulk) or r.ess_bulk < t["min_ess_bulk"]:
-        reasons.append(f"ESS bulk {_f(r.ess_bulk, 0)} < {t['min_ess_bulk']}")
-    if pd.isna(r.ess_tail) or r.ess_tail < t["min_ess_tail"]:
-        reasons.append(f"ESS tail {_f(r.ess_tail, 0)} < {t['min_ess_tail']}")
-    if not pd.isna(r.divergences) and r.divergences > t["max_divergences"]:
-        reasons.append(f"{_f(r.divergences, 0)} divergences")
-    return "; ".join(reasons) or "flagged by the fit"
-
-
-def _csv_table(path: Path, key: str) -> Table:
-    """A sensitivity CSV as it is (aggregates), numbers to 4 significant digits; rows are
-    flagged by :data:`FLAG_WORDS`."""
-    df = pd.read_csv(path)
-    flag_cols = [c for c in df.columns if any(w in str(c).lower() for w in FLAG_WORDS)]
-    shown = df.head(MAX_TABLE_ROWS)
-    flagged = [any(_truthy(v) for v in row) for row in shown[flag_cols].itertuples(index=False)] \
-        if flag_cols else [False] * len(shown)
-    if "converged" in shown.columns:
-        flagged = [f or not _truthy(c) for f, c in zip(flagged, shown["converged"])]
-    notes = [f"first {MAX_TABLE_ROWS} of {len(df)} rows; the whole table is {path.name}"] \
-        if len(df) > MAX_TABLE_ROWS else []
-    return Table(key=key, title=path.name, columns=[str(c) for c in df.columns],
-                 rows=[[_cell(v) for v in row] for row in shown.itertuples(index=False)],
-                 flagged=flagged, notes=notes,
-                 text_columns=[not pd.api.types.is_numeric_dtype(df[c]) for c in df.columns])
-
-
-def _truthy(v) -> bool:
-    if isinstance(v, str):
-        return v.strip().lower() not in ("", "false", "0", "no", "none", "ok", "✓", "-", "–",
-                                         "nan")
-    return not pd.isna(v) and bool(v)
+# --------------------------------------------------------------------------- sensitivity
 
 
 def _sensitivity(sfolder: Path, run: Path, thresholds: dict) -> Sensitivity:
@@ -425,7 +297,7 @@ def _sensitivity(sfolder: Path, run: Path, thresholds: dict) -> Sensitivity:
     rel = os.path.relpath(sfolder, run)
     label = "this run folder" if own else rel + "/"
     key = "sens-" + ("run" if own else re.sub(r"[^A-Za-z0-9]+", "-", rel).strip("-"))
-    tables = [_csv_table(sfolder / n, f"{key}-{Path(n).stem}")
+    tables = [csv_table(sfolder / n, f"{key}-{Path(n).stem}")
               for n in SENSITIVITY_TABLES if (sfolder / n).is_file()]
     order = [Path(n).stem for n in SENSITIVITY_FIGURES]
     figures = sorted((f for f in _figures(sfolder) if not own or f.name in order),
@@ -435,8 +307,8 @@ def _sensitivity(sfolder: Path, run: Path, thresholds: dict) -> Sensitivity:
         manifest = _read_manifest(sfolder)
         est = _read_estimates(sfolder)
         if est is not None and (est["source"] == "bayesian").any():
-            convergence = _convergence_table(est[est["source"] == "bayesian"], thresholds,
-                                             TABLE_NAMES)
+            convergence = convergence_table(est[est["source"] == "bayesian"], thresholds,
+                                            TABLE_NAMES)
             convergence.key, convergence.title = f"{key}-convergence", "Convergence of the refits"
     return Sensitivity(folder=sfolder, label=label, tables=tables, figures=figures,
                        convergence=convergence, manifest=manifest)
@@ -503,109 +375,3 @@ def _invocation_text(inv: dict) -> str:
         flag = "--" + ("time" if k == "time_col" else k.replace("_", "-"))
         parts += [flag] if v is True else [flag, ",".join(v) if isinstance(v, list) else str(v)]
     return " ".join(parts)
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def _f(x, digits: int) -> str:
-    return "–" if x is None or pd.isna(x) else f"{x:.{digits}f}"
-
-
-def _ci(lo, hi) -> str:
-    return "–" if pd.isna(lo) else f"[{lo:.3f}, {hi:.3f}]"
-
-
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return "–" if math.isnan(v) else f"{v:.4g}"
-    return "–" if v is None else str(v)
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def render_html(rep: Report) -> str:
-    """The self-contained HTML page (Jinja2 template, autoescaped)."""
-    import jinja2
-    env = jinja2.Environment(loader=jinja2.PackageLoader("bayes_pool", "templates"),
-                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
-    manifest_json = json.dumps(rep.manifest, indent=2, sort_keys=True, default=str) \
-        if rep.manifest is not None else ""
-    sens_json = {s.label: json.dumps(s.manifest, indent=2, sort_keys=True, default=str)
-                 for s in rep.sensitivity if s.manifest is not None}
-    return env.get_template("report.html.j2").render(r=rep, manifest_json=manifest_json,
-                                                     sens_json=sens_json)
-
-
-def render_markdown(rep: Report) -> str:
-    """The Markdown version; figures are linked by path relative to the run folder."""
-    L = []
-    if rep.synthetic:
-        L += [f"> **SYNTHETIC DATA.** {rep.synthetic_note}", ""]
-    L += [f"# {rep.title}", ""]
-    if rep.n_not_converged:
-        L += [f"> **{rep.n_not_converged} of {rep.n_bayes} posterior estimates NOT CONVERGED** "
-              "(see Convergence diagnostics); do not read them as results.", ""]
-    L += ["## Data source", ""] + _md_pairs(rep.source)
-    L += ["## Reproduced tables", "",
-          "Published vs frequentist vs Bayesian. Frequentist: estimate (SE); Bayesian: posterior "
-          "mean (SD) and 95% equal-tailed interval; differences in units of the published SE.", ""]
-    if not rep.tables:
-        L += ["No estimates in this run.", ""]
-    for t in rep.tables:
-        L += _md_table(t, level=3)
-    if rep.not_reestimated:
-        L += ["Published cells not re-estimated in this run: " + "; ".join(rep.not_reestimated)
-              + ".", ""]
-    L += ["## Figures", ""]
-    L += [line for f in rep.figures for line in _md_figure(f, rep.folder)] or ["No figures.", ""]
-    L += ["## Convergence diagnostics", "", _thresholds_text(rep.thresholds), ""]
-    L += _md_table(rep.convergence, level=3) if rep.convergence else ["No posterior estimates.", ""]
-    L += ["## Prior sensitivity", ""]
-    if not rep.sensitivity:
-        L += ["No sensitivity results found for this run (looked in the run folder, its "
-              "`sensitivity/` subfolder and the manifest's `sensitivity` entry).", ""]
-    for s in rep.sensitivity:
-        L += [f"### Results in {s.label}", ""]
-        for t in s.tables + ([s.convergence] if s.convergence else []):
-            L += _md_table(t, level=4)
-        L += [line for f in s.figures for line in _md_figure(f, rep.folder)]
-    L += ["## Manifest", ""] + _md_pairs(rep.manifest_summary)
-    if rep.versions:
-        L += ["Package versions: " + ", ".join(f"{k} {v}" for k, v in rep.versions), ""]
-    L += ["The whole manifest is `manifest.json` in the run folder.", ""]
-    return "\n".join(L)
-
-
-def _thresholds_text(t: dict) -> str:
-    return (f"A posterior estimate is converged when R-hat ≤ {t['max_r_hat']}, bulk and tail "
-            f"ESS ≥ {t['min_ess_bulk']} / {t['min_ess_tail']} and divergences ≤ "
-            f"{t['max_divergences']}.")
-
-
-def _md_escape(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(t: Table, *, level: int) -> list[str]:
-    out = [f"{'#' * level} {t.title}", "",
-           "| " + " | ".join(_md_escape(c) for c in t.columns) + " |",
-           "|" + "---|" * len(t.columns)]
-    for row, bad in zip(t.rows, t.flagged):
-        cells = [_md_escape(c) for c in row]
-        if bad:
-            cells[-1] = f"**{cells[-1]}**"
-        out.append("| " + " | ".join(cells) + " |")
-    out.append("")
-    out += [f"{i}. {_md_escape(n)}" for i, n in enumerate(t.notes, 1)]
-    return out + ([""] if t.notes else [])
-
-
-def _md_figure(f: Figure, base: Path) -> list[str]:
-    return [f"![{f.name}]({os.path.relpath(f.path, base)})", "", f"*{f.caption}*", ""]
-
-
-def _md_pairs(pairs: list[tuple[str, str]]) -> list[str]:
-    return [f"- **{k}**: {_md_escape(v)}" for k, v in pairs] + [""]

@@ -62,6 +62,29 @@ def _facts(prepared) -> dict:
             "coverage": coverage_text(prepared), "notes": list(prepared.notes)}
 
 
+def _analysis(prepared, expanded: dict, freq, fit, *, facts: dict, bayesian: bool,
+              spec: ModelSpec | None, seed: int, study: str, table: str, control: Control,
+              progressbar: bool) -> Analysis:
+    """The frequentist fit's rows and, unless ``bayesian`` is False, the rows of the Bayesian
+    ``fit`` (the event study's or the extended TWFE's; ``spec`` default: the family's DiD
+    spec), with the posterior and the facts (``facts`` added to the shared ones) keyed by
+    ``table``."""
+    rows = [freq.tidy(study=study, table=table)]
+    facts = _facts(prepared) | {"categorical": expanded, "control": control,
+                                "level": freq.level_reason, **facts,
+                                "frequentist_dropped_units": list(freq.dropped_units)}
+    posteriors = {}
+    if bayesian:
+        spec = spec or load_spec(DEFAULT_SPECS[prepared.design.family])
+        bay = fit(prepared, spec, seed=seed, control=control, progressbar=progressbar)
+        rows.append(bay.tidy(study=study, table=table))
+        posteriors[table] = bay.idata
+        facts |= {"divergences": bay.divergences, "formula": str(bay.model.formula),
+                  "seed": seed, "bayesian_unit_structure": bay.structure}
+    return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
+                    facts={table: facts})
+
+
 def analyse_event_study(frame: pd.DataFrame, *, outcome: str, treatment: str, unit: str,
                         time: str, cohort: str, covariates=(), family: str = "bernoulli",
                         seed: int, study: str, spec: ModelSpec | None = None,
@@ -85,21 +108,9 @@ def analyse_event_study(frame: pd.DataFrame, *, outcome: str, treatment: str, un
     for note in prepared.notes:
         log.info("event study: %s", note)
     freq = freq_es.fit_event_study(prepared, cov_type=cov_type, control=control)
-    rows = [freq.tidy(study=study, table=table)]
-    facts = _facts(prepared) | {"categorical": expanded, "control": control,
-                                "level": freq.level_reason,
-                                "frequentist_dropped_units": list(freq.dropped_units)}
-    posteriors = {}
-    if bayesian:
-        spec = spec or load_spec(DEFAULT_SPECS[family])
-        bay = bayes_es.fit_event_study(prepared, spec, seed=_child_seed(seed, 0),
-                                       control=control, progressbar=progressbar)
-        rows.append(bay.tidy(study=study, table=table))
-        posteriors[table] = bay.idata
-        facts |= {"divergences": bay.divergences, "formula": str(bay.model.formula),
-                  "seed": _child_seed(seed, 0), "bayesian_unit_structure": bay.structure}
-    return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
-                    facts={table: facts})
+    return _analysis(prepared, expanded, freq, bayes_es.fit_event_study, facts={},
+                     bayesian=bayesian, spec=spec, seed=_child_seed(seed, 0), study=study,
+                     table=table, control=control, progressbar=progressbar)
 
 
 def analyse_staggered(frame: pd.DataFrame, *, outcome: str, treatment: str, unit: str,
@@ -121,20 +132,7 @@ def analyse_staggered(frame: pd.DataFrame, *, outcome: str, treatment: str, unit
     prepared, expanded = _prepare(frame, outcome, treatment, unit, time, cohort, covariates,
                                   family, period_length, window, categorical, reference)
     freq = freq_etwfe.fit_etwfe(prepared, control=control, cov_type=cov_type)
-    rows = [freq.tidy(study=study, table=table)]
-    facts = _facts(prepared) | {"categorical": expanded, "control": control,
-                                "level": freq.level_reason,
-                                "cells": sorted(freq.cell_n),
-                                "cell_n": freq.cell_n,
-                                "frequentist_dropped_units": list(freq.dropped_units)}
-    posteriors = {}
-    if bayesian:
-        spec = spec or load_spec(DEFAULT_SPECS[family])
-        bay = bayes_etwfe.fit_etwfe(prepared, spec, seed=_child_seed(seed, 1), control=control,
-                                    progressbar=progressbar)
-        rows.append(bay.tidy(study=study, table=table))
-        posteriors[table] = bay.idata
-        facts |= {"divergences": bay.divergences, "formula": str(bay.model.formula),
-                  "seed": _child_seed(seed, 1), "bayesian_unit_structure": bay.structure}
-    return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
-                    facts={table: facts})
+    return _analysis(prepared, expanded, freq, bayes_etwfe.fit_etwfe,
+                     facts={"cells": sorted(freq.cell_n), "cell_n": freq.cell_n},
+                     bayesian=bayesian, spec=spec, seed=_child_seed(seed, 1), study=study,
+                     table=table, control=control, progressbar=progressbar)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit
+
+from bayes_pool import runs
 
 
 def make_panel(seed: int = 7, n: int = 3000, units: int = 12, effect: float = 0.8,
@@ -39,3 +43,17 @@ def make_panel(seed: int = 7, n: int = 3000, units: int = 12, effect: float = 0.
 @pytest.fixture(scope="session")
 def panel():
     return make_panel()
+
+
+def point_outputs(mp: pytest.MonkeyPatch, folder: Path) -> Path:
+    """Send every run folder to ``folder``: :data:`bayes_pool.runs.OUTPUTS_DIR` in this
+    process and ``$BAYES_POOL_OUTPUTS`` for worker processes, undone with ``mp``."""
+    mp.setattr(runs, "OUTPUTS_DIR", folder)
+    mp.setenv("BAYES_POOL_OUTPUTS", str(folder))
+    return folder
+
+
+@pytest.fixture()
+def outputs(tmp_path, monkeypatch) -> Path:
+    """The commands' outputs/ folder, in a temporary place (not created)."""
+    return point_outputs(monkeypatch, tmp_path / "outputs")

@@ -19,7 +19,7 @@ from scipy.special import expit  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 import bayes_pool as bp  # noqa: E402
-from bayes_pool import estimates, runs  # noqa: E402
+from bayes_pool import estimates  # noqa: E402
 from bayes_pool.design import DiDDesign  # noqa: E402
 from bayes_pool.errors import InputError, SpecError  # noqa: E402
 from bayes_pool.specs import Convergence, load_spec  # noqa: E402
@@ -41,15 +41,6 @@ def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame, *, rtol: float = 0.0
     np.testing.assert_allclose(got[NUMERIC].to_numpy(float), want[NUMERIC].to_numpy(float),
                                rtol=rtol, atol=atol)
     assert got["converged"].astype(object).tolist() == want["converged"].astype(object).tolist()
-
-
-@pytest.fixture()
-def outputs(tmp_path, monkeypatch):
-    """The commands' outputs/ folder in a temporary place."""
-    out = tmp_path / "outputs"
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", out)
-    monkeypatch.setenv("BAYES_POOL_OUTPUTS", str(out))
-    return out
 
 
 def _cli_table(args: list[str], outputs) -> pd.DataFrame:
@@ -140,6 +131,36 @@ def test_psm_and_mediate_tidy_equal_the_commands_estimates_csv(tmp_path, outputs
     assert_same_rows(r.tidy(), cli, rtol=1e-9)
     assert {"indirect", "direct", "total"} <= set(cli.loc[cli["table"] == "mediation",
                                                           "quantity"])
+
+
+@pytest.mark.parametrize("command, roles", [
+    ("did", ["--outcome", "y", "--treatment", "treated", "--unit", "county", "--time", "wave"]),
+    ("psm", ["--treatment", "treated", "--outcome", "x1", "--covariates", "x2"]),
+    ("mediate", ["--treatment", "treated", "--mediator", "x1", "--outcome", "y"]),
+])
+def test_generic_commands_fit_through_the_api(command, roles, tmp_path, outputs, monkeypatch):
+    """`did`, `psm` and `mediate` are clients of bp.did / bp.psm / bp.mediate: with the API
+    function replaced, the command reaches the replacement (after its input checks, inside the
+    run folder, which is removed again) with the whole frame and the backends chosen."""
+    from bayes_pool.cli import app
+
+    class Reached(Exception):
+        pass
+
+    seen = {}
+
+    def replacement(data, **kwargs):
+        seen.update(kwargs, n_rows=len(data))
+        raise Reached
+    monkeypatch.setattr(bp.api, command, replacement)
+    frame, _ = make_panel(seed=3, n=300)
+    frame.to_csv(tmp_path / "panel.csv", index=False)
+    res = CliRunner().invoke(app, [command, "--data", str(tmp_path / "panel.csv"), *roles,
+                                   "--seed", "9", "--frequentist-only"])
+    assert isinstance(res.exception, Reached), res.output
+    assert (seen["n_rows"], seen["treatment"], seen["seed"]) == (300, "treated", 9)
+    assert seen["backends"] == ("frequentist",)
+    assert not [p for p in (outputs / command).iterdir()]
 
 
 def test_event_study_and_staggered_tidy_equal_the_workflows():

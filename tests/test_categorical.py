@@ -17,7 +17,6 @@ import pytest
 from scipy.special import expit
 from typer.testing import CliRunner
 
-from bayes_pool import runs
 from bayes_pool.categorical import expand
 from bayes_pool.cli import app
 from bayes_pool.errors import InputError
@@ -26,13 +25,6 @@ runner = CliRunner()
 LEVELS = ["primary", "middle", "college"]  # drawn with p = .5, .3, .2: primary most frequent
 QUICK = ["--chains", "2", "--draws", "150", "--tune", "150"]
 VALUES = ["estimate", "se", "ci_low", "ci_high", "p_value"]
-
-
-@pytest.fixture()
-def outputs(tmp_path, monkeypatch):
-    out = tmp_path / "outputs"
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", out)
-    return out
 
 
 def cross_section(seed: int = 5, n: int = 800) -> pd.DataFrame:

@@ -43,16 +43,13 @@ def panel_frame() -> pd.DataFrame:
 
 
 @pytest.fixture()
-def outputs(tmp_path, monkeypatch):
-    """outputs/ in a temporary folder, and a guard: no bad input may reach a run folder."""
-    out = tmp_path / "outputs"
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", out)
-    monkeypatch.setenv("BAYES_POOL_OUTPUTS", str(out))
-
+def outputs(outputs, monkeypatch):
+    """The shared temporary outputs/ (tests/conftest.py), and a guard: no bad input may
+    reach a run folder."""
     def guard(*args, **kwargs):
         raise AssertionError("bad input reached run_folder: a model would be fitted")
     monkeypatch.setattr(runs, "run_folder", guard)
-    return out
+    return outputs
 
 
 def _run(path, mapping=None):
@@ -349,10 +346,10 @@ def test_suite_covers_the_issue_list():
     assert len(STUDY_CASES) >= 12 and len(DID_CASES) >= 12
 
 
-def test_valid_inputs_pass_the_same_checks(study_frame, panel_frame, tmp_path, monkeypatch):
+def test_valid_inputs_pass_the_same_checks(study_frame, panel_frame, tmp_path, outputs,
+                                           monkeypatch):
     """The fixtures are valid: with the guard in place both commands get as far as the run
     folder, so every rejection above is due to its corruption."""
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", tmp_path / "outputs")
 
     class Reached(Exception):
         pass

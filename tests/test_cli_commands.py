@@ -23,19 +23,12 @@ from scipy.special import expit
 from typer.testing import CliRunner
 
 import bayes_pool
-from bayes_pool import runs, studies
+from bayes_pool import studies
 from bayes_pool.cli import app
-from tests.conftest import make_panel
+from tests.conftest import make_panel, point_outputs
 
 runner = CliRunner()
 SMALL = ["--draws", "300", "--tune", "300", "--chains", "2"]
-
-
-@pytest.fixture()
-def outputs(tmp_path, monkeypatch):
-    out = tmp_path / "outputs"
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", out)
-    return out
 
 
 def _invoke_run(tmp_path_factory, name: str, args: list[str], study: str | None = None):
@@ -43,7 +36,7 @@ def _invoke_run(tmp_path_factory, name: str, args: list[str], study: str | None 
     (under outputs/<study>, the command's name unless given)."""
     out = tmp_path_factory.mktemp(name) / "outputs"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runs, "OUTPUTS_DIR", out)
+        point_outputs(mp, out)
         res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     (folder,) = [p for p in (out / (study or args[0])).iterdir() if not p.name.startswith(".")]

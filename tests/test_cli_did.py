@@ -9,21 +9,13 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from bayes_pool import report, runs
+from bayes_pool import report
 from bayes_pool.cli import app
 from tests.conftest import make_panel
 from tests.figures import forest_rows, keep_saved
 
 runner = CliRunner()
 QUICK = ["--chains", "2", "--draws", "300", "--tune", "300"]
-
-
-@pytest.fixture()
-def outputs(tmp_path, monkeypatch):
-    """Point the default outputs/ folder at a temporary one and return it."""
-    out = tmp_path / "outputs"
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", out)
-    return out
 
 
 def _args(path):
@@ -118,7 +110,7 @@ def test_threshold_overrides_judge_mcmc_rows_and_leave_laplace_rows_alone():
     """--max-r-hat and friends re-judge MCMC rows; a Laplace row has no R-hat or ESS to judge
     (NaN would fail every gate), so it keeps its optimiser's verdict and note."""
     from bayes_pool import estimates
-    from bayes_pool.cli import _gate
+    from bayes_pool.commands.common import gate
     from bayes_pool.specs import Convergence
     common = dict(study="did", table="did", column="bernoulli", term="treated", quantity="ame",
                   source="bayesian", estimate=0.1, se=0.02)
@@ -128,11 +120,11 @@ def test_threshold_overrides_judge_mcmc_rows_and_leave_laplace_rows_alone():
         estimates.row(**common, note="Laplace approximation", divergences=0, converged=True),
         estimates.row(**common, note="Laplace approximation; optimiser did not converge",
                       divergences=0, converged=False)])
-    out = _gate(est, Convergence(), {"max_r_hat": 1.01})
+    out = gate(est, Convergence(), {"max_r_hat": 1.01})
     assert list(out["converged"]) == [False, True, False]
     assert "NOT CONVERGED" in out.loc[0, "note"]
     assert list(out.loc[1:, "note"]) == list(est.loc[1:, "note"])
-    assert list(_gate(est, Convergence(), {"max_r_hat": 1.05})["converged"]) == \
+    assert list(gate(est, Convergence(), {"max_r_hat": 1.05})["converged"]) == \
         [True, True, False]
 
 

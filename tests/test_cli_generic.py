@@ -6,23 +6,14 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 from scipy.special import expit
 from typer.testing import CliRunner
 
-from bayes_pool import runs
 from bayes_pool.figures import psm as psm_figs
 from bayes_pool.cli import app
 from tests.figures import keep_saved, points
 
 runner = CliRunner()
-
-
-@pytest.fixture()
-def outputs(tmp_path, monkeypatch):
-    out = tmp_path / "outputs"
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", out)
-    return out
 
 
 def test_psm_on_user_csv_recovers_constant_att(tmp_path, outputs, monkeypatch):

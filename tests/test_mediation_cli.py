@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayes_pool import runs
 from bayes_pool.cli import app
+from tests.conftest import point_outputs
 from tests.test_mediation_worlds import confounded_mediation
 
 # (table, term, quantity) of the paths and natural effects, with the truth's key
@@ -33,7 +33,7 @@ def cli_run(tmp_path_factory):
     path = tmp / "confounded.csv"
     frame.to_csv(path, index=False)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runs, "OUTPUTS_DIR", tmp / "outputs")
+        point_outputs(mp, tmp / "outputs")
         res = CliRunner().invoke(app, [
             "mediate", "--data", str(path), "--treatment", "d", "--mediator", "m",
             "--outcome", "y", "--covariates", "x", "--unit", "region", "--time", "wave",

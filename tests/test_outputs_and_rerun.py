@@ -12,8 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 import bayes_pool
-from bayes_pool import checkpoint, cli, runs
+from bayes_pool import checkpoint, runs
 from bayes_pool.cli import app
+from bayes_pool.commands.invocation import INVOCATION_ARGS, invocation
+from bayes_pool.commands.rerun import rerunnable
 from bayes_pool.errors import SpecError
 from bayes_pool.priors import available, load_prior_set, select
 from bayes_pool.specs import MODELS_DIR, load_spec
@@ -78,18 +80,20 @@ def test_prior_sets_from_a_folder_then_the_shipped_ones(tmp_path):
 
 
 def _written_invocations() -> set[str]:
-    """Commands whose code writes an ``invocation`` record into a manifest."""
+    """Commands whose code writes an ``invocation`` record into a manifest: by name, or
+    through ``commands.generic.write_analysis``, which records the command it is given."""
     sources = [PACKAGE / "cli.py", *sorted((PACKAGE / "commands").glob("*.py"))]
-    return {m for f in sources for m in re.findall(r'_invocation\("(\w+)"', f.read_text())}
+    calls = r'\b(?:invocation|write_analysis)\(\s*"(\w+)"'
+    return {m for f in sources for m in re.findall(calls, f.read_text())}
 
 
 def test_rerun_covers_every_command_that_records_an_invocation():
     written = _written_invocations()
     assert {"run", "did", "psm", "mediate", "sensitivity"} <= written
-    assert set(cli._rerunnable()) == written == set(cli._INVOCATION_ARGS)
-    for name, command in cli._rerunnable().items():
+    assert set(rerunnable()) == written == set(INVOCATION_ARGS)
+    for name, command in rerunnable().items():
         params = set(inspect.signature(command).parameters)
-        assert set(cli._INVOCATION_ARGS[name]) <= params, name
+        assert set(INVOCATION_ARGS[name]) <= params, name
         assert "out_dir" in params, name
 
 
@@ -104,7 +108,7 @@ def test_rerun_of_sensitivity_hands_back_the_recorded_arguments(tmp_path, monkey
                  priors_dir=Path("sets"), data=Path("d.csv"), mapping=None, seed=9, draws=50,
                  tune=None, chains=2, workers=1, prior_draws=0, checks=False)
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"invocation": cli._invocation("sensitivity", scope)}))
+    manifest.write_text(json.dumps({"invocation": invocation("sensitivity", scope)}))
     seen = {}
     monkeypatch.setattr(sens, "sensitivity", lambda **kw: seen.update(kw))
     monkeypatch.chdir(tmp_path / "sets")

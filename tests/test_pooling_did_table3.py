@@ -14,7 +14,6 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from bayes_pool import runs
 from bayes_pool.cli import app
 from bayes_pool.specs import load_spec
 from bayes_pool.studies.pooling_did.pipeline import table3_design
@@ -73,13 +72,6 @@ def test_null_world_interval_covers_zero(null_col2):
     post = _policy(null_col2.estimates, "bayesian", "ame")
     assert post["ci_low"] < 0 < post["ci_high"]
     assert bool(post["converged"])
-
-
-@pytest.fixture()
-def outputs(tmp_path, monkeypatch):
-    out = tmp_path / "outputs"
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", out)
-    return out
 
 
 @pytest.mark.slow  # moved out of the fast tier: minutes of sampling (fast tier <= ~10 min)

@@ -28,13 +28,6 @@ def _did_args(path):
             "--unit", "county", "--time", "wave", "--covariates", "x1,x2"]
 
 
-@pytest.fixture()
-def outputs(tmp_path, monkeypatch):
-    out = tmp_path / "outputs"
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", out)
-    return out
-
-
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file()}
@@ -170,13 +163,14 @@ def test_strict_thresholds_flag_posteriors_everywhere_and_strict_exits_3(tmp_pat
 
 def test_rerun_passes_the_recorded_thresholds(tmp_path, monkeypatch):
     """`rerun` hands the recorded gating flags back to the command (no refit needed to see it)."""
-    from bayes_pool import cli
+    import bayes_pool.commands.did as did_command
+    from bayes_pool.commands.invocation import INVOCATION_ARGS
     manifest = tmp_path / "manifest.json"
-    args = {k: None for k in cli._INVOCATION_ARGS["did"]}
+    args = {k: None for k in INVOCATION_ARGS["did"]}
     args.update(data=str(tmp_path / "x.csv"), max_r_hat=1.05, min_ess=123.0, max_divergences=4)
     manifest.write_text(json.dumps({"invocation": {"command": "did", "args": args}}))
     seen = {}
-    monkeypatch.setattr(cli, "did", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(did_command, "did", lambda **kw: seen.update(kw))
     assert runner.invoke(app, ["rerun", str(manifest)]).exit_code == 0
     assert (seen["max_r_hat"], seen["min_ess"], seen["max_divergences"]) == (1.05, 123.0, 4)
 
@@ -191,7 +185,7 @@ def _posterior_rows(**cols):
 
 def test_gate_overrides_only_the_thresholds_given():
     """A row judged by its own spec keeps that verdict for the criteria not overridden."""
-    from bayes_pool.cli import _gate
+    from bayes_pool.commands.common import gate
     from bayes_pool.specs import Convergence
     est = _posterior_rows(
         r_hat=[1.001, 1.03, 1.001, 1.001], ess_bulk=[900, 900, 300, 300],
@@ -200,16 +194,16 @@ def test_gate_overrides_only_the_thresholds_given():
         note=["", "NOT CONVERGED (R-hat/ESS/divergences fail the thresholds)", "NOT CONVERGED (x)",
               "NOT CONVERGED (x)"])
     base = Convergence()
-    assert _gate(est, base, {}) is est
-    looser = _gate(est, base, {"min_ess_bulk": 200, "min_ess_tail": 200})
+    assert gate(est, base, {}) is est
+    looser = gate(est, base, {"min_ess_bulk": 200, "min_ess_tail": 200})
     # row 1 still fails R-hat, row 2 now passes, row 3 still has divergences
     assert looser["converged"].tolist() == [True, False, True, False]
     assert looser["note"][2] == ""
     assert "ESS bulk >= 200" in looser["note"][1] and looser["note"][1].count("NOT CONVERGED") == 1
-    stricter = _gate(est, base, {"max_r_hat": 1.0005})
+    stricter = gate(est, base, {"max_r_hat": 1.0005})
     assert stricter["converged"].tolist() == [False, False, False, False]
-    allow_div = _gate(est, base, {"max_divergences": 5, "min_ess_bulk": 200,
-                                  "min_ess_tail": 200})
+    allow_div = gate(est, base, {"max_divergences": 5, "min_ess_bulk": 200,
+                                 "min_ess_tail": 200})
     assert allow_div["converged"].tolist() == [True, False, True, True]
 
 
@@ -252,15 +246,15 @@ def test_two_runs_started_at_once_write_two_complete_folders(tmp_path):
 def test_threshold_flags_reach_every_kind_of_spec():
     """The flags replace the [convergence] of a plain spec and of the mediation spec alike."""
     from bayes_pool.bayes.mediation import load_mediation_spec
-    from bayes_pool.cli import _thresholds, _with_convergence
+    from bayes_pool.commands.common import thresholds, with_convergence
     from bayes_pool.specs import load_spec
-    gates = _thresholds(1.02, 800.0, None)
+    gates = thresholds(1.02, 800.0, None)
     assert gates == {"max_r_hat": 1.02, "min_ess_bulk": 800.0, "min_ess_tail": 800.0}
     for spec in (load_spec("did_logit"), load_spec("propensity_logit"), load_mediation_spec()):
-        changed = _with_convergence(spec, gates).convergence
+        changed = with_convergence(spec, gates).convergence
         assert (changed.max_r_hat, changed.min_ess_bulk, changed.min_ess_tail) == (1.02, 800, 800)
         assert changed.max_divergences == spec.convergence.max_divergences
-    assert _with_convergence(load_spec("did_logit"), {}) == load_spec("did_logit")
+    assert with_convergence(load_spec("did_logit"), {}) == load_spec("did_logit")
 
 
 def test_same_seed_same_second_gets_distinct_folders_and_a_shared_out_is_refused(tmp_path,

@@ -19,9 +19,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayes_pool import runs
 from bayes_pool.cli import app
-from tests.conftest import make_panel
+from tests.conftest import make_panel, point_outputs
 from tests.test_categorical import cross_section, panel_30x3
 
 runner = CliRunner()
@@ -30,19 +29,12 @@ GENERIC_TABLES = {"did", "event_study", "staggered", "psm", "psm_balance", "medi
                   "outcome_model", "mediation"}
 
 
-@pytest.fixture()
-def outputs(tmp_path, monkeypatch):
-    out = tmp_path / "outputs"
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", out)
-    return out
-
-
 def _twice(tmp_path, monkeypatch, args: list[str]) -> pd.DataFrame:
     """Run ``args`` twice into separate folders (and separate outputs/, so no refit
     checkpoint of the first run is read back by the second); assert equal estimates bytes."""
     written = []
     for k in (1, 2):
-        monkeypatch.setattr(runs, "OUTPUTS_DIR", tmp_path / f"outputs{k}")
+        point_outputs(monkeypatch, tmp_path / f"outputs{k}")
         out = tmp_path / f"run{k}"
         res = runner.invoke(app, [*args, "--out", str(out)])
         assert res.exit_code == 0, res.output

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayes_pool import checks, runs, studies
+from bayes_pool import checks, studies
 from bayes_pool.bayes import did as bayes_did
 from bayes_pool.cli import app
 from bayes_pool.design import DiDDesign
@@ -54,13 +54,6 @@ def test_power_scaling_flags_conflicting_prior_not_default(offset_panel):
     # the wrong (uncentred) scale it would be, through x3.
     coefficients = ["Intercept", "treated", "x1", "x2", "x3", "C(wave)[2]", "C(wave)[3]"]
     assert (default.loc[coefficients, "prior"] < checks.PSENSE_THRESHOLD).all(), default
-
-
-@pytest.fixture()
-def outputs(tmp_path, monkeypatch):
-    out = tmp_path / "outputs"
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", out)
-    return out
 
 
 def _run(tmp_path, sets: str, workers: int, n: int = 1500) -> tuple:

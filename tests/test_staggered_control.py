@@ -106,13 +106,11 @@ def test_workflow_default_is_notyet_and_says_so(panel):
     assert {int(c.rsplit("_", 1)[1]) for c in es_never["column"]} == {-2, 0, 1, 2, 3}
 
 
-def test_cli_refuses_an_unknown_control_group(panel, tmp_path, monkeypatch):
+def test_cli_refuses_an_unknown_control_group(panel, tmp_path, outputs):
     """``--control`` takes notyet or never; anything else stops before any fit or folder."""
     from typer.testing import CliRunner
 
-    from bayes_pool import runs
     from bayes_pool.cli import app
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", tmp_path / "outputs")
     path = tmp_path / "panel.csv"
     panel.to_csv(path, index=False)
     res = CliRunner().invoke(app, ["did", "--data", str(path), "--outcome", "y", "--treatment",
@@ -121,4 +119,4 @@ def test_cli_refuses_an_unknown_control_group(panel, tmp_path, monkeypatch):
                                    "--control", "sometimes"])
     assert res.exit_code != 0
     assert "--control must be notyet or never, got 'sometimes'" in res.output
-    assert not (tmp_path / "outputs").exists()
+    assert not outputs.exists()

@@ -151,12 +151,12 @@ def test_studies_command_lists_the_records():
 def test_report_names_tables_by_the_run_manifest():
     """The report's table names: generic labels by the toolkit, a study's own labels from
     the run manifest (``table_names``, written from the record)."""
-    from bayes_pool.report_page import TABLE_NAMES, _table_name
+    from bayes_pool.report_tables import TABLE_NAMES, table_name
     names = TABLE_NAMES | dict(studies.get("pooling-did").labels)
-    assert _table_name("fig2", names) == "Figure 2 (event study)"
-    assert _table_name("fig2", TABLE_NAMES) == "fig2"
-    assert _table_name("event_study", TABLE_NAMES) == "Event study"
-    assert _table_name("3", TABLE_NAMES) == "Table 3"
+    assert table_name("fig2", names) == "Figure 2 (event study)"
+    assert table_name("fig2", TABLE_NAMES) == "fig2"
+    assert table_name("event_study", TABLE_NAMES) == "Event study"
+    assert table_name("3", TABLE_NAMES) == "Table 3"
 
 
 def test_child_seeds_are_named_streams_of_the_root():

@@ -40,6 +40,9 @@ the data's units. Natural indirect/direct/total effects and the proportion media
 computed for each draw by :func:`bayes_pool.estimands.mediation.natural_effects` (g-computation
 over the sample, the mediator's normal residual integrated out by Gauss-Hermite quadrature
 -- the same formula as the frequentist plug-in) and summarised with their diagnostics.
+
+Over 400 lines on purpose: the spec, the model data, the joint PyMC model and its per-draw
+effects are the parts of one model and change together.
 """
 
 from __future__ import annotations
@@ -66,27 +69,25 @@ from bayes_pool.specs import MODELS_DIR, ModelSpec, spec_from_dict
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUTCOME_PRIORS = {
-    "intercept": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
-    "treatment": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
-    "covariates": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
-    "time": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
-    "unit_sd": {"dist": "HalfNormal", "sigma": 2.5},
-    "sigma": {"dist": "HalfNormal", "sigma": 1.0},
-    "unit_means": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
-    "unit_time_sd": {"dist": "HalfNormal", "sigma": 1.0},
-}
+
+def _default_priors(coefficients: float, unit_sd: float, unit_time_sd: float) -> dict:
+    """Priors by role for roles set to "default": Normal(0, ``coefficients``) on the
+    intercept, treatment, covariate and time coefficients, Normal(0, 2.5) on the unit means'
+    coefficients, HalfNormal SDs (the residual's 1)."""
+    def normal(sigma):
+        return {"dist": "Normal", "mu": 0.0, "sigma": sigma}
+
+    def half_normal(sigma):
+        return {"dist": "HalfNormal", "sigma": sigma}
+    return {"intercept": normal(coefficients), "treatment": normal(coefficients),
+            "covariates": normal(coefficients), "time": normal(coefficients),
+            "unit_sd": half_normal(unit_sd), "sigma": half_normal(1.0),
+            "unit_means": normal(2.5), "unit_time_sd": half_normal(unit_time_sd)}
+
+
+DEFAULT_OUTCOME_PRIORS = _default_priors(coefficients=2.5, unit_sd=2.5, unit_time_sd=1.0)
 """Outcome-model priors used for roles set to "default" (logit or standardised scale)."""
-DEFAULT_MEDIATOR_PRIORS = {
-    "intercept": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
-    "treatment": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
-    "covariates": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
-    "time": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
-    "unit_sd": {"dist": "HalfNormal", "sigma": 1.0},
-    "sigma": {"dist": "HalfNormal", "sigma": 1.0},
-    "unit_means": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},
-    "unit_time_sd": {"dist": "HalfNormal", "sigma": 0.5},
-}
+DEFAULT_MEDIATOR_PRIORS = _default_priors(coefficients=1.0, unit_sd=1.0, unit_time_sd=0.5)
 """Mediator-model priors (standardised mediator) used for roles set to "default"."""
 DEFAULT_PATH_PRIORS = {
     "mediator": {"dist": "Normal", "mu": 0.0, "sigma": 2.5},

@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-
-def register(app) -> None:
-    app.command("report")(report)
+from bayes_pool.commands.common import command, fail, out, say
 
 
+@command("report")
 def report(run_dir: Annotated[Path, typer.Argument(
         help="A run folder (outputs/STUDY/RUN-ID) or a sensitivity folder.")]):
     """(Re)write report.html and report.md of a run folder.
@@ -20,7 +19,6 @@ def report(run_dir: Annotated[Path, typer.Argument(
     manifest. `bayes-pool run` writes it by default; run this after adding sensitivity results
     (the folder, its sensitivity/ subfolder, or the manifest's "sensitivity" entry) or to
     refresh an older run."""
-    from bayes_pool.cli import _fail, _say, out
     from bayes_pool.errors import BayesPoolError
     from bayes_pool.report_page import collect, write
 
@@ -28,12 +26,12 @@ def report(run_dir: Annotated[Path, typer.Argument(
         rep = collect(run_dir)
         paths = write(rep)
     except (BayesPoolError, OSError) as exc:
-        _fail(exc if isinstance(exc, BayesPoolError) else BayesPoolError(str(exc)))
+        fail(exc if isinstance(exc, BayesPoolError) else BayesPoolError(str(exc)))
     if rep.synthetic:
-        _say("SYNTHETIC DATA: the report says so at the top")
+        say("SYNTHETIC DATA: the report says so at the top")
     if rep.n_not_converged:
-        _say(f"{rep.n_not_converged} of {rep.n_bayes} posterior estimates NOT CONVERGED "
-             "(flagged in the report)")
+        say(f"{rep.n_not_converged} of {rep.n_bayes} posterior estimates NOT CONVERGED "
+            "(flagged in the report)")
     for s in rep.sensitivity:
-        _say(f"sensitivity results from {s.label}")
+        say(f"sensitivity results from {s.label}")
     out.print(f"Report written to {paths['report_html']} and {paths['report_md']}")

@@ -8,11 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from bayes_pool.commands.common import (command, console, fail, load_user_data, out, say,
+                                        spec_with_sampler)
+from bayes_pool.commands.invocation import invocation
 
-def register(app) -> None:
-    app.command("sensitivity")(sensitivity)
 
-
+@command("sensitivity")
 def sensitivity(
         study: Annotated[str, typer.Argument(help="Study id (bayes-pool studies lists them).")],
         model: Annotated[Optional[str], typer.Option(
@@ -50,7 +51,6 @@ def sensitivity(
     the sets not yet done."""
     from bayes_pool import runs, studies
     from bayes_pool.checkpoint import refits_dir
-    from bayes_pool.cli import _fail, _invocation, _load_user_data, _say, _spec, out
     from bayes_pool.errors import BayesPoolError
     from bayes_pool.priors import select
     from bayes_pool.sensitivity import run_sensitivity, write_sensitivity
@@ -59,32 +59,32 @@ def sensitivity(
         record = studies.get(study)
         if record.sensitivity_target is None:
             raise BayesPoolError(f"study {study!r} declares no benchmark model for sensitivity")
-        spec = _spec(model or record.default_spec, draws, tune, chains)
+        spec = spec_with_sampler(model or record.default_spec, draws, tune, chains)
         sets = select(priors, priors_dir)
         if data is None:
-            _say(f"No --data: generating the SYNTHETIC {study} data set (seed {seed})")
+            say(f"No --data: generating the SYNTHETIC {study} data set (seed {seed})")
             sim = record.simulate(seed=seed)
             frame, synthetic = sim.frame, True
             source = {"kind": "synthetic", "seed": seed, "options": sim.options}
             from bayes_pool.data.io import fingerprint
             source.update(fingerprint=fingerprint(frame), n_rows=len(frame))
         else:
-            _say(f"Loading {data}")
-            loaded = _load_user_data(data, mapping=mapping)
+            say(f"Loading {data}")
+            loaded = load_user_data(data, mapping=mapping)
             frame, synthetic = record.prepare(loaded.frame, source=str(data)), False
             source = {"kind": "file", **loaded.manifest()}
         target = record.sensitivity_target(frame, seed=seed)
         with runs.run_folder(study, out=out_dir, seed=seed) as folder:
             s = spec.sampler
-            _say(f"Refitting {target.description} under {len(sets)} prior set(s) "
-                 f"({s.chains} chains x {s.draws} draws each)"
-                 + (" on SYNTHETIC data" if synthetic else ""))
+            say(f"Refitting {target.description} under {len(sets)} prior set(s) "
+                f"({s.chains} chains x {s.draws} draws each)"
+                + (" on SYNTHETIC data" if synthetic else ""))
             result = run_sensitivity(target, spec, sets, seed=seed, workers=workers,
-                                     prior_draws=prior_draws, checks=checks, progress=_say,
+                                     prior_draws=prior_draws, checks=checks, progress=say,
                                      refits_dir=refits_dir(study))
             for name, why in result.skipped.items():
-                _say(f"prior set {name!r} skipped: {why}")
-            _say("Writing the sensitivity table, forest plot and checks")
+                say(f"prior set {name!r} skipped: {why}")
+            say("Writing the sensitivity table, forest plot and checks")
             paths = write_sensitivity(folder, result, synthetic=synthetic, title=record.title)
             runs.write_manifest(folder, {
                 "command": "sensitivity", "study": study, "seed": seed, "data": source,
@@ -101,18 +101,17 @@ def sensitivity(
                                 "min_ess_bulk": float(result.table["ess_bulk"].min()),
                                 "divergences": dict(zip(result.table["prior_set"],
                                                         result.table["divergences"].astype(int)))},
-                "invocation": _invocation("sensitivity", locals()),
+                "invocation": invocation("sensitivity", locals()),
                 "files": sorted(p.name for p in paths.values()) + ["manifest.json", "report.html",
                                                                    "report.md"],
                 "elapsed_seconds": round(time.perf_counter() - start, 1)})
             from bayes_pool.report_page import write_report
             write_report(folder)
     except (BayesPoolError, ValueError, FileExistsError) as exc:
-        _fail(exc)
+        fail(exc)
     _print(result, synthetic, out)
     out.print(f"Run written to {runs.last_run(study)}")
     if not result.table["converged"].all():
-        from bayes_pool.cli import console
         console.print("[bold yellow]warning:[/] some prior sets' posteriors fail the convergence "
                       "thresholds (converged = False in sensitivity.csv)")
 

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-
-def register(app) -> None:
-    app.command("studies")(studies_cmd)
+from bayes_pool.commands.common import command, flag, out
 
 
+@command("studies")
 def studies_cmd():
     """List the built-in studies: id, title, run parts and run options."""
     from rich.table import Table
 
     from bayes_pool import studies
-    from bayes_pool.cli import _flag, out
     table = Table(title="Studies (bayes-pool run STUDY)")
     for col in ("id", "title", "parts (--only)", "options"):
         table.add_column(col)
     for s in studies.STUDIES.values():
         table.add_row(s.id, s.title, ", ".join(s.parts) or "–",
-                      ", ".join(_flag(o) for o in s.options) or "–")
+                      ", ".join(flag(o) for o in s.options) or "–")
     out.print(table)

@@ -51,6 +51,9 @@ Every recode may carry ``note = "..."`` for the reader. Missing values (NaN) in 
 missing in the target. Unknown keys, unknown kinds, codes missing from a ``map`` (without
 ``default``) and raw columns that are not in the data raise
 :class:`~bayes_pool.errors.MappingError` naming the column, the values and the rows.
+
+Over 400 lines on purpose: the mapping file's parser and its application share the
+``Recode`` record and the messages that name columns, values and rows.
 """
 
 from __future__ import annotations

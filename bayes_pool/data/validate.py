@@ -15,6 +15,9 @@ kinds the same way everywhere, so a contract reads as configuration::
 :func:`validate` runs the schema lazily (all failures at once) and raises one
 :class:`~bayes_pool.errors.InputError` that lists, per failing column, what was expected, up to
 ten offending values, how many rows fail, and what to do.
+
+Over 400 lines on purpose: the contract builders and the validator write and read the same
+failure messages; the sections are formatting, builders and validation.
 """
 
 from __future__ import annotations

@@ -21,14 +21,32 @@ Family = Literal["bernoulli", "gaussian"]
 FAMILIES: tuple[str, ...] = get_args(Family)
 
 
+def check_family(family: str) -> None:
+    """Reject a model family other than :data:`FAMILIES`."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
+
+
 @dataclass(frozen=True)
-class DiDDesign:
+class PanelRoles:
+    """The columns every panel design names first, in this order: the outcome, the 0/1
+    treatment (on from adoption), the unit and the time."""
+
+    outcome: str
+    treatment: str
+    unit: str
+    time: str
+
+
+@dataclass(frozen=True)
+class DiDDesign(PanelRoles):
     """Column roles of a two-way (unit and time) difference-in-differences design.
 
     Parameters
     ----------
     outcome, treatment, unit, time : str
-        Column names. ``treatment`` is a 0/1 indicator that switches on at adoption.
+        Column names (:class:`PanelRoles`). ``treatment`` is a 0/1 indicator that switches on
+        at adoption.
     covariates : tuple of str
         Control variables entering linearly; text and pandas categorical ones enter as 0/1
         indicators (:mod:`bayes_pool.categorical`).
@@ -40,18 +58,13 @@ class DiDDesign:
         Reference levels (a dict is accepted); others take the most frequent level.
     """
 
-    outcome: str
-    treatment: str
-    unit: str
-    time: str
     covariates: tuple[str, ...] = ()
     family: Family = "bernoulli"
     categorical: tuple[str, ...] = ()
     reference: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
-        if self.family not in FAMILIES:
-            raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {self.family!r}")
+        check_family(self.family)
         object.__setattr__(self, "covariates", tuple(self.covariates))
         object.__setattr__(self, "categorical", tuple(self.categorical))
         ref = self.reference.items() if isinstance(self.reference, dict) else self.reference
@@ -61,6 +74,11 @@ class DiDDesign:
     def columns(self) -> list[str]:
         """Every column the design uses, outcome first."""
         return [self.outcome, self.treatment, self.unit, self.time, *self.covariates]
+
+    @property
+    def terms(self) -> list[str]:
+        """The regressors whose effects a fit reports: the treatment, then the covariates."""
+        return [self.treatment, *self.covariates]
 
     def prepare(self, data: pd.DataFrame) -> PreparedDiD:
         """Check the frame against the design and return the complete-case estimation sample.
@@ -188,6 +206,18 @@ def check_binary(frame: pd.DataFrame, col: str, what: str) -> None:
         shown = sorted(map(str, pd.unique(bad)))[:10]
         raise InputError(f"column {col!r} ({what}) must be 0/1; {len(bad)} row(s) have "
                          f"other values: {shown}. Recode it in the mapping file.")
+
+
+def check_numeric_columns(frame: pd.DataFrame, columns, *, what: str = "column",
+                          why: str = "") -> None:
+    """Raise :class:`InputError` naming the ``columns`` missing from the frame (and listing its
+    columns), else those not of a numeric dtype (``why``: the reason they must be, if any)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"{what}(s) {missing} not in the frame; columns: {sorted(frame.columns)}")
+    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if bad:
+        raise InputError(f"{what}(s) {bad} must be numeric" + (f" ({why})" if why else ""))
 
 
 def check_numeric(frame: pd.DataFrame, col: str) -> pd.Series:

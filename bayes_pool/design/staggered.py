@@ -42,7 +42,7 @@ from typing import Literal, get_args
 import numpy as np
 import pandas as pd
 
-from bayes_pool.design.did import FAMILIES, DiDDesign, Family, PreparedDiD
+from bayes_pool.design.did import DiDDesign, Family, PanelRoles, PreparedDiD, check_family
 from bayes_pool.errors import InputError
 
 Control = Literal["never", "notyet"]
@@ -103,13 +103,14 @@ def cohort_from_mapping(units: pd.Series, adoption: Mapping[str, float]) -> pd.S
 
 
 @dataclass(frozen=True)
-class StaggeredDesign:
+class StaggeredDesign(PanelRoles):
     """Column roles of a staggered-adoption design.
 
     Parameters
     ----------
     outcome, treatment, unit, time, covariates, family
-        As in :class:`~bayes_pool.design.DiDDesign`; ``time`` must be numeric (a year).
+        As in :class:`~bayes_pool.design.DiDDesign` (the first four are :class:`PanelRoles`);
+        ``time`` must be numeric (a year).
     cohort : str
         Column with the unit's adoption time (first treated time), 0 or empty if never treated.
     period_length : int, optional
@@ -121,10 +122,6 @@ class StaggeredDesign:
         Event time left out as the reference (the last period before adoption).
     """
 
-    outcome: str
-    treatment: str
-    unit: str
-    time: str
     cohort: str
     covariates: tuple[str, ...] = ()
     family: Family = "bernoulli"
@@ -133,8 +130,7 @@ class StaggeredDesign:
     reference: int = -1
 
     def __post_init__(self):
-        if self.family not in FAMILIES:
-            raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {self.family!r}")
+        check_family(self.family)
         object.__setattr__(self, "covariates", tuple(self.covariates))
         lo, hi = self.window
         if not lo <= self.reference < 0 <= hi:

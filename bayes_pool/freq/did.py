@@ -28,11 +28,7 @@ from threadpoolctl import threadpool_limits
 from bayes_pool import estimates
 from bayes_pool.design import PreparedDiD
 from bayes_pool.errors import InputError
-from bayes_pool.freq.ols import SE_CONVENTIONS, critical_value, fit_clustered
-
-
-def _q(name: str) -> str:
-    return f"Q('{name}')"
+from bayes_pool.freq.ols import SE_CONVENTIONS, critical_value, fit_clustered, quoted
 
 
 @dataclass
@@ -53,8 +49,7 @@ class FreqDiDResult:
 
     @property
     def terms(self) -> list[str]:
-        d = self.prepared.design
-        return [d.treatment, *d.covariates]
+        return self.prepared.design.terms
 
     @property
     def critical_value(self) -> float:
@@ -83,7 +78,7 @@ class FreqDiDResult:
         rows = []
         params, bse, pvals = self.result.params, self.result.bse, self.result.pvalues
         for term in self.terms:
-            key = _q(term)
+            key = quoted(term)
             b, s = float(params[key]), float(bse[key])
             rows.append(estimates.row(study=study, table=table, column=column, term=term,
                                       quantity="beta", source="frequentist", estimate=b, se=s,
@@ -128,32 +123,33 @@ def _fit_did(prepared: PreparedDiD, cov_type: CovType) -> FreqDiDResult:
         if frame.groupby(d.unit)[d.treatment].nunique().max() < 2:
             raise InputError(f"after dropping {d.unit}s whose outcome never varies, "
                              f"{d.treatment!r} no longer changes within any {d.unit}")
-    rhs = " + ".join([_q(d.treatment), *map(_q, d.covariates), f"C({_q(d.unit)})", f"C({_q(d.time)})"])
-    formula = f"{_q(d.outcome)} ~ {rhs}"
+    rhs = " + ".join([quoted(d.treatment), *map(quoted, d.covariates), f"C({quoted(d.unit)})",
+                      f"C({quoted(d.time)})"])
+    formula = f"{quoted(d.outcome)} ~ {rhs}"
     if d.family == "bernoulli":
         model = smf.logit(formula, data=frame)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
             result = (fit_clustered(model, frame[d.unit], convention="logit", disp=0, maxiter=200)
                       if cov_type == "cluster" else model.fit(disp=0, maxiter=200))
-        margeff = _logit_margeff(result, [d.treatment, *d.covariates])
+        margeff = _logit_margeff(result, d.terms)
     else:
         model = smf.ols(formula, data=frame)
         result = (fit_clustered(model, frame[d.unit], convention="crv1",
                                 nested=unit_dummies(model, d.unit))
                   if cov_type == "cluster" else model.fit())
-        keys = [_q(t) for t in [d.treatment, *d.covariates]]
+        keys = [quoted(t) for t in d.terms]
         margeff = pd.DataFrame({"ame": result.params[keys].to_numpy(),
                                 "se": result.bse[keys].to_numpy(),
                                 "p_value": result.pvalues[keys].to_numpy()},
-                               index=[d.treatment, *d.covariates])
+                               index=d.terms)
     return FreqDiDResult(prepared=prepared, result=result, margeff=margeff,
                          n_obs=int(result.nobs), dropped_units=dropped, cov_type=cov_type)
 
 
 def unit_dummies(model, unit: str) -> int:
     """How many columns of the design are the unit's dummies (nested in the unit clusters)."""
-    prefix = f"C({_q(unit)})["
+    prefix = f"C({quoted(unit)})["
     return sum(name.startswith(prefix) for name in model.exog_names)
 
 
@@ -161,7 +157,7 @@ def _logit_margeff(result, terms: list[str]) -> pd.DataFrame:
     """Average marginal effects (discrete change for 0/1 regressors) with delta-method SEs."""
     me = result.get_margeff(at="overall", method="dydx", dummy=True)
     names = list(result.model.exog_names[1:])  # margeff omits the constant
-    idx = [names.index(_q(t)) for t in terms]
+    idx = [names.index(quoted(t)) for t in terms]
     return pd.DataFrame({"ame": np.asarray(me.margeff)[idx],
                          "se": np.asarray(me.margeff_se)[idx],
                          "p_value": np.asarray(me.pvalues)[idx]}, index=terms)

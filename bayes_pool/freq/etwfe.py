@@ -55,13 +55,10 @@ from bayes_pool.design.staggered import (DEFAULT_CONTROL, FIRST, TIME_VALUE, Con
                                         PreparedStaggered, cell_columns, control_note,
                                         resolve_level)
 from bayes_pool.freq import did as freq_did
-from bayes_pool.freq.ols import SE_CONVENTIONS, critical_value, fit_clustered, inference_df
+from bayes_pool.freq.ols import (SE_CONVENTIONS, critical_value, fit_clustered, inference_df,
+                                 quoted)
 
 CovType = Literal["cluster", "nonrobust"]
-
-
-def _q(name: str) -> str:
-    return f"Q('{name}')"
 
 
 def switch_off_effects(params: np.ndarray, cov: np.ndarray, exog: np.ndarray,
@@ -164,8 +161,9 @@ def fit_logit_dummies(frame: pd.DataFrame, *, outcome: str, unit: str, rhs: list
         if frame.empty:
             raise InputError(f"the outcome {outcome!r} never varies within any {unit}: a logit "
                              f"with {unit} effects has nothing to fit; use cohort effects")
-    formula = (f"{_q(outcome)} ~ " + " + ".join([*map(_q, rhs), f"C({_q(level_column)})",
-                                                  f"C({_q(TIME_VALUE)})"]))
+    formula = (f"{quoted(outcome)} ~ "
+               + " + ".join([*map(quoted, rhs), f"C({quoted(level_column)})",
+                             f"C({quoted(TIME_VALUE)})"]))
     model = (smf.logit if family == "bernoulli" else smf.ols)(formula, data=frame)
     check_design(model, family=family, unit=unit, time=time)
     if family == "bernoulli":
@@ -257,7 +255,7 @@ def fit_etwfe(prepared: PreparedStaggered, *, control: Control = DEFAULT_CONTROL
         cov_type=cov_type, level_column=level_col, time=d.time)
     names = list(result.model.exog_names)
     exog = np.asarray(result.model.exog)
-    idx = {c: names.index(_q(c)) for c in cells}
+    idx = {c: names.index(quoted(c)) for c in cells}
     targets = {}
     post = [c for c, i in cells.items() if i["post"]]
     for c, info in cells.items():

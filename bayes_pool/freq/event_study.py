@@ -36,11 +36,7 @@ from bayes_pool.design.staggered import (DEFAULT_CONTROL, FIRST, Control, Level,
                                         PreparedStaggered, es_control_note, event_label,
                                         event_term, event_times, resolve_level)
 from bayes_pool.freq.etwfe import CovType, fit_logit_dummies, se_note, switch_off_effects
-from bayes_pool.freq.ols import critical_value, inference_df
-
-
-def _q(name: str) -> str:
-    return f"Q('{name}')"
+from bayes_pool.freq.ols import critical_value, inference_df, quoted
 
 
 @dataclass
@@ -75,7 +71,7 @@ class FreqEventStudyResult:
             col = event_label(k) if not column else f"{column}_{event_label(k)}"
             bin_note = note + (f"; binned: event time <= {k}" if k == lo else
                                f"; binned: event time >= {k}" if k == hi else "")
-            key = _q(event_term(k))
+            key = quoted(event_term(k))
             b, s = float(self.result.params[key]), float(self.result.bse[key])
             rows.append(estimates.row(
                 study=study, table=table, column=col, term=d.treatment, quantity="beta",
@@ -108,7 +104,7 @@ def fit_event_study(prepared: PreparedStaggered, *, cov_type: CovType = "cluster
     for k, term in zip(times, terms):
         rows = np.flatnonzero(used[term].to_numpy() == 1)
         bin_n[k] = len(rows)
-        targets[event_label(k)] = (rows, [names.index(_q(term))])
+        targets[event_label(k)] = (rows, [names.index(quoted(term))])
     effects = switch_off_effects(np.asarray(result.params), np.asarray(result.cov_params()),
                                  np.asarray(result.model.exog), targets, family=d.family,
                                  df=inference_df(result))

@@ -32,6 +32,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import FactorAnalysis
 
 from bayes_pool import estimates
+from bayes_pool.design.did import check_numeric_columns
 from bayes_pool.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -115,12 +116,7 @@ def factor_index(frame: pd.DataFrame, indicators: Sequence[str], *, n_factors: i
         ``random_state`` of the factor analysis (its randomized SVD).
     """
     indicators = list(indicators)
-    missing = [c for c in indicators if c not in frame.columns]
-    if missing:
-        raise InputError(f"indicator column(s) {missing} not in the frame")
-    bad = [c for c in indicators if not pd.api.types.is_numeric_dtype(frame[c])]
-    if bad:
-        raise InputError(f"indicator column(s) {bad} are not numeric")
+    check_numeric_columns(frame, indicators, what="indicator column")
     unknown = sorted(set(reverse) - set(indicators))
     if unknown:
         raise InputError(f"reverse-keyed indicator(s) {unknown} are not among the indicators")

@@ -38,7 +38,7 @@ from bayes_pool import estimates
 from bayes_pool.design import DiDDesign
 from bayes_pool.errors import InputError
 from bayes_pool.freq import did as freq_did
-from bayes_pool.freq.ols import SE_CONVENTIONS, fit_clustered
+from bayes_pool.freq.ols import SE_CONVENTIONS, fit_clustered, quoted
 from bayes_pool.subgroups import Split
 
 
@@ -171,7 +171,7 @@ def _block(fit: freq_did.FreqDiDResult) -> dict:
     names = list(model.exog_names)
     return {"exog": np.asarray(model.exog), "endog": np.asarray(model.endog),
             "units": used[d.unit].astype(str).to_numpy(), "params": np.asarray(fit.result.params),
-            "treatment": names.index(f"Q('{d.treatment}')"),
+            "treatment": names.index(quoted(d.treatment)),
             "nested": freq_did.unit_dummies(model, d.unit)}
 
 

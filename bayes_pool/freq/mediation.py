@@ -53,10 +53,11 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from bayes_pool import estimates
-# MediationDesign stays importable from here for cli.py and calibration.py (owned elsewhere)
+# MediationDesign stays importable from here for the tests that import it so
 from bayes_pool.design.mediation import MediationDesign, PreparedMediation  # noqa: F401
 from bayes_pool.estimands.mediation import EFFECTS, natural_effects
 from bayes_pool.freq import did as freq_did
+from bayes_pool.freq.ols import quoted
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,6 @@ NULL_WORLD_SIZE = {
 }
 """What the null-world study (docs/inference_mediation.md: 3 switchers, no indirect effect)
 measured for the Sobel test and the bootstrap interval of the indirect effect."""
-
-
-def _q(name: str) -> str:
-    return f"Q('{name}')"
 
 
 # ------------------------------------------------------------------------ the steps ---
@@ -116,8 +113,8 @@ def _fit_step(prepared: PreparedMediation, *, outcome_step: bool) -> _Step:
         dropped = tuple(sorted(varies.index[~varies]))
         keep = frame[d.unit].isin(varies.index[varies]).to_numpy()
     sub = frame[keep].reset_index(drop=True)
-    effects = [f"C({_q(c)})" for c in (d.unit, d.time) if c]
-    formula = f"{_q(y)} ~ " + " + ".join([*map(_q, terms), *effects])
+    effects = [f"C({quoted(c)})" for c in (d.unit, d.time) if c]
+    formula = f"{quoted(y)} ~ " + " + ".join([*map(quoted, terms), *effects])
     if d.unit:
         fit_kw = dict(cov_type="cluster", cov_kwds={"groups": pd.factorize(sub[d.unit])[0]})
     else:
@@ -130,7 +127,7 @@ def _fit_step(prepared: PreparedMediation, *, outcome_step: bool) -> _Step:
         scale = 1.0
     else:
         res = smf.ols(formula, data=sub).fit(**fit_kw)
-        keys = [_q(t) for t in terms]
+        keys = [quoted(t) for t in terms]
         ame = pd.DataFrame({"ame": res.params[keys].to_numpy(), "se": res.bse[keys].to_numpy(),
                             "p_value": res.pvalues[keys].to_numpy()}, index=terms)
         scale = float(res.scale)
@@ -140,7 +137,7 @@ def _fit_step(prepared: PreparedMediation, *, outcome_step: bool) -> _Step:
 
 
 def _by_term(values: pd.Series, terms: list[str]) -> pd.Series:
-    return pd.Series([float(values[_q(t)]) for t in terms], index=terms)
+    return pd.Series([float(values[quoted(t)]) for t in terms], index=terms)
 
 
 def _plug_in(prepared: PreparedMediation, med: _Step, out: _Step) -> dict[str, float]:

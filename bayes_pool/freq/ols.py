@@ -32,17 +32,18 @@ import statsmodels.api as sm
 from scipy import stats
 
 from bayes_pool import estimates
+from bayes_pool.design.did import check_numeric_columns
 from bayes_pool.errors import InputError
+
+
+def quoted(name: str) -> str:
+    """A column as a formula term, ``Q('name')``, whatever characters its name holds."""
+    return f"Q('{name}')"
 
 
 def _complete(frame: pd.DataFrame, outcome: str, terms: Sequence[str]) -> pd.DataFrame:
     cols = [outcome, *terms]
-    missing = [c for c in cols if c not in frame.columns]
-    if missing:
-        raise InputError(f"column(s) {missing} not in the frame; columns: {sorted(frame.columns)}")
-    bad = [c for c in cols if not pd.api.types.is_numeric_dtype(frame[c])]
-    if bad:
-        raise InputError(f"column(s) {bad} must be numeric (codes enter the regression linearly)")
+    check_numeric_columns(frame, cols, why="codes enter the regression linearly")
     data = frame[cols].dropna().astype(float)
     if len(data) <= len(terms) + 1:
         raise InputError(f"only {len(data)} complete rows for {len(terms)} terms")

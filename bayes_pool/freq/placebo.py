@@ -36,6 +36,9 @@ shocks.
 
 Reference: MacKinnon & Webb (2020), J Econometrics 218(2):435-450,
 doi:10.1016/j.jeconom.2020.04.024.
+
+Over 400 lines on purpose: one procedure (design matrix, adoption schedules, draws,
+fan-out, result) whose steps share the record of a placebo run (``_Shared``).
 """
 
 from __future__ import annotations

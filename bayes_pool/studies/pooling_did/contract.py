@@ -81,38 +81,26 @@ CODES: dict[str, tuple] = {
 }
 """Allowed codes of every coded column (Table 2 definitions)."""
 
-# column -> dtype, whether it may be missing, and for uncoded columns a plausible range and
-# whether values must be whole numbers. Nullable numeric columns are float64 (NaN = missing).
-_COLUMNS: dict[str, dict] = {
-    "respondent_id": dict(dtype="int64", unique=True),
-    "province": dict(dtype="str"),
-    "year": dict(dtype="int64"),
-    "birth_year": dict(dtype="float64", nullable=True, bounds=(1900, 2010), whole=True),
-    "policy": dict(dtype="int64"),
-    "healthy": dict(dtype="int64"),
-    "self_rated_health": dict(dtype="float64", nullable=True),
-    "neighbourhood_assistance": dict(dtype="float64", nullable=True),
-    "social_equity": dict(dtype="float64", nullable=True),
-    "life_happiness": dict(dtype="float64", nullable=True),
-    "trust": dict(dtype="float64", nullable=True),
-    "age": dict(dtype="float64", nullable=True, bounds=(14, 100)),
-    "gender": dict(dtype="float64", nullable=True),
-    "married": dict(dtype="float64", nullable=True),
-    "rural_hukou": dict(dtype="float64", nullable=True),
-    "education": dict(dtype="float64", nullable=True),
-    "social_status": dict(dtype="float64", nullable=True),
-    "log_income": dict(dtype="float64", nullable=True, bounds=(0, 20)),
-    "monthly_income": dict(dtype="float64", nullable=True, bounds=(0, 1e8)),
-    "smoke": dict(dtype="float64", nullable=True),
-    "drink": dict(dtype="float64", nullable=True),
-    "exercise": dict(dtype="float64", nullable=True),
-    "siblings": dict(dtype="float64", nullable=True, bounds=(0, 30), whole=True),
-    "log_gdp_pc": dict(dtype="float64", nullable=True, bounds=(8, 13)),
-    "region": dict(dtype="float64", nullable=True),
-}
-
-COLUMNS: list[str] = list(_COLUMNS)
+COLUMNS: list[str] = [
+    "respondent_id", "province", "year", "birth_year", "policy", "healthy",
+    "self_rated_health", "neighbourhood_assistance", "social_equity", "life_happiness", "trust",
+    "age", "gender", "married", "rural_hukou", "education", "social_status", "log_income",
+    "monthly_income", "smoke", "drink", "exercise", "siblings", "log_gdp_pc", "region"]
 """Canonical column order."""
+
+# Every column is float64 and may be missing (NaN), except the ones present in every row.
+_REQUIRED: dict[str, dict] = {
+    "respondent_id": dict(dtype="int64", unique=True), "province": dict(dtype="str"),
+    "year": dict(dtype="int64"), "policy": dict(dtype="int64"), "healthy": dict(dtype="int64")}
+# Uncoded columns: a plausible range, and whether values must be whole numbers.
+_RANGES: dict[str, dict] = {
+    "birth_year": dict(bounds=(1900, 2010), whole=True), "age": dict(bounds=(14, 100)),
+    "log_income": dict(bounds=(0, 20)), "monthly_income": dict(bounds=(0, 1e8)),
+    "siblings": dict(bounds=(0, 30), whole=True), "log_gdp_pc": dict(bounds=(8, 13))}
+_COLUMNS: dict[str, dict] = {
+    name: _REQUIRED.get(name) or dict(dtype="float64", nullable=True, **_RANGES.get(name, {}))
+    for name in COLUMNS}
+
 DTYPES: dict[str, str] = {name: spec["dtype"] for name, spec in _COLUMNS.items()}
 """Canonical dtype of every column (what :data:`SCHEMA` coerces to)."""
 

@@ -71,11 +71,16 @@ Missingness
     exercise 1.4%, education, smoke and drink 0.7%) so that about 6,310 of 7,719 rows are
     complete (Table 3 column (2)); 2012 rows lack married, exercise and siblings, as the 2012
     questionnaire did (Table 7), and then complete cases are counted over ``CONTROLS_2012``.
+
+Over 400 lines on purpose: one study's calibrated world, whose constants, marginals and
+generator are tuned together against the published tables.
 """
 
 from __future__ import annotations
 
+import csv
 from functools import cache
+from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -154,26 +159,20 @@ ADOPTER_SHARE = {"Beijing": 0.003, "Tianjin": 0.003, "Chongqing": 0.009,
 NORTHEAST_SHARE = 0.06
 """Northeast share of the non-adopting provinces' respondents."""
 
-# province: (weight within region, approx. ln GDP per capita 2016, annual log growth 2012-2018,
-# rank of the province effect, 1 = least healthy). Adopters' weights are unused (ADOPTER_SHARE).
-PROVINCE_TABLE: dict[str, tuple[float, float, float, int]] = {
-    "Beijing": (0.0, 11.680, 0.08, 16), "Tianjin": (0.0, 11.653, 0.02, 14),
-    "Hebei": (1.0, 10.670, 0.05, 5), "Shanghai": (0.0, 11.666, 0.08, 17),
-    "Jiangsu": (1.1, 11.481, 0.08, 2), "Zhejiang": (1.0, 11.349, 0.08, 24),
-    "Fujian": (0.8, 11.221, 0.09, 10), "Shandong": (1.2, 11.138, 0.06, 26),
-    "Guangdong": (1.5, 11.212, 0.08, 29),
-    "Shanxi": (0.6, 10.478, 0.05, 8), "Anhui": (1.2, 10.586, 0.10, 27),
-    "Jiangxi": (0.9, 10.606, 0.09, 22), "Henan": (1.5, 10.659, 0.08, 1),
-    "Hubei": (1.0, 10.927, 0.09, 25), "Hunan": (1.2, 10.745, 0.08, 4),
-    "Inner Mongolia": (0.4, 11.185, 0.03, 19), "Guangxi": (0.9, 10.546, 0.06, 23),
-    "Chongqing": (0.0, 10.977, 0.09, 15), "Sichuan": (1.5, 10.597, 0.09, 28),
-    "Guizhou": (0.8, 10.412, 0.11, 3), "Yunnan": (0.7, 10.345, 0.10, 9),
-    "Shaanxi": (0.7, 10.840, 0.07, 20), "Gansu": (0.6, 10.227, 0.05, 6),
-    "Qinghai": (0.0, 10.681, 0.06, 12), "Ningxia": (0.0, 10.762, 0.06, 13),
-    "Xinjiang": (0.4, 10.611, 0.06, 18),
-    "Liaoning": (0.9, 10.835, 0.02, 21), "Jilin": (0.6, 10.894, 0.04, 11),
-    "Heilongjiang": (0.8, 10.607, 0.03, 7),
-}
+
+def _province_table() -> dict[str, tuple[float, float, float, int]]:
+    """``provinces.csv`` (next to this module) by province: weight within its region
+    (adopters' weights are unused: :data:`ADOPTER_SHARE`), approx. ln GDP per capita 2016,
+    annual log growth 2012-2018, rank of the province effect (1 = least healthy)."""
+    with resources.files(__package__).joinpath("provinces.csv").open(encoding="utf-8") as fh:
+        return {r["province"]: (float(r["weight"]), float(r["ln_gdp_pc_2016"]),
+                                float(r["log_growth_2012_2018"]), int(r["effect_rank"]))
+                for r in csv.DictReader(fh)}
+
+
+PROVINCE_TABLE: dict[str, tuple[float, float, float, int]] = _province_table()
+"""Province: (weight, ln GDP per capita 2016, log growth 2012-2018, effect rank), as
+:func:`_province_table` reads them."""
 
 COVARIATES = ["age", "gender", "married", "rural_hukou", "education", "social_status",
               "log_income", "smoke", "drink", "exercise", "siblings"]
