@@ -281,23 +281,21 @@ def test_parameterization_follows_unit_information_not_row_counts():
 
 
 @pytest.mark.slow  # 4 x 1000 draws with 400 unit intercepts: too long for the fast tier
-def test_gaussian_county_panel_converges_with_the_default_spec(tmp_path, monkeypatch):
+def test_gaussian_county_panel_converges_with_the_default_spec(tmp_path, outputs):
     """Issue 18's acceptance: 400 units x 5 periods, unit SD 1.5, residual SD 0.1, default spec
     through `bayes-pool did --family gaussian`: 0 divergences, R-hat <= 1.01, ESS >= 400; the
     manifest records the unit structure and the parameterization with its reason."""
     from typer.testing import CliRunner
 
-    from bayes_pool import runs
     from bayes_pool.cli import app
 
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", tmp_path / "outputs")
     path = tmp_path / "county.csv"
     county_panel().to_csv(path, index=False)
     res = CliRunner().invoke(app, ["did", "--data", str(path), "--outcome", "y", "--treatment",
                                    "treated", "--unit", "county", "--time", "year", "--family",
                                    "gaussian", "--seed", "3"])
     assert res.exit_code == 0, res.output
-    (run,) = list((tmp_path / "outputs" / "did").iterdir())
+    (run,) = list((outputs / "did").iterdir())
     est = pd.read_csv(run / "estimates.csv")
     bayes = est[est["source"] == "bayesian"]
     assert (bayes["divergences"] == 0).all()
@@ -316,17 +314,15 @@ def test_gaussian_county_panel_converges_with_the_default_spec(tmp_path, monkeyp
 
 
 @pytest.mark.slow  # the extended TWFE with 400 unit intercepts, 4 x 1000 draws
-def test_staggered_gaussian_county_panel_converges_with_the_default_spec(tmp_path, monkeypatch):
+def test_staggered_gaussian_county_panel_converges_with_the_default_spec(tmp_path, outputs):
     """Issue 18's acceptance, staggered variant: the same 400 x 5 county panel with adoption in
     periods 2, 3 and 4 (a quarter each) and a quarter never treated, through
     `bayes-pool did --family gaussian --cohort first_treat --staggered`: every Bayesian row
     converges with the default spec (0 divergences, R-hat <= 1.01, ESS >= 400)."""
     from typer.testing import CliRunner
 
-    from bayes_pool import runs
     from bayes_pool.cli import app
 
-    monkeypatch.setattr(runs, "OUTPUTS_DIR", tmp_path / "outputs")
     panel = county_panel()
     code = panel["county"].str[1:].astype(int)
     first = np.select([code % 4 == 0, code % 4 == 1, code % 4 == 2], [2, 3, 4], 0)
@@ -339,7 +335,7 @@ def test_staggered_gaussian_county_panel_converges_with_the_default_spec(tmp_pat
                                    "gaussian", "--cohort", "first_treat", "--staggered",
                                    "--seed", "3"])
     assert res.exit_code == 0, res.output
-    (run,) = list((tmp_path / "outputs" / "did").iterdir())
+    (run,) = list((outputs / "did").iterdir())
     bayes = pd.read_csv(run / "estimates.csv").query("source == 'bayesian'")
     assert len(bayes) > 0
     assert (bayes["divergences"] == 0).all()

@@ -176,8 +176,7 @@ class BayesDiDResult:
 
     @property
     def terms(self) -> list[str]:
-        d = self.prepared.design
-        return [d.treatment, *d.covariates]
+        return self.prepared.design.terms
 
     @property
     def divergences(self) -> int:
@@ -237,7 +236,7 @@ def add_ame_draws(model: bmb.Model, idata, prepared: PreparedDiD) -> None:
     """
     d = prepared.design
     post = idata["posterior"]
-    terms = [d.treatment, *d.covariates]
+    terms = d.terms
     if d.family == "gaussian":
         new = {f"ame_{t}": post[t] for t in terms}
     else:
