@@ -117,6 +117,7 @@ def test_conditional_draws_have_the_conditional_moments():
     assert np.all(np.abs(draws.std(0) / sd - 1) < 4 / np.sqrt(2 * n))
 
 
+@pytest.mark.slow  # two full fits; the density identities above are the fast-tier check
 def test_fit_through_levels_matches_bambis_model():
     """Both ways of sampling the same model on the same data: posterior means of beta, the
     treatment mean's coefficient and the AME agree within 4 combined Monte Carlo SEs; the
