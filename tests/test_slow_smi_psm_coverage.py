@@ -4,7 +4,7 @@ Each seed draws a SYNTHETIC smi-psm sample of the paper's size (n = 3,333) from 
 calibrated generator; the truth is the generator's population least-squares projection
 (``truth["ols_location_coefficient"]``, about 6.07, the same in every seed). Both twins target
 it: the OLS 95% CI (model-based SE, as the paper) and the Bayesian linear regression's 95%
-equal-tailed interval (2 chains x 300 draws after 300 tuning steps). The number of seeds whose
+equal-tailed interval (2 chains x 1000 draws after 500 tuning steps). The number of seeds whose
 interval covers the truth must not be surprising for a 95% rate (two-sided exact binomial
 test at the 1% level). Seeds 1-100 were fixed before any result was seen.
 
@@ -51,7 +51,10 @@ def ols_covered() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def bayes_intervals() -> dict[str, np.ndarray]:
-    spec = load_spec("linear_regression").with_sampler(chains=2, draws=300, tune=300)
+    # 2 x 1000 draws: at 2 x 300 (the first run, 2026-12-06) a seed's ESS could not reliably
+    # reach the convergence gate's 400 and seed 25 was flagged, failing the test on its
+    # sampler settings rather than on coverage
+    spec = load_spec("linear_regression").with_sampler(chains=2, draws=1000, tune=500)
     out: dict[str, list] = {"covered": [], "converged": []}
     for seed in SEEDS:
         data = simulate(seed=seed)
