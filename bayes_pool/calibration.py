@@ -233,7 +233,7 @@ def refit(sim: Simulation, context: tuple[SBCProblem, SBCSettings]) -> dict:
     """Sample the posterior of one simulation and rank its true parameters (a task of
     :func:`~bayes_pool.parallel.map_refits`; the result is JSON-ready)."""
     from bayes_pool.bayes.diagnostics import check, divergences, summarize
-    from bayes_pool.bayes.sampling import sample_nutpie
+    from bayes_pool.bayes.sampling import mass_matrix, sample_nutpie
 
     problem, settings = context
     start = time.perf_counter()
@@ -247,7 +247,8 @@ def refit(sim: Simulation, context: tuple[SBCProblem, SBCSettings]) -> dict:
                               setting="SBCSettings.time_limit", draws=settings.draws,
                               tune=settings.tune, chains=settings.chains, cores=settings.cores,
                               seed=sim.seed, target_accept=problem.target_accept,
-                              adaptation=problem.adaptation, progress_bar=False)
+                              adaptation=mass_matrix(problem.adaptation, compiled.n_dim),
+                              progress_bar=False)
         variables = list(problem.parameters.values())
         summ = summarize(idata, variables)
     except Exception as exc:  # noqa: BLE001 -- a failed refit is counted and reported

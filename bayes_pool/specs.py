@@ -35,7 +35,7 @@ correlated random effects (:mod:`bayes_pool.mundlak`); ``unit_time_sd``: the SD 
 optional unit x time effect (``[model] unit_time = true``)."""
 
 
-ADAPTATIONS: tuple[str, ...] = ("low_rank", "diag")
+ADAPTATIONS: tuple[str, ...] = ("auto", "low_rank", "diag")
 PARAMETERIZATIONS: tuple[str, ...] = ("auto", "centered", "noncentered")
 
 
@@ -44,10 +44,11 @@ class SamplerSettings:
     """NUTS settings passed straight through to Bambi/PyMC.
 
     ``adaptation`` is nutpie's mass-matrix adaptation: ``"low_rank"`` (diagonal plus a
-    low-rank correction learnt from draws and gradients) or ``"diag"``. Low rank is the
-    default because the DiD models' intercept, year and unit effects are strongly correlated:
-    on the benchmark logit it gave 10x the ESS/s of the diagonal one with the same posterior
-    (``benchmarks/suite.py``). PyMC's own sampler always adapts a diagonal. ``time_limit``
+    low-rank correction learnt from draws and gradients), ``"diag"``, or ``"auto"`` (the
+    default: low rank for models of up to
+    :data:`~bayes_pool.bayes.sampling.LOW_RANK_MAX_DIM` parameters, diagonal above; see
+    :func:`~bayes_pool.bayes.sampling.mass_matrix`). PyMC's own sampler always adapts a
+    diagonal. ``time_limit``
     is the wall-clock limit of one fit in seconds (0: none), see
     :mod:`bayes_pool.bayes.sampling`. ``parameterization`` is how the unit intercepts are
     written for the sampler (same posterior), see :mod:`bayes_pool.bayes.parameterization`.
@@ -59,7 +60,7 @@ class SamplerSettings:
     draws: int = 1000
     tune: int = 1000
     target_accept: float = 0.8
-    adaptation: str = "low_rank"
+    adaptation: str = "auto"
     time_limit: float = 1800.0
     parameterization: str = "auto"
     cores: int = 2

@@ -103,10 +103,12 @@ def bench_samplers(prepared, seed: int = 1) -> dict:
 
     from bayes_pool.bayes import did as bayes_did
     from bayes_pool.bayes.levels import level_vehicle
-    from bayes_pool.bayes.sampling import bambi_traced_names, traced_names
+    from bayes_pool.bayes.sampling import bambi_traced_names, nutpie_options, traced_names
     from bayes_pool.specs import load_spec
     spec = load_spec("did_logit").with_sampler(chains=CHAINS, draws=DRAWS)
-    options = spec.sampler.nuts_options()  # the toolkit's target_accept and adaptation
+
+    def options(n_dim: int) -> dict:  # the toolkit's target_accept and adaptation
+        return nutpie_options(spec.sampler, n_dim)
     out = {}
 
     structure = bayes_did.unit_structure(prepared, spec)  # the same model: unit means included
@@ -127,7 +129,8 @@ def bench_samplers(prepared, seed: int = 1) -> dict:
     t0 = time.perf_counter()
     idata = plain_bambi().fit(draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS, cores=2,
                               inference_method="nutpie", random_seed=seed, progressbar=False,
-                              nuts=options)
+                              nuts=options(sum(v.size for v in
+                                               plain_bambi().backend.model.initial_point().values())))
     out["bambi_nutpie"] = _sampler_stats(idata, time.perf_counter() - t0, None)
     out["bambi_nutpie"]["note"] = (f"Bambi's model, nutpie with the toolkit's options, tune "
                                    f"{spec.sampler.tune}")
@@ -155,11 +158,11 @@ def bench_samplers(prepared, seed: int = 1) -> dict:
                                          var_names=traced_names(vehicle.model, res.model))
     compile_s = time.perf_counter() - t0
     nutpie.sample(compiled, draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS, cores=2,
-                  seed=seed, progress_bar=False, **options)  # cold: first call
+                  seed=seed, progress_bar=False, **options(compiled.n_dim))  # cold
     for key, tune in (("nutpie_warm", spec.sampler.tune), ("nutpie_warm_tune1000", 1000)):
         t0 = time.perf_counter()
         warm = nutpie.sample(compiled, draws=DRAWS, tune=tune, chains=CHAINS, cores=2,
-                             seed=seed + 1, progress_bar=False, **options)
+                             seed=seed + 1, progress_bar=False, **options(compiled.n_dim))
         out[key] = _sampler_stats(warm, time.perf_counter() - t0, 0.0)
         out[key]["model_compile_s"] = round(compile_s, 2)
         out[key]["note"] = f"toolkit's compiled model reused, tune {tune}; second call timed"
@@ -178,10 +181,11 @@ def bench_samplers(prepared, seed: int = 1) -> dict:
         compiled = nutpie.compile_pymc_model(model.backend.model,
                                              var_names=bambi_traced_names(model))
         nutpie.sample(compiled, draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS, cores=2,
-                      seed=seed, progress_bar=False, **options)  # cold: first call
+                      seed=seed, progress_bar=False, **options(compiled.n_dim))  # cold
         t0 = time.perf_counter()
         warm = nutpie.sample(compiled, draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS,
-                             cores=2, seed=seed + 1, progress_bar=False, **options)
+                             cores=2, seed=seed + 1, progress_bar=False,
+                             **options(compiled.n_dim))
         out[key] = _sampler_stats(warm, time.perf_counter() - t0, 0.0)
         out[key]["note"] = f"as nutpie_warm, {what}, tune {spec.sampler.tune}"
         print(key, out[key], flush=True)

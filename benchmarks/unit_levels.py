@@ -69,17 +69,18 @@ def main(argv=None) -> dict:
     from bayes_pool.runs import package_versions
     from bayes_pool.specs import load_spec
     spec = load_spec("did_logit")
-    options = spec.sampler.nuts_options()
+    from bayes_pool.bayes.sampling import nutpie_options
     models = compiled_models(benchmark_design(), spec)
-    kw = dict(draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS, cores=2, progress_bar=False,
-              **options)
+    kw = dict(draws=DRAWS, tune=spec.sampler.tune, chains=CHAINS, cores=2, progress_bar=False)
     for compiled in models.values():
-        nutpie.sample(compiled, seed=1, **kw)  # cold: first call
+        nutpie.sample(compiled, seed=1, **kw,
+                      **nutpie_options(spec.sampler, compiled.n_dim))  # cold: first call
     runs = []
     for rep in range(args.reps):
         for name, compiled in models.items():
             start = time.perf_counter()
-            idata = nutpie.sample(compiled, seed=2 + rep, **kw)
+            idata = nutpie.sample(compiled, seed=2 + rep, **kw,
+                                  **nutpie_options(spec.sampler, compiled.n_dim))
             wall = time.perf_counter() - start
             steps = int(idata.sample_stats["n_steps"].sum())
             tuning = int(idata.warmup_sample_stats["n_steps"].sum())

@@ -35,8 +35,9 @@ def test_nutpie_low_rank_and_pymc_default_agree_within_mc_error():
     main = frame[frame["year"].isin(pipeline.MAIN_WAVES)].reset_index(drop=True)
     prepared = pipeline.table3_design("(2)").prepare(main)
     spec = load_spec("did_logit")
-    assert spec.sampler.backend == "nutpie" and spec.sampler.adaptation == "low_rank"
+    assert spec.sampler.backend == "nutpie" and spec.sampler.adaptation == "auto"
     fast = bayes_did.fit_did(prepared, spec, seed=11)
+    assert fast.idata["posterior"].attrs["mass_matrix"].startswith("low_rank (auto")
     bambi_model = bmb.Model(bayes_did.formula(prepared), prepared.frame, family="bernoulli",
                             priors=bayes_did.priors(prepared, spec))
     idata = bambi_model.fit(draws=1000, tune=1000, chains=4, cores=2, inference_method="pymc",

@@ -124,8 +124,11 @@ def test_nutpie_fits_give_the_same_draws_as_bambi_and_pymc_themselves():
     trace must be the one Bambi's fit and pm.sample give: same variables, groups and draws."""
     s = SamplerSettings(chains=2, draws=100, tune=100, target_accept=0.9)
     ours = sample_bambi(_toy_bambi(), s, seed=11)
+    # a toy model is far below LOW_RANK_MAX_DIM: "auto" is nutpie's low-rank adaptation
+    low_rank = s.nuts_options() | {"adaptation": "low_rank"}
+    assert ours["posterior"].attrs["mass_matrix"].startswith("low_rank (auto; ")
     theirs = _toy_bambi().fit(inference_method="nutpie", draws=100, tune=100, chains=2, cores=2,
-                              random_seed=11, progressbar=False, nuts=s.nuts_options())
+                              random_seed=11, progressbar=False, nuts=low_rank)
     assert sorted(ours.children) == sorted(theirs.children)
     post, ref = ours["posterior"], theirs["posterior"]
     assert sorted(post.data_vars) == sorted(ref.data_vars)
@@ -141,7 +144,7 @@ def test_nutpie_fits_give_the_same_draws_as_bambi_and_pymc_themselves():
     ours = sample_pymc(model, s, seed=5)
     with model:
         theirs = pm.sample(nuts_sampler="nutpie", draws=100, tune=100, chains=2, cores=2,
-                           random_seed=5, progressbar=False, nuts=s.nuts_options())
+                           random_seed=5, progressbar=False, nuts=low_rank)
     for name in ("mu", "twice"):
         np.testing.assert_array_equal(ours["posterior"][name].values,
                                       theirs["posterior"][name].values)
@@ -174,3 +177,21 @@ def _timeout_off_the_main_thread(fit):
     worker.join(timeout=120)
     assert not worker.is_alive() and "error" in caught, "the fit was not stopped"
     return caught["error"], caught["elapsed"]
+
+
+def test_auto_adaptation_is_low_rank_for_small_models_and_diagonal_for_large_ones():
+    """nutpie's low-rank adaptation cost ~100x a diagonal step on a 413-parameter county
+    model (and diverged); "auto" switches to the diagonal above LOW_RANK_MAX_DIM, an explicit
+    choice is kept, and the posterior records what was used."""
+    from bayes_pool.bayes.sampling import LOW_RANK_MAX_DIM, mass_matrix
+    assert mass_matrix("auto", LOW_RANK_MAX_DIM) == "low_rank"
+    assert mass_matrix("auto", LOW_RANK_MAX_DIM + 1) == "diag"
+    assert mass_matrix("low_rank", 10_000) == "low_rank" and mass_matrix("diag", 3) == "diag"
+    with pytest.raises(SpecError, match="adaptation"):
+        SamplerSettings(adaptation="dense")
+    dim = LOW_RANK_MAX_DIM + 50
+    with pm.Model() as model:
+        pm.Normal("x", 0.0, 1.0, shape=dim)
+    idata = sample_pymc(model, SamplerSettings(chains=2, draws=100, tune=100), seed=3)
+    assert idata["posterior"].attrs["mass_matrix"] == f"diag (auto; {dim} parameters)"
+    assert int(idata["sample_stats"]["diverging"].sum()) == 0

@@ -341,3 +341,9 @@ def test_staggered_gaussian_county_panel_converges_with_the_default_spec(tmp_pat
     assert (bayes["divergences"] == 0).all()
     assert (bayes["r_hat"] <= 1.01).all(), bayes[["column", "quantity", "r_hat"]]
     assert (bayes[["ess_bulk", "ess_tail"]] >= 400).all().all(), bayes
+    # 413 parameters: above LOW_RANK_MAX_DIM, so the diagonal mass matrix (nutpie's low-rank
+    # adaptation cost ~100x a step here and diverged: docs/unit_effects.md)
+    facts = json.loads((run / "manifest.json").read_text())["facts"]
+    used = [f["bayesian_unit_structure"]["mass_matrix"] for f in facts.values()
+            if "bayesian_unit_structure" in f]
+    assert used and all(u.startswith("diag (auto; ") for u in used), used

@@ -145,8 +145,9 @@ def sample(model: bmb.Model, spec: ModelSpec, *, seed: int, unit: str,
     how it was sampled."""
     idata = sample_bambi(model, spec.sampler, seed=seed, progressbar=progressbar,
                          what="the extended TWFE model", unit_term=f"1|{unit}")
-    return idata, {"sampled_as": idata["posterior"].attrs.get("unit_levels",
-                                                              "Bambi's model as written")}
+    attrs = idata["posterior"].attrs
+    return idata, {"sampled_as": attrs.get("unit_levels", "Bambi's model as written"),
+                   "mass_matrix": attrs.get("mass_matrix", spec.sampler.backend)}
 
 
 def add_switch_off_draws(model: bmb.Model, idata, frame: pd.DataFrame, family: str,

@@ -71,17 +71,20 @@ def unit_level_terms(model, unit_term: str) -> list[str]:
             if _constant_within(t.data, index, groups)]
 
 
-def applies(model, unit_term: str) -> bool:
-    """Whether the levels vehicle applies: centred unit intercepts (Bambi's flag), an
-    intercept, centred predictors, a plain intercept group term ``unit_term`` and at least one
-    unit-level common term."""
+def _eligible(model, unit_term: str) -> bool:
     comp = _parent(model)
     term = comp.group_specific_terms.get(unit_term)
     return (term is not None and not noncentered_default_for(model, comp.name)
             and comp.intercept_term is not None and model.center_predictors
             and np.all(np.asarray(term.predictor) == 1)
-            and not comp.offset_terms and not comp.hsgp_terms
-            and bool(unit_level_terms(model, unit_term)))
+            and not comp.offset_terms and not comp.hsgp_terms)
+
+
+def applies(model, unit_term: str) -> bool:
+    """Whether the levels vehicle applies: centred unit intercepts (Bambi's flag), an
+    intercept, centred predictors, a plain intercept group term ``unit_term`` and at least one
+    unit-level common term."""
+    return _eligible(model, unit_term) and bool(unit_level_terms(model, unit_term))
 
 
 def _normal_args(prior, width: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -314,8 +317,9 @@ class _LevelBackend(PyMCModel):
 def level_vehicle(model, unit_term: str) -> CollapsedLevels | None:
     """The levels vehicle of the built Bambi ``model`` (which is left as it is), or ``None``
     when :func:`applies` says no."""
-    if not applies(model, unit_term):
+    between = unit_level_terms(model, unit_term) if _eligible(model, unit_term) else []
+    if not between:
         return None
-    backend = _LevelBackend(unit_term, unit_level_terms(model, unit_term))
+    backend = _LevelBackend(unit_term, between)
     backend.build(model)
     return backend.components[model.family.likelihood.parent].vehicle
