@@ -28,10 +28,10 @@ class StepDraws:
     """Parameters of the two steps, one entry per draw (S,); one draw = the point estimate.
 
     ``b2``: treatment -> mediator; ``b``: mediator -> outcome; ``b3``: treatment -> outcome
-    (linear only); ``sigma_m``, ``sigma_y``: residual SDs (``sigma_y`` linear only, on the
-    same degrees-of-freedom divisor as ``sigma_m``); ``index0``, ``index1`` (probit only):
-    the outcome index per draw and outcome row (S, n) with treatment 0 / 1 and the mediator
-    at its mean under that treatment."""
+    (linear only); ``sigma_m``, ``sigma_y``: residual SDs (``sigma_y`` linear only; its point
+    estimate on the mediator step's degrees-of-freedom divisor, as the closed form needs);
+    ``index0``, ``index1`` (probit only): the outcome index per draw and outcome row (S, n)
+    with treatment 0 / 1 and the mediator at its mean under that treatment."""
 
     b2: np.ndarray
     b: np.ndarray
@@ -78,8 +78,11 @@ class Steps:
         tho = _simulate(out.params, out.cov_params(), sims, rng)
         sigma_m = _simulate_sigma(med, sims, rng)
         if not self.probit:
+            # point estimate: SSR_y on the mediator step's divisor, so that rho~ is exactly
+            # the residual correlation IKY's theorem names (the divisor cancels)
+            sigma_y = _simulate_sigma(out, sims, rng, df_point=med.df_resid)
             return StepDraws(b2=th2[:, 0], b=tho[:, -1], b3=tho[:, 0], sigma_m=sigma_m,
-                             sigma_y=_simulate_sigma(out, sims, rng))
+                             sigma_y=sigma_y)
         full = np.zeros((len(tho), x.shape[1]))
         full[:, self.kept] = tho[:, :-1]
         b = tho[:, -1]
@@ -128,9 +131,11 @@ def _simulate(params, cov, sims: int, rng) -> np.ndarray:
                                    method="eigh", check_valid="ignore")
 
 
-def _simulate_sigma(res, sims: int, rng) -> np.ndarray:
-    """Residual SD (``sqrt(SSR / df)``), or draws of it: ``df s^2 / chi2(df)``."""
-    s2, df = float(res.scale), float(res.df_resid)
+def _simulate_sigma(res, sims: int, rng, df_point: float | None = None) -> np.ndarray:
+    """Residual SD ``sqrt(SSR / df)`` (``df_point`` instead of the fit's own degrees of
+    freedom if given), or draws of it: ``SSR / chi2(df)``."""
+    df = float(res.df_resid)
+    ssr = float(res.scale) * df
     if not sims:
-        return np.array([np.sqrt(s2)])
-    return np.sqrt(df * s2 / rng.chisquare(df, size=sims))
+        return np.array([np.sqrt(ssr / (df if df_point is None else float(df_point)))])
+    return np.sqrt(ssr / rng.chisquare(df, size=sims))
