@@ -447,3 +447,22 @@ def test_bayesian_probit_rho_curve_agrees_with_the_frequentist_one_and_the_truth
     assert info["acme_upper"] - info["acme_lower"] > 2 * (at.loc[0.0, "acme_upper"]
                                                           - at.loc[0.0, "acme_lower"])
     assert info["divergences"] == 0 and info["outcome_model"] == "probit"
+
+
+def test_rho_figure_marks_the_zero_crossing_and_the_published_estimate(tmp_path):
+    """The figure draws the curve, its band, a vertical line at rho_at_zero and the published
+    estimate at rho = 0; it refuses an empty call."""
+    from bayes_pool.figures.mediation_sensitivity import plot_rho_curve, rho_figure
+    curve, info = robustness.mediation_sensitivity_summary(
+        _binary_world(np.random.default_rng(3), 800, 0.0), _binary_design(), sims=200)
+    fig = rho_figure(curve, published=0.05, synthetic=True)
+    ax = fig.axes[0]
+    vertical = [ln for ln in ax.lines if ln.get_linestyle() == ":"]
+    assert len(vertical) == 1 and vertical[0].get_xdata()[0] == info["rho_at_zero"]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), curve["acme"])
+    assert ax.collections[-1].get_offsets().tolist() == [[0.0, 0.05]]
+    assert ax.get_title().startswith("SYNTHETIC DATA")
+    path = plot_rho_curve(curve, tmp_path / "rho.png", published=0.05)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="frequentist curve"):
+        rho_figure(None)
