@@ -312,6 +312,10 @@ def test_binary_curve_inputs_are_checked():
     with pytest.raises(InputError, match="rho"):
         robustness.mediation_sensitivity_summary(_binary_world(np.random.default_rng(0), 200, 0),
                                                  _binary_design(), rhos=[0.0, 1.0], sims=0)
+    separated = _binary_world(np.random.default_rng(0), 200, 0)
+    separated["x"] = separated["y"] + 0.0  # a covariate that is the outcome
+    with pytest.raises(InputError, match="predicts the outcome"):
+        robustness.mediation_sensitivity_summary(separated, _binary_design(), sims=0)
     with pytest.raises(InputError, match="bound"):
         ms.RhoPrior(bound=1.0)
     with pytest.raises(InputError, match="kind"):
@@ -447,6 +451,9 @@ def test_bayesian_probit_rho_curve_agrees_with_the_frequentist_one_and_the_truth
     assert info["acme_upper"] - info["acme_lower"] > 2 * (at.loc[0.0, "acme_upper"]
                                                           - at.loc[0.0, "acme_lower"])
     assert info["divergences"] == 0 and info["outcome_model"] == "probit"
+    assert info["max_r_hat"] < 1.05 and info["converged"] == (info["min_ess_bulk"] >= 400
+                                                              and info["min_ess_tail"] >= 400
+                                                              and info["max_r_hat"] <= 1.01)
 
 
 def test_rho_figure_marks_the_zero_crossing_and_the_published_estimate(tmp_path):

@@ -41,7 +41,7 @@ from bayes_pool.bayes.mediation import (DEFAULT_MEDIATOR_PRIORS, DEFAULT_OUTCOME
                                         DEFAULT_PATH_PRIORS, BayesMediationResult,
                                         MediationData, MediationSpec, _draws, _linear,
                                         _predictor, _resolve, _rv, fit_mediation, model_data)
-from bayes_pool.bayes.diagnostics import divergences
+from bayes_pool.bayes.diagnostics import check, divergences, summarize
 from bayes_pool.bayes.sampling import sample_pymc
 from bayes_pool.design.mediation import PreparedMediation
 from bayes_pool.errors import InputError
@@ -123,7 +123,8 @@ def rho_posterior(prepared: PreparedMediation, spec: MediationSpec, *, seed: int
                   progressbar: bool = False) -> tuple[pd.DataFrame, dict]:
     """The Bayesian sensitivity analysis of a mediation design: fit (or reuse ``result``, a
     linear-outcome fit) and return :func:`bayes_pool.robustness.mediation_rho_posterior`'s
-    curve and summary, the summary with the draws' divergences."""
+    curve and summary, the summary with the fit's convergence (divergences, worst R-hat and
+    ESS of the identified parameters, ``converged`` against the spec's thresholds)."""
     if prepared.design.family == "gaussian":
         result = result or fit_mediation(prepared, spec, seed=seed, progressbar=progressbar)
         draws, idata = linear_step_draws(result), result.idata
@@ -132,6 +133,20 @@ def rho_posterior(prepared: PreparedMediation, spec: MediationSpec, *, seed: int
         draws = probit_step_draws(idata, data)
     curve, info = robustness.mediation_rho_posterior(draws, rho_prior=rho_prior, rhos=rhos,
                                                      level=level, seed=seed)
-    info["divergences"] = divergences(idata)
-    curve.attrs["divergences"] = info["divergences"]
+    info.update(_convergence(idata, spec))
+    curve.attrs.update(info)
     return curve, info
+
+
+IDENTIFIED = ("med_treatment", "out_mediator", "out_treatment", "med_sigma")
+"""The identified parameters the closed forms take, whose convergence the summary reports."""
+
+
+def _convergence(idata, spec: MediationSpec) -> dict:
+    """Divergences, worst R-hat and ESS of :data:`IDENTIFIED`, and whether they meet the spec."""
+    n_div = divergences(idata)
+    rows = summarize(idata, list(IDENTIFIED))
+    return {"divergences": n_div, "max_r_hat": float(rows["r_hat"].max()),
+            "min_ess_bulk": float(rows["ess_bulk"].min()),
+            "min_ess_tail": float(rows["ess_tail"].min()),
+            "converged": all(check(r, n_div, spec.convergence) for _, r in rows.iterrows())}

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import statsmodels.api as sm
+from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
+
+from ..errors import InputError
 
 from .mediation_sensitivity import linear_effects
 from .mediation_sensitivity_binary import probit_effects
@@ -117,7 +120,17 @@ def fit_steps(x: np.ndarray, m: np.ndarray, y: np.ndarray, *, probit: bool,
     if probit:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            out = sm.Probit(y[rows], xo).fit(disp=0, maxiter=200, **cov(rows))
+            warnings.simplefilter("error", category=PerfectSeparationWarning)
+            try:
+                out = sm.Probit(y[rows], xo).fit(disp=0, maxiter=200, **cov(rows))
+            except (np.linalg.LinAlgError, PerfectSeparationWarning) as exc:
+                raise InputError(f"the outcome probit of the sensitivity analysis cannot be "
+                                 f"fitted ({exc}): a covariate or effect predicts the outcome "
+                                 "(perfectly or nearly); drop or merge it") from exc
+        if not out.mle_retvals.get("converged", True):
+            raise InputError("the outcome probit of the sensitivity analysis did not converge "
+                             "in 200 iterations: look for a covariate or effect that nearly "
+                             "predicts the outcome")
     else:
         out = sm.OLS(y[rows], xo).fit(**cov(rows))
     return Steps(mediator=med, outcome=out, rows=rows, kept=kept, probit=probit)
