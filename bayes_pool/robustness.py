@@ -31,6 +31,7 @@ from .estimands.mediation_sensitivity import RhoPrior
 from .estimands.mediation_sensitivity_fit import StepDraws
 from .estimands.mediation_sensitivity_fit import fit_steps as fit_mediation_steps
 from .errors import InputError
+from .estimates import CI_PROB
 
 DEFAULT_GAMMAS = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
 DEFAULT_RHOS = np.round(np.linspace(-0.9, 0.9, 37), 10)
@@ -129,7 +130,7 @@ ACME(0), ADE(1) and the total effect."""
 
 def mediation_sensitivity_summary(frame: pd.DataFrame, design: MediationDesign, *,
                                   rhos=DEFAULT_RHOS, sims: int = 1000, seed: int = 0,
-                                  level: float = 0.95) -> tuple[pd.DataFrame, dict]:
+                                  level: float = CI_PROB) -> tuple[pd.DataFrame, dict]:
     """ACME(rho) and ADE(rho) of a mediation design on a data frame, with intervals.
 
     Fits the two steps on ``design.prepare(frame)``'s rows with the same regressors in both
@@ -187,13 +188,13 @@ def mediation_sensitivity_summary(frame: pd.DataFrame, design: MediationDesign, 
 
 
 def mediation_rho_posterior(draws: StepDraws, *, rho_prior: RhoPrior = RhoPrior(),
-                            rhos=DEFAULT_RHOS, level: float = 0.95,
+                            rhos=DEFAULT_RHOS, level: float = CI_PROB,
                             seed: int = 0) -> tuple[pd.DataFrame, dict]:
     """Bayesian sensitivity analysis: a prior on rho propagated through posterior draws.
 
     ``draws``: posterior draws of the identified parameters of the two steps (a
     :class:`~bayes_pool.estimands.mediation_sensitivity_fit.StepDraws`, e.g. from
-    :func:`bayes_pool.bayes.mediation_sensitivity.posterior_step_draws`). rho is not
+    :func:`bayes_pool.bayes.mediation_sensitivity.linear_step_draws` or ``probit_step_draws``). rho is not
     identified by the data, so its posterior is its prior; each posterior draw is paired with
     an independent draw of rho from ``rho_prior`` and the ACME computed there, which samples
     the posterior of the ACME averaged over the prior (McCandless, Gustafson & Levy 2007;

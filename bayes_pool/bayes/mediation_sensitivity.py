@@ -45,6 +45,7 @@ from bayes_pool.bayes.diagnostics import check, divergences, summarize
 from bayes_pool.bayes.sampling import sample_pymc
 from bayes_pool.design.mediation import PreparedMediation
 from bayes_pool.errors import InputError
+from bayes_pool.estimates import CI_PROB
 from bayes_pool.estimands.mediation_sensitivity import RhoPrior
 from bayes_pool.estimands.mediation_sensitivity_fit import StepDraws
 
@@ -119,7 +120,7 @@ def probit_step_draws(idata, data: MediationData) -> StepDraws:
 
 def rho_posterior(prepared: PreparedMediation, spec: MediationSpec, *, seed: int,
                   rho_prior: RhoPrior = RhoPrior(), rhos=robustness.DEFAULT_RHOS,
-                  level: float = 0.95, result: BayesMediationResult | None = None,
+                  level: float = CI_PROB, result: BayesMediationResult | None = None,
                   progressbar: bool = False) -> tuple[pd.DataFrame, dict]:
     """The Bayesian sensitivity analysis of a mediation design: fit (or reuse ``result``, a
     linear-outcome fit) and return :func:`bayes_pool.robustness.mediation_rho_posterior`'s
