@@ -473,3 +473,23 @@ def test_rho_figure_marks_the_zero_crossing_and_the_published_estimate(tmp_path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="frequentist curve"):
         rho_figure(None)
+
+
+@pytest.mark.slow
+def test_binary_band_at_the_true_rho_covers_the_truth():
+    """Slow tier (1-3 min): over 200 probit worlds (n = 2,000, rho = 0.3) the 95% simulation
+    band of ACME(1) at the true rho covers the true ACME in at least 90% of them (182 on
+    2026-12-06; the band is ~5% narrower than the estimates' spread: SD 0.0094 against a mean
+    band SE of 0.0089 over 400 other worlds); the band at rho = 0 (sequential ignorability
+    assumed) in at most half (none)."""
+    rng = np.random.default_rng(2026)
+    truth, _ = _true_binary_effects(_binary_world(rng, 200_000, 0.0), 0.3, 10, rng)
+    hits = {0.0: 0, 0.3: 0}
+    for seed in range(200):
+        curve, _ = robustness.mediation_sensitivity_summary(
+            _binary_world(np.random.default_rng(seed), 2000, 0.3), _binary_design(),
+            rhos=[0.0, 0.3], sims=300, seed=seed)
+        for _, row in curve.iterrows():
+            hits[row["rho"]] += row["acme_lower"] <= truth <= row["acme_upper"]
+    assert hits[0.3] >= 180, hits
+    assert hits[0.0] <= 100, hits
