@@ -59,7 +59,7 @@ def linear_step_draws(result: BayesMediationResult) -> StepDraws:
     d = result.prepared.design
     if d.family != "gaussian":
         raise InputError(f"family {d.family!r}: the binary outcome's sensitivity model is a "
-                         "probit; use probit_step_draws(fit_probit_mediation(...))")
+                         "probit; use probit_step_draws(*fit_probit_mediation(...))")
     post = result.idata["posterior"]
     data = model_data(result.prepared, result.spec.model.unit_effects,
                       result.spec.model.unit_time)
@@ -139,14 +139,15 @@ def rho_posterior(prepared: PreparedMediation, spec: MediationSpec, *, seed: int
     return curve, info
 
 
-IDENTIFIED = ("med_treatment", "out_mediator", "out_treatment", "med_sigma")
-"""The identified parameters the closed forms take, whose convergence the summary reports."""
+IDENTIFIED = ("med_treatment", "out_mediator", "out_treatment", "med_sigma", "out_sigma")
+"""The identified parameters the closed forms take (those the model has), whose convergence
+the summary reports."""
 
 
 def _convergence(idata, spec: MediationSpec) -> dict:
     """Divergences, worst R-hat and ESS of :data:`IDENTIFIED`, and whether they meet the spec."""
     n_div = divergences(idata)
-    rows = summarize(idata, list(IDENTIFIED))
+    rows = summarize(idata, [v for v in IDENTIFIED if v in idata["posterior"]])
     return {"divergences": n_div, "max_r_hat": float(rows["r_hat"].max()),
             "min_ess_bulk": float(rows["ess_bulk"].min()),
             "min_ess_tail": float(rows["ess_tail"].min()),
