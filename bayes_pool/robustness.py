@@ -204,8 +204,9 @@ def mediation_rho_posterior(draws: StepDraws, *, rho_prior: RhoPrior = RhoPrior(
     Returns the curve (per rho on the grid: posterior median and ``level`` interval of
     ``acme``, ``ade``, ``total`` and ``p_acme_positive``) and a dict with the ACME, ADE and
     total averaged over the prior (``acme``, ``acme_lower``, ``acme_upper``,
-    ``p_acme_positive``, ...), the posterior of the rho at which the ACME vanishes, and the
-    prior's label.
+    ``p_acme_positive``, ...), the posterior of the rho at which the ACME vanishes,
+    ``rho_breakdown_p90`` (the grid rho nearest 0 at which the posterior probability of the
+    ACME's sign at rho = 0 falls below 0.9; None if it never does) and the prior's label.
     """
     r = mediation_sensitivity.check_rhos(rhos)
     eff = draws.effects(r)
@@ -214,6 +215,10 @@ def mediation_rho_posterior(draws: StepDraws, *, rho_prior: RhoPrior = RhoPrior(
         curve[k] = np.median(eff[k], axis=0)
         curve[f"{k}_lower"], curve[f"{k}_upper"] = _band(eff[k], level, len(r))
     curve["p_acme_positive"] = (eff["acme"] > 0).mean(axis=0)
+    # the sign the posterior favours at rho = 0, and the grid rho nearest 0 where it stops
+    # being favoured with probability 0.9
+    sign_at_0 = np.sign(np.median(draws.effects([0.0])["acme"]))
+    p_sign = curve["p_acme_positive"] if sign_at_0 >= 0 else 1 - curve["p_acme_positive"]
     rho_s = rho_prior.draw(np.random.default_rng(seed), len(draws.b))
     mixed = draws.effects(rho_s[:, None])
     info = {"prior": rho_prior.label(), "n_draws": int(len(draws.b)), "level": level,
@@ -224,6 +229,9 @@ def mediation_rho_posterior(draws: StepDraws, *, rho_prior: RhoPrior = RhoPrior(
         info.update({k: float(np.median(v)), f"{k}_mean": float(v.mean()),
                      f"{k}_lower": float(lo[0]), f"{k}_upper": float(hi[0])})
     info["p_acme_positive"] = float((mixed["acme"][:, 0] > 0).mean())
+    below = curve.loc[p_sign < 0.9, "rho"].to_numpy()
+    info["rho_breakdown_p90"] = (float(below[np.argmin(np.abs(below))]) if below.size
+                                 else None)
     rho0 = draws.rho_at_zero()
     lo, hi = _band(rho0[:, None], level, 1)
     info.update({"rho_at_zero": float(np.median(rho0)), "rho_at_zero_lower": float(lo[0]),

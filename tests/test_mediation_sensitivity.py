@@ -353,6 +353,12 @@ def test_rho_posterior_pairs_each_draw_with_its_own_prior_draw():
     _, wide = robustness.mediation_rho_posterior(draws, rho_prior=ms.RhoPrior(bound=0.9))
     assert wide["acme_upper"] - wide["acme_lower"] > 3 * (at0["acme_upper"] - at0["acme_lower"])
     assert wide["p_acme_positive"] < narrow["p_acme_positive"] == 1.0
+    # breakdown: the grid rho nearest 0 where P(ACME > 0) < 0.9, by hand from the draws
+    p_pos = [(np.array([float(ms.acme_at(r, *p)) for p in
+                        zip(draws.b2, draws.b, draws.sigma_m, draws.sigma_y)]) > 0).mean()
+             for r in curve["rho"]]
+    below = curve["rho"][np.array(p_pos) < 0.9]
+    assert info["rho_breakdown_p90"] == below[below.abs().idxmin()] > 0
     # the ACME vanishes at rho~ in every draw, so its posterior is rho~'s
     rt = draws.b * draws.sigma_m / np.hypot(draws.b * draws.sigma_m, draws.sigma_y)
     assert info["rho_at_zero"] == pytest.approx(np.median(rt), abs=1e-12)
