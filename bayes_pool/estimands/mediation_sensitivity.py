@@ -29,6 +29,8 @@ Imai, K., Keele, L. & Tingley, D. (2010). A general approach to causal mediation
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import InputError
@@ -42,12 +44,35 @@ def residual_correlation(g: float, sigma_m: float, sigma_y: float) -> float:
 
 def acme_at(rho, b2: float, g: float, sigma_m: float, sigma_y: float) -> np.ndarray:
     """``ACME(rho)`` in closed form; ``rho`` a number or array in (-1, 1)."""
-    r = np.asarray(rho, dtype=float)
-    if np.any(np.abs(r) >= 1):
-        raise InputError("rho: the error correlation must lie strictly between -1 and 1")
+    r = check_rhos(rho)
     rt = residual_correlation(g, sigma_m, sigma_y)
     s1 = np.hypot(g * sigma_m, sigma_y)
     return b2 * s1 / sigma_m * (rt - r * np.sqrt((1.0 - rt ** 2) / (1.0 - r ** 2)))
+
+
+def linear_effects(rhos, b2, g, b3, sigma_m, sigma_y) -> dict[str, np.ndarray]:
+    """ACME and ADE over draws (arrays of shape (S,)) and a grid of rho (R,): arrays (S, R).
+
+    The same closed form as :func:`acme_at`, vectorised for the parameter draws of the
+    frequentist simulation or the posterior; ``rhos`` may also be one rho per draw, an
+    (S, 1) column. ``total`` is ``b3 + b2 g`` at every rho."""
+    r = check_rhos(rhos)
+    r = r[None, :] if r.ndim == 1 else r
+    b2, g, b3, sm, sy = (np.atleast_1d(np.asarray(v, dtype=float))[:, None]
+                         for v in (b2, g, b3, sigma_m, sigma_y))
+    s1 = np.hypot(g * sm, sy)
+    rt = g * sm / s1
+    acme = b2 * s1 / sm * (rt - r * np.sqrt((1.0 - rt ** 2) / (1.0 - r ** 2)))
+    total = np.broadcast_to(b3 + b2 * g, acme.shape)
+    return {"acme": acme, "ade": total - acme, "total": total}
+
+
+def check_rhos(rho) -> np.ndarray:
+    """``rho`` as a float array, refused unless every value lies strictly inside (-1, 1)."""
+    r = np.asarray(rho, dtype=float)
+    if np.any(~(np.abs(r) < 1)):
+        raise InputError("rho: the error correlation must lie strictly between -1 and 1")
+    return r
 
 
 def rho_at_zero(g: float, sigma_m: float, sigma_y: float) -> float:
@@ -59,3 +84,39 @@ def _check_sigmas(sigma_m: float, sigma_y: float) -> None:
     if not (np.isfinite(sigma_m) and np.isfinite(sigma_y)) or sigma_m <= 0 or sigma_y <= 0:
         raise InputError("sigma_m and sigma_y: the residual SDs of the mediator and outcome "
                          "regressions must be positive")
+
+
+@dataclass(frozen=True)
+class RhoPrior:
+    """A prior on rho for the Bayesian sensitivity analysis: ``kind="uniform"`` is
+    Uniform(-bound, bound); ``kind="beta"`` puts Beta(a, b) on ``(rho + 1) / 2`` (a = b
+    centres it on 0; a = b = 1 is uniform on (-1, 1))."""
+
+    kind: str = "uniform"
+    bound: float = 0.5
+    a: float = 2.0
+    b: float = 2.0
+
+    def __post_init__(self):
+        if self.kind == "uniform":
+            if not 0 < self.bound < 1:
+                raise InputError(f"rho prior bound: must lie in (0, 1), got {self.bound}")
+        elif self.kind == "beta":
+            if not (self.a > 0 and self.b > 0):
+                raise InputError(f"rho prior Beta(a, b): a and b must be positive, got "
+                                 f"a={self.a}, b={self.b}")
+        else:
+            raise InputError(f"rho prior kind: 'uniform' or 'beta', got {self.kind!r}")
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """``size`` independent draws, kept strictly inside (-1, 1)."""
+        if self.kind == "uniform":
+            r = rng.uniform(-self.bound, self.bound, size)
+        else:
+            r = 2.0 * rng.beta(self.a, self.b, size) - 1.0
+        return np.clip(r, -1 + 1e-9, 1 - 1e-9)
+
+    def label(self) -> str:
+        if self.kind == "uniform":
+            return f"rho ~ Uniform(-{self.bound:g}, {self.bound:g})"
+        return f"(rho + 1) / 2 ~ Beta({self.a:g}, {self.b:g})"
