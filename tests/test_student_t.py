@@ -51,6 +51,10 @@ def test_student_t_spec_has_a_nu_prior_and_is_for_the_plain_did_only():
     spec = load_spec("did_t")
     assert spec.family == "t"
     assert spec.priors["nu"] == {"dist": "Gamma", "alpha": 2, "beta": 0.1}
+    # prior sets scale a t model's coefficients by sd(y), as a Normal model's
+    from bayes_pool.priors import load_prior_set
+    assert load_prior_set("vague").for_family("t")["treatment"]["sigma"] == {
+        "ref": "sd_y", "times": 10.0}
     frame = heavy_tailed_panel(units=6, rows=2)
     frame["cohort"] = np.where(frame["unit"].str[1:].astype(int) % 2 == 0, 3, 0)
     with pytest.raises(SpecError, match="Student-t.*plain DiD only"):
