@@ -171,3 +171,17 @@ def test_mediation_steps_take_the_vcov_and_default_stays():
             assert "as Stata regress" in ours["note"]
         else:
             assert ours["note"].endswith("SE clustered by unit")
+
+
+def test_cli_unknown_vcov_exits_2_naming_it_before_any_folder(tmp_path, outputs):
+    from typer.testing import CliRunner
+
+    from bayes_pool.cli import app
+    path = tmp_path / "panel.csv"
+    short_panel(1, units=20).to_csv(path, index=False)
+    res = CliRunner().invoke(app, ["did", "--data", str(path), "--outcome", "y", "--treatment",
+                                   "d", "--unit", "unit", "--time", "period", "--family",
+                                   "gaussian", "--vcov", "robust", "--frequentist-only"])
+    assert res.exit_code == 2
+    assert "vcov must be one of" in res.output and "'robust'" in res.output
+    assert not outputs.exists()

@@ -66,8 +66,9 @@ def did(data: DataOpt, outcome: OutcomeOpt,
                  "plain DiD only).")] = None):
     """Difference-in-differences on any data set, frequentist and Bayesian.
 
-    Frequentist: unit and time fixed effects, SEs clustered by unit. Bayesian: partially pooled
-    units and time effects. Writes estimates.csv. With --cohort, also the staggered-robust ATT
+    Frequentist: unit and time fixed effects, SEs clustered by unit (--vcov iid or hc1 for a
+    2x2 or few units). Bayesian: partially pooled units (--unit-effects fixed for fewer than
+    5) and time effects; --family t for a Student-t likelihood. Writes estimates.csv. With --cohort, also the staggered-robust ATT
     (--staggered) and event-time coefficients (--event-study). Text, categorical and
     value-labelled covariates enter as 0/1 indicators."""
     start, scope = time.perf_counter(), dict(locals())  # the arguments, for the invocation
@@ -101,6 +102,9 @@ def did(data: DataOpt, outcome: OutcomeOpt,
         ).with_unit_effects(_unit_effects(unit_effects))
         if staggered or event_study:
             require_pooled(model_spec, "--staggered or --event-study")
+        if approx and model_spec.unit_effects == "fixed":
+            raise BayesPoolError("--approx laplace approximates partially pooled units; drop "
+                                 "it with --unit-effects fixed")
         loaded, frame = load_checked(data, mapping=mapping, id_col=id_col, covariates=covs,
                                      check=design.check)
         if not frequentist_only:
