@@ -41,6 +41,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
