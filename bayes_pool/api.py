@@ -193,11 +193,12 @@ def _staggered_args(data, outcome, treatment, unit, time, cohort, covariates, fa
                         "DiD only, not for the staggered DiD or the event study")
     model_spec = _model_spec(spec, DID_SPECS[family], draws, tune, chains)
     require_pooled(model_spec, "the staggered DiD or the event study")
-    return keep, dict(cov_type=check_vcov(vcov),
+    return keep, dict(
         frame=_frame(data), outcome=outcome, treatment=treatment, unit=unit, time=time,
         cohort=cohort, covariates=_names(covariates, "covariates"), family=family,
         categorical=_names(categorical, "categorical"), reference=reference or None,
-        spec=model_spec, bayesian=bayesian, control=control, study="did")
+        spec=model_spec, bayesian=bayesian, control=control, study="did",
+        cov_type=check_vcov(vcov))
 
 
 def event_study(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: str,

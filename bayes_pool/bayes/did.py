@@ -18,10 +18,11 @@ differences between always-treated and never-treated units to :math:`\beta`. The
 effect :math:`w_{kt}` is optional (``unit_time = true``). With ``unit_effects = "fixed"``
 (a 2x2 or a handful of units, which cannot be partially pooled) the unit intercepts are unit
 dummies ``C(unit)`` among the common terms, with the ``covariates`` prior, and nothing is
-pooled: the linear model's posterior then centres on the TWFE estimate. Priors come by role from a
-:class:`~bayes_pool.specs.ModelSpec`. Where the intercepts are centred (well-informed units) the
-model is sampled with hierarchically centred unit levels (:mod:`bayes_pool.bayes.levels`): the
-same posterior, without the ridge between the intercepts and the means' coefficients.
+pooled: the linear model's posterior then centres on the TWFE estimate. Priors come by role
+from a :class:`~bayes_pool.specs.ModelSpec`. Where the intercepts are centred (well-informed
+units) the model is sampled with hierarchically centred unit levels
+(:mod:`bayes_pool.bayes.levels`): the same posterior, without the ridge between the intercepts
+and the means' coefficients.
 
 The average marginal effect of a term is computed within each posterior draw -- the average
 over the sample of p(D=1) - p(D=0) for that draw -- and then summarised, so its interval is the

@@ -68,9 +68,10 @@ def did(data: DataOpt, outcome: OutcomeOpt,
 
     Frequentist: unit and time fixed effects, SEs clustered by unit (--vcov iid or hc1 for a
     2x2 or few units). Bayesian: partially pooled units (--unit-effects fixed for fewer than
-    5) and time effects; --family t for a Student-t likelihood. Writes estimates.csv. With --cohort, also the staggered-robust ATT
-    (--staggered) and event-time coefficients (--event-study). Text, categorical and
-    value-labelled covariates enter as 0/1 indicators."""
+    5) and time effects; --family t for a Student-t likelihood. Writes estimates.csv. With
+    --cohort, also the staggered-robust ATT (--staggered) and event-time coefficients
+    (--event-study). Text, categorical and value-labelled covariates enter as 0/1
+    indicators."""
     start, scope = time.perf_counter(), dict(locals())  # the arguments, for the invocation
     from bayes_pool.api import DID_SPECS, _unit_effects
     from bayes_pool.categorical import parse_reference
