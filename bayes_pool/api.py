@@ -24,8 +24,9 @@ from bayes_pool.results import EventStudyResult, Result
 BACKENDS: tuple[str, ...] = ("frequentist", "bayesian")
 """The two ways every analysis fits; ``backends=`` chooses among them."""
 
-DID_SPECS = {"bernoulli": "did_logit", "gaussian": "did_linear"}
-"""The DiD spec of each family (``models/<name>.toml``), as ``bayes-pool did`` uses."""
+DID_SPECS = {"bernoulli": "did_logit", "gaussian": "did_linear", "t": "did_t"}
+"""The DiD spec of each family (``models/<name>.toml``), as ``bayes-pool did`` uses; ``t``
+is a Student-t likelihood on a ``gaussian`` design (the frequentist side is OLS)."""
 
 Columns = str | Sequence[str]
 
@@ -63,6 +64,13 @@ def _family(family: str) -> str:
     if family not in DID_SPECS:
         raise SpecError(f"family must be one of {sorted(DID_SPECS)}, got {family!r}")
     return family
+
+
+def _unit_effects(value: str | None) -> str | None:
+    from bayes_pool.mundlak import UNIT_EFFECTS
+    if value is not None and value not in UNIT_EFFECTS:
+        raise SpecError(f"unit_effects must be one of {list(UNIT_EFFECTS)}, got {value!r}")
+    return value
 
 
 def _sampler(spec, draws, tune, chains):
@@ -104,7 +112,8 @@ def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: st
         reference: dict[str, str] | None = None, spec=None, seed: int = 2024,
         backends: Sequence[str] = BACKENDS, draws: int | None = None, tune: int | None = None,
         chains: int | None = None, approx: str | None = None, table: str = "did",
-        column: str | None = None, progressbar: bool = False) -> Result:
+        column: str | None = None, progressbar: bool = False, vcov: str = "cluster",
+        cluster: str | None = None, unit_effects: str | None = None) -> Result:
     """Two-way difference-in-differences, frequentist and Bayesian, as ``bayes-pool did``.
 
     Frequentist: unit and time fixed effects, SEs clustered by unit (logit: β and the AME
@@ -121,11 +130,19 @@ def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: st
         Controls. Text, pandas categorical and (with ``categorical``) numeric ones enter as
         0/1 indicators; ``reference`` maps a column to its reference level (default: the most
         frequent).
-    family : {"bernoulli", "gaussian"}
-        Logit for a 0/1 outcome, linear otherwise.
+    family : {"bernoulli", "gaussian", "t"}
+        Logit for a 0/1 outcome, linear otherwise; ``t``: linear with a Student-t likelihood
+        in the Bayesian model (heavy-tailed outcomes; the frequentist fit stays OLS).
     spec : ModelSpec, str or Path, optional
-        Bayesian spec (default ``did_logit`` or ``did_linear``); ``draws``, ``tune`` and
-        ``chains`` override its sampler.
+        Bayesian spec (default ``did_logit``, ``did_linear`` or ``did_t``); ``draws``,
+        ``tune`` and ``chains`` override its sampler.
+    vcov : {"cluster", "iid", "hc1"}
+        Frequentist SEs with Stata's small-sample conventions: clustered (by ``cluster``,
+        default the unit), ``regress``/``logit``'s model-based, or ``regress, robust``
+        (``logit, vce(robust)``). A 2x2 (two groups) needs ``iid`` or ``hc1``.
+    unit_effects : {"correlated", "exchangeable", "fixed"}, optional
+        Overrides the spec's: ``fixed`` gives each unit a dummy (not pooled), what a design
+        with fewer than 5 units needs.
     seed : int
         Root seed (the CLI's default).
     backends : sequence of {"frequentist", "bayesian"}
@@ -136,24 +153,31 @@ def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: st
         Labels of the rows (default ``did`` and the family).
     """
     from bayes_pool.design import DiDDesign
-    from bayes_pool.specs import check_approx
+    from bayes_pool.freq.ols import check_vcov
+    from bayes_pool.specs import check_approx, design_family
     from bayes_pool.workflow import analyse_did
     frame, (keep, bayesian) = _frame(data), _backends(backends)
     check_approx(approx, _family(family))
-    model_spec = _model_spec(spec, DID_SPECS[family], draws, tune, chains)
+    model_spec = _model_spec(spec, DID_SPECS[family], draws, tune, chains).with_unit_effects(
+        _unit_effects(unit_effects))
+    if approx and model_spec.unit_effects == "fixed":
+        raise SpecError("approx='laplace' approximates partially pooled units; use NUTS with "
+                        "unit_effects='fixed'")
     design = DiDDesign(outcome=outcome, treatment=treatment, unit=unit, time=time,
-                       covariates=_names(covariates, "covariates"), family=family,
-                       categorical=_names(categorical, "categorical"), reference=reference or {})
+                       covariates=_names(covariates, "covariates"), family=design_family(family),
+                       categorical=_names(categorical, "categorical"), reference=reference or {},
+                       cluster=cluster)
     analysis = analyse_did(frame, design, model_spec, seed=_seed(seed), study="did", table=table,
                            column=column or family, bayesian=bayesian, approx=approx,
-                           progressbar=progressbar)
+                           progressbar=progressbar, vcov=check_vcov(vcov))
     return _result(analysis, keep, title=f"DiD: {treatment} on {outcome} ({family})",
                    thresholds=model_spec.convergence,
                    shown={"term": (treatment,), "quantity": ("beta", "ame")})
 
 
 def _staggered_args(data, outcome, treatment, unit, time, cohort, covariates, family,
-                    categorical, reference, spec, draws, tune, chains, control, backends):
+                    categorical, reference, spec, draws, tune, chains, control, backends,
+                    vcov="cluster"):
     """The keyword arguments :func:`event_study` and :func:`staggered` pass to their workflow
     function, checked, and whether to keep the frequentist rows."""
     from typing import get_args
@@ -162,12 +186,19 @@ def _staggered_args(data, outcome, treatment, unit, time, cohort, covariates, fa
     keep, bayesian = _backends(backends)
     if control not in get_args(Control):
         raise SpecError(f"control must be one of {sorted(get_args(Control))}, got {control!r}")
-    model_spec = _model_spec(spec, DID_SPECS[_family(family)], draws, tune, chains)
+    from bayes_pool.freq.ols import check_vcov
+    from bayes_pool.specs import require_pooled
+    if _family(family) == "t":
+        raise SpecError("family \"t\" (a Student-t likelihood) is available for the plain "
+                        "DiD only, not for the staggered DiD or the event study")
+    model_spec = _model_spec(spec, DID_SPECS[family], draws, tune, chains)
+    require_pooled(model_spec, "the staggered DiD or the event study")
     return keep, dict(
         frame=_frame(data), outcome=outcome, treatment=treatment, unit=unit, time=time,
         cohort=cohort, covariates=_names(covariates, "covariates"), family=family,
         categorical=_names(categorical, "categorical"), reference=reference or None,
-        spec=model_spec, bayesian=bayesian, control=control, study="did")
+        spec=model_spec, bayesian=bayesian, control=control, study="did",
+        cov_type=check_vcov(vcov))
 
 
 def event_study(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: str,
@@ -176,20 +207,21 @@ def event_study(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, 
                 seed: int = 2024, backends: Sequence[str] = BACKENDS,
                 draws: int | None = None, tune: int | None = None, chains: int | None = None,
                 control: str = "notyet", window: tuple[int, int] = (-2, 4),
-                period_length: int | None = None, progressbar: bool = False
-                ) -> EventStudyResult:
+                period_length: int | None = None, progressbar: bool = False,
+                vcov: str = "cluster") -> EventStudyResult:
     """Event study: the effect by event time (periods since adoption), frequentist TWFE and
     Bayesian, as ``bayes-pool did --event-study`` (table ``event_study``, columns
     ``event_time_<k>``).
 
     ``cohort`` holds each unit's first treated period (0 or empty: never treated);
     ``control`` is ``"notyet"`` (lags only, as R ``etwfe``) or ``"never"`` (leads and lags);
-    ``window`` bins the event times. The other arguments are those of :func:`did`.
+    ``window`` bins the event times; ``vcov`` as :func:`did` (clusters: the unit). The other
+    arguments are those of :func:`did`.
     """
     from bayes_pool.staggered_workflow import analyse_event_study
     keep, kwargs = _staggered_args(data, outcome, treatment, unit, time, cohort, covariates,
                                    family, categorical, reference, spec, draws, tune, chains,
-                                   control, backends)
+                                   control, backends, vcov)
     analysis = analyse_event_study(seed=_seed(seed), window=tuple(window),
                                    period_length=period_length, progressbar=progressbar,
                                    **kwargs)
@@ -204,7 +236,7 @@ def staggered(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, ti
               categorical: Columns = (), reference: dict[str, str] | None = None, spec=None,
               seed: int = 2024, backends: Sequence[str] = BACKENDS, draws: int | None = None,
               tune: int | None = None, chains: int | None = None, control: str = "notyet",
-              progressbar: bool = False) -> Result:
+              progressbar: bool = False, vcov: str = "cluster") -> Result:
     """Staggered-robust DiD: Wooldridge's extended TWFE (ATT overall, column ``etwfe``, and
     per cohort x period, columns ``g<g>_t<t>``) beside the TWFE benchmark (``twfe``), as
     ``bayes-pool did --staggered`` (table ``staggered``). Arguments as :func:`event_study`;
@@ -213,7 +245,7 @@ def staggered(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, ti
     from bayes_pool.staggered_workflow import analyse_staggered
     keep, kwargs = _staggered_args(data, outcome, treatment, unit, time, cohort, covariates,
                                    family, categorical, reference, spec, draws, tune, chains,
-                                   control, backends)
+                                   control, backends, vcov)
     analysis = analyse_staggered(seed=_seed(seed), progressbar=progressbar, **kwargs)
     return _result(analysis, keep, title=f"Staggered DiD: {treatment} on {outcome} ({family})",
                    thresholds=kwargs["spec"].convergence,
@@ -258,7 +290,7 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
             backends: Sequence[str] = BACKENDS, draws: int | None = None,
             tune: int | None = None, chains: int | None = None, bootstrap: int = 200,
             table: str | None = None, column: str | None = None,
-            progressbar: bool = False) -> Result:
+            progressbar: bool = False, vcov: str | None = None) -> Result:
     """Mediation of ``treatment -> mediator -> outcome``: natural indirect, direct and total
     effects and the proportion mediated, frequentist (stepwise, Sobel, cluster bootstrap)
     and Bayesian (joint model), as ``bayes-pool mediate``.
@@ -267,12 +299,16 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
     ``time`` add unit and time effects (and cluster the bootstrap by unit). The effects are in
     table ``mediation``; the two regressions in ``mediator_model``/``outcome_model`` (or
     ``<table>_mediator``/``<table>_outcome``). ``spec``: a MediationSpec, a name or a path
-    (default ``models/mediation.toml``). Other arguments as :func:`did`.
+    (default ``models/mediation.toml``). ``vcov``: the two steps' SEs as :func:`did`'s
+    (clusters: the unit; None: clustered by unit, HC1 without a unit). Other arguments as
+    :func:`did`.
     """
     from bayes_pool.bayes.mediation import MediationSpec, load_mediation_spec
     from bayes_pool.mediation_workflow import analyse_mediation
     frame, (keep, bayesian) = _frame(data), _backends(backends)
-    _family(family)
+    if _family(family) == "t":
+        raise SpecError("family \"t\" (a Student-t likelihood) is available for the plain "
+                        "DiD only, not for mediation")
     if not isinstance(spec, MediationSpec):
         spec = load_mediation_spec("mediation" if spec is None else spec)
     model_spec = _sampler(spec, draws, tune, chains)
@@ -285,7 +321,7 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
                                  tables=tables, column=column, outcome_family=family,
                                  seed=_seed(seed), study="mediate", spec=model_spec,
                                  bootstrap=bootstrap, bayesian=bayesian,
-                                 progressbar=progressbar)
+                                 progressbar=progressbar, vcov=vcov)
     return _result(analysis, keep, title=f"Mediation of {treatment} on {outcome} by {mediator}",
                    thresholds=model_spec.model.convergence,
                    shown={"table": ("mediation",),

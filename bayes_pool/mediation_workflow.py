@@ -38,7 +38,8 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
                       tables: tuple[str, str] = ("mediator_model", "outcome_model"),
                       column: str | None = None, measurement_model: bool = True,
                       ri_draws: int | None = None, categorical=(),
-                      reference: dict[str, str] | None = None) -> Analysis:
+                      reference: dict[str, str] | None = None,
+                      vcov: str | None = None) -> Analysis:
     """Frequentist and Bayesian mediation of ``treatment -> mediator -> outcome``.
 
     Parameters
@@ -56,6 +57,9 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
         intercepts partially pooled around the unit means of the regressors by default, see
         the spec's ``unit_effects``); ``None`` for none. SEs are clustered and the bootstrap
         resamples by ``unit``.
+    vcov : {"cluster", "iid", "hc1"}, optional
+        The steps' SEs under Stata's conventions (:func:`bayes_pool.freq.ols.fit_vcov`);
+        None keeps the default above.
     outcome_family : {"bernoulli", "gaussian"}
         Logit or linear outcome model.
     items : sequence of str, optional
@@ -123,7 +127,7 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
     if ri_draws is None:
         ri_draws = 199 if bootstrap > 0 else 0
     freq = freq_mediation.fit_mediation(prepared, bootstrap=bootstrap, seed=boot_seed,
-                                        ri_draws=ri_draws)
+                                        ri_draws=ri_draws, vcov=vcov)
     label = dict(study=study, tables=tables, column=column, mediation_column=mediator)
     rows = [freq.tidy(**label)]
     facts.update({"n_input": prepared.n_input, "n_complete": prepared.n_obs,

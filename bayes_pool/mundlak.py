@@ -36,11 +36,31 @@ from typing import Literal, get_args
 import numpy as np
 import pandas as pd
 
-UnitEffects = Literal["correlated", "exchangeable"]
+from bayes_pool.errors import SpecError
+
+UnitEffects = Literal["correlated", "exchangeable", "fixed"]
 UNIT_EFFECTS: tuple[str, ...] = get_args(UnitEffects)
 """``correlated``: unit intercepts partially pooled around the unit means of the regressors
 (the default); ``exchangeable``: ``(1|unit)`` alone, which mixes between-unit level
-differences into the effects wherever levels and regressors are related."""
+differences into the effects wherever levels and regressors are related; ``fixed``: one
+dummy per unit as a common term with the coefficients' prior, nothing pooled -- for designs
+with a handful of units (a 2x2 has two groups), whose unit SD the data cannot inform."""
+
+MIN_POOLED_UNITS = 5
+"""Fewest units a partially pooled (``correlated``/``exchangeable``) model is fitted with:
+below it the unit SD is its prior, and :func:`check_pooling` asks for ``fixed``."""
+
+
+def check_pooling(unit_effects: str, n_units: int, unit: str) -> None:
+    """Raise :class:`~bayes_pool.errors.SpecError` when units are to be partially pooled but
+    there are fewer than :data:`MIN_POOLED_UNITS` of them (an error rather than a silent
+    switch to ``fixed``: the two models answer different questions, the user chooses)."""
+    if unit_effects != "fixed" and n_units < MIN_POOLED_UNITS:
+        raise SpecError(
+            f"column {unit!r} has only {n_units} units: {unit_effects} unit effects partially "
+            f"pool them, and with fewer than {MIN_POOLED_UNITS} units the unit SD is its "
+            "prior. What to do: use fixed unit effects (--unit-effects fixed, "
+            "unit_effects=\"fixed\", or [model] unit_effects = \"fixed\" in the spec).")
 
 PREFIX = "mean_"
 """Prefix of the unit-mean columns (``mean_policy``, ``mean_year_2016``)."""

@@ -29,7 +29,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from bayes_pool.errors import SpecError
-from bayes_pool.specs import MODELS_DIR, PRIOR_ROLES, ModelSpec, check_priors, find_toml, toml_files
+from bayes_pool.specs import (MODELS_DIR, PRIOR_ROLES, ModelSpec, check_priors, design_family,
+                               find_toml, toml_files)
 
 PRIORS_DIR: Traversable = MODELS_DIR / "priors"
 """Where the shipped prior sets live (package data)."""
@@ -58,8 +59,9 @@ class PriorSet:
     path: str = ""
 
     def for_family(self, family: str) -> dict:
-        """The overrides for a model of ``family`` (references still unresolved)."""
-        return {**self.priors, **self.families.get(family, {})}
+        """The overrides for a model of ``family`` (references still unresolved); a
+        Student-t model (``t``) takes the ``[gaussian]`` table: both are on the outcome's scale."""
+        return {**self.priors, **self.families.get(design_family(family), {})}
 
     def to_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "priors": self.priors,

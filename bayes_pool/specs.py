@@ -29,10 +29,21 @@ MODELS_DIR: Traversable = resources.files("bayes_pool") / "models"
 Backend = Literal["nutpie", "pymc"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 PRIOR_ROLES: tuple[str, ...] = ("intercept", "treatment", "covariates", "time", "unit_sd", "sigma",
-                                 "unit_means", "unit_time_sd")
+                                 "unit_means", "unit_time_sd", "nu")
 """Roles a prior is given by. ``unit_means``: the coefficients of the unit means of the
 correlated random effects (:mod:`bayes_pool.mundlak`); ``unit_time_sd``: the SD of the
-optional unit x time effect (``[model] unit_time = true``)."""
+optional unit x time effect (``[model] unit_time = true``); ``nu``: the degrees of freedom of
+a Student-t likelihood (``family = "t"``)."""
+
+LIKELIHOODS: dict[str, str] = {"bernoulli": "Bernoulli (logit link)",
+                               "gaussian": "Normal likelihood", "t": "Student-t likelihood"}
+"""What each spec ``family`` means, for the rows' notes. ``t`` is a likelihood for a
+continuous outcome: its design is ``gaussian`` (the frequentist side is OLS)."""
+
+
+def design_family(family: str) -> str:
+    """The design family of a spec family: ``gaussian`` for the Student-t likelihood."""
+    return "gaussian" if family == "t" else family
 
 
 ADAPTATIONS: tuple[str, ...] = ("auto", "low_rank", "diag")
@@ -110,7 +121,8 @@ class ModelSpec:
     path: str = ""
     unit_effects: str = "correlated"
     """How unit intercepts are modelled: ``correlated`` (partially pooled around the unit means
-    of the regressors, :mod:`bayes_pool.mundlak`) or ``exchangeable`` (``(1|unit)`` alone)."""
+    of the regressors, :mod:`bayes_pool.mundlak`), ``exchangeable`` (``(1|unit)`` alone) or
+    ``fixed`` (unit dummies, not pooled: few units; the plain DiD only)."""
     unit_time: bool = False
     """Add a partially pooled unit x time effect ``(1|unit:time)``: the posterior then carries
     the variance of shocks shared by a unit's rows in one period."""
@@ -138,6 +150,22 @@ class ModelSpec:
         """A copy with some sampler settings changed (e.g. fewer draws in a quick run)."""
         from dataclasses import replace
         return replace(self, sampler=replace(self.sampler, **changes))
+
+    def with_unit_effects(self, unit_effects: str | None) -> ModelSpec:
+        """A copy with ``unit_effects`` changed (None: the spec's own)."""
+        from dataclasses import replace
+        return self if unit_effects is None else replace(self, unit_effects=unit_effects)
+
+
+def require_pooled(spec: ModelSpec, what: str) -> None:
+    """Raise :class:`SpecError` when ``spec`` asks for fixed unit effects or a Student-t
+    likelihood, which only the plain DiD's model has, for the analysis ``what``."""
+    if spec.unit_effects == "fixed":
+        raise SpecError(f"unit_effects = \"fixed\" (--unit-effects fixed) is available for the "
+                        f"plain DiD only, not for {what}; use correlated or exchangeable")
+    if spec.family == "t":
+        raise SpecError(f"family \"t\" (a Student-t likelihood) is available for the plain DiD "
+                        f"only, not for {what}; use gaussian")
 
 
 APPROXIMATIONS: tuple[str, ...] = ("laplace",)

@@ -19,6 +19,7 @@ from bayes_pool import compare, estimates, report, runs
 from bayes_pool.bayes import did as bayes_did
 from bayes_pool.design import DiDDesign
 from bayes_pool.freq import did as freq_did
+from bayes_pool.mundlak import check_pooling
 from bayes_pool.specs import ModelSpec, check_approx
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,12 @@ class Analysis:
 
 def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed: int,
                 study: str, table: str, column: str, bayesian: bool = True,
-                approx: str | None = None, progressbar: bool = False) -> Analysis:
+                approx: str | None = None, progressbar: bool = False,
+                vcov: str = "cluster") -> Analysis:
     """Frequentist and Bayesian DiD on the same complete-case sample.
+
+    ``vcov``: the frequentist SEs (:data:`bayes_pool.freq.ols.VCOVS`; clustered by
+    ``design.cluster``, default the unit).
 
     ``approx="laplace"`` replaces NUTS by the Laplace approximation of
     :mod:`bayes_pool.bayes.fast` (logit only; treatment rows only), for data too large for
@@ -60,12 +65,19 @@ def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed:
     """
     check_approx(approx, design.family)
     prepared = design.prepare(data)
-    freq = freq_did.fit_did(prepared)
+    if bayesian:  # refits of subsamples (placebo, subgroups) call the model directly
+        check_pooling(spec.unit_effects, prepared.frame[design.unit].nunique(), design.unit)
+    freq = freq_did.fit_did(prepared, cov_type=vcov)
     rows = [freq.tidy(study=study, table=table, column=column)]
+    if spec.family == "t":
+        rows[0]["note"] += ("; OLS (least squares): the Student-t likelihood is the Bayesian "
+                            "model's only")
     facts = {"n_input": prepared.n_input, "n_complete": prepared.n_obs,
              "n_incomplete_dropped": prepared.n_incomplete,
              "identifying_units": list(prepared.switchers),
-             "frequentist_dropped_units": list(freq.dropped_units)}
+             "frequentist_dropped_units": list(freq.dropped_units),
+             "vcov": {"type": freq.cov_type, "cluster": design.cluster or design.unit,
+                      "note": freq.se_note}}
     if prepared.categorical:
         facts["categorical"] = prepared.categorical
     posteriors = {}

@@ -7,17 +7,22 @@ intercepts partially pooled around the unit means of the regressors (correlated 
         + \bar Z_{k(i)} \xi + u_{k(i)} \;[+\, w_{k(i),t}],
     \qquad u_k \sim N(0, \sigma_u^2), \quad w_{kt} \sim N(0, \sigma_w^2)
 
-(identity link and a Normal likelihood for ``family = "gaussian"``). :math:`\bar Z_k` are the
+(identity link and a Normal likelihood for ``family = "gaussian"``, a Student-t one for a
+spec with ``family = "t"``, whose design is ``gaussian``). :math:`\bar Z_k` are the
 unit means of the treatment, each covariate and the period dummies (:mod:`bayes_pool.mundlak`),
 computed in :func:`build_model` from the frame it is given, so every refit with another
 treatment (placebo, subgroup, prior set, SBC) recomputes them. With them :math:`\beta` is the
 within-unit (fixed-effects) comparison the frequentist TWFE makes; without them
 (``unit_effects = "exchangeable"``) the shrunken intercepts leave part of the level
 differences between always-treated and never-treated units to :math:`\beta`. The unit x time
-effect :math:`w_{kt}` is optional (``unit_time = true``). Priors come by role from a
-:class:`~bayes_pool.specs.ModelSpec`. Where the intercepts are centred (well-informed units) the
-model is sampled with hierarchically centred unit levels (:mod:`bayes_pool.bayes.levels`): the
-same posterior, without the ridge between the intercepts and the means' coefficients.
+effect :math:`w_{kt}` is optional (``unit_time = true``). With ``unit_effects = "fixed"``
+(a 2x2 or a handful of units, which cannot be partially pooled) the unit intercepts are unit
+dummies ``C(unit)`` among the common terms, with the ``covariates`` prior, and nothing is
+pooled: the linear model's posterior then centres on the TWFE estimate. Priors come by role
+from a :class:`~bayes_pool.specs.ModelSpec`. Where the intercepts are centred (well-informed
+units) the model is sampled with hierarchically centred unit levels
+(:mod:`bayes_pool.bayes.levels`): the same posterior, without the ridge between the intercepts
+and the means' coefficients.
 
 The average marginal effect of a term is computed within each posterior draw -- the average
 over the sample of p(D=1) - p(D=0) for that draw -- and then summarised, so its interval is the
@@ -45,7 +50,7 @@ from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.design import PreparedDiD
 from bayes_pool.errors import SpecError
 from bayes_pool.mundlak import UnitMeans, with_unit_means
-from bayes_pool.specs import ModelSpec
+from bayes_pool.specs import LIKELIHOODS, ModelSpec, design_family
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +91,15 @@ def unit_structure(prepared: PreparedDiD, spec: ModelSpec) -> UnitStructure:
     """The unit structure ``spec`` asks for, computed from ``prepared.frame``."""
     d = prepared.design
     frame, means = prepared.frame, None
+    if spec.unit_effects == "fixed":
+        if spec.unit_time:
+            raise SpecError(f"spec {spec.name!r}: unit_time = true needs partially pooled "
+                            "units; with unit_effects = \"fixed\" set unit_time = false")
+        return UnitStructure(frame=frame, unit_effects="fixed", means=None, unit_time=False,
+                             parameterization=Parameterization(
+                                 noncentered=False, setting=spec.sampler.parameterization,
+                                 reason="no partially pooled unit intercepts (fixed unit "
+                                        "effects)"))
     if spec.unit_effects == "correlated":
         frame, means = with_unit_means(prepared.frame, d.unit, [d.treatment, *d.covariates],
                                        time=d.time)
@@ -103,16 +117,20 @@ def unit_structure(prepared: PreparedDiD, spec: ModelSpec) -> UnitStructure:
 def formula(prepared: PreparedDiD, structure: UnitStructure | None = None) -> str:
     """The Bambi formula of the design (exchangeable intercepts when no ``structure``)."""
     d = prepared.design
-    for name in d.columns:
+    for name in d.columns[:len(d.columns) - len(d.cluster_column)]:
         if not name.isidentifier():
             raise SpecError(f"column name {name!r} is not a valid identifier; rename it in the "
                             "mapping file (e.g. to snake_case)")
     means = structure.mean_columns if structure is not None else []
     unit_time = [f"(1|{d.unit}:{d.time})"] if structure is not None and structure.unit_time \
         else []
-    rhs = " + ".join([d.treatment, *d.covariates, f"C({d.time})", *means, f"(1|{d.unit})",
-                      *unit_time])
+    units = f"C({d.unit})" if _fixed(structure) else f"(1|{d.unit})"
+    rhs = " + ".join([d.treatment, *d.covariates, f"C({d.time})", *means, units, *unit_time])
     return f"{d.outcome} ~ {rhs}"
+
+
+def _fixed(structure: UnitStructure | None) -> bool:
+    return structure is not None and structure.unit_effects == "fixed"
 
 
 def _prior(spec: dict) -> bmb.Prior:
@@ -131,11 +149,14 @@ def priors(prepared: PreparedDiD, spec: ModelSpec, structure: UnitStructure | No
     d = prepared.design
     out = {}
     has_unit_time = structure is not None and structure.unit_time
+    fixed = _fixed(structure)
     roles = {"intercept": ["Intercept"], "treatment": [d.treatment],
-             "covariates": list(d.covariates), "time": [f"C({d.time})"],
+             "covariates": [*d.covariates, *([f"C({d.unit})"] if fixed else [])],
+             "time": [f"C({d.time})"],
              "sigma": ["sigma"] if d.family == "gaussian" else [],
+             "nu": ["nu"] if spec.family == "t" else [],
              "unit_means": structure.mean_columns if structure is not None else [],
-             "unit_sd": [f"1|{d.unit}"],
+             "unit_sd": [] if fixed else [f"1|{d.unit}"],
              "unit_time_sd": [f"1|{d.unit}:{d.time}"] if has_unit_time else []}
     for role, prior in spec.priors.items():
         if prior == "default":
@@ -151,7 +172,7 @@ def build(prepared: PreparedDiD, spec: ModelSpec) -> tuple[bmb.Model, UnitStruct
     structure."""
     structure = unit_structure(prepared, spec)
     model = bmb.Model(formula(prepared, structure), structure.frame,
-                      family=bambi_family(prepared.design.family),
+                      family=bambi_family(spec.family),
                       priors=priors(prepared, spec, structure),
                       noncentered=structure.parameterization.noncentered)
     model.build()
@@ -192,12 +213,21 @@ class BayesDiDResult:
         return posterior_rows(self.idata, variables, thresholds=self.spec.convergence,
                               study=study, table=table, column=column,
                               n_obs=self.prepared.n_obs,
-                              note=f"Bambi {self.spec.family} hierarchical; {self.unit_note()}; "
-                                   f"{self.spec.sampler.backend}")
+                              note=self.model_note())
+
+    def model_note(self) -> str:
+        """The model, units and sampler, for the rows' note."""
+        family = self.spec.family
+        kind = "regression" if _fixed(self.structure) else "hierarchical"
+        head = (f"Bambi {family} {kind}" if family != "t" else
+                f"Bambi {kind} with a {LIKELIHOODS['t']}")
+        return f"{head}; {self.unit_note()}; {self.spec.sampler.backend}"
 
     def unit_note(self) -> str:
         """How the units were modelled, for the rows' note."""
         st = self.structure
+        if _fixed(st):
+            return f"fixed unit effects: one dummy per {self.prepared.design.unit}, not pooled"
         if st is None or st.unit_effects == "exchangeable":
             text = "exchangeable unit intercepts (no unit means)"
         else:
@@ -210,13 +240,13 @@ def fit_did(prepared: PreparedDiD, spec: ModelSpec, *, seed: int, progressbar: b
             ) -> BayesDiDResult:
     """Sample the posterior and add the AME draws of the treatment and covariates."""
     s, d = spec.sampler, prepared.design
-    if spec.family != d.family:
+    if design_family(spec.family) != d.family:
         raise SpecError(f"spec {spec.name!r} is for family {spec.family!r} but the design "
                         f"asks for {d.family!r}")
     model, structure = build(prepared, spec)
     idata = sample_bambi(model, s, seed=seed, progressbar=progressbar,
                          what=f"the DiD {d.family} model of {d.outcome}",
-                         unit_term=f"1|{d.unit}")
+                         unit_term=None if _fixed(structure) else f"1|{d.unit}")
     structure = replace(structure, sampled_as=idata["posterior"].attrs.get(
         "unit_levels", "Bambi's model as written"))
     add_ame_draws(model, idata, prepared)

@@ -18,6 +18,12 @@ from bayes_pool.errors import BayesPoolError
 from bayes_pool.seeds import child_seed
 from bayes_pool.specs import check_approx
 
+VcovOpt = Annotated[Optional[str], typer.Option(
+    help="Frequentist SEs, with Stata's small-sample conventions: cluster (by --cluster; "
+         "linear: CRV1 as reghdfe, t(G-1); logit: G/(G-1)), iid (as regress / logit) or hc1 "
+         "(as regress, robust: N/(N-K); logit: N/(N-1)). A 2x2 or few-unit design needs iid "
+         "or hc1.")]
+
 
 @command("did")
 def did(data: DataOpt, outcome: OutcomeOpt,
@@ -25,7 +31,10 @@ def did(data: DataOpt, outcome: OutcomeOpt,
         unit: Annotated[str, typer.Option(help="Unit column (e.g. province).")],
         time_col: Annotated[str, typer.Option("--time", help="Time column (e.g. year).")],
         covariates: Annotated[str, typer.Option(help="Comma-separated control columns.")] = "",
-        family: Annotated[str, typer.Option(help="bernoulli (logit) or gaussian.")] = "bernoulli",
+        family: Annotated[str, typer.Option(
+            help="bernoulli (logit), gaussian, or t (linear with a Student-t likelihood in the "
+                 "Bayesian model, for heavy-tailed outcomes; the frequentist fit stays "
+                 "OLS).")] = "bernoulli",
         mapping: MappingOpt = None, seed: SeedOpt = 2024,
         spec: Annotated[Optional[str], typer.Option(
             help="Model spec (default did_logit or did_linear).")] = None,
@@ -47,23 +56,42 @@ def did(data: DataOpt, outcome: OutcomeOpt,
                  "large for NUTS, e.g. a full survey year; treatment rows only).")] = None,
         categorical: CategoricalOpt = "", reference: ReferenceOpt = None,
         table: TableOpt = None, column: ColumnOpt = None,
-        frequentist_only: FreqOnlyOpt = False):
+        frequentist_only: FreqOnlyOpt = False, vcov: VcovOpt = "cluster",
+        cluster: Annotated[Optional[str], typer.Option(
+            help="Column the SEs are clustered by with --vcov cluster (default: --unit; the "
+                 "plain DiD only).")] = None,
+        unit_effects: Annotated[Optional[str], typer.Option(
+            help="Bayesian unit effects: correlated (the spec's default), exchangeable, or "
+                 "fixed (one dummy per unit, not pooled: needed with fewer than 5 units; "
+                 "plain DiD only).")] = None):
     """Difference-in-differences on any data set, frequentist and Bayesian.
 
-    Frequentist: unit and time fixed effects, SEs clustered by unit. Bayesian: partially pooled
-    units and time effects. Writes estimates.csv. With --cohort, also the staggered-robust ATT
-    (--staggered) and event-time coefficients (--event-study). Text, categorical and
-    value-labelled covariates enter as 0/1 indicators."""
+    Frequentist: unit and time fixed effects, SEs clustered by unit (--vcov iid or hc1 for a
+    2x2 or few units). Bayesian: partially pooled units (--unit-effects fixed for fewer than
+    5) and time effects; --family t for a Student-t likelihood. Writes estimates.csv. With
+    --cohort, also the staggered-robust ATT (--staggered) and event-time coefficients
+    (--event-study). Text, categorical and value-labelled covariates enter as 0/1
+    indicators."""
     start, scope = time.perf_counter(), dict(locals())  # the arguments, for the invocation
-    from bayes_pool.api import DID_SPECS
+    from bayes_pool.api import DID_SPECS, _unit_effects
     from bayes_pool.categorical import parse_reference
     from bayes_pool.design import DiDDesign
+    from bayes_pool.freq.ols import check_vcov
+    from bayes_pool.mundlak import check_pooling
+    from bayes_pool.specs import design_family, require_pooled
     covs, cats = split(covariates), split(categorical)
     gates = thresholds(max_r_hat, min_ess, max_divergences)
     try:
         refs = parse_reference(reference or ())
+        if family not in DID_SPECS:
+            raise BayesPoolError(f"--family must be one of {sorted(DID_SPECS)}, got {family!r}")
         design = DiDDesign(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
-                           covariates=covs, family=family, categorical=cats, reference=refs)
+                           covariates=covs, family=design_family(family), categorical=cats,
+                           reference=refs, cluster=cluster)
+        check_vcov(vcov)
+        if cluster and (staggered or event_study):
+            raise BayesPoolError("--cluster other than the unit is for the plain DiD only; "
+                                 "--staggered and --event-study cluster by --unit")
         if (staggered or event_study) and not cohort:
             raise BayesPoolError("--staggered and --event-study need --cohort COL: the first "
                                  "treated period of each unit (0 or empty for never treated)")
@@ -71,18 +99,26 @@ def did(data: DataOpt, outcome: OutcomeOpt,
             raise BayesPoolError(f"--control must be notyet or never, got {control!r}")
         check_approx(approx, family)
         model_spec = with_convergence(
-            spec_with_sampler(spec or DID_SPECS[family], draws, tune, chains), gates)
+            spec_with_sampler(spec or DID_SPECS[family], draws, tune, chains), gates
+        ).with_unit_effects(_unit_effects(unit_effects))
+        if staggered or event_study:
+            require_pooled(model_spec, "--staggered or --event-study")
+        if approx and model_spec.unit_effects == "fixed":
+            raise BayesPoolError("--approx laplace approximates partially pooled units; drop "
+                                 "it with --unit-effects fixed")
         loaded, frame = load_checked(data, mapping=mapping, id_col=id_col, covariates=covs,
                                      check=design.check)
+        if not frequentist_only:
+            check_pooling(model_spec.unit_effects, frame[unit].nunique(), unit)
         roles = dict(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
                      covariates=covs, family=family, categorical=cats, reference=refs,
                      spec=model_spec, backends=backends(frequentist_only),
-                     progressbar=progressbar())
+                     progressbar=progressbar(), vcov=vcov)
 
         def fit():
             import bayes_pool.api as bp
             result = bp.did(frame, **roles, seed=seed, approx=approx, table=table or "did",
-                            column=column)
+                            column=column, cluster=cluster)
             if event_study:
                 from bayes_pool.figures.event_study import plot_event_study
                 say("Event study: leads and lags of adoption")

@@ -13,6 +13,7 @@ from bayes_pool.commands.common import (
     TreatmentOpt, TuneOpt, command, fail, split, thresholds, with_convergence, with_sampler)
 from bayes_pool.commands.generic import (backends, load_checked, progressbar, show,
                                          write_analysis)
+from bayes_pool.commands.did import VcovOpt
 from bayes_pool.errors import BayesPoolError
 
 
@@ -34,7 +35,8 @@ def mediate(data: DataOpt, treatment: TreatmentOpt,
                 "--frequentist-only", help="Skip the Bayesian model (quick look).")] = False,
             id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
             max_divergences: MaxDivOpt = None, categorical: CategoricalOpt = "",
-            reference: ReferenceOpt = None, table: TableOpt = None, column: ColumnOpt = None):
+            reference: ReferenceOpt = None, table: TableOpt = None, column: ColumnOpt = None,
+            vcov: VcovOpt = None):
     """Mediation on any data set: natural indirect, direct and total effects.
 
     Also the proportion mediated, each frequentist (stepwise, Sobel, bootstrap) and Bayesian
@@ -47,6 +49,9 @@ def mediate(data: DataOpt, treatment: TreatmentOpt,
     gates = thresholds(max_r_hat, min_ess, max_divergences)
     try:
         refs = parse_reference(reference or ())
+        if vcov is not None:
+            from bayes_pool.freq.ols import check_vcov
+            check_vcov(vcov)
         model_spec = with_convergence(with_sampler(load_mediation_spec(), draws, tune, chains),
                                       gates)
 
@@ -68,7 +73,7 @@ def mediate(data: DataOpt, treatment: TreatmentOpt,
                                 time=time_col, categorical=cats, reference=refs,
                                 spec=model_spec, seed=seed, backends=backends(frequentist_only),
                                 bootstrap=bootstrap, table=table, column=column,
-                                progressbar=progressbar())
+                                progressbar=progressbar(), vcov=vcov)
             result.analysis.figures.append(lambda folder, synthetic, est: {
                 "mediation": plot_mediation(est[est["table"] == "mediation"],
                                             folder / "mediation.png",

@@ -56,12 +56,15 @@ class DiDDesign(PanelRoles):
         Numeric covariates to expand into indicators too.
     reference : tuple of (column, level)
         Reference levels (a dict is accepted); others take the most frequent level.
+    cluster : str, optional
+        Column the frequentist SEs are clustered by (``vcov="cluster"``); None: the unit.
     """
 
     covariates: tuple[str, ...] = ()
     family: Family = "bernoulli"
     categorical: tuple[str, ...] = ()
     reference: tuple[tuple[str, str], ...] = ()
+    cluster: str | None = None
 
     def __post_init__(self):
         check_family(self.family)
@@ -72,8 +75,16 @@ class DiDDesign(PanelRoles):
 
     @property
     def columns(self) -> list[str]:
-        """Every column the design uses, outcome first."""
-        return [self.outcome, self.treatment, self.unit, self.time, *self.covariates]
+        """Every column the design uses, outcome first (the cluster column last, if it is
+        another)."""
+        return [self.outcome, self.treatment, self.unit, self.time, *self.covariates,
+                *self.cluster_column]
+
+    @property
+    def cluster_column(self) -> tuple[str, ...]:
+        """The cluster column when it is not one of the other roles, else nothing."""
+        roles = (self.outcome, self.treatment, self.unit, self.time, *self.covariates)
+        return (self.cluster,) if self.cluster and self.cluster not in roles else ()
 
     @property
     def terms(self) -> list[str]:
@@ -93,7 +104,8 @@ class DiDDesign(PanelRoles):
         """
         ex = expand(data, self.covariates, categorical=self.categorical,
                     reference=dict(self.reference),
-                    required=(self.outcome, self.treatment, self.unit, self.time))
+                    required=(self.outcome, self.treatment, self.unit, self.time,
+                              *self.cluster_column))
         if ex.changed:
             plain = replace(self, covariates=ex.covariates, categorical=(), reference=())
             return replace(plain.prepare(ex.frame), categorical=ex.record)
@@ -106,7 +118,7 @@ class DiDDesign(PanelRoles):
             )
         frame = data[self.columns].copy()
         n_all = len(frame)
-        for col in (self.outcome, self.treatment, self.unit, self.time):
+        for col in (self.outcome, self.treatment, self.unit, self.time, *self.cluster_column):
             n_na = int(frame[col].isna().sum())
             if n_na:
                 first = ", ".join(map(str, np.flatnonzero(frame[col].isna().to_numpy())[:5]))

@@ -11,14 +11,14 @@ because absorbed-fixed-effect estimators cannot give the marginal effect's SE.
 Clustered SEs follow the convention of the tool users compare with
 (:data:`bayes_pool.freq.ols.SE_CONVENTIONS`): a logit as Stata's ``logit, vce(cluster)``
 (G/(G - 1), normal), the linear model as fixest / ``reghdfe`` (CRV1 with the unit dummies,
-nested in the unit clusters, left out of K; t(G - 1) p-values and intervals).
+nested in the unit clusters, left out of K; t(G - 1) p-values and intervals). ``iid`` and
+``hc1`` SEs follow Stata's ``regress`` / ``logit`` (:func:`bayes_pool.freq.ols.fit_vcov`).
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,8 @@ from threadpoolctl import threadpool_limits
 from bayes_pool import estimates
 from bayes_pool.design import PreparedDiD
 from bayes_pool.errors import InputError
-from bayes_pool.freq.ols import SE_CONVENTIONS, critical_value, fit_clustered, quoted
+from bayes_pool.freq.ols import (check_vcov, critical_value, fit_vcov, nested_dummies, quoted,
+                                 vcov_note)
 
 
 @dataclass
@@ -60,10 +61,8 @@ class FreqDiDResult:
     def se_note(self) -> str:
         """Which SE the rows carry and which small-sample convention it follows."""
         d = self.prepared.design
-        if self.cov_type == "cluster":
-            convention = "logit" if d.family == "bernoulli" else "crv1"
-            return f"SE clustered by {d.unit}, {SE_CONVENTIONS[convention]}"
-        return "model-based (non-robust) SE" + ("" if d.family == "bernoulli" else ", t(N-K)")
+        return vcov_note(self.cov_type, linear=d.family != "bernoulli",
+                         cluster=d.cluster or d.unit)
 
     def tidy(self, *, study: str, table: str, column: str) -> pd.DataFrame:
         """Rows of the estimates table: ``beta`` and ``ame`` for the treatment and each covariate."""
@@ -93,7 +92,8 @@ class FreqDiDResult:
         return estimates.frame(rows)
 
 
-CovType = Literal["cluster", "nonrobust"]
+CovType = str
+"""One of :data:`bayes_pool.freq.ols.VCOVS` (``"nonrobust"``: the older name of ``"iid"``)."""
 
 
 def fit_did(prepared: PreparedDiD, *, cov_type: CovType = "cluster") -> FreqDiDResult:
@@ -103,10 +103,13 @@ def fit_did(prepared: PreparedDiD, *, cov_type: CovType = "cluster") -> FreqDiDR
     infinite), as Stata does, and the drop is reported in the estimates' ``note``.
     ``cov_type="cluster"`` (the paper's choice) clusters by unit; ``"nonrobust"`` gives the
     model-based SEs, which stay valid when only a few units switch treatment and the unit
-    effects absorb the within-unit correlation -- clustered SEs then are far too small.
+    effects absorb the within-unit correlation -- clustered SEs then are far too small;
+    ``"hc1"`` the heteroskedasticity-robust ones (``"iid"`` and ``"hc1"`` as Stata's
+    ``regress`` / ``logit``, see :func:`bayes_pool.freq.ols.fit_vcov`). Clusters are the
+    design's ``cluster`` column (default the unit); the unit and time dummies nested in them
+    are left out of K for a linear model.
     """
-    if cov_type not in ("cluster", "nonrobust"):
-        raise ValueError(f"cov_type must be 'cluster' or 'nonrobust', got {cov_type!r}")
+    cov_type = check_vcov(cov_type)
     # OpenBLAS threads on these small dense problems cost more than they save (3x here).
     with threadpool_limits(1):
         return _fit_did(prepared, cov_type)
@@ -126,18 +129,19 @@ def _fit_did(prepared: PreparedDiD, cov_type: CovType) -> FreqDiDResult:
     rhs = " + ".join([quoted(d.treatment), *map(quoted, d.covariates), f"C({quoted(d.unit)})",
                       f"C({quoted(d.time)})"])
     formula = f"{quoted(d.outcome)} ~ {rhs}"
+    by = d.cluster or d.unit
     if d.family == "bernoulli":
         model = smf.logit(formula, data=frame)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            result = (fit_clustered(model, frame[d.unit], convention="logit", disp=0, maxiter=200)
-                      if cov_type == "cluster" else model.fit(disp=0, maxiter=200))
+            result = fit_vcov(model, cov_type, linear=False, groups=frame[by], disp=0,
+                              maxiter=200)
         margeff = _logit_margeff(result, d.terms)
     else:
         model = smf.ols(formula, data=frame)
-        result = (fit_clustered(model, frame[d.unit], convention="crv1",
-                                nested=unit_dummies(model, d.unit))
-                  if cov_type == "cluster" else model.fit())
+        nested = (unit_dummies(model, d.unit) if by == d.unit else
+                  nested_dummies(model, frame, [d.unit, d.time], by))
+        result = fit_vcov(model, cov_type, linear=True, groups=frame[by], nested=nested)
         keys = [quoted(t) for t in d.terms]
         margeff = pd.DataFrame({"ame": result.params[keys].to_numpy(),
                                 "se": result.bse[keys].to_numpy(),

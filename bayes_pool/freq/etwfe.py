@@ -41,7 +41,6 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -55,10 +54,10 @@ from bayes_pool.design.staggered import (DEFAULT_CONTROL, FIRST, TIME_VALUE, Con
                                         PreparedStaggered, cell_columns, control_note,
                                         resolve_level)
 from bayes_pool.freq import did as freq_did
-from bayes_pool.freq.ols import (SE_CONVENTIONS, critical_value, fit_clustered, inference_df,
-                                 quoted)
+from bayes_pool.freq.ols import (check_vcov, critical_value, fit_vcov, inference_df, quoted,
+                                 vcov_note)
 
-CovType = Literal["cluster", "nonrobust"]
+CovType = freq_did.CovType
 
 
 def switch_off_effects(params: np.ndarray, cov: np.ndarray, exog: np.ndarray,
@@ -148,11 +147,10 @@ def fit_logit_dummies(frame: pd.DataFrame, *, outcome: str, unit: str, rhs: list
     A linear fit's clustered SEs are CRV1 as fixest / ``reghdfe``
     (:func:`bayes_pool.freq.ols.fit_clustered`: unit dummies not counted in K, t(G - 1)
     inference); a logit's are Stata's ``logit, vce(cluster)`` (G/(G - 1) only), as the TWFE
-    DiD logit's.
+    DiD logit's; ``iid`` and ``hc1`` as :func:`bayes_pool.freq.ols.fit_vcov`.
     Returns ``(result, frame_used, dropped_units)``.
     """
-    if cov_type not in ("cluster", "nonrobust"):
-        raise ValueError(f"cov_type must be 'cluster' or 'nonrobust', got {cov_type!r}")
+    cov_type = check_vcov(cov_type)
     dropped: tuple[str, ...] = ()
     if family == "bernoulli" and level_column == unit:
         varies = frame.groupby(unit)[outcome].nunique() > 1
@@ -169,13 +167,11 @@ def fit_logit_dummies(frame: pd.DataFrame, *, outcome: str, unit: str, rhs: list
     if family == "bernoulli":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            result = (fit_clustered(model, frame[unit], convention="logit", disp=0, maxiter=200)
-                      if cov_type == "cluster" else model.fit(disp=0, maxiter=200))
-    elif cov_type == "cluster":  # unit dummies sit inside the unit clusters: not in K
-        result = fit_clustered(model, frame[unit], convention="crv1",
-                               nested=freq_did.unit_dummies(model, unit))
-    else:
-        result = model.fit()
+            result = fit_vcov(model, cov_type, linear=False, groups=frame[unit], disp=0,
+                              maxiter=200)
+    else:  # unit dummies sit inside the unit clusters: not in K
+        result = fit_vcov(model, cov_type, linear=True, groups=frame[unit],
+                          nested=freq_did.unit_dummies(model, unit))
     return result, frame, dropped
 
 
@@ -231,11 +227,8 @@ class FreqETWFEResult:
 
 
 def se_note(cov_type: str, design) -> str:
-    """Which SE the rows carry: clustered (Stata logit's or CRV1's convention) or model-based."""
-    if cov_type != "cluster":
-        return "model-based SE"
-    convention = "logit" if design.family == "bernoulli" else "crv1"
-    return f"SE clustered by {design.unit}, {SE_CONVENTIONS[convention]}"
+    """Which SE the rows carry and its convention (:func:`bayes_pool.freq.ols.vcov_note`)."""
+    return vcov_note(cov_type, linear=design.family != "bernoulli", cluster=design.unit)
 
 
 def fit_etwfe(prepared: PreparedStaggered, *, control: Control = DEFAULT_CONTROL,

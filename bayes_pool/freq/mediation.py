@@ -57,7 +57,7 @@ from bayes_pool import estimates
 from bayes_pool.design.mediation import MediationDesign, PreparedMediation  # noqa: F401
 from bayes_pool.estimands.mediation import EFFECTS, natural_effects
 from bayes_pool.freq import did as freq_did
-from bayes_pool.freq.ols import quoted
+from bayes_pool.freq.ols import critical_value, fit_vcov, quoted, vcov_note
 
 log = logging.getLogger(__name__)
 
@@ -87,24 +87,27 @@ class _Step:
     eta: np.ndarray  # fitted linear predictor on those rows
     scale: float  # residual variance (OLS)
     dropped_units: tuple[str, ...] = ()
+    crit: float | None = None  # the 95% quantile of the step's inference, with an explicit vcov
 
     @property
     def n_obs(self) -> int:
         return len(self.rows)
 
 
-def _fit_step(prepared: PreparedMediation, *, outcome_step: bool) -> _Step:
+def _fit_step(prepared: PreparedMediation, *, outcome_step: bool, vcov=None) -> _Step:
     d = prepared.design
     terms = [d.treatment, *((d.mediator,) if outcome_step else ()), *d.covariates]
     family = d.family if outcome_step else "gaussian"
     frame = prepared.frame
     if d.unit and d.time:
-        res = freq_did.fit_did(d.did(outcome_step=outcome_step).prepare(frame))
+        res = freq_did.fit_did(d.did(outcome_step=outcome_step).prepare(frame),
+                               cov_type=vcov or "cluster")
         keep = ~frame[d.unit].isin(res.dropped_units).to_numpy()
         return _Step(coef=_by_term(res.result.params, terms), se=_by_term(res.result.bse, terms),
                      p_value=_by_term(res.result.pvalues, terms), ame=res.margeff,
                      rows=np.flatnonzero(keep), eta=np.asarray(res.result.fittedvalues),
-                     scale=float(res.result.scale), dropped_units=res.dropped_units)
+                     scale=float(res.result.scale), dropped_units=res.dropped_units,
+                     crit=res.critical_value if vcov else None)
     y = d.outcome if outcome_step else d.mediator
     keep = np.ones(len(frame), dtype=bool)
     dropped: tuple[str, ...] = ()
@@ -115,25 +118,29 @@ def _fit_step(prepared: PreparedMediation, *, outcome_step: bool) -> _Step:
     sub = frame[keep].reset_index(drop=True)
     effects = [f"C({quoted(c)})" for c in (d.unit, d.time) if c]
     formula = f"{quoted(y)} ~ " + " + ".join([*map(quoted, terms), *effects])
-    if d.unit:
-        fit_kw = dict(cov_type="cluster", cov_kwds={"groups": pd.factorize(sub[d.unit])[0]})
-    else:
-        fit_kw = dict(cov_type="HC1")
+    fit_kw = (dict(cov_type="cluster", cov_kwds={"groups": pd.factorize(sub[d.unit])[0]})
+              if d.unit else dict(cov_type="HC1"))
+
+    def fit(model, **kw):  # vcov None: statsmodels' conventions, as before vcov existed
+        return model.fit(**kw, **fit_kw) if vcov is None else fit_vcov(
+            model, vcov, linear=family != "bernoulli", groups=sub[d.unit] if d.unit else None,
+            nested=freq_did.unit_dummies(model, d.unit) if d.unit else 0, **kw)
     if family == "bernoulli":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
-            res = smf.logit(formula, data=sub).fit(disp=0, maxiter=200, **fit_kw)
+            res = fit(smf.logit(formula, data=sub), disp=0, maxiter=200)
         ame = freq_did._logit_margeff(res, terms)
         scale = 1.0
     else:
-        res = smf.ols(formula, data=sub).fit(**fit_kw)
+        res = fit(smf.ols(formula, data=sub))
         keys = [quoted(t) for t in terms]
         ame = pd.DataFrame({"ame": res.params[keys].to_numpy(), "se": res.bse[keys].to_numpy(),
                             "p_value": res.pvalues[keys].to_numpy()}, index=terms)
         scale = float(res.scale)
     return _Step(coef=_by_term(res.params, terms), se=_by_term(res.bse, terms),
                  p_value=_by_term(res.pvalues, terms), ame=ame, rows=np.flatnonzero(keep),
-                 eta=np.asarray(res.fittedvalues), scale=scale, dropped_units=dropped)
+                 eta=np.asarray(res.fittedvalues), scale=scale, dropped_units=dropped,
+                 crit=critical_value(res) if vcov else None)
 
 
 def _by_term(values: pd.Series, terms: list[str]) -> pd.Series:
@@ -263,6 +270,7 @@ class FreqMediationResult:
     boot: pd.DataFrame
     n_boot_failed: int
     ri: object = None  # bayes_pool.freq.mediation_ri.IndirectRI, when computed
+    vcov: str | None = None  # None: clustered by unit (HC1 without one), as statsmodels
 
     @property
     def sobel(self) -> dict[str, float]:
@@ -289,29 +297,32 @@ class FreqMediationResult:
         column = column or d.mediator
         mediation_column = mediation_column or d.mediator
         z = stats.norm.ppf(0.5 + estimates.CI_PROB / 2)
-        se_kind = f"SE clustered by {d.unit}" if d.unit else "HC1 robust SE"
+        se_kind, med_kind = ((f"SE clustered by {d.unit}" if d.unit else "HC1 robust SE"),) * 2 \
+            if self.vcov is None else (vcov_note(self.vcov, linear=lin, cluster=d.unit)
+                                       for lin in (d.family != "bernoulli", True))
         fe = ", ".join(f"{c} effects" for c in (d.unit, d.time) if c) or "no fixed effects"
         rows = []
 
-        def add(table, col, term, quantity, est, se, p, n, note):
+        def add(table, col, term, quantity, est, se, p, n, note, crit=None):
+            q = crit or z
             rows.append(estimates.row(study=study, table=table, column=col, term=term,
                                       quantity=quantity, source="frequentist", estimate=est,
-                                      se=se, ci_low=est - z * se, ci_high=est + z * se,
+                                      se=se, ci_low=est - q * se, ci_high=est + q * se,
                                       p_value=p, n_obs=n, note=note))
 
         med, out = self.mediator_step, self.outcome_step
         add(tables[0], column, d.treatment, "beta", med.coef[d.treatment], med.se[d.treatment],
             med.p_value[d.treatment], med.n_obs,
-            f"OLS of {d.mediator} on {d.treatment}; covariates, {fe}; {se_kind}")
+            f"OLS of {d.mediator} on {d.treatment}; covariates, {fe}; {med_kind}", med.crit)
         note = f"{'logit' if d.family == 'bernoulli' else 'OLS'} of {d.outcome}; covariates, {fe}; {se_kind}"
         if out.dropped_units:
             note += f"; dropped {len(out.dropped_units)} {d.unit}(s) whose outcome never varies"
         for term in (d.treatment, d.mediator):
             add(tables[1], column, term, "beta", out.coef[term], out.se[term],
-                out.p_value[term], out.n_obs, note)
+                out.p_value[term], out.n_obs, note, out.crit)
             m = out.ame.loc[term]
             add(tables[1], column, term, "ame", m["ame"], m["se"], m["p_value"], out.n_obs,
-                note + "; delta method")
+                note + "; delta method", out.crit)
         s = self.sobel
         add("mediation", mediation_column, d.treatment, "indirect_ab", s["estimate"], s["se"],
             s["p_value"], out.n_obs, f"a*b on the outcome's link scale; Sobel SE from the "
@@ -365,13 +376,14 @@ def _few_switchers_note(prepared: PreparedMediation) -> str:
 
 def fit_mediation(prepared: PreparedMediation, *, bootstrap: int = 200,
                   seed: int | np.random.SeedSequence | None = None,
-                  ri_draws: int = 0) -> FreqMediationResult:
+                  ri_draws: int = 0, vcov: str | None = None) -> FreqMediationResult:
     """Fit both steps, the plug-in natural effects, ``bootstrap`` cluster-bootstrap
     replicates seeded by ``seed`` (0 replicates: no bootstrap, intervals NaN) and, with
     ``ri_draws`` > 0 and unit and time columns, the randomization test of the indirect
-    effect (:mod:`bayes_pool.freq.mediation_ri`) seeded by a child of ``seed``."""
-    med = _fit_step(prepared, outcome_step=False)
-    out = _fit_step(prepared, outcome_step=True)
+    effect (:mod:`bayes_pool.freq.mediation_ri`) seeded by a child of ``seed``. ``vcov``: the
+    steps' SEs (None: the module docstring's default); the Sobel SE follows them."""
+    med = _fit_step(prepared, outcome_step=False, vcov=vcov)
+    out = _fit_step(prepared, outcome_step=True, vcov=vcov)
     effects = _plug_in(prepared, med, out)
     if bootstrap > 0:
         boot, failed = bootstrap_effects(prepared, n_boot=bootstrap, seed=seed)
@@ -384,4 +396,5 @@ def fit_mediation(prepared: PreparedMediation, *, bootstrap: int = 200,
         ri = indirect_ri(prepared, float(out.p_value[prepared.design.mediator]),
                          draws=ri_draws, seed=parent.spawn(1)[0])
     return FreqMediationResult(prepared=prepared, mediator_step=med, outcome_step=out,
-                               effects=effects, boot=boot, n_boot_failed=failed, ri=ri)
+                               effects=effects, boot=boot, n_boot_failed=failed, ri=ri,
+                               vcov=vcov)

@@ -18,13 +18,20 @@ next to the tools users compare with: fixest / Stata ``reghdfe`` for linear mode
 ``logit, vce(cluster)`` for logits. statsmodels' own default multiplies both by
 (N - 1)/(N - K) with every dummy in K, which for a linear model with unit dummies and SEs
 clustered by unit makes the SE too large by sqrt((N - K_nested)/(N - K)).
+
+:func:`fit_vcov` is the one entry point for the three variance choices a fit offers
+(``vcov`` = :data:`VCOVS`), each with Stata's small-sample convention (:func:`vcov_note`):
+``iid`` as ``regress`` (s^2 (X'X)^-1, t(N - K)) or ``logit`` (inverse information, normal);
+``hc1`` as ``regress, robust`` (N/(N - K), t(N - K)) or ``logit, vce(robust)`` (N/(N - 1),
+normal); ``cluster`` as :func:`fit_clustered`. A 2x2 or few-unit design needs the first two:
+with two clusters a clustered SE has one degree of freedom.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -33,7 +40,7 @@ from scipy import stats
 
 from bayes_pool import estimates
 from bayes_pool.design.did import check_numeric_columns
-from bayes_pool.errors import InputError
+from bayes_pool.errors import InputError, SpecError
 
 
 def quoted(name: str) -> str:
@@ -71,6 +78,8 @@ def fit_clustered(model, groups, *, convention: Convention, nested: int = 0, **f
     """
     if convention not in SE_CONVENTIONS:
         raise ValueError(f"convention must be one of {sorted(SE_CONVENTIONS)}, got {convention!r}")
+    if groups is None:
+        raise InputError("clustered SEs need a cluster column (a unit, or --cluster COL)")
     codes, levels = pd.factorize(pd.Series(np.asarray(groups)), sort=True)
     if (codes < 0).any():
         raise InputError(f"{int((codes < 0).sum())} rows have a missing cluster; drop them first")
@@ -88,6 +97,75 @@ def fit_clustered(model, groups, *, convention: Convention, nested: int = 0, **f
     inner.cov_params_default = inner.cov_params_default * factor
     inner._cache = {}  # bse, p-values and intervals were cached from the unscaled covariance
     return result
+
+
+Vcov = Literal["iid", "hc1", "cluster"]
+VCOVS: tuple[str, ...] = get_args(Vcov)
+"""The variance choices of the frequentist fits (``--vcov``, ``vcov=``, spec key ``vcov``)."""
+
+_VCOV_NOTES = {
+    ("iid", True): "iid SE as Stata regress: s^2 (X'X)^-1; t(N-K) p-values and intervals",
+    ("iid", False): ("model-based SE as Stata logit (inverse information); normal p-values "
+                     "and intervals"),
+    ("hc1", True): ("HC1 SE as Stata regress, robust: N/(N-K); t(N-K) p-values and "
+                    "intervals"),
+    ("hc1", False): ("robust SE as Stata logit, vce(robust): N/(N-1); normal p-values and "
+                     "intervals"),
+}
+
+
+def check_vcov(vcov: str) -> Vcov:
+    """``vcov`` if it is one of :data:`VCOVS` (``"nonrobust"``, the older name, is ``"iid"``);
+    else :class:`SpecError` naming the option and its values."""
+    vcov = "iid" if vcov == "nonrobust" else vcov
+    if vcov not in VCOVS:
+        raise SpecError(f"vcov must be one of {list(VCOVS)} (--vcov, vcov=), got {vcov!r}")
+    return vcov
+
+
+def vcov_note(vcov: str, *, linear: bool, cluster: str | None = None) -> str:
+    """Which SE a fit under ``vcov`` carries and the convention it follows, for row notes."""
+    vcov = check_vcov(vcov)
+    if vcov == "cluster":
+        return f"SE clustered by {cluster}, {SE_CONVENTIONS['crv1' if linear else 'logit']}"
+    return _VCOV_NOTES[vcov, linear]
+
+
+def fit_vcov(model, vcov: str, *, linear: bool, groups=None, nested: int = 0, **fit_kw):
+    """Fit a statsmodels OLS (``linear``) or Logit under ``vcov`` with Stata's conventions.
+
+    ``iid``: the model-based covariance (OLS: t(N - K) inference). ``hc1``: OLS as
+    ``regress, robust`` (statsmodels' HC1, t(N - K)); a logit as ``logit, vce(robust)``, the
+    sandwich times N/(N - 1) with normal inference (statsmodels' ``"HC1"`` for a logit is the
+    uncorrected sandwich). ``cluster``: :func:`fit_clustered` by ``groups`` (CRV1 with
+    ``nested`` dummies out of K for OLS, Stata's logit convention otherwise).
+    """
+    vcov = check_vcov(vcov)
+    if vcov == "cluster":
+        return fit_clustered(model, groups, convention="crv1" if linear else "logit",
+                             nested=nested, **fit_kw)
+    if vcov == "iid":
+        return model.fit(**fit_kw)
+    if linear:
+        return model.fit(cov_type="HC1", use_t=True, **fit_kw)
+    result = model.fit(cov_type="HC0", **fit_kw)
+    n = result.nobs
+    inner = getattr(result, "_results", result)
+    inner.cov_params_default = inner.cov_params_default * n / (n - 1)
+    inner._cache = {}
+    return result
+
+
+def nested_dummies(model, frame: pd.DataFrame, columns, cluster: str) -> int:
+    """How many dummy columns ``C(Q('col'))[...]`` of the design, for each of ``columns``, are
+    nested in the ``cluster`` groups (every level of ``col`` within one cluster): the fixed
+    effects fixest and ``reghdfe`` leave out of K in CRV1."""
+    out = 0
+    for col in dict.fromkeys(columns):
+        if col == cluster or frame.groupby(col)[cluster].nunique().max() == 1:
+            prefix = f"C({quoted(col)})["
+            out += sum(name.startswith(prefix) for name in model.exog_names)
+    return out
 
 
 def inference_df(result) -> float | None:
@@ -116,12 +194,16 @@ class OLSResult:
     result: object
     beta_std: pd.Series
     n_obs: int
+    vcov: str = "iid"
+    cluster: str | None = None
 
     def tidy(self, *, study: str, table: str, column: str) -> pd.DataFrame:
         """Rows ``beta``, ``beta_std``, ``t`` per term; ``beta`` and ``t`` of the intercept."""
         r = self.result
         ci = r.conf_int(alpha=1 - estimates.CI_PROB)
-        note = f"OLS of {self.outcome}; classical SEs"
+        note = f"OLS of {self.outcome}; " + ("classical SEs" if self.vcov == "iid" else
+                                              vcov_note(self.vcov, linear=True,
+                                                        cluster=self.cluster))
         rows = []
         for name, term in [("const", "intercept"), *[(t, t) for t in self.terms]]:
             common = dict(study=study, table=table, column=column, term=term,
@@ -138,16 +220,25 @@ class OLSResult:
         return estimates.frame(rows)
 
 
-def fit_ols(frame: pd.DataFrame, outcome: str, terms: Sequence[str]) -> OLSResult:
-    """OLS of ``outcome`` on ``terms`` (entered linearly) and a constant, complete cases."""
-    terms = list(terms)
+def fit_ols(frame: pd.DataFrame, outcome: str, terms: Sequence[str], *, vcov: str = "iid",
+            cluster: str | None = None) -> OLSResult:
+    """OLS of ``outcome`` on ``terms`` (entered linearly) and a constant, complete cases, with
+    SEs under ``vcov`` (:func:`fit_vcov`; ``cluster`` names the column clustered by, required
+    with ``vcov="cluster"``, and its rows must be complete too)."""
+    terms, vcov = list(terms), check_vcov(vcov)
+    if vcov == "cluster":
+        if cluster is None or cluster not in frame.columns:
+            raise InputError(f"vcov 'cluster' needs a cluster column present in the data, got "
+                             f"{cluster!r}; name it with --cluster COL / cluster=")
+        frame = frame[frame[cluster].notna()]
     data = _complete(frame, outcome, terms)
     x = sm.add_constant(data[terms], has_constant="add")
-    result = sm.OLS(data[outcome], x).fit()
+    groups = frame.loc[data.index, cluster] if vcov == "cluster" else None
+    result = fit_vcov(sm.OLS(data[outcome], x), vcov, linear=True, groups=groups)
     sd = data.std(ddof=1)
     beta_std = result.params[terms] * sd[terms] / sd[outcome]
     return OLSResult(outcome=outcome, terms=terms, result=result, beta_std=beta_std,
-                     n_obs=int(result.nobs))
+                     n_obs=int(result.nobs), vcov=vcov, cluster=cluster)
 
 
 @dataclass
