@@ -236,11 +236,24 @@ def _declaration(raw: dict, i: int, base: Path) -> AnalysisDecl:
     spec = raw.get("spec")
     if spec and spec.endswith(".toml"):
         spec = str(_file(base, spec, f"{where}: spec"))
-    backends = raw.get("backends", ["frequentist", "bayesian"])
+    from bayes_pool.api import BACKENDS
+    backends = raw.get("backends", list(BACKENDS))
+    if not backends or set(backends) - set(BACKENDS):
+        raise SpecError(f"{where}: key 'backends' = {backends!r}; a non-empty list of "
+                        f"{list(BACKENDS)}")
+    priors = raw.get("priors")
+    if priors:
+        if kind in ("psm", "mediate"):
+            raise SpecError(f"{where}: key 'priors' applies to did, staggered, event_study "
+                            f"and linear analyses, not {kind!r}")
+        from bayes_pool.priors import load_prior_set
+        if priors.endswith(".toml"):
+            priors = str(_file(base, priors, f"{where}: priors"))
+        load_prior_set(priors)  # an unknown name is refused here, listing the valid ones
     return AnalysisDecl(name=str(raw["name"]), kind=kind, table=str(raw.get("table", kind)),
                         column=str(raw["column"]) if "column" in raw else None,
                         options=options, subset=raw.get("subset"), spec=spec,
-                        priors=raw.get("priors"), backends=tuple(backends),
+                        priors=priors, backends=tuple(backends),
                         description=raw.get("description", ""))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayes_pool import estimates
-from bayes_pool.errors import InputError, SpecError
+from bayes_pool.errors import InputError
 from bayes_pool.seeds import child_seed
 from bayes_pool.study_file import AnalysisDecl, StudyFile, api_function, subset
 
@@ -66,9 +66,6 @@ def _run_one(a: AnalysisDecl, frame: pd.DataFrame, *, study: str, seed: int, sam
         kwargs["spec"] = _spec(a, frame, DID_SPECS[a.options.get("family", "bernoulli")],
                                sampler)
     else:
-        if a.priors:
-            raise SpecError(f"analysis {a.name!r}: key 'priors' applies to did, staggered, "
-                            f"event_study and linear analyses, not {a.kind!r}")
         kwargs.update(spec=a.spec, draws=sampler[0], tune=sampler[1], chains=sampler[2])
     params = inspect.signature(api_function(a.kind)).parameters
     if "table" in params:
