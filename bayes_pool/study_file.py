@@ -33,7 +33,8 @@ DATA_KEYS = {"file", "mapping", "loader", "options"}
 """Keys of the ``[data]`` table: ``file`` (and ``mapping``) or ``loader`` (and ``options``)."""
 TOP_KEYS = {"study", "data", "analysis"}
 
-ROLE_KEYS = ("outcome", "treatment", "unit", "time", "cohort", "mediator", "cluster")
+ROLE_KEYS = ("outcome", "treatment", "unit", "time", "cohort", "mediator", "cluster",
+             "group")
 """Keys that name one column of the data."""
 LIST_ROLE_KEYS = ("covariates", "categorical", "exact")
 """Keys that name a list of columns."""
@@ -57,10 +58,13 @@ KINDS: dict[str, dict] = {
                     required=("treatment", "mediator", "outcome")),
     "linear": dict(keys={"outcome", "treatment", "covariates", "vcov"},
                    required=("outcome", "treatment")),
+    "python": dict(keys={"function", "options", *ROLE_KEYS, *LIST_ROLE_KEYS},
+                   required=("function",)),
 }
-"""Analysis kinds, the options each takes and those it needs. Every kind but ``linear``
-calls the :mod:`bayes_pool.api` function of its name with the options as arguments;
-``linear`` is OLS with classical SEs beside a Bambi linear regression."""
+"""Analysis kinds, the options each takes and those it needs. ``did`` to ``mediate`` call
+the :mod:`bayes_pool.api` function of their name with the options as arguments; ``linear``
+is OLS with classical SEs beside a Bambi linear regression; ``python`` calls a study's own
+``"module:function"`` (the code only that study needs) with the roles and ``options``."""
 
 
 @dataclass
@@ -122,7 +126,7 @@ class StudyFile:
             loaded = load_file(path, mapping=mapping if data is not None
                                else self.data.get("mapping"))
             return loaded.frame, {"kind": "file", **loaded.manifest()}
-        fn = _callable(self.data["loader"], "[data] loader")
+        fn = callable_ref(self.data["loader"], "[data] loader")
         frame = fn(**self.data.get("options", {}))
         if not isinstance(frame, pd.DataFrame):
             raise SpecError(f"[data] loader {self.data['loader']!r} returned "
@@ -155,7 +159,7 @@ class StudyFile:
                        progressbar=progressbar)
 
 
-def _callable(ref: str, where: str) -> Callable:
+def callable_ref(ref: str, where: str) -> Callable:
     """The function named by ``"module:function"``."""
     module, _, name = str(ref).partition(":")
     if not module or not name:
@@ -202,7 +206,7 @@ def api_function(kind: str):
 def check_api(a: AnalysisDecl) -> None:
     """Refuse an option of the format that the installed :mod:`bayes_pool.api` function does
     not take yet (say ``vcov`` before the API has it), naming the key."""
-    if a.kind == "linear":
+    if a.kind in ("linear", "python"):
         return
     params = inspect.signature(api_function(a.kind)).parameters
     bad = sorted(set(a.options) - set(params))
@@ -224,6 +228,8 @@ def _declaration(raw: dict, i: int, base: Path) -> AnalysisDecl:
                         f"{sorted(KINDS)}")
     options = {k: v for k, v in raw.items() if k not in COMMON_KEYS}
     _unknown(options, KINDS[kind]["keys"] | COMMON_KEYS, f"{where} (kind {kind!r})")
+    if kind == "python" and "function" in options:
+        callable_ref(options["function"], f"{where}: key 'function'")
     if kind == "linear" and options.get("vcov", "iid") != "iid":
         raise SpecError(f"{where}: key 'vcov' = {options['vcov']!r}; a linear analysis has "
                         "classical (iid) SEs only")
@@ -244,8 +250,8 @@ def _declaration(raw: dict, i: int, base: Path) -> AnalysisDecl:
     priors = raw.get("priors")
     if priors:
         if kind in ("psm", "mediate"):
-            raise SpecError(f"{where}: key 'priors' applies to did, staggered, event_study "
-                            f"and linear analyses, not {kind!r}")
+            raise SpecError(f"{where}: key 'priors' applies to did, staggered, event_study, "
+                            f"linear and python analyses, not {kind!r}")
         from bayes_pool.priors import load_prior_set
         if priors.endswith(".toml"):
             priors = str(_file(base, priors, f"{where}: priors"))

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from bayes_pool import estimates
-from bayes_pool.errors import InputError
+from bayes_pool.errors import InputError, SpecError
 from bayes_pool.seeds import child_seed
-from bayes_pool.study_file import AnalysisDecl, StudyFile, api_function, subset
+from bayes_pool.study_file import AnalysisDecl, StudyFile, api_function, callable_ref, subset
 
 
 def analyse(study: StudyFile, frame: pd.DataFrame, *, seed: int, sampler=(None, None, None),
@@ -58,6 +58,9 @@ def _run_one(a: AnalysisDecl, frame: pd.DataFrame, *, study: str, seed: int, sam
              progressbar: bool):
     from bayes_pool.api import DID_SPECS
     from bayes_pool.workflow import Analysis
+    if a.kind == "python":
+        return _python(a, frame, study=study, seed=seed, sampler=sampler,
+                       progressbar=progressbar)
     if a.kind == "linear":
         return _linear(a, frame, study=study, seed=seed, sampler=sampler,
                        progressbar=progressbar)
@@ -109,6 +112,24 @@ def _linear(a: AnalysisDecl, frame: pd.DataFrame, *, study: str, seed: int, samp
         facts.update(divergences=bay.divergences, priors=spec.priors)
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
                     facts={a.name: facts})
+
+
+def _python(a: AnalysisDecl, frame: pd.DataFrame, *, study: str, seed: int, sampler,
+            progressbar: bool):
+    """A study's own analysis: ``function(frame, **roles, **options, study=, table=, column=,
+    seed=, draws=, tune=, chains=, backends=, priors=, progressbar=)`` returning an
+    :class:`~bayes_pool.workflow.Analysis` whose rows carry the given labels."""
+    from bayes_pool.workflow import Analysis
+    o = dict(a.options)
+    fn = callable_ref(o.pop("function"), f"analysis {a.name!r}: key 'function'")
+    extra = o.pop("options", {})
+    out = fn(frame, **o, **extra, study=study, table=a.table, column=a.column or a.name,
+             seed=seed, draws=sampler[0], tune=sampler[1], chains=sampler[2],
+             backends=a.backends, priors=a.priors, progressbar=progressbar)
+    if not isinstance(out, Analysis):
+        raise SpecError(f"analysis {a.name!r}: {a.options['function']} returned "
+                        f"{type(out).__name__}, not a bayes_pool.workflow.Analysis")
+    return out
 
 
 def read_ledger(path: Path, study: str) -> pd.DataFrame:

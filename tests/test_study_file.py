@@ -88,6 +88,9 @@ BAD = {
     "unknown prior set": (STUDY.replace('backends', 'priors = "vaguest"\nbackends'),
                           "vaguest"),
     "unknown backend": (STUDY.replace('["frequentist"]', '["freq"]'), "backends"),
+    "python function that does not import": (
+        STUDY.replace('kind = "linear"', 'kind = "python"\nfunction = "no_such_module:fit"')
+        .replace('covariates = ["x"]\n', ''), "no_such_module:fit"),
     "no analyses": (STUDY[:STUDY.index("[[analysis]]")], "analysis"),
 }
 
