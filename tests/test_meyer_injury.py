@@ -122,3 +122,32 @@ def test_did_with_fixed_groups_and_iid_ses_matches_example_13_4(injury):
     assert round(key.loc["frequentist", "se"], 3) == 0.069
     gap = abs(key.loc["bayesian", "estimate"] - key.loc["frequentist", "estimate"])
     assert gap < 0.1 * key.loc["bayesian", "se"]
+
+
+def test_pooled_did_shrinks_each_group_toward_the_common_effect():
+    """The study's pooled model on a generated world of three 2x2 DiDs with effects 0, 0.4
+    and 0.8 (SYNTHETIC, 120 rows a group): the frequentist rows are each group's own OLS,
+    and every posterior effect lies closer to the common mean than its OLS does."""
+    import numpy as np
+
+    from bayes_pool.studies.meyer_injury.pooled import pooled_did
+    rng = np.random.default_rng(11)
+    n = 360
+    g = np.repeat([1, 2, 3], n // 3)
+    high, after = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    effect = np.array([0.0, 0.4, 0.8])[g - 1]
+    y = 1.0 + 0.2 * high + 0.1 * after + effect * high * after + rng.normal(0, 0.5, n)
+    frame = pd.DataFrame({"y": y, "d": high * after, "high": high, "after": after, "g": g})
+    out = pooled_did(frame, outcome="y", treatment="d", unit="high", time="after", group="g",
+                     labels={"1": "a", "2": "b", "3": "c"}, effect_sd=0.5, study="s",
+                     table="t", column="pooled", seed=5, draws=300, tune=300, chains=2,
+                     priors="vague")
+    rows = out.estimates.set_index(["source", "column", "quantity"])["estimate"]
+    common = rows[("bayesian", "common", "beta")]
+    for label, value in zip("abc", (0, 1, 2)):
+        from bayes_pool.freq.ols import fit_ols
+        own = fit_ols(frame[frame["g"] == value + 1], "y", ["d", "after", "high"])
+        assert rows[("frequentist", label, "beta")] == pytest.approx(own.result.params["d"])
+        assert abs(rows[("bayesian", label, "beta")] - common) < \
+            abs(rows[("frequentist", label, "beta")] - common), label
+    assert rows[("bayesian", "common", "effect_sd")] > 0
