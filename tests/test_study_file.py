@@ -182,3 +182,17 @@ def test_api_options_the_installed_api_lacks_are_named():
         return
     with pytest.raises(Exception, match=missing[0]):
         study_file.check_api(did)
+
+
+def test_study_file_run_reruns_from_its_manifest_to_the_same_estimates(study_dir, outputs,
+                                                                        monkeypatch, tmp_path):
+    """The manifest records the study file's absolute path, so `rerun` repeats the run from
+    any directory with identical estimates."""
+    monkeypatch.chdir(study_dir)
+    assert run("study.toml", "--out", str(tmp_path / "first")).exit_code == 0
+    monkeypatch.chdir(tmp_path / "first")
+    res = runner.invoke(app, ["rerun", str(tmp_path / "first" / "manifest.json"), "--out",
+                              str(tmp_path / "again")], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    first = (tmp_path / "first" / "estimates.csv").read_bytes()
+    assert (tmp_path / "again" / "estimates.csv").read_bytes() == first
