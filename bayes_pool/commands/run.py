@@ -45,7 +45,11 @@ def run(study: StudyArg,
                  "$DASK_SCHEDULER_ADDRESS, else a local cluster).")] = None,
         max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
         max_divergences: MaxDivOpt = None):
-    """Re-analyse a study: published vs frequentist vs Bayesian, into a new run folder."""
+    """Re-analyse a study: published vs frequentist vs Bayesian, into a new run folder.
+
+    STUDY is a built-in study id (`bayes-pool studies`), a shipped study file's id
+    (meyer-injury) or the path of a study file (docs/study_files.md); for a study file
+    --only names its analyses."""
     start = time.perf_counter()
     gates = thresholds(max_r_hat, min_ess, max_divergences)
     if study_file.is_study_file(study) or study in studies.STUDY_FILES:
