@@ -184,10 +184,28 @@ def subset(frame: pd.DataFrame, a: AnalysisDecl, where: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("id", "title", "citation", "published", "key_term", "file", "mapping",
+                     "loader", "name", "kind", "subset", "spec", "priors", "description",
+                     "function", *ROLE_KEYS), (str,)),
+    **dict.fromkeys(("table", "column"), (str, int, float)),
+    **dict.fromkeys(("labels", "options", "reference"), (dict,)),
+    **dict.fromkeys(("backends", *LIST_ROLE_KEYS), (list, str)),
+    "synthetic": (bool,),
+}
+"""The TOML type of each key whose type the format fixes (others are the API's to check)."""
+
+
 def _unknown(table: dict, allowed: set, where: str) -> None:
+    """Refuse keys outside ``allowed`` and values of the wrong type, naming the key."""
     bad = sorted(set(table) - allowed)
     if bad:
         raise SpecError(f"{where}: unknown key(s) {bad}; valid: {sorted(allowed)}")
+    for key, value in table.items():
+        types = TYPES.get(key)
+        if types and not isinstance(value, types):
+            raise SpecError(f"{where}: key {key!r} must be "
+                            f"{' or '.join(t.__name__ for t in types)}, got {value!r}")
 
 
 def _file(base: Path, value, key: str) -> Path:

@@ -91,6 +91,8 @@ BAD = {
     "python function that does not import": (
         STUDY.replace('kind = "linear"', 'kind = "python"\nfunction = "no_such_module:fit"')
         .replace('covariates = ["x"]\n', ''), "no_such_module:fit"),
+    "value of the wrong type": (STUDY.replace('outcome = "y"', 'outcome = ["y"]'),
+                                "'outcome' must be str"),
     "no analyses": (STUDY[:STUDY.index("[[analysis]]")], "analysis"),
 }
 
