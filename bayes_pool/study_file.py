@@ -4,14 +4,14 @@ A study file names the data (a file with an optional column mapping, or a Python
 ``"module:function"``), the published ledger beside it (the columns of
 ``bayes_pool/studies/*/published.csv``) and a list of analyses, each one of the generic
 analyses of :mod:`bayes_pool.api` (``did``, ``staggered``, ``event_study``, ``psm``,
-``mediate``) or a ``linear`` regression, with its column roles, options and the published
-table/column it answers. The format, key by key, is in ``docs/study_files.md``.
+``mediate``), a ``linear`` regression or a study's own ``python`` function, with its column
+roles, options and the published table/column it answers. The format, key by key, is in ``docs/study_files.md``.
 
-:func:`load` reads and checks the file (unknown keys, unknown kinds, a missing data or ledger
-file, an option the installed API does not take); :meth:`StudyFile.check` checks
-every role against the loaded data and the ledger. Both raise :class:`~bayes_pool.errors.SpecError` /
-:class:`~bayes_pool.errors.InputError` naming the key or column, before any run folder
-exists. :mod:`bayes_pool.study_run` runs them.
+:func:`load` reads and checks the file (unknown keys, wrong types, unknown kinds, a missing
+data or ledger file); :meth:`StudyFile.check` checks the ledger, the options against the
+installed API and every role against the loaded data. Both raise
+:class:`~bayes_pool.errors.SpecError` / :class:`~bayes_pool.errors.InputError` naming the key
+or column, before any run folder exists. :mod:`bayes_pool.study_run` runs the analyses.
 """
 
 from __future__ import annotations
@@ -172,6 +172,7 @@ def callable_ref(ref: str, where: str) -> Callable:
 
 
 def subset(frame: pd.DataFrame, a: AnalysisDecl, where: str) -> pd.DataFrame:
+    """The rows of ``frame`` the analysis's ``subset`` query keeps (all without one)."""
     if not a.subset:
         return frame
     try:
@@ -317,7 +318,7 @@ def load(path: str | Path) -> StudyFile:
     return StudyFile(path=path, id=str(study["id"]), title=str(study["title"]),
                      citation=str(study.get("citation", "")),
                      synthetic=bool(study.get("synthetic", False)), published=published,
-                     key_term=str(study.get("key_term", decls[0].options["treatment"])),
+                     key_term=str(study.get("key_term", decls[0].options.get("treatment", ""))),
                      labels=dict(study.get("labels", {})), data=data, analyses=decls)
 
 

@@ -59,6 +59,10 @@ def test_example_13_4_reproduced_to_the_printed_digits(injury):
         assert got["n_obs"] == float(cell.n_obs) == 5626
 
 
+def read_comparison(folder) -> pd.DataFrame:
+    return pd.read_csv(folder / "comparison.csv", dtype={"table": str, "column": str})
+
+
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     """`bayes-pool run meyer-injury --only example_13_4` with 2 chains x 600 draws."""
@@ -80,7 +84,7 @@ def run_folder(tmp_path_factory):
 def test_bayesian_did_under_vague_priors_sits_on_ols(run_folder):
     """Posterior means within 0.1 posterior SD of OLS for every coefficient (vague priors:
     Normal(0, 10 sd(y)); the likelihood dominates at n = 5,626)."""
-    comp = pd.read_csv(run_folder / "comparison.csv", dtype={"table": str, "column": str})
+    comp = read_comparison(run_folder)
     beta = comp[(comp["table"] == "13.4") & (comp["quantity"] == "beta")].set_index("term")
     assert set(beta.index) == {"intercept", "afchnge", "highearn", "afhigh"}
     gap = (beta["bayesian"] - beta["frequentist"]).abs() / beta["bayesian_sd"]
@@ -94,7 +98,7 @@ def test_bayesian_did_under_vague_priors_sits_on_ols(run_folder):
 
 
 def test_run_compares_with_the_ledger_and_lists_the_unanswered_cell(run_folder):
-    comp = pd.read_csv(run_folder / "comparison.csv", dtype={"table": str, "column": str}).set_index(["term", "quantity"])
+    comp = read_comparison(run_folder).set_index(["term", "quantity"])
     did = comp.loc[("afhigh", "beta")]
     assert did["published"] == 0.191 and did["published_se"] == 0.069
     assert abs(did["freq_diff_se"]) < 0.01

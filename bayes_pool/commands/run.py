@@ -121,6 +121,7 @@ def _run_file(study: str, *, data, mapping, seed, out_dir, sampler, only, gates,
         declared = study_file.load(path).select(
             tuple(p.strip() for p in only.split(",") if p.strip()) if only else None)
         frame, source = declared.load_data(data, mapping)
+        synthetic = declared.synthetic and data is None  # --data replaces a generator
         declared.check(frame)
         with runs.run_folder(declared.id, out=out_dir, seed=seed) as folder:
             analysis = declared.analyse(frame, seed=seed, draws=sampler[0], tune=sampler[1],
@@ -131,7 +132,7 @@ def _run_file(study: str, *, data, mapping, seed, out_dir, sampler, only, gates,
                 say(note)
             say("Writing estimates, comparison, posterior and figures")
             write_run(folder, analysis, study=declared.id, title=declared.title,
-                      synthetic=declared.synthetic, key_term=declared.key_term, manifest={
+                      synthetic=synthetic, key_term=declared.key_term, manifest={
                           "command": "run", "seed": seed, "data": source,
                           "study_file": str(Path(path).resolve()),
                           "citation": declared.citation, "notes": analysis.facts["notes"],
@@ -144,5 +145,5 @@ def _run_file(study: str, *, data, mapping, seed, out_dir, sampler, only, gates,
     except (BayesPoolError, ValueError, FileExistsError) as exc:
         fail(exc)
     final = runs.last_run(declared.id)
-    print_comparison(final, declared.synthetic, declared.key_term)
+    print_comparison(final, synthetic, declared.key_term)
     finish(final, analysis.estimates, strict)
