@@ -5,7 +5,8 @@ A study file names the data (a file with an optional column mapping, or a Python
 ``bayes_pool/studies/*/published.csv``) and a list of analyses, each one of the generic
 analyses of :mod:`bayes_pool.api` (``did``, ``staggered``, ``event_study``, ``psm``,
 ``mediate``), a ``linear`` regression or a study's own ``python`` function, with its column
-roles, options and the published table/column it answers. The format, key by key, is in ``docs/study_files.md``.
+roles, options and the published table/column it answers. The format, key by key, is in
+``docs/study_files.md``.
 
 :func:`load` reads and checks the file (unknown keys, wrong types, unknown kinds, a missing
 data or ledger file); :meth:`StudyFile.check` checks the ledger, the options against the
