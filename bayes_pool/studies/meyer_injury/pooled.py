@@ -100,7 +100,7 @@ def pooled_did(frame: pd.DataFrame, *, outcome: str, treatment: str, unit: str, 
         rows.append(posterior_rows(idata, {treatment: (treatment, "beta"),
                                            f"{treatment}|g_sigma": (treatment, "effect_sd")},
                                    column="common", n_obs=len(data), **common))
-        posteriors[f"{table}_{column}"] = idata
+        posteriors[column] = idata
         facts["divergences"] = divergences(idata)
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
-                    facts={f"{table}_{column}": facts})
+                    facts={column: facts})
