@@ -225,7 +225,7 @@ def api_function(kind: str):
 
 def check_api(a: AnalysisDecl) -> None:
     """Refuse an option of the format that the installed :mod:`bayes_pool.api` function does
-    not take yet (say ``vcov`` before the API has it), naming the key."""
+    not take yet (say ``vcov`` before the API has it, or ``family = "t"``), naming the key."""
     if a.kind in ("linear", "python"):
         return
     params = inspect.signature(api_function(a.kind)).parameters
@@ -234,6 +234,11 @@ def check_api(a: AnalysisDecl) -> None:
         raise SpecError(f"analysis {a.name!r}: key(s) {bad} are study-file options that "
                         f"bayes_pool.api.{a.kind} of this version does not take; leave them "
                         "out or run only other analyses (--only)")
+    from bayes_pool.api import DID_SPECS
+    family = a.options.get("family")
+    if a.kind in ("did", "staggered", "event_study") and family and family not in DID_SPECS:
+        raise SpecError(f"analysis {a.name!r}: key 'family' = {family!r}; bayes_pool.api."
+                        f"{a.kind} of this version takes {sorted(DID_SPECS)}")
 
 
 def _declaration(raw: dict, i: int, base: Path) -> AnalysisDecl:

@@ -186,6 +186,18 @@ def test_api_options_the_installed_api_lacks_are_named():
         study_file.check_api(did)
 
 
+def test_a_family_the_installed_api_lacks_is_named():
+    import bayes_pool.api as api
+    declared = study_file.load(str(studies.STUDY_FILES["meyer-injury"]))
+    t = next(a for a in declared.analyses if a.name == "did_student_t")
+    t.options = {k: v for k, v in t.options.items() if k not in ("vcov", "unit_effects")}
+    if "t" in api.DID_SPECS:
+        study_file.check_api(t)
+        return
+    with pytest.raises(Exception, match="'family' = 't'"):
+        study_file.check_api(t)
+
+
 def test_study_file_run_reruns_from_its_manifest_to_the_same_estimates(study_dir, outputs,
                                                                         monkeypatch, tmp_path):
     """The manifest records the study file's absolute path, so `rerun` repeats the run from
