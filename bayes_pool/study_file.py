@@ -133,9 +133,11 @@ class StudyFile:
             raise SpecError(f"[data] loader {self.data['loader']!r} returned "
                             f"{type(frame).__name__}, not a pandas DataFrame")
         from bayes_pool.data.io import fingerprint
+        # "path" and "format" are what the report's data-source block shows
         return frame, {"kind": "loader", "loader": self.data["loader"],
-                       "options": self.data.get("options", {}),
-                       "fingerprint": fingerprint(frame), "n_rows": len(frame)}
+                       "path": self.data["loader"], "format": "Python loader",
+                       "options": self.data.get("options", {}), "fingerprint": fingerprint(frame),
+                       "n_rows": len(frame), "n_columns": frame.shape[1]}
 
     def check(self, frame: pd.DataFrame) -> None:
         """The ledger reads, every option is one the installed API takes, every role names a
