@@ -105,7 +105,11 @@ def test_run_compares_with_the_ledger_and_lists_the_unanswered_cell(run_folder):
     assert comp.loc[("model", "r_squared"), "published"] == 0.021
     est = estimates.read_csv(run_folder / "estimates.csv")
     assert set(est["source"]) == {"published", "frequentist", "bayesian"}
-    notes = json.loads((run_folder / "manifest.json").read_text())["notes"]
+    manifest = json.loads((run_folder / "manifest.json").read_text())
+    assert manifest["data"]["loader"] == "bayes_pool.studies.meyer_injury.data:load"
+    assert manifest["synthetic"] is False and manifest["data"]["n_rows"] == 7150
+    assert "meyer_injury.data:load" in (run_folder / "report.md").read_text()
+    notes = manifest["notes"]
     assert notes == ["published table abstract, column headline, benefit elasticity: no "
                      "analysis answers it"]
 
