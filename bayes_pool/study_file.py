@@ -28,7 +28,8 @@ import pandas as pd
 
 from bayes_pool.errors import InputError, SpecError
 
-STUDY_KEYS = {"id", "title", "citation", "synthetic", "published", "key_term", "labels"}
+STUDY_KEYS = {"id", "title", "citation", "synthetic", "published", "key_term", "key_table",
+              "key_column", "labels"}
 """Keys of the ``[study]`` table (``id`` and ``title`` required)."""
 DATA_KEYS = {"file", "mapping", "loader", "options"}
 """Keys of the ``[data]`` table: ``file`` (and ``mapping``) or ``loader`` (and ``options``)."""
@@ -103,6 +104,8 @@ class StudyFile:
     synthetic: bool
     published: Path | None
     key_term: str
+    key_cell: dict
+    """The headline estimate's ``table``, ``column`` and ``term`` (for the report)."""
     labels: dict
     data: dict
     analyses: list[AnalysisDecl] = field(default_factory=list)
@@ -192,7 +195,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(("id", "title", "citation", "published", "key_term", "file", "mapping",
                      "loader", "name", "kind", "subset", "spec", "priors", "description",
                      "function", *ROLE_KEYS), (str,)),
-    **dict.fromkeys(("table", "column"), (str, int, float)),
+    **dict.fromkeys(("table", "column", "key_table", "key_column"), (str, int, float)),
     **dict.fromkeys(("labels", "options", "reference"), (dict,)),
     **dict.fromkeys(("backends", *LIST_ROLE_KEYS), (list, str)),
     "synthetic": (bool,),
@@ -323,10 +326,14 @@ def load(path: str | Path) -> StudyFile:
         raise SpecError(f"{path}: analysis names {dup} are used more than once")
     published = _file(base, study["published"], "[study] published") \
         if "published" in study else None
+    key_term = str(study.get("key_term", decls[0].options.get("treatment", "")))
     return StudyFile(path=path, id=str(study["id"]), title=str(study["title"]),
                      citation=str(study.get("citation", "")),
                      synthetic=bool(study.get("synthetic", False)), published=published,
-                     key_term=str(study.get("key_term", decls[0].options.get("treatment", ""))),
+                     key_term=key_term, key_cell={
+                         "table": str(study.get("key_table", decls[0].table)),
+                         "column": str(study.get("key_column", decls[0].column or "")),
+                         "term": key_term},
                      labels=dict(study.get("labels", {})), data=data, analyses=decls)
 
 

@@ -144,6 +144,7 @@ def test_study_file_run_writes_published_rows_comparison_and_notes(study_dir, ou
     assert manifest["notes"] == ["published table abstract, column text, d elasticity: no "
                                  "analysis answers it"]
     assert manifest["study"] == "toy" and manifest["citation"] == "Nobody (2026)"
+    assert manifest["key_estimate"] == {"table": "1", "column": "ols", "term": "d"}
     assert manifest["data"]["kind"] == "file" and manifest["data"]["n_rows"] == 400
 
 

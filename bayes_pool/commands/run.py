@@ -136,6 +136,7 @@ def _run_file(study: str, *, data, mapping, seed, out_dir, sampler, only, gates,
                           "command": "run", "seed": seed, "data": source,
                           "study_file": str(Path(path).resolve()),
                           "citation": declared.citation, "notes": analysis.facts["notes"],
+                          "key_estimate": declared.key_cell,
                           "table_names": declared.labels,
                           "invocation": invocation("run", {**scope, "study": str(
                               Path(path).resolve()) if study not in studies.STUDY_FILES
