@@ -121,6 +121,16 @@ class StudyFile:
         self.analyses = [a for a in self.analyses if a.name in names]
         return self
 
+    def key_analysis(self) -> AnalysisDecl:
+        """The analysis that makes the headline estimate (``key_table``/``key_column``), for
+        prior sensitivity and the report's headline."""
+        cell = self.key_cell
+        for a in self.analyses:
+            if a.table == cell["table"] and (a.column or "") == cell["column"]:
+                return a
+        raise SpecError(f"{self.path}: no analysis answers the key estimate, table "
+                        f"{cell['table']!r} column {cell['column']!r}")
+
     def load_data(self, data: Path | None = None, mapping: Path | None = None) -> tuple:
         """The data frame and its manifest record: ``data`` (a file given on the command line)
         overrides the file's ``[data]``."""

@@ -169,6 +169,9 @@ def test_builtin_names_stay_builtin_studies():
     assert set(studies.STUDY_FILES).isdisjoint(studies.STUDIES)
     declared = study_file.load(str(studies.STUDY_FILES["meyer-injury"]))
     assert declared.id == "meyer-injury" and declared.key_term == "afhigh"
+    assert declared.key_analysis().name == "example_13_4"
+    with pytest.raises(Exception, match="key estimate"):
+        declared.select(("did_michigan",)).key_analysis()
 
 
 def test_api_options_the_installed_api_lacks_are_named():
