@@ -282,6 +282,12 @@ def _declaration(raw: dict, i: int, base: Path) -> AnalysisDecl:
     spec = raw.get("spec")
     if spec and spec.endswith(".toml"):
         spec = str(_file(base, spec, f"{where}: spec"))
+    if spec and kind == "mediate":
+        from bayes_pool.bayes.mediation import load_mediation_spec
+        load_mediation_spec(spec)  # an unknown name is refused here, listing the valid ones
+    elif spec and kind != "python":
+        from bayes_pool.specs import load_spec
+        load_spec(spec)
     from bayes_pool.api import BACKENDS
     backends = raw.get("backends", list(BACKENDS))
     if not backends or set(backends) - set(BACKENDS):

@@ -93,6 +93,8 @@ BAD = {
         .replace('covariates = ["x"]\n', ''), "no_such_module:fit"),
     "value of the wrong type": (STUDY.replace('outcome = "y"', 'outcome = ["y"]'),
                                 "'outcome' must be str"),
+    "unknown spec": (STUDY.replace('backends', 'spec = "linear_regresion"\nbackends'),
+                     "linear_regresion"),
     "no analyses": (STUDY[:STUDY.index("[[analysis]]")], "analysis"),
 }
 
