@@ -83,7 +83,8 @@ def _run_one(a: AnalysisDecl, frame: pd.DataFrame, *, study: str, seed: int, sam
     analysis = result.analysis
     return Analysis(estimates=estimates.frame(rows),
                     posteriors={f"{a.name}_{k}": v for k, v in analysis.posteriors.items()},
-                    facts={a.name: analysis.facts}, figures=analysis.figures)
+                    facts={f"{a.name}_{k}": v for k, v in analysis.facts.items()},
+                    figures=analysis.figures)
 
 
 def _linear(a: AnalysisDecl, frame: pd.DataFrame, *, study: str, seed: int, sampler,

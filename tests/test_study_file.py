@@ -268,7 +268,10 @@ backends = ["frequentist"]
     declared = study_file.load(tmp_path / "study.toml")
     data = pd.read_csv(tmp_path / "panel.csv")
     declared.check(data)
-    rows = declared.analyse(data, seed=4).estimates
+    out = declared.analyse(data, seed=4)
+    rows = out.estimates
+    # the API's facts keep their depth (write_run reads divergences there), under the name
+    assert out.facts["did_table2_logit"]["n_complete"] == len(data)
     assert set(rows["study"]) == {"panel"} and set(rows["source"]) == {"frequentist"}
     assert {"2", "5", "5_balance", "4_mediator", "4_outcome", "mediation"} <= set(rows["table"])
     did = rows[rows["table"] == "2"].reset_index(drop=True)
