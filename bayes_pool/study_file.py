@@ -131,9 +131,13 @@ class StudyFile:
         raise SpecError(f"{self.path}: no analysis answers the key estimate, table "
                         f"{cell['table']!r} column {cell['column']!r}")
 
-    def load_data(self, data: Path | None = None, mapping: Path | None = None) -> tuple:
+    def load_data(self, data: Path | None = None, mapping: Path | None = None, *,
+                  seed: int | None = None) -> tuple:
         """The data frame and its manifest record: ``data`` (a file given on the command line)
-        overrides the file's ``[data]``."""
+        overrides the file's ``[data]``. A loader that takes a ``seed`` (a parameter of that name
+        or ``**kwargs``) which ``options`` leave unset is a generator: it gets the run's
+        ``seed``; a generator may return a
+        :class:`~bayes_pool.synthetic.SyntheticData`, whose truth goes into the record."""
         if data is not None or "file" in self.data:
             from bayes_pool.data import load as load_file
             path = data if data is not None else self.data["file"]
@@ -141,16 +145,25 @@ class StudyFile:
                                else self.data.get("mapping"))
             return loaded.frame, {"kind": "file", **loaded.manifest()}
         fn = callable_ref(self.data["loader"], "[data] loader")
-        frame = fn(**self.data.get("options", {}))
+        options = dict(self.data.get("options", {}))
+        params = inspect.signature(fn).parameters
+        if seed is not None and ("seed" in params or any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())):
+            options.setdefault("seed", seed)
+        made = fn(**options)
+        frame = getattr(made, "frame", made)
         if not isinstance(frame, pd.DataFrame):
             raise SpecError(f"[data] loader {self.data['loader']!r} returned "
-                            f"{type(frame).__name__}, not a pandas DataFrame")
+                            f"{type(made).__name__}, not a pandas DataFrame")
         from bayes_pool.data.io import fingerprint
         # "path" and "format" are what the report's data-source block shows
-        return frame, {"kind": "loader", "loader": self.data["loader"],
-                       "path": self.data["loader"], "format": "Python loader",
-                       "options": self.data.get("options", {}), "fingerprint": fingerprint(frame),
-                       "n_rows": len(frame), "n_columns": frame.shape[1]}
+        record = {"kind": "loader", "loader": self.data["loader"], "path": self.data["loader"],
+                  "format": "Python loader", "options": options,
+                  "fingerprint": fingerprint(frame), "n_rows": len(frame),
+                  "n_columns": frame.shape[1]}
+        if hasattr(made, "truth"):
+            record.update(truth=made.truth, seed=options.get("seed"))
+        return frame, record
 
     def check(self, frame: pd.DataFrame) -> None:
         """The ledger reads, every option is one the installed API takes, every role names a

@@ -120,7 +120,7 @@ def _run_file(study: str, *, data, mapping, seed, out_dir, sampler, only, gates,
     try:
         declared = study_file.load(path).select(
             tuple(p.strip() for p in only.split(",") if p.strip()) if only else None)
-        frame, source = declared.load_data(data, mapping)
+        frame, source = declared.load_data(data, mapping, seed=seed)
         synthetic = declared.synthetic and data is None  # --data replaces a generator
         declared.check(frame)
         with runs.run_folder(declared.id, out=out_dir, seed=seed) as folder:
