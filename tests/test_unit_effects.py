@@ -311,6 +311,7 @@ def test_gaussian_county_panel_converges_with_the_default_spec(tmp_path, outputs
                                         "year == 5": "constant across units"}
     assert st["parameterization"]["unit_intercepts"] == "centered"
     assert "tau^2/v_k" in st["parameterization"]["reason"]
+    assert st["mass_matrix"].startswith("diag (auto; "), st["mass_matrix"]  # 400 unit levels
 
 
 @pytest.mark.slow  # the extended TWFE with 400 unit intercepts, 4 x 1000 draws

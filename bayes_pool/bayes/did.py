@@ -67,6 +67,7 @@ class UnitStructure:
     unit_time: bool
     parameterization: Parameterization
     sampled_as: str | None = None
+    mass_matrix: str | None = None
 
     @property
     def mean_columns(self) -> list[str]:
@@ -84,7 +85,7 @@ class UnitStructure:
         return {"unit_effects": self.unit_effects, "unit_means": means["means"],
                 "unit_means_dropped": means["dropped"], "unit_time": self.unit_time,
                 "parameterization": self.parameterization.to_dict(),
-                "sampled_as": self.sampled_as}
+                "sampled_as": self.sampled_as, "mass_matrix": self.mass_matrix}
 
 
 def unit_structure(prepared: PreparedDiD, spec: ModelSpec) -> UnitStructure:
@@ -247,8 +248,10 @@ def fit_did(prepared: PreparedDiD, spec: ModelSpec, *, seed: int, progressbar: b
     idata = sample_bambi(model, s, seed=seed, progressbar=progressbar,
                          what=f"the DiD {d.family} model of {d.outcome}",
                          unit_term=None if _fixed(structure) else f"1|{d.unit}")
-    structure = replace(structure, sampled_as=idata["posterior"].attrs.get(
-        "unit_levels", "Bambi's model as written"))
+    attrs = idata["posterior"].attrs
+    structure = replace(structure,
+                        sampled_as=attrs.get("unit_levels", "Bambi's model as written"),
+                        mass_matrix=attrs.get("mass_matrix", spec.sampler.backend))
     add_ame_draws(model, idata, prepared)
     return BayesDiDResult(prepared=prepared, spec=spec, model=model, idata=idata,
                           structure=structure)
