@@ -124,3 +124,19 @@ def test_cli_vcov_iid_and_fixed_units_reach_the_rows_and_the_manifest(tmp_path, 
     assert manifest["spec"]["unit_effects"] == "fixed"
     (facts,) = manifest["facts"].values()
     assert facts["vcov"]["type"] == "iid" and facts["vcov"]["cluster"] == "group"
+
+
+def test_models_without_a_fixed_form_refuse_it_instead_of_pooling_silently():
+    """The extended TWFE / event study and the pooled heterogeneity model have no fixed-units
+    form: asked for one, they stop naming the analysis rather than fit partial pooling."""
+    from bayes_pool.bayes import etwfe, heterogeneity
+    from bayes_pool.subgroups import Split
+    fixed = load_spec("did_linear").with_unit_effects("fixed")
+    frame = pd.DataFrame({"y": [0.1, 0.2, 0.4, 0.3], "d": [0, 0, 0, 1], "u": [1, 1, 2, 2],
+                          "t": [1, 2, 1, 2], "first_treat": [0, 0, 2, 2], "x": [0, 1, 0, 1]})
+    with pytest.raises(SpecError, match="extended TWFE"):
+        etwfe.build_model(frame, outcome="y", effects=["d"], covariates=(), unit="u",
+                          time="t", family="gaussian", spec=fixed)
+    with pytest.raises(SpecError, match="heterogeneity"):
+        heterogeneity.pooled_data(frame, DiDDesign("y", "d", "u", "t", family="gaussian"),
+                                  Split(by="x", low="0", high="1"), fixed)

@@ -42,7 +42,7 @@ from bayes_pool.design.staggered import (DEFAULT_CONTROL, FIRST, Control, Level,
                                         PreparedStaggered, cell_columns, control_note,
                                         resolve_level)
 from bayes_pool.mundlak import unit_means
-from bayes_pool.specs import ModelSpec
+from bayes_pool.specs import ModelSpec, require_pooled
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ def build_model(frame: pd.DataFrame, *, outcome: str, effects: list[str],
     if spec.family != family:
         raise SpecError(f"spec {spec.name!r} is for family {spec.family!r} but the design "
                         f"asks for {family!r}")
+    require_pooled(spec, "the extended TWFE or the event study")
     frame, level_terms, group, record = unit_structure(
         frame, unit=unit, time=time, effects=effects, covariates=covariates, level=level,
         unit_effects=spec.unit_effects)

@@ -54,7 +54,7 @@ from bayes_pool.bayes.sampling import sample_bambi
 from bayes_pool.design import DiDDesign
 from bayes_pool.errors import InputError, SpecError
 from bayes_pool.mundlak import UnitMeans, with_unit_means
-from bayes_pool.specs import MODELS_DIR, ModelSpec, spec_from_dict
+from bayes_pool.specs import MODELS_DIR, ModelSpec, require_pooled, spec_from_dict
 from bayes_pool.subgroups import GROUP, Split
 
 __all__ = ["GROUP", "BayesSplit", "HeterogeneitySpec", "Split", "fit_pooled", "fit_split",
@@ -206,6 +206,7 @@ def pooled_data(frame: pd.DataFrame, design: DiDDesign, split: Split, spec: Mode
     label and, for ``unit_effects = "correlated"``, the unit means appended."""
     if GROUP in design.columns:
         raise InputError(f"column name {GROUP!r} is reserved for the subgroup label")
+    require_pooled(spec, "the pooled heterogeneity model")
     labels = split.labels(frame)
     keep = labels.notna()
     sub = frame.loc[keep].copy()
