@@ -30,6 +30,8 @@ from scipy import sparse
 from scipy.optimize import linprog
 from scipy.stats import truncnorm
 
+from . import r_rng
+
 TOL_LAMBDA = 1e-6  # a dual weight above this marks a binding moment (HonestDiD's tolerance)
 TOL_C = 1e-6  # bisection tolerance of the dual truncation points
 
@@ -58,9 +60,9 @@ def eta_programmes(y: np.ndarray, x: np.ndarray, sd: np.ndarray
 def least_favorable_cv(x: np.ndarray, sigma: np.ndarray, kappa: float, *, sims: int = 1000,
                        seed: int = 0) -> float:
     """The ``1 - kappa`` quantile of :math:`\\hat\\eta` when every moment has mean zero (the
-    least-favourable null), from ``sims`` normal draws with covariance ``sigma``."""
-    rng = np.random.default_rng(seed)
-    draws = rng.multivariate_normal(np.zeros(len(sigma)), sigma, size=sims, method="eigh")
+    least-favourable null), from ``sims`` normal draws with covariance ``sigma`` (R's draws after
+    ``set.seed(seed)``, as HonestDiD)."""
+    draws = r_rng.multivariate_normals(sims, sigma, seed)
     eta, _, ok = eta_programmes(draws, x, np.sqrt(np.diag(sigma)))
     return float(np.quantile(eta[ok], 1.0 - kappa))
 
@@ -69,41 +71,56 @@ def _truncated_quantile(p: float, lo: float, hi: float) -> float:
     return float(truncnorm.ppf(p, lo, hi)) if hi > lo else lo
 
 
-def _dual_value(c: float, s: np.ndarray, b: np.ndarray, w: np.ndarray) -> float:
-    """Value of the dual programme max gamma'(s + b c) over gamma >= 0, w'gamma = e1."""
+def _dual_solution(c: float, s: np.ndarray, b: np.ndarray, w: np.ndarray):
+    """Optimal gamma and value of the dual programme max gamma'(s + b c) over gamma >= 0,
+    w'gamma = e1 (None when it fails)."""
     e1 = np.zeros(w.shape[1])
     e1[0] = 1.0
     res = linprog(-(s + b * c), A_eq=w.T, b_eq=e1, bounds=(0, None), method="highs")
-    return -res.fun if res.status == 0 else np.nan
+    return (res.x, -res.fun) if res.status == 0 else (None, np.nan)
 
 
 def _dual_truncation(eta: float, gamma: np.ndarray, y: np.ndarray, x: np.ndarray,
                      sd: np.ndarray, sigma: np.ndarray) -> tuple[float, float]:
     """Truncation points (vlo, vup) of eta along the direction of the dual vertex ``gamma``:
-    the values c at which the dual optimum at ``s + b c`` still equals c."""
+    the ends of the interval of c on which the dual optimum at ``s + b c`` equals c. From a far
+    point, each step jumps to where the optimal vertex there crosses the line (HonestDiD's
+    update, at most 10 steps), then bisects if that has not landed."""
     var = float(gamma @ sigma @ gamma)
     b = sigma @ gamma / var
     s = y - b * float(gamma @ y)
     w = np.column_stack([sd, x])
 
-    def honest(c: float) -> bool:
-        value = _dual_value(c, s, b, w)
-        return bool(np.isfinite(value) and abs(c - value) <= TOL_C)
+    def honest(c: float):
+        g, value = _dual_solution(c, s, b, w)
+        return bool(np.isfinite(value) and abs(c - value) <= TOL_C), g
 
-    if not honest(eta):
+    if not honest(eta)[0]:
         return eta, np.inf
     spread = 20.0 * np.sqrt(var)
-    bounds = []
-    for far, inward in ((max(100.0, eta + spread), True), (min(-100.0, eta - spread), False)):
-        if honest(far):
-            bounds.append(np.inf if inward else -np.inf)
+    ends = []
+    for far in (max(100.0, eta + spread), min(-100.0, eta - spread)):
+        ok, g = honest(far)
+        if ok:
+            ends.append(np.copysign(np.inf, far - eta))
             continue
-        inside, outside = eta, far
-        while abs(outside - inside) > TOL_C:
-            mid = 0.5 * (inside + outside)
-            inside, outside = (mid, outside) if honest(mid) else (inside, mid)
-        bounds.append(inside)
-    return bounds[1], bounds[0]
+        for _ in range(10):
+            denom = 1.0 - float(g @ b)
+            mid = float(g @ s) / denom if abs(denom) > 1e-300 else np.nan
+            if not np.isfinite(mid):
+                break
+            ok, g_mid = honest(mid)
+            if ok:
+                break
+            g = g_mid
+        if not (np.isfinite(mid) and ok):  # bisect between eta (honest) and far (not)
+            inside, outside = eta, far
+            while abs(outside - inside) > TOL_C:
+                mid = 0.5 * (inside + outside)
+                inside, outside = (mid, outside) if honest(mid)[0] else (inside, mid)
+            mid = inside
+        ends.append(mid)
+    return ends[1], ends[0]
 
 
 def conditional_reject(eta: float, lam: np.ndarray, y: np.ndarray, x: np.ndarray,
@@ -153,15 +170,31 @@ def conditional_reject(eta: float, lam: np.ndarray, y: np.ndarray, x: np.ndarray
     return bool(stat > max(0.0, _truncated_quantile(1.0 - size, zlo, zup)))
 
 
-def accept_grid(y_at: np.ndarray, x: np.ndarray, sigma: np.ndarray, *, alpha: float,
-                lf_cv: float | None, kappa: float) -> np.ndarray:
-    """Accept (True) or reject each row of ``y_at`` (the moments at each grid value of the
-    parameter of interest). Rows with ``eta <= 0`` are accepted without the conditional step
-    (its critical value is at least 0), rows above ``lf_cv`` rejected."""
-    sd = np.sqrt(np.diag(sigma))
-    eta, lam, ok = eta_programmes(y_at, x, sd)
-    accept = ~ok | (eta <= 0)
-    for i in np.flatnonzero(ok & (eta > 0)):
-        accept[i] = not conditional_reject(eta[i], lam[i], y_at[i], x, sigma, alpha,
-                                           lf_cv=lf_cv, kappa=kappa)
-    return accept
+def accepted_extremes(y_at: np.ndarray, x: np.ndarray, sigma: np.ndarray, *, alpha: float,
+                      lf_cv: float | None, kappa: float, known: tuple[int, int] | None = None
+                      ) -> tuple[int, int] | None:
+    """Lowest and highest accepted rows of ``y_at`` (the moments at each point of an increasing
+    grid of the parameter of interest), or None if none is accepted; with ``known`` extremes
+    (of other cases of a union), only rows beyond them are tested. Rows with ``eta <= 0`` are
+    accepted without the conditional step (its critical value is at least 0), rows above
+    ``lf_cv`` rejected; the others are tested from the outside in, up to the first accepted."""
+    eta, lam, ok = eta_programmes(y_at, x, np.sqrt(np.diag(sigma)))
+    cap = np.inf if lf_cv is None else lf_cv
+    sure = ~ok | (eta <= 0)
+    candidates = np.flatnonzero(sure | (eta <= cap))
+    lo_known, hi_known = known if known is not None else (len(eta), -1)
+
+    def first(order, beyond):
+        for i in order:
+            if not beyond(i):
+                return None
+            if sure[i] or not conditional_reject(eta[i], lam[i], y_at[i], x, sigma, alpha,
+                                                 lf_cv=lf_cv, kappa=kappa):
+                return int(i)
+        return None
+
+    lo = first(candidates, lambda i: i < lo_known)
+    hi = first(candidates[::-1], lambda i: i > hi_known)
+    lo = lo_known if lo is None else lo
+    hi = hi_known if hi is None else hi
+    return None if hi < 0 else (lo, hi)

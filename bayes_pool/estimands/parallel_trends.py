@@ -38,11 +38,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linprog, minimize, minimize_scalar
+from scipy.optimize import linprog, minimize
 from scipy.stats import foldnorm, norm
 
 from ..errors import InputError
-from . import conditional_test
+from . import conditional_test, r_rng
 
 RESTRICTIONS = ("rm", "sd")
 
@@ -151,7 +151,7 @@ def rm_confidence_set(es: EventStudy, mbar: float, *, alpha: float = 0.05,
     lo, hi = grid if grid is not None else (-20 * es.theta_se, 20 * es.theta_se)
     thetas = np.linspace(lo, hi, grid_points)
     inv_gamma = np.linalg.inv(_gamma(es.l_vec))
-    accept = np.zeros(grid_points, dtype=bool)
+    extremes = None
     for s, positive in _rm_cases(es.n_pre):
         a = rm_constraints(es.n_pre, es.n_post, mbar, s, positive)
         a = a[np.any(a[:, es.n_pre:] != 0, axis=1)]
@@ -160,11 +160,11 @@ def rm_confidence_set(es: EventStudy, mbar: float, *, alpha: float = 0.05,
         sigma_y = a @ es.sigma @ a.T
         lf_cv = conditional_test.least_favorable_cv(x, sigma_y, kappa, sims=sims, seed=seed)
         y_at = (a @ es.beta)[None, :] - thetas[:, None] * a_theta[:, 0][None, :]
-        accept |= conditional_test.accept_grid(y_at, x, sigma_y, alpha=alpha, lf_cv=lf_cv,
-                                               kappa=kappa)
-    if not accept.any():
+        extremes = conditional_test.accepted_extremes(y_at, x, sigma_y, alpha=alpha,
+                                                      lf_cv=lf_cv, kappa=kappa, known=extremes)
+    if extremes is None:
         return np.nan, np.nan
-    return float(thetas[accept].min()), float(thetas[accept].max())
+    return float(thetas[extremes[0]]), float(thetas[extremes[1]])
 
 
 # -- Delta^SD: smoothness, fixed-length confidence interval -----------------------------------
@@ -208,8 +208,36 @@ def _min_bias(es: EventStudy, h: float, start: np.ndarray) -> tuple[float, np.nd
     return float(res.fun), res.x[k:]
 
 
-def flci(es: EventStudy, m: float, alpha: float = 0.05) -> tuple[float, float, float]:
-    """FLCI for theta under Delta^SD(m): ``(lower, upper, half_length)``."""
+def _derivative_bisection(f, a: float, b: float, num_points: int = 100) -> float:
+    """HonestDiD's ``.findOptimalCIDerivativeBisection``: the h in [a, b] where the numerical
+    derivative of the half-length changes sign (NaN when the derivative is not increasing)."""
+    dif = min((b - a) / num_points, abs(b) * np.finfo(float).eps ** (1 / 3))
+    fa, fb = f(a), f(b)
+    fpa, fpb = (f(a + dif) - fa) / dif, (f(b - dif) - fb) / -dif
+    if fpa > fpb or np.isnan(fa) or np.isnan(fb):
+        return np.nan
+    if fpb < 0:
+        return b
+    if fpa > 0:
+        return a
+    tol, it = np.sqrt(np.finfo(float).eps), 1
+    max_iter = 10 * int(np.ceil(np.log(abs(b - a) / dif) / np.log(2)))
+    while abs(b - a) > dif:
+        it += 1
+        x = (a + b) / 2
+        fpx = (f(x + dif) - f(x - dif)) / (2 * dif)
+        if fpx > fpb + tol or fpx + tol < fpa or it > max_iter:
+            return np.nan
+        a, b = (a, x) if fpx > 0 else (x, b)
+    return (a + b) / 2
+
+
+def flci(es: EventStudy, m: float, alpha: float = 0.05, *, exact_quantile: bool = False
+         ) -> tuple[float, float, float]:
+    """FLCI for theta under Delta^SD(m): ``(lower, upper, half_length)``. The half-length is
+    minimised over the estimator's standard deviation h as HonestDiD does (derivative bisection,
+    else a grid of 100 values of h), with its simulated folded-normal quantile
+    (``exact_quantile=True``: scipy's exact one)."""
     if m < 0:
         raise InputError(f"m: {m} must be >= 0")
     k = es.n_pre
@@ -219,21 +247,22 @@ def flci(es: EventStudy, m: float, alpha: float = 0.05) -> tuple[float, float, f
     # smallest variance under sum(w) = target: a quadratic programme with one equality
     res = minimize(lambda w: variance(w), w_bias0, method="SLSQP",
                    constraints=[{"type": "eq", "fun": lambda w: w.sum() - target}],
-                   options={"ftol": 1e-14, "maxiter": 500})
+                   options={"ftol": 1e-16, "maxiter": 1000})
     h_min, w_min = np.sqrt(res.fun), res.x
+    quantile = ((lambda mu: foldnorm.ppf(1 - alpha, mu)) if exact_quantile else
+                (lambda mu: r_rng.quantile_folded_normal(1 - alpha, mu)))
     cache: dict[float, tuple[float, np.ndarray]] = {}
 
     def half_length(h):
         if h not in cache:
             bias, w = _min_bias(es, h, w_min if h < 0.5 * (h_min + h0) else w_bias0)
-            cache[h] = (foldnorm.ppf(1 - alpha, m * bias / h) * h, w)
+            cache[h] = (quantile(m * bias / h) * h, w)
         return cache[h][0]
 
-    if h0 - h_min < 1e-12 * max(h0, 1e-300):
-        h_star = h0
-    else:
-        h_star = minimize_scalar(half_length, bounds=(h_min, h0), method="bounded",
-                                 options={"xatol": 1e-10 * h0}).x
+    h_star = h0 if h0 - h_min < 1e-12 * h0 else _derivative_bisection(half_length, h_min, h0)
+    if np.isnan(h_star):
+        grid = np.linspace(h_min, h0, 100)
+        h_star = grid[int(np.argmin([half_length(h) for h in grid]))]
     half, w = half_length(h_star), cache[h_star][1]
     center = float((to_l @ w) @ es.beta[:k] + es.theta_hat)
     return center - half, center + half, float(half)
