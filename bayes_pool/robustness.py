@@ -138,7 +138,7 @@ def parallel_trends_bounds(coefs, cov, pre, post=None, m_grid=DEFAULT_MBARS, *,
 
 def _first_m(ms, condition) -> float:
     hits = np.asarray(ms)[np.asarray(condition, dtype=bool)]
-    return float(hits.min()) if hits.size else float("inf")
+    return round(float(hits.min()), 10) if hits.size else float("inf")
 
 
 def parallel_trends_posterior(draws, pre, post=None, m_grid=DEFAULT_MBARS, *,
