@@ -97,6 +97,16 @@ def test_flci_matches_honestdid(m):
     assert half == pytest.approx((hi - lo) / 2)
 
 
+def test_clf_set_open_at_the_grid_edge_is_infinite():
+    """A grid inside the set: an end that is the grid's end is reported open (HonestDiD only
+    warns), here for one pre and one post period (theta_hat 0.3, SE 0.05)."""
+    es = pt.EventStudy.of([0.05, 0.3], np.diag([0.03, 0.05]) ** 2, 1)
+    assert pt.rm_confidence_set(es, 0.5, grid=(0.25, 0.35), grid_points=11) == (-np.inf,
+                                                                                np.inf)
+    lo, hi = pt.rm_confidence_set(es, 0.5, grid=(0.0, 0.35), grid_points=36)
+    assert 0.0 < lo < 0.25 and hi == np.inf
+
+
 @pytest.mark.slow
 def test_whole_honestdid_example_table():
     """Every row of the example's two sensitivity tables (about a minute)."""

@@ -144,7 +144,9 @@ def rm_confidence_set(es: EventStudy, mbar: float, *, alpha: float = 0.05,
     """C-LF confidence set for theta under Delta^RM(mbar) (kappa = alpha / 10), as the lowest
     and highest accepted points of a grid (default, as HonestDiD: ``grid_points`` points on
     +-20 standard errors of theta around 0). Only the moments on post-period changes enter the
-    test (HonestDiD's ``postPeriodMomentsOnly``). NaN when no grid point is accepted."""
+    test (HonestDiD's ``postPeriodMomentsOnly``). NaN when no grid point is accepted; an end
+    at the edge of the grid is -inf/inf (the set is open there, as HonestDiD warns: widen
+    ``grid``)."""
     if mbar < 0:
         raise InputError(f"mbar: {mbar} must be >= 0")
     kappa = alpha / 10
@@ -164,7 +166,9 @@ def rm_confidence_set(es: EventStudy, mbar: float, *, alpha: float = 0.05,
                                                       lf_cv=lf_cv, kappa=kappa, known=extremes)
     if extremes is None:
         return np.nan, np.nan
-    return float(thetas[extremes[0]]), float(thetas[extremes[1]])
+    lo_i, hi_i = extremes
+    return (-np.inf if lo_i == 0 else float(thetas[lo_i]),
+            np.inf if hi_i == grid_points - 1 else float(thetas[hi_i]))
 
 
 # -- Delta^SD: smoothness, fixed-length confidence interval -----------------------------------
