@@ -143,7 +143,7 @@ def _first_m(ms, condition) -> float:
 
 def parallel_trends_posterior(draws, pre, post=None, m_grid=DEFAULT_MBARS, *,
                               restriction: str = "rm", l_vec=None, prob: float = 0.95,
-                              seed: int = 0, m_step: float = 0.01) -> pd.DataFrame:
+                              seed: int = 0, m_step: float | None = None) -> pd.DataFrame:
     """Posterior of ``theta = l' tau_post`` adjusted for a violation of parallel trends, one row
     per M, from draws (draws x coefficients, pre periods first) of an event study.
 
@@ -157,7 +157,8 @@ def parallel_trends_posterior(draws, pre, post=None, m_grid=DEFAULT_MBARS, *,
     probability that the whole set is above 0). ``attrs``: ``breakdown_p90`` (smallest
     M, in steps of ``m_step``, with ``P(theta > 0) < 0.9``), ``breakdown_ci`` (the interval
     first contains 0) and ``breakdown_bounds`` (the robust-Bayes interval first contains 0);
-    inf when not reached below ``max(m_grid)``. The same uniform draws serve every M.
+    inf when not reached below ``max(m_grid)``; ``m_step`` defaults to ``max(m_grid) / 200``
+    (0.01 for Mbar up to 2). The same uniform draws serve every M.
     """
     draws = np.asarray(draws, dtype=float)
     n_pre = _n_pre(pre, post, draws.shape[1] if draws.ndim == 2 else -1)
@@ -177,7 +178,8 @@ def parallel_trends_posterior(draws, pre, post=None, m_grid=DEFAULT_MBARS, *,
 
     grid = np.asarray(m_grid, dtype=float)
     table = pd.DataFrame([at(m) for m in grid])
-    fine = pd.DataFrame([at(m) for m in np.arange(0.0, grid.max() + m_step / 2, m_step)])
+    step = m_step if m_step is not None else grid.max() / 200 or 1.0
+    fine = pd.DataFrame([at(m) for m in np.arange(0.0, grid.max() + step / 2, step)])
     contains = (fine["lower"] <= 0) & (fine["upper"] >= 0)
     table.attrs.update(
         restriction=restriction, prob=prob,

@@ -153,7 +153,7 @@ def test_breakdown_of_a_certain_effect_is_the_ratio_to_the_largest_pre_change():
     of 4000 uniforms (SD of a share near 0.9: 0.005, i.e. about 0.09 in Mbar at 7.5)."""
     beta = np.array([0.02, -0.03, 0.0, 0.3])  # changes 0.05, 0.03, 0 -> max 0.05; theta 0.3
     draws = np.tile(beta, (4000, 1))
-    table = robustness.parallel_trends_posterior(draws, 3, 1, [0.0, 2.0, 6.0, 8.0])
+    table = robustness.parallel_trends_posterior(draws, 3, 1, [0.0, 2.0, 6.0, 8.0], m_step=0.01)
     assert table.attrs["breakdown_bounds"] == pytest.approx(6.0)
     assert table.attrs["breakdown_ci"] == pytest.approx(6.0 / 0.95, abs=0.03)
     assert table.attrs["breakdown_p90"] == pytest.approx(6.0 / 0.8, abs=0.3)
