@@ -175,12 +175,13 @@ def accepted_extremes(y_at: np.ndarray, x: np.ndarray, sigma: np.ndarray, *, alp
                       ) -> tuple[int, int] | None:
     """Lowest and highest accepted rows of ``y_at`` (the moments at each point of an increasing
     grid of the parameter of interest), or None if none is accepted; with ``known`` extremes
-    (of other cases of a union), only rows beyond them are tested. Rows with ``eta <= 0`` are
-    accepted without the conditional step (its critical value is at least 0), rows above
-    ``lf_cv`` rejected; the others are tested from the outside in, up to the first accepted."""
+    (of other cases of a union), only rows beyond them are tested. Rows above ``lf_cv`` are
+    rejected, rows with ``eta <= 0`` otherwise accepted without the conditional step (its
+    critical value is at least 0); the others are tested from the outside in, up to the first
+    accepted."""
     eta, lam, ok = eta_programmes(y_at, x, np.sqrt(np.diag(sigma)))
     cap = np.inf if lf_cv is None else lf_cv
-    sure = ~ok | (eta <= 0)
+    sure = ~ok | (eta <= min(0.0, cap))  # a negative lf_cv still rejects above it
     candidates = np.flatnonzero(sure | (eta <= cap))
     lo_known, hi_known = known if known is not None else (len(eta), -1)
 
