@@ -132,7 +132,8 @@ def parallel_trends_bounds(coefs, cov, pre, post=None, m_grid=DEFAULT_MBARS, *,
     table = pd.DataFrame(rows)
     table.attrs.update(restriction=restriction, alpha=alpha, estimate=es.theta_hat,
                        original=pt_sets.original_ci(es, alpha),
-                       breakdown_m=_first_m(table["m"], table["lower"] <= 0))
+                       breakdown_m=_first_m(table["m"],
+                                            (table["lower"] <= 0) & (table["upper"] >= 0)))
     return table
 
 
@@ -158,7 +159,8 @@ def parallel_trends_posterior(draws, pre, post=None, m_grid=DEFAULT_MBARS, *,
     M, in steps of ``m_step``, with ``P(theta > 0) < 0.9``), ``breakdown_ci`` (the interval
     first contains 0) and ``breakdown_bounds`` (the robust-Bayes interval first contains 0);
     inf when not reached below ``max(m_grid)``; ``m_step`` defaults to ``max(m_grid) / 200``
-    (0.01 for Mbar up to 2). The same uniform draws serve every M.
+    (0.01 for Mbar up to 2). The same uniform draws serve every M. ``breakdown_p90`` is for a
+    positive effect: for a negative one pass ``l_vec`` with the opposite sign.
     """
     draws = np.asarray(draws, dtype=float)
     n_pre = _n_pre(pre, post, draws.shape[1] if draws.ndim == 2 else -1)

@@ -178,6 +178,16 @@ def test_one_pre_period_bound_is_set_by_one_number():
     assert table["lower"].iloc[1] < table["lower"].iloc[0] < 0.10 < table["upper"].iloc[0]
 
 
+def test_frequentist_breakdown_of_a_negative_effect():
+    """theta_hat = -0.3 (SE 0.02), one lead 0.01 (SE 0.005): the set excludes 0 at Mbar = 0
+    and 1 and contains it at 40 (identified set -0.3 -+ 0.4)."""
+    table = robustness.parallel_trends_bounds([0.01, -0.3], np.diag([0.005, 0.02]) ** 2, 1, 1,
+                                              [0.0, 1.0, 40.0], grid_points=400)
+    assert (table["upper"].iloc[:2] < 0).all() and table["lower"].iloc[2] < 0 < table[
+        "upper"].iloc[2]
+    assert table.attrs["breakdown_m"] == 40.0
+
+
 def test_summary_columns_methods_and_breakdowns():
     """The summary's frequentist row is HonestDiD's C-LF set at Mbar = 0.5 (its own grid
     points, bit for bit; the other Mbar values in the slow test)."""
