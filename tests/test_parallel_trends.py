@@ -228,6 +228,8 @@ def test_draws_from_an_event_study_posterior():
     draws, n_pre = event_study_draws(posterior, [1, -3, 0, -2])
     assert n_pre == 2 and draws.shape == (100, 4)
     np.testing.assert_array_equal(draws[:, 2], values[0].reshape(-1))
+    tree = xr.DataTree.from_dict({"fig2/posterior": posterior})  # a run's idata.nc layout
+    np.testing.assert_array_equal(event_study_draws(tree["fig2"], [-3, -2, 0, 1])[0], draws)
     table = adjusted_posterior(posterior, [-3, -2, 0, 1], [0.0, 1.0])
     assert table["mean"].iloc[0] == pytest.approx(values[0].mean())
     with pytest.raises(InputError, match="event_p2"):

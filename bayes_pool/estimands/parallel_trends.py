@@ -310,7 +310,9 @@ def draw_scale(draws, n_pre: int, restriction: str) -> tuple[np.ndarray, np.ndar
 def identified_bounds(draws, n_pre: int, m: float, restriction: str = "rm", l_vec=None
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Per draw, the identified set ``[lower, upper]`` of theta under Delta^RM(m) or
-    Delta^SD(m) (closed form: the box of allowed post-period steps)."""
+    Delta^SD(m) (closed form: the box of allowed post-period steps). Under SD the draw's own
+    pre-period second differences are not checked against m (a draw that breaks them would
+    have an empty set); the bounds are those of the post-period restriction alone."""
     draws, l_vec = _check_draws(draws, n_pre, l_vec)
     step, slope = draw_scale(draws, n_pre, restriction)
     theta = draws[:, n_pre:] @ l_vec
