@@ -100,8 +100,9 @@ DEFAULT_MBARS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 def _n_pre(pre, post, n: int) -> int:
     """Number of pre-period coefficients from a count or a sequence of event times."""
-    n_pre = pre if isinstance(pre, int) else len(pre)
-    n_post = None if post is None else (post if isinstance(post, int) else len(post))
+    n_pre = int(pre) if isinstance(pre, (int, np.integer)) else len(pre)
+    n_post = None if post is None else (int(post) if isinstance(post, (int, np.integer))
+                                         else len(post))
     if n_post is not None and n_pre + n_post != n:
         raise InputError(f"pre/post: {n_pre} + {n_post} event times for {n} coefficients; "
                          "order the coefficients pre periods first, then post periods")
