@@ -202,7 +202,9 @@ def parallel_trends_summary(freq_coefs, freq_cov, draws, pre, post, mbar_grid=DE
     (C-LF set), ``bayesian`` (uniform prior on the violation), ``bayesian_bounds`` (robust-Bayes
     interval of the identified set; ``p_positive`` is the posterior probability that the whole
     set is above 0), and ``frequentist_original``/``bayesian_original`` (parallel trends
-    assumed; ``mbar`` NaN). ``freq_coefs``/``freq_cov`` and the columns of ``draws`` hold the
+    assumed; ``mbar`` NaN; the frequentist ``mean`` is the estimate). A frequentist set open at
+    its grid's end has an infinite end; ``mean``/``p_positive`` are NaN where a method has
+    none. ``freq_coefs``/``freq_cov`` and the columns of ``draws`` hold the
     coefficients without the reference period, pre periods first; ``draws`` may be None.
     Breakdowns: ``frequentist`` (smallest grid Mbar whose set contains 0), ``bayesian_p90``,
     ``bayesian_ci``, ``bayesian_bounds`` (see :func:`parallel_trends_posterior`).
