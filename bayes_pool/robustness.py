@@ -14,6 +14,11 @@
   rho where the ACME vanishes.
 - :func:`mediation_rho_posterior` -- the Bayesian version: a prior on rho propagated through
   posterior draws of the two steps (:mod:`bayes_pool.bayes.mediation_sensitivity`).
+- :func:`parallel_trends_bounds` -- parallel trends of an event study, frequentist: HonestDiD's
+  confidence sets under relative magnitudes (C-LF) or smoothness (FLCI) over a grid of M.
+- :func:`parallel_trends_posterior` -- the same, Bayesian: the posterior of the effect with a
+  prior on the violation tied to each draw's pre-period coefficients, and its breakdown M;
+  :func:`parallel_trends_summary` puts both side by side (Rambachan & Roth 2023).
 
 The numerics live in :mod:`bayes_pool.estimands` (numpy/scipy, and the two least-squares /
 probit steps the rho curve takes); this module only shapes their results into tables and dicts.
@@ -30,6 +35,7 @@ from .estimands import mediation_sensitivity_binary as ms_binary
 from .estimands.mediation_sensitivity import RhoPrior
 from .estimands.mediation_sensitivity_fit import StepDraws
 from .estimands.mediation_sensitivity_fit import fit_steps as fit_mediation_steps
+from .estimands import parallel_trends as pt_sets
 from .errors import InputError
 from .estimates import CI_PROB
 
@@ -269,3 +275,149 @@ def _nearest_zero_crossing(curve: pd.DataFrame) -> float | None:
         return None
     rho = curve.loc[covers, "rho"]
     return float(rho.iloc[int(np.argmin(np.abs(rho.to_numpy())))])
+
+
+# -- Parallel trends (Rambachan & Roth 2023) ---------------------------------------------------
+
+DEFAULT_MBARS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def _n_pre(pre, post, n: int) -> int:
+    """Number of pre-period coefficients from a count or a sequence of event times."""
+    n_pre = int(pre) if isinstance(pre, (int, np.integer)) else len(pre)
+    n_post = None if post is None else (int(post) if isinstance(post, (int, np.integer))
+                                         else len(post))
+    if n_post is not None and n_pre + n_post != n:
+        raise InputError(f"pre/post: {n_pre} + {n_post} event times for {n} coefficients; "
+                         "order the coefficients pre periods first, then post periods")
+    return n_pre
+
+
+def parallel_trends_bounds(coefs, cov, pre, post=None, m_grid=DEFAULT_MBARS, *,
+                           restriction: str = "rm", l_vec=None, alpha: float = 0.05,
+                           grid_points: int = 1000) -> pd.DataFrame:
+    """Frequentist confidence sets for ``theta = l' tau_post`` (default: the first post period)
+    when parallel trends may fail, one row per M: ``restriction="rm"`` (relative magnitudes,
+    post-period changes at most M times the largest pre-period one; C-LF set) or ``"sd"``
+    (smoothness, second differences at most M; FLCI), HonestDiD's defaults.
+
+    ``coefs``/``cov``: the event-study coefficients without the reference period, pre periods
+    first, and their covariance; ``pre``/``post``: their counts or event times. Columns ``m``,
+    ``lower``, ``upper``; ``attrs``: the original interval and ``breakdown_m``, the smallest M of
+    the grid whose set contains 0 (inf if none does).
+    """
+    es = pt_sets.EventStudy.of(coefs, cov, _n_pre(pre, post, np.size(coefs)), l_vec)
+    if restriction not in pt_sets.RESTRICTIONS:
+        raise InputError(f"restriction: {restriction!r} is not one of {pt_sets.RESTRICTIONS}")
+    rows = []
+    for m in np.asarray(m_grid, dtype=float):
+        lo, hi = (pt_sets.rm_confidence_set(es, m, alpha=alpha, grid_points=grid_points)
+                  if restriction == "rm" else pt_sets.flci(es, m, alpha)[:2])
+        rows.append({"m": m, "lower": lo, "upper": hi})
+    table = pd.DataFrame(rows)
+    table.attrs.update(restriction=restriction, alpha=alpha, estimate=es.theta_hat,
+                       original=pt_sets.original_ci(es, alpha),
+                       breakdown_m=_first_m(table["m"],
+                                            (table["lower"] <= 0) & (table["upper"] >= 0)))
+    return table
+
+
+def _first_m(ms, condition) -> float:
+    hits = np.asarray(ms)[np.asarray(condition, dtype=bool)]
+    return round(float(hits.min()), 10) if hits.size else float("inf")
+
+
+def parallel_trends_posterior(draws, pre, post=None, m_grid=DEFAULT_MBARS, *,
+                              restriction: str = "rm", l_vec=None, prob: float = 0.95,
+                              seed: int = 0, m_step: float | None = None) -> pd.DataFrame:
+    """Posterior of ``theta = l' tau_post`` adjusted for a violation of parallel trends, one row
+    per M, from draws (draws x coefficients, pre periods first) of an event study.
+
+    Each draw's pre-period coefficients are its violations; the post-period violation gets a
+    uniform prior on each allowed step (RM: ``|delta_{t+1} - delta_t| <= M max_s
+    |delta_{s+1} - delta_s|``; SD: second differences in ``[-M, M]`` around the linear
+    extrapolation). Columns ``m``, ``mean``, ``lower``, ``upper`` (equal-tailed ``prob``
+    interval), ``p_positive``, and ``bounds_lower``/``bounds_upper``: the robust-Bayes interval
+    of the identified set (``(1-prob)/2`` quantile of its lower end to the ``(1+prob)/2``
+    quantile of its upper end; no prior inside the set), ``bounds_p_positive`` (posterior
+    probability that the whole set is above 0). ``attrs``: ``breakdown_p90`` (smallest
+    M, in steps of ``m_step``, with ``P(theta > 0) < 0.9``), ``breakdown_ci`` (the interval
+    first contains 0) and ``breakdown_bounds`` (the robust-Bayes interval first contains 0);
+    inf when not reached below ``max(m_grid)``; ``m_step`` defaults to ``max(m_grid) / 200``
+    (0.01 for Mbar up to 2). The same uniform draws serve every M. ``breakdown_p90`` is for a
+    positive effect: for a negative one pass ``l_vec`` with the opposite sign.
+    """
+    draws = np.asarray(draws, dtype=float)
+    n_pre = _n_pre(pre, post, draws.shape[1] if draws.ndim == 2 else -1)
+    tails = ((1 - prob) / 2, (1 + prob) / 2)
+    n_post = draws.shape[1] - n_pre if draws.ndim == 2 else 1
+    uniforms = np.random.default_rng(seed).uniform(-1, 1, size=(len(draws), n_post))
+
+    def at(m):
+        theta = pt_sets.adjusted_draws(draws, n_pre, m, restriction, l_vec, uniforms=uniforms)
+        lo_set, hi_set = pt_sets.identified_bounds(draws, n_pre, m, restriction, l_vec)
+        lo, hi = np.quantile(theta, tails)
+        return {"m": m, "mean": theta.mean(), "lower": lo, "upper": hi,
+                "p_positive": float((theta > 0).mean()),
+                "bounds_lower": np.quantile(lo_set, tails[0]),
+                "bounds_upper": np.quantile(hi_set, tails[1]),
+                "bounds_p_positive": float((lo_set > 0).mean())}
+
+    grid = np.asarray(m_grid, dtype=float)
+    table = pd.DataFrame([at(m) for m in grid])
+    step = m_step if m_step is not None else grid.max() / 200 or 1.0
+    fine = pd.DataFrame([at(m) for m in np.arange(0.0, grid.max() + step / 2, step)])
+    contains = (fine["lower"] <= 0) & (fine["upper"] >= 0)
+    table.attrs.update(
+        restriction=restriction, prob=prob,
+        breakdown_p90=_first_m(fine["m"], fine["p_positive"] < 0.9),
+        breakdown_ci=_first_m(fine["m"], contains),
+        breakdown_bounds=_first_m(fine["m"], (fine["bounds_lower"] <= 0)
+                                  & (fine["bounds_upper"] >= 0)))
+    return table
+
+
+def parallel_trends_summary(freq_coefs, freq_cov, draws, pre, post, mbar_grid=DEFAULT_MBARS, *,
+                            l_vec=None, alpha: float = 0.05, seed: int = 0
+                            ) -> tuple[pd.DataFrame, dict]:
+    """Relative-magnitudes sensitivity of one event study, frequentist and Bayesian side by side.
+
+    Rows (``method``, ``mbar``, ``lower``, ``upper``, ``mean``, ``p_positive``): ``frequentist``
+    (C-LF set), ``bayesian`` (uniform prior on the violation), ``bayesian_bounds`` (robust-Bayes
+    interval of the identified set; ``p_positive`` is the posterior probability that the whole
+    set is above 0), and ``frequentist_original``/``bayesian_original`` (parallel trends
+    assumed; ``mbar`` NaN; the frequentist ``mean`` is the estimate). A frequentist set open at
+    its grid's end has an infinite end; ``mean``/``p_positive`` are NaN where a method has
+    none. ``freq_coefs``/``freq_cov`` and the columns of ``draws`` hold the
+    coefficients without the reference period, pre periods first; ``draws`` may be None.
+    Breakdowns: ``frequentist`` (smallest grid Mbar whose set contains 0), ``bayesian_p90``,
+    ``bayesian_ci``, ``bayesian_bounds`` (see :func:`parallel_trends_posterior`).
+    """
+    n_pre = _n_pre(pre, post, np.size(freq_coefs))
+    freq = parallel_trends_bounds(freq_coefs, freq_cov, n_pre, None, mbar_grid, l_vec=l_vec,
+                                  alpha=alpha)
+    o_lo, o_hi = freq.attrs["original"]
+    rows = [{"method": "frequentist_original", "mbar": np.nan, "lower": o_lo, "upper": o_hi,
+             "mean": freq.attrs["estimate"], "p_positive": np.nan}]
+    rows += [{"method": "frequentist", "mbar": r.m, "lower": r.lower, "upper": r.upper,
+              "mean": np.nan, "p_positive": np.nan} for r in freq.itertuples()]
+    breakdown = {"frequentist": freq.attrs["breakdown_m"]}
+    if draws is not None:
+        draws = np.asarray(draws, dtype=float)
+        theta = pt_sets.adjusted_draws(draws, n_pre, 0.0, "rm", l_vec)  # no violation
+        lo, hi = np.quantile(theta, (alpha / 2, 1 - alpha / 2))
+        rows.append({"method": "bayesian_original", "mbar": np.nan, "lower": lo, "upper": hi,
+                     "mean": theta.mean(), "p_positive": float((theta > 0).mean())})
+        bayes = parallel_trends_posterior(draws, n_pre, None, mbar_grid, l_vec=l_vec,
+                                          prob=1 - alpha, seed=seed)
+        for r in bayes.itertuples():
+            rows.append({"method": "bayesian", "mbar": r.m, "lower": r.lower, "upper": r.upper,
+                         "mean": r.mean, "p_positive": r.p_positive})
+        for r in bayes.itertuples():
+            rows.append({"method": "bayesian_bounds", "mbar": r.m, "lower": r.bounds_lower,
+                         "upper": r.bounds_upper, "mean": np.nan,
+                         "p_positive": r.bounds_p_positive})
+        breakdown.update(bayesian_p90=bayes.attrs["breakdown_p90"],
+                         bayesian_ci=bayes.attrs["breakdown_ci"],
+                         bayesian_bounds=bayes.attrs["breakdown_bounds"])
+    return pd.DataFrame(rows), breakdown
