@@ -20,8 +20,8 @@
   prior on the violation tied to each draw's pre-period coefficients, and its breakdown M;
   :func:`parallel_trends_summary` puts both side by side (Rambachan & Roth 2023).
 
-The numerics live in :mod:`bayes_pool.estimands` (numpy/scipy, and the two least-squares /
-probit steps the rho curve takes); this module only shapes their results into tables and dicts.
+The numerics (and the rho curve's two fitted steps) live in :mod:`bayes_pool.estimands`; this
+module shapes their results into tables and dicts.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .design.mediation import MediationDesign, PreparedMediation
+from .design.mediation import MediationDesign
 from .estimands import evalue, mediation_sensitivity, ovb, rosenbaum
 from .estimands import mediation_sensitivity_binary as ms_binary
 from .estimands.mediation_sensitivity import RhoPrior
-from .estimands.mediation_sensitivity_fit import StepDraws
+from .estimands.mediation_sensitivity_fit import StepDraws, band, shared_regressors
 from .estimands.mediation_sensitivity_fit import fit_steps as fit_mediation_steps
 from .estimands import parallel_trends as pt_sets
 from .errors import InputError
@@ -127,8 +127,7 @@ def mediation_rho_curve(b2: float, g: float, sigma_m: float, sigma_y: float = 1.
     return curve
 
 
-# ------------------------------------ sequential ignorability: fits, unit effects, rho prior ---
-
+# -- Sequential ignorability: fitted steps, unit effects, a prior on rho ------------------------
 BINARY_COLUMNS = ("acme", "ade", "acme_control", "ade_treated", "total")
 """Effects of the probit curve: ACME(1), ADE(0) (the toolkit's indirect and direct),
 ACME(0), ADE(1) and the total effect."""
@@ -155,8 +154,8 @@ def mediation_sensitivity_summary(frame: pd.DataFrame, design: MediationDesign, 
     contains 0, None if none does), the model, rows and settings.
     """
     prepared = design.prepare(frame)
-    x, groups = _sensitivity_matrix(prepared)
     d = prepared.design
+    x, groups = shared_regressors(prepared.frame, d.treatment, d.covariates, d.unit, d.time)
     probit = d.family == "bernoulli"
     steps = fit_mediation_steps(x, prepared.frame[d.mediator].to_numpy(float),
                                 prepared.frame[d.outcome].to_numpy(float), probit=probit,
@@ -171,11 +170,11 @@ def mediation_sensitivity_summary(frame: pd.DataFrame, design: MediationDesign, 
         sim_eff, sim_rho0 = sim.effects(r), sim.rho_at_zero()
     for k in ("acme", "ade", "total"):
         curve[k] = eff[k][0]
-        lo, hi = _band(sim_eff[k] if sims else None, level, len(r))
+        lo, hi = band(sim_eff[k] if sims else None, level, len(r))
         curve[f"{k}_lower"], curve[f"{k}_upper"] = lo, hi
     curve["acme_control"], curve["ade_treated"] = eff["acme_control"][0], eff["ade_treated"][0]
     rho0 = float(point.rho_at_zero()[0])
-    rho0_band = _band(sim_rho0[:, None] if sims else None, level, 1)
+    rho0_band = band(sim_rho0[:, None] if sims else None, level, 1)
     info = {
         "family": d.family, "outcome_model": "probit" if probit else "linear (OLS)",
         "rho_at_zero": rho0, "rho_at_zero_lower": float(rho0_band[0][0]),
@@ -219,7 +218,7 @@ def mediation_rho_posterior(draws: StepDraws, *, rho_prior: RhoPrior = RhoPrior(
     curve = pd.DataFrame({"rho": r})
     for k in ("acme", "ade", "total"):
         curve[k] = np.median(eff[k], axis=0)
-        curve[f"{k}_lower"], curve[f"{k}_upper"] = _band(eff[k], level, len(r))
+        curve[f"{k}_lower"], curve[f"{k}_upper"] = band(eff[k], level, len(r))
     curve["p_acme_positive"] = (eff["acme"] > 0).mean(axis=0)
     # the sign the posterior favours at rho = 0, and the grid rho nearest 0 where it stops
     # being favoured with probability 0.9
@@ -231,7 +230,7 @@ def mediation_rho_posterior(draws: StepDraws, *, rho_prior: RhoPrior = RhoPrior(
             "seed": seed, "outcome_model": "probit" if draws.probit else "linear"}
     for k in ("acme", "ade", "total"):
         v = mixed[k][:, 0]
-        lo, hi = _band(v[:, None], level, 1)
+        lo, hi = band(v[:, None], level, 1)
         info.update({k: float(np.median(v)), f"{k}_mean": float(v.mean()),
                      f"{k}_lower": float(lo[0]), f"{k}_upper": float(hi[0])})
     info["p_acme_positive"] = float((mixed["acme"][:, 0] > 0).mean())
@@ -239,33 +238,11 @@ def mediation_rho_posterior(draws: StepDraws, *, rho_prior: RhoPrior = RhoPrior(
     info["rho_breakdown_p90"] = (float(below[np.argmin(np.abs(below))]) if below.size
                                  else None)
     rho0 = draws.rho_at_zero()
-    lo, hi = _band(rho0[:, None], level, 1)
+    lo, hi = band(rho0[:, None], level, 1)
     info.update({"rho_at_zero": float(np.median(rho0)), "rho_at_zero_lower": float(lo[0]),
                  "rho_at_zero_upper": float(hi[0])})
     curve.attrs.update(info)
     return curve, info
-
-
-def _sensitivity_matrix(prepared: PreparedMediation) -> tuple[np.ndarray, np.ndarray | None]:
-    """Regressors both steps share -- treatment, covariates, unit dummies (or an intercept),
-    time dummies (first period dropped) -- and the unit codes for clustering."""
-    d = prepared.design
-    f = prepared.frame
-    parts = [f[[d.treatment, *d.covariates]].to_numpy(float)]
-    parts.append(pd.get_dummies(f[d.unit], dtype=float).to_numpy() if d.unit
-                 else np.ones((len(f), 1)))
-    if d.time:
-        parts.append(pd.get_dummies(f[d.time], drop_first=True, dtype=float).to_numpy())
-    groups = pd.factorize(f[d.unit], sort=True)[0] if d.unit else None
-    return np.column_stack(parts), groups
-
-
-def _band(values, level: float, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-tailed ``level`` quantiles over draws (axis 0) of (S, R) values; NaN without."""
-    if values is None:
-        return np.full(size, np.nan), np.full(size, np.nan)
-    q = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return q[0], q[1]
 
 
 def _nearest_zero_crossing(curve: pd.DataFrame) -> float | None:

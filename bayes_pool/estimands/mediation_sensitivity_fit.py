@@ -152,3 +152,25 @@ def _simulate_sigma(res, sims: int, rng, df_point: float | None = None) -> np.nd
     if not sims:
         return np.array([np.sqrt(ssr / (df if df_point is None else float(df_point)))])
     return np.sqrt(ssr / rng.chisquare(df, size=sims))
+
+
+def shared_regressors(frame, treatment: str, covariates, unit: str | None, time: str | None
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Regressors both steps share -- treatment, covariates, unit dummies (or an intercept),
+    time dummies (first period dropped) -- and the unit codes for clustering."""
+    import pandas as pd
+    parts = [frame[[treatment, *covariates]].to_numpy(float)]
+    parts.append(pd.get_dummies(frame[unit], dtype=float).to_numpy() if unit
+                 else np.ones((len(frame), 1)))
+    if time:
+        parts.append(pd.get_dummies(frame[time], drop_first=True, dtype=float).to_numpy())
+    groups = pd.factorize(frame[unit], sort=True)[0] if unit else None
+    return np.column_stack(parts), groups
+
+
+def band(values, level: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-tailed ``level`` quantiles over draws (axis 0) of (S, R) values; NaN without."""
+    if values is None:
+        return np.full(size, np.nan), np.full(size, np.nan)
+    q = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return q[0], q[1]
