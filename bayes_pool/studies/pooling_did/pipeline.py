@@ -325,7 +325,14 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
         analysis.extend(PARTS[name](main, ctx))
     if "table3" in parts:
         analysis.extend(Analysis(estimates=_table5_benchmark(analysis.estimates)))
+        analysis.facts["headline"] = HEADLINE
     return analysis
+
+
+HEADLINE = [{"table": "3", "column": "(2)", "term": TREATMENT, "quantity": q}
+            for q in ("ame", "beta")]
+"""The key estimate the report opens with: Table 3 column (2), the DiD logit with controls
+(the paper's benchmark, printed again as Table 5's benchmark), as AME and as beta."""
 
 
 def sensitivity_target(frame: pd.DataFrame, *, seed: int = 0):
