@@ -40,8 +40,8 @@ import pandas as pd
 from bayes_pool import compare, estimates
 from bayes_pool.errors import BayesPoolError
 from bayes_pool.report_render import render_html, render_markdown
-from bayes_pool.report_robustness import (HOW_TO, ROBUSTNESS_FOLDER, ROBUSTNESS_TABLE, headline,
-                                          robustness_table)
+from bayes_pool.report_robustness import (ROBUSTNESS_FOLDER, headline, missing_note,
+                                          robustness_figures, robustness_table)
 from bayes_pool.report_tables import (TABLE_NAMES, Table, comparison_tables, convergence_table,
                                       csv_table, not_reestimated)
 
@@ -185,11 +185,10 @@ def collect(folder: str | Path) -> Report:
         headline=headline(est, manifest, sens_tables),
         robustness=robustness_table(robust if robust.is_dir() else None, est, manifest,
                                     sens_tables),
-        robustness_figures=_robustness_figures(robust),
-        robustness_missing="" if (robust / ROBUSTNESS_TABLE).is_file() else (
-            f"This run has no {ROBUSTNESS_FOLDER}/ folder. Make it with `{HOW_TO}` (Rosenbaum "
-            "bounds, E-values, robustness values, mediation rho and parallel-trends "
-            "breakdowns, as they apply; no MCMC)."))
+        robustness_figures=[Figure(name=p.stem, caption=caption, path=p,
+                                   mime=FIGURE_TYPES[p.suffix.lower()])
+                            for p, caption in robustness_figures(robust, FIGURE_TYPES)],
+        robustness_missing=missing_note(robust))
 
 
 def sensitivity_folders(folder: Path, manifest: dict | None) -> list[Path]:
@@ -345,21 +344,6 @@ def _figures(folder: Path) -> list[Figure]:
                    key=lambda p: (p.stem != "forest", p.name))
     return [Figure(name=p.stem, caption=CAPTIONS.get(p.stem, p.stem.replace("_", " ")), path=p,
                    mime=FIGURE_TYPES[p.suffix.lower()]) for p in files]
-
-
-def _robustness_figures(robust: Path) -> list[Figure]:
-    """The figures of the robustness folder, in the order of ``robustness.csv``, captioned
-    with their method and what the breakdown value means."""
-    table = robust / ROBUSTNESS_TABLE
-    if not table.is_file():
-        return []
-    out = []
-    for r in pd.read_csv(table, keep_default_na=False).itertuples():
-        path = robust / str(r.figure)
-        if r.figure and path.is_file() and path.suffix.lower() in FIGURE_TYPES:
-            out.append(Figure(name=path.stem, caption=f"{r.method}: {r.meaning}.", path=path,
-                              mime=FIGURE_TYPES[path.suffix.lower()]))
-    return out
 
 
 def _stems(names) -> set[str]:

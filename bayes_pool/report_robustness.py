@@ -165,5 +165,28 @@ def robustness_table(folder: Path | None, est: pd.DataFrame | None, manifest: di
                  rows=rows, flagged=flagged, text_columns=[True, False, True, True, False, True])
 
 
+def robustness_figures(robust: Path, types) -> list[tuple[Path, str]]:
+    """The figure files of the robustness folder (suffixes in ``types``) in the order of
+    ``robustness.csv``, each with a caption: its method and what the breakdown means."""
+    table = robust / ROBUSTNESS_TABLE
+    if not table.is_file():
+        return []
+    out = []
+    for r in pd.read_csv(table, keep_default_na=False).itertuples():
+        path = robust / str(r.figure)
+        if r.figure and path.is_file() and path.suffix.lower() in types:
+            out.append((path, f"{r.method}: {r.meaning}."))
+    return out
+
+
+def missing_note(robust: Path) -> str:
+    """What the report says when the run has no robustness folder ("" when it has one)."""
+    if (robust / ROBUSTNESS_TABLE).is_file():
+        return ""
+    return (f"This run has no {ROBUSTNESS_FOLDER}/ folder. Make it with `{HOW_TO}` (Rosenbaum "
+            "bounds, E-values, robustness values, mediation rho and parallel-trends "
+            "breakdowns, as they apply; no MCMC).")
+
+
 def _label(c: dict) -> str:
     return f"{c['table']} {c['column']}: {c['quantity']} of {c['term']}"
