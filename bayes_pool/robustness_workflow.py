@@ -12,18 +12,14 @@ function is not in :mod:`bayes_pool.robustness` (parallel trends, binary-outcome
 issue 17, written elsewhere) or does not apply is kept as a "not computed: <why>" line, so
 the report says what is missing instead of leaving it out.
 
-:func:`write_robustness` writes ``robustness/robustness.csv`` (one line per piece), each
-piece's curve (``<name>.csv``) and figure (``<name>.png``, effect against the sensitivity
-parameter, published estimate marked). ``bayes-pool robustness RUN_DIR`` rebuilds the pieces
-of a finished run by refitting its frequentist parts (no MCMC) and writes the same folder.
+:mod:`bayes_pool.robustness_run` writes them into the run folder's ``robustness/`` and
+rebuilds them for a finished run (``bayes-pool robustness RUN_DIR``).
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,15 +27,6 @@ import pandas as pd
 from bayes_pool import robustness
 from bayes_pool.estimands.rosenbaum import breakdown_gamma
 
-log = logging.getLogger(__name__)
-
-FOLDER = "robustness"
-"""The subfolder of a run folder that holds the robustness results."""
-TABLE = "robustness.csv"
-COLUMNS = ["analysis", "table", "column", "term", "quantity", "estimate", "published",
-           "method", "parameter", "breakdown", "meaning", "status", "curve", "figure"]
-"""Columns of ``robustness.csv``: which estimate, its value (and the published one), the
-method, the sensitivity parameter, its breakdown value, what that means, and the files."""
 GAMMA_MAX = 100.0
 """Largest Gamma on the Rosenbaum curve (the breakdown value itself is not limited)."""
 MBAR_GRID = tuple(np.round(np.linspace(0.0, 2.0, 21), 10))
@@ -308,57 +295,6 @@ def _event_draws(idata, names):
         return np.column_stack([np.asarray(post[n].values).reshape(-1) for n in names])
     except (KeyError, AttributeError, TypeError):
         return None
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def table(pieces: list[Piece], published: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``robustness.csv``: one line per piece, with the published value of its cell."""
-    rows = []
-    for p in pieces:
-        rows.append({"analysis": p.analysis, **p.cell, "estimate": p.estimate,
-                     "published": _published(published, p.cell), "method": p.method,
-                     "parameter": p.parameter, "breakdown": p.breakdown, "meaning": p.meaning,
-                     "status": p.status,
-                     "curve": f"{p.name}.csv" if p.curve is not None else "",
-                     "figure": f"{p.name}.png" if p.computed and p.curve is not None else ""})
-    return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def write_robustness(folder: str | Path, pieces: list[Piece], *, synthetic: bool,
-                     published: pd.DataFrame | None = None, title: str = "") -> dict[str, Path]:
-    """Write ``robustness/`` into a run folder: ``robustness.csv``, a curve and a figure per
-    computed piece. ``published``: the run's estimates (its published rows are marked)."""
-    from bayes_pool.figures.robustness import plot_piece
-    out = Path(folder) / FOLDER
-    out.mkdir(exist_ok=True)
-    summary = table(pieces, published)
-    paths = {"robustness": out / TABLE}
-    summary.to_csv(paths["robustness"], index=False, float_format="%.6g", lineterminator="\n")
-    for p, line in zip(pieces, summary.itertuples()):
-        if p.curve is None:
-            continue
-        p.curve.to_csv(out / f"{p.name}.csv", index=False, float_format="%.6g",
-                       lineterminator="\n")
-        if p.computed:
-            try:
-                paths[p.name] = plot_piece(p, out / f"{p.name}.png", synthetic=synthetic,
-                                           published=line.published, title=title)
-            except Exception as exc:  # a figure bug must not throw away the numbers
-                log.warning("robustness figure %s not drawn (%s: %s)", p.name,
-                            type(exc).__name__, exc)
-    return paths
-
-
-def _published(published: pd.DataFrame | None, cell: dict) -> float | None:
-    if published is None or not len(published):
-        return None
-    p = published[published["source"] == "published"]
-    hit = p[(p["table"].astype(str) == cell["table"]) & (p["column"].astype(str) == cell["column"])
-            & (p["term"].astype(str) == cell["term"])
-            & (p["quantity"].astype(str) == cell["quantity"])]
-    return float(hit["estimate"].iloc[0]) if len(hit) else None
 
 
 def _finite(x) -> float | None:

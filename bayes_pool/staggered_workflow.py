@@ -113,6 +113,7 @@ def analyse_event_study(frame: pd.DataFrame, *, outcome: str, treatment: str, un
                          table=table, control=control, progressbar=progressbar)
     from bayes_pool.robustness_workflow import event_study_pieces
     analysis.robustness = event_study_pieces(freq, analysis.posteriors.get(table), table=table)
+    analysis.results[f"{table}_frequentist"] = freq  # for a later parallel-trends refit
     return analysis
 
 

@@ -42,7 +42,7 @@ class Analysis:
     """Fitted result objects by name, for callers that want more than the table (not written)."""
     robustness: list = field(default_factory=list)
     """Breakdown analyses of the key estimates (:class:`bayes_pool.robustness_workflow.Piece`),
-    written to ``robustness/`` by :func:`write_run`."""
+    written to ``robustness/`` by :func:`write_run` (:mod:`bayes_pool.robustness_run`)."""
 
     def extend(self, other: Analysis) -> None:
         self.estimates = estimates.concat(self.estimates, other.estimates)
@@ -116,7 +116,7 @@ def write_run(folder: Path, analysis: Analysis, *, study: str, title: str, synth
     for make in analysis.figures:
         paths.update(make(folder, synthetic, est))
     if analysis.robustness:
-        from bayes_pool.robustness_workflow import write_robustness
+        from bayes_pool.robustness_run import write_robustness
         paths.update(write_robustness(folder, analysis.robustness, synthetic=synthetic,
                                       published=est, title=title))
     if analysis.posteriors:

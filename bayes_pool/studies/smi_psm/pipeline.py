@@ -225,6 +225,14 @@ answers; Model 8's coefficient is the association it starts from), and k-NN is t
 its abstract reports."""
 
 
+def robustness(frame: pd.DataFrame, *, seed: int) -> Analysis:
+    """The frequentist part of :func:`run` (the index, Model 8 by OLS, the matching with the
+    least bootstrap), with the same child seeds: its breakdown pieces (``.robustness``: Model
+    8's robustness value, the k-NN ATT's Rosenbaum bounds), for ``bayes-pool robustness``."""
+    return run(frame, spec=load_spec("linear_regression"), seed=seed, bayesian=False, latent=False,
+               bootstrap=2)
+
+
 def model8_robustness(ols):
     """Omitted-variable robustness value of Model 8's coefficient of the treatment."""
     from bayes_pool.robustness_workflow import ols_piece
