@@ -350,7 +350,7 @@ __all__ = ["BACKENDS", "Study", "did", "event_study", "mediate", "psm",
 # --------------------------------------------------------------------------- robustness
 
 
-def robustness(run) -> pd.DataFrame:
+def how_robust(run) -> pd.DataFrame:
     """How robust is a run's key estimate to its identifying assumption: one line per key
     estimate and breakdown analysis (Rosenbaum Gamma, E-value, robustness value, mediation
     rho, parallel-trends Mbar), as ``robustness/robustness.csv``.
@@ -361,7 +361,8 @@ def robustness(run) -> pd.DataFrame:
     are refitted on its data (no MCMC) -- a built-in study's regenerated from the manifest's
     seed or read again from its file, a ``did``/``psm``/``mediate`` run's file and roles from
     the manifest's ``invocation`` -- and the parallel-trends breakdown uses the run's stored
-    posterior (``idata.nc``).
+    posterior (``idata.nc``). (Not named ``robustness``: :mod:`bayes_pool.robustness` is the
+    module of the breakdown numbers themselves.)
     """
     from bayes_pool import robustness_run as rr
     if isinstance(run, Result):
