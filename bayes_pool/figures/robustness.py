@@ -28,7 +28,8 @@ def plot_piece(piece, path: str | Path, *, synthetic: bool, published: float | N
         ax.scatter([ax.get_xlim()[0]], [published], marker="D", color=COLORS["published"],
                    zorder=4, clip_on=False, label="published")
     ax.legend(fontsize=7, loc="best")
-    ax.set_title(banner(f"{title + ': ' if title else ''}{label}", synthetic), fontsize=9)
+    heading = f"{title}\n{label}" if title else label
+    ax.set_title(banner(heading, synthetic), fontsize=8)
     return save(fig, path)
 
 
