@@ -229,3 +229,45 @@ def test_robustness_command_rejects_what_is_not_a_run(tmp_path):
     (tmp_path / "manifest.json").write_text('{"command": "sensitivity"}')
     res = runner.invoke(app, ["robustness", str(tmp_path)])
     assert res.exit_code == 2 and "has no robustness analyses" in res.output
+
+
+def test_pooling_did_report_opens_with_table_3_and_its_breakdown_lines(tmp_path, outputs):
+    """The study's robustness refits (no MCMC) written as `run pooling-did` writes them: the
+    headline is Table 3 (2), "How robust is it?" holds the E-values of Table 3 and the lines
+    still to come (binary mediation rho, Fig. 2 parallel trends) as "not computed"; the
+    robustness command on that folder rebuilds the same lines from the manifest's seed."""
+    from bayes_pool import runs, studies
+    from bayes_pool.published import load_published
+    from bayes_pool.studies.pooling_did.pipeline import HEADLINE
+    from bayes_pool.workflow import write_run
+    chromium = _require_chromium()
+    record = studies.get("pooling-did")
+    analysis = record.robustness(record.simulate(seed=5).frame, seed=5)
+    analysis.facts["headline"] = HEADLINE  # as the run's pipeline records it
+    analysis.estimates = pd.concat([load_published("pooling-did"), analysis.estimates],
+                                   ignore_index=True)
+    with runs.run_folder("pooling-did", out=tmp_path / "run") as folder:
+        write_run(folder, analysis, study="pooling-did", title=record.title, synthetic=True,
+                  key_term=record.key_term,
+                  manifest={"command": "run", "seed": 5, "data": {"kind": "synthetic", "seed": 5},
+                            "invocation": {"command": "run",
+                                           "args": {"study": "pooling-did", "seed": 5}}})
+    run = tmp_path / "run"
+    table = pd.read_csv(run / FOLDER / TABLE, dtype={"table": str})
+    e = table[table["analysis"] == "e_value"]
+    assert list(e["column"]) == ["(1)", "(2)"] and (e["breakdown"] > 1).all()
+    assert e["published"].notna().all()  # Table 3's published beta is marked
+    waiting = table[table["status"] != "computed"]
+    assert set(waiting["analysis"]) == {"mediation_rho", "parallel_trends"}
+
+    dom = _dom(chromium, run / "report.html", tmp_path)
+    assert dom.tables["headline"]["rows"] == 2 + 1  # Table 3 (2): AME and beta
+    assert "3 (2)" in dom.body_text and "0.096" in dom.body_text  # the published AME
+    assert dom.tables["robustness"]["rows"] == len(table) + 1
+    assert "not computed" in dom.body_text
+    assert sum(i["figure"].startswith("e_value") for i in dom.images) == 2
+
+    shutil.rmtree(run / FOLDER)
+    res = runner.invoke(app, ["robustness", str(run)])
+    assert res.exit_code == 0, res.output
+    pd.testing.assert_frame_equal(pd.read_csv(run / FOLDER / TABLE, dtype={"table": str}), table)
