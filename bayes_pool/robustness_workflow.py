@@ -95,7 +95,9 @@ def rosenbaum_piece(differences, *, cell: dict, estimate: float, what: str,
                  method=f"Rosenbaum bounds, Wilcoxon signed rank on {what} "
                         f"(Rosenbaum 2002; Stata rbounds)",
                  parameter="Gamma", breakdown=_finite(g),
-                 meaning=(f"a hidden confounder that multiplies the odds of treatment of two "
+                 meaning=(f"the {sign} effect is not significant at {alpha:g} (one-sided) even "
+                          "without hidden bias (Gamma = 1)" if g <= 1.0 else
+                          f"a hidden confounder that multiplies the odds of treatment of two "
                           f"matched units by {_num(g)} makes the {sign} effect no longer "
                           f"significant at {alpha:g} (one-sided)"),
                  curve=pd.DataFrame(table), extra={"alpha": alpha})
@@ -137,8 +139,10 @@ def ols_piece(t: float, dof: float, *, cell: dict, estimate: float, se: float,
                  parameter="partial R2 of a confounder", breakdown=rv["rv_q"],
                  meaning=(f"a confounder explaining {rv['rv_q']:.1%} of the residual variance "
                           f"of both treatment and outcome removes the estimate; "
-                          f"{rv['rv_q_alpha']:.1%} makes it insignificant at {alpha:g} "
-                          f"(partial R2 of the treatment: {rv['partial_r2']:.2%})"),
+                          + (f"{rv['rv_q_alpha']:.1%} makes it insignificant at {alpha:g}"
+                             if rv["rv_q_alpha"] > 0 else
+                             f"it is not significant at {alpha:g} even without one")
+                          + f" (partial R2 of the treatment: {rv['partial_r2']:.2%})"),
                  curve=curve, extra={"rv_q_alpha": rv["rv_q_alpha"]})
 
 
@@ -164,7 +168,8 @@ def e_value_piece(log_odds: float, low: float, high: float, *, cell: dict) -> Pi
                  parameter="confounder risk ratio", breakdown=ev["e_value"],
                  meaning=(f"a confounder associated with treatment and outcome by risk ratios "
                           f"of {ev['e_value']:.2f} each explains the estimate away; "
-                          f"{ev['e_value_ci']:.2f} each moves its 95% interval to 1"),
+                          + (f"{ev['e_value_ci']:.2f} each moves its 95% interval to 1"
+                             if ev["e_value_ci"] > 1 else "its 95% interval already contains 1")),
                  curve=curve, extra={"e_value_ci": ev["e_value_ci"]})
 
 
