@@ -144,7 +144,7 @@ def robustness_table(folder: Path | None, est: pd.DataFrame | None, manifest: di
     """One line per key estimate and analysis: the prior-set range of each headline cell
     (when a sensitivity run exists) and every line of ``robustness.csv``; None when there is
     neither."""
-    rows, flagged = [], []
+    rows = []
     for c in headline_cells(est, manifest):
         if _sens_rows(sensitivity, c) is not None:
             rows.append([_label(c), "–", "priors", "prior set", prior_range(sensitivity, c),
@@ -156,13 +156,12 @@ def robustness_table(folder: Path | None, est: pd.DataFrame | None, manifest: di
             rows.append([_label(r._asdict()), _f(r.estimate, 3), str(r.method),
                          str(r.parameter), _f(r.breakdown, 3) if computed else "–",
                          str(r.meaning) if computed else str(r.status)])
-    flagged = [False] * len(rows)
     if not rows:
         return None
     return Table(key="robustness", title="Breakdown values of the key estimates",
                  columns=["estimate", "value", "assumption / method", "sensitivity parameter",
                           "breakdown value", "what it means"],
-                 rows=rows, flagged=flagged, text_columns=[True, False, True, True, False, True])
+                 rows=rows, flagged=[False] * len(rows), text_columns=[True, False, True, True, False, True])
 
 
 def robustness_figures(robust: Path, types) -> list[tuple[Path, str]]:

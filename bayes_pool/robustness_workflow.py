@@ -19,10 +19,11 @@ rebuilds them for a finished run (``bayes-pool robustness RUN_DIR``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from bayes_pool import robustness
 from bayes_pool.estimands.rosenbaum import breakdown_gamma
@@ -50,8 +51,6 @@ class Piece:
     meaning: str = ""
     status: str = "computed"
     curve: pd.DataFrame | None = None
-    extra: dict = field(default_factory=dict)
-    """What the figure needs beyond the curve (the alpha level, the CI limit...)."""
 
     @property
     def computed(self) -> bool:
@@ -100,7 +99,7 @@ def rosenbaum_piece(differences, *, cell: dict, estimate: float, what: str,
                           f"a hidden confounder that multiplies the odds of treatment of two "
                           f"matched units by {_num(g)} makes the {sign} effect no longer "
                           f"significant at {alpha:g} (one-sided)"),
-                 curve=pd.DataFrame(table), extra={"alpha": alpha})
+                 curve=pd.DataFrame(table))
 
 
 def psm_pieces(freq, *, study: str, table: str, methods=("knn",)) -> list[Piece]:
@@ -127,7 +126,6 @@ def ols_piece(t: float, dof: float, *, cell: dict, estimate: float, se: float,
     rv = robustness.robustness_value(t, dof, alpha=alpha)
     r = np.linspace(0.0, min(0.99, max(0.05, 2.5 * rv["rv_q"])), 101)
     bias = np.sign(estimate) * se * np.sqrt(dof) * r / np.sqrt(1.0 - r)
-    from scipy import stats
     crit = float(stats.t.ppf(1 - alpha / 2, dof))
     curve = pd.DataFrame({"partial_r2": r, "adjusted": estimate - bias,
                           "adjusted_low": estimate - bias - crit * se,
@@ -143,7 +141,7 @@ def ols_piece(t: float, dof: float, *, cell: dict, estimate: float, se: float,
                              if rv["rv_q_alpha"] > 0 else
                              f"it is not significant at {alpha:g} even without one")
                           + f" (partial R2 of the treatment: {rv['partial_r2']:.2%})"),
-                 curve=curve, extra={"rv_q_alpha": rv["rv_q_alpha"]})
+                 curve=curve)
 
 
 def e_value_piece(log_odds: float, low: float, high: float, *, cell: dict) -> Piece:
@@ -170,7 +168,7 @@ def e_value_piece(log_odds: float, low: float, high: float, *, cell: dict) -> Pi
                           f"of {ev['e_value']:.2f} each explains the estimate away; "
                           + (f"{ev['e_value_ci']:.2f} each moves its 95% interval to 1"
                              if ev["e_value_ci"] > 1 else "its 95% interval already contains 1")),
-                 curve=curve, extra={"e_value_ci": ev["e_value_ci"]})
+                 curve=curve)
 
 
 def did_pieces(rows: pd.DataFrame, *, family: str, treatment: str) -> list[Piece]:
@@ -274,7 +272,7 @@ def event_study_pieces(freq, idata=None, *, table: str = "event_study",
                            f"parallel trends that large relative to the pre-period ones "
                            f"overturns the effect; with {len(pre)} pre-period "
                            f"coefficient(s) the bound rests on {len(pre)} number(s)"),
-                  curve=pd.DataFrame(curve), extra={"breakdown": dict(breakdown)})]
+                  curve=pd.DataFrame(curve))]
 
 
 def _event_coefficients(freq):
