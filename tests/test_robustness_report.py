@@ -257,15 +257,25 @@ def test_pooling_did_report_opens_with_table_3_and_its_breakdown_lines(tmp_path,
     e = table[table["analysis"] == "e_value"]
     assert list(e["column"]) == ["(1)", "(2)"] and (e["breakdown"] > 1).all()
     assert e["published"].notna().all()  # Table 3's published beta is marked
-    waiting = table[table["status"] != "computed"]
-    assert set(waiting["analysis"]) == {"mediation_rho", "parallel_trends"}
+    # the binary-outcome rho lines are computed once their function is merged (issue 17)
+    rho = table[table["analysis"] == "mediation_rho"]
+    assert len(rho) == 2
+    merged = hasattr(robustness, "mediation_sensitivity_summary")
+    assert rho["status"].eq("computed").all() == merged
+    assert rho["status"].str.startswith("not computed").all() != merged
+    assert list(table["analysis"]).count("parallel_trends") == 1
+    for r in table.itertuples():  # a figure for every computed line, a reason for the rest
+        if r.status == "computed":
+            assert (run / FOLDER / r.figure).is_file()
+        else:
+            assert r.status.startswith("not computed: ") and len(r.status) > 30
 
     dom = _dom(chromium, run / "report.html", tmp_path)
     assert dom.tables["headline"]["rows"] == 2 + 1  # Table 3 (2): AME and beta
     assert "3 (2)" in dom.body_text and "0.096" in dom.body_text  # the published AME
     assert dom.tables["robustness"]["rows"] == len(table) + 1
-    assert "not computed" in dom.body_text
     assert sum(i["figure"].startswith("e_value") for i in dom.images) == 2
+    assert sum(i["figure"].startswith("mediation_rho") for i in dom.images) == 2 * merged
 
     shutil.rmtree(run / FOLDER)
     res = runner.invoke(app, ["robustness", str(run)])
