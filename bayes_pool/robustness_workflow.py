@@ -237,11 +237,16 @@ def mediation_pieces(freq, *, table: str = "mediation") -> list[Piece]:
 
 def event_study_pieces(freq, idata=None, *, table: str = "event_study",
                        mbar_grid=MBAR_GRID) -> list[Piece]:
-    """Parallel-trends breakdown (Rambachan & Roth 2023, relative magnitudes) of the average
-    post-period effect of a frequentist event study and, given its posterior, the Bayesian
-    one, by ``robustness.parallel_trends_summary`` when it exists."""
+    """Parallel-trends breakdown (Rambachan & Roth 2023, relative magnitudes) of the first
+    post-period effect (the event-time-0 coefficient, the summary's default target) of a
+    frequentist event study and, given its posterior, the Bayesian one, by
+    ``robustness.parallel_trends_summary`` when it exists. The breakdown shown is the
+    Bayesian one (Mbar where P(effect > 0) falls below 0.9) when there are draws, else the
+    frequentist one (Mbar where the confidence set first holds 0)."""
+    from bayes_pool.design.staggered import event_label
     d = freq.prepared.design
-    cell = _cell(table, "post", d.treatment, "beta")
+    first_post = min((k for k in freq.bin_n if k >= 0), default=0)
+    cell = _cell(table, event_label(first_post), d.treatment, "beta")
     name = _stem("parallel_trends", table)
     method = "relative magnitudes: post-period violation <= Mbar x the largest pre-period one " \
              "(Rambachan & Roth 2023)"
@@ -262,16 +267,18 @@ def event_study_pieces(freq, idata=None, *, table: str = "event_study",
     except Exception as exc:  # a failed optional analysis must not fail the run
         return [not_computed(name, "parallel_trends", cell, method, "Mbar",
                              f"{type(exc).__name__}: {exc}")]
-    key = next((k for k in ("bayesian_p90", "mbar_p90", "bayesian", "frequentist")
-                if k in breakdown), next(iter(breakdown), None))
-    mbar = breakdown.get(key) if key else None
+    key = "bayesian_p90" if draws is not None and "bayesian_p90" in breakdown else "frequentist"
+    mbar = _finite(breakdown.get(key))
+    which = ("P(effect > 0) falls below 0.9" if key == "bayesian_p90" else
+             "the 95% confidence set first contains 0")
+    what = (f"at Mbar = {mbar:.3g} (a post-period violation of parallel trends {mbar:.3g} times "
+            f"the largest pre-period one) {which}" if mbar is not None else
+            f"no Mbar up to {max(mbar_grid):g} overturns it ({which} nowhere on the grid)")
     return [Piece(name=name, analysis="parallel_trends", cell=cell,
-                  estimate=float(np.mean(coefs.iloc[post])), method=method, parameter="Mbar",
-                  breakdown=_finite(mbar),
-                  meaning=(f"breakdown Mbar {_num(mbar)} ({key}): a post-period violation of "
-                           f"parallel trends that large relative to the pre-period ones "
-                           f"overturns the effect; with {len(pre)} pre-period "
-                           f"coefficient(s) the bound rests on {len(pre)} number(s)"),
+                  estimate=float(coefs.iloc[post[0]]), method=method, parameter="Mbar",
+                  breakdown=mbar,
+                  meaning=(f"{what}; the bound scales {len(pre)} pre-period coefficient"
+                           f"{'s' if len(pre) > 1 else ''}"),
                   curve=pd.DataFrame(curve))]
 
 

@@ -145,6 +145,8 @@ def test_parallel_trends_waits_for_its_function_and_gets_pre_and_post_coefficien
                                [freq.result.bse[f"Q('{n}')"] ** 2 for n in coefs.index])
     assert seen["draws"] is None  # no posterior given
     assert p.computed and p.breakdown == 0.7 and p.parameter == "Mbar"
+    assert p.cell["column"] == "event_time_0" and p.estimate == coefs.iloc[post[0]]
+    assert "confidence set first contains 0" in p.meaning  # no draws: the frequentist one
 
 
 # --------------------------------------------------------------------------- runs

@@ -78,13 +78,14 @@ def _mediation_rho(ax, p) -> None:
 
 
 def _parallel_trends(ax, p) -> None:
-    t = p.curve
+    t = p.curve[p.curve["mbar"].notna()]  # rows without Mbar assume parallel trends
     for i, (method, part) in enumerate(t.groupby("method", sort=False)):
         colour = COLORS["bayesian"] if "bayes" in str(method).lower() else COLORS["frequentist"]
-        x = part["mbar"] + 0.01 * i
+        x = part["mbar"] + 0.012 * i
         if "mean" in part and part["mean"].notna().any():
             ax.plot(x, part["mean"], color=colour, lw=0.8)
-        ax.vlines(x, part["lower"], part["upper"], color=colour, label=str(method))
+        ax.vlines(x, part["lower"], part["upper"], color=colour, label=str(method),
+                  alpha=0.4 if "bounds" in str(method) else 1.0)
     ax.axhline(0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("Mbar: post-period violation relative to the largest pre-period one")
     ax.set_ylabel("post-period effect, adjusted")
