@@ -71,9 +71,12 @@ def headline(est: pd.DataFrame | None, manifest: dict | None,
         prob, how = _p_positive(by["bayesian"], sensitivity, c)
         if how:
             notes.append(how)
+        conv = None if by["bayesian"] is None else by["bayesian"]["converged"]
+        bad = conv is not None and not pd.isna(conv) and not bool(conv)
         rows.append([f"{c['table']} {c['column']}", c["term"], c["quantity"],
                      _with_se(by["published"]), _with_ci(by["frequentist"]),
-                     _with_ci(by["bayesian"]), prob, prior_range(sensitivity, c)])
+                     _with_ci(by["bayesian"]) + (" NOT CONVERGED" if bad else ""), prob,
+                     prior_range(sensitivity, c)])
     if not rows:
         return None
     return Table(key="headline", title="Key estimate",
