@@ -44,8 +44,8 @@ def table(pieces: list[Piece], published: pd.DataFrame | None = None) -> pd.Data
                      "published": _published(published, p.cell), "method": p.method,
                      "parameter": p.parameter, "breakdown": p.breakdown, "meaning": p.meaning,
                      "status": p.status,
-                     "curve": f"{p.name}.csv" if p.curve is not None else "",
-                     "figure": f"{p.name}.png" if p.computed and p.curve is not None else ""})
+                     "curve": f"{p.name}.csv" if p.has_curve else "",
+                     "figure": f"{p.name}.png" if p.computed and p.has_curve else ""})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -61,7 +61,7 @@ def write_robustness(folder: str | Path, pieces: list[Piece], *, synthetic: bool
     paths = {"robustness": out / TABLE}
     summary.to_csv(paths["robustness"], index=False, float_format="%.6g", lineterminator="\n")
     for p, line in zip(pieces, summary.itertuples()):
-        if p.curve is None:
+        if p.the_curve() is None:
             continue
         p.curve.to_csv(out / f"{p.name}.csv", index=False, float_format="%.6g",
                        lineterminator="\n")

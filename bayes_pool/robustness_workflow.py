@@ -19,7 +19,8 @@ rebuilds them for a finished run (``bayes-pool robustness RUN_DIR``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -51,10 +52,23 @@ class Piece:
     meaning: str = ""
     status: str = "computed"
     curve: pd.DataFrame | None = None
+    make_curve: Callable[[], pd.DataFrame] | None = field(default=None, repr=False)
+    """Computes :attr:`curve` when it is first needed: a run writes it, a refit loop that
+    wants the breakdown value only (coverage tests) does not pay for it."""
 
     @property
     def computed(self) -> bool:
         return self.status == "computed"
+
+    @property
+    def has_curve(self) -> bool:
+        return self.curve is not None or self.make_curve is not None
+
+    def the_curve(self) -> pd.DataFrame | None:
+        """The curve, computed now if it was left for later."""
+        if self.curve is None and self.make_curve is not None:
+            self.curve = self.make_curve()
+        return self.curve
 
 
 def not_computed(name: str, analysis: str, cell: dict, method: str, parameter: str,
@@ -85,10 +99,15 @@ def rosenbaum_piece(differences, *, cell: dict, estimate: float, what: str,
     d = -d if flip else d
     g = breakdown_gamma(d, alpha=alpha)
     top = min(GAMMA_MAX, max(3.0, 1.5 * g)) if np.isfinite(g) else GAMMA_MAX
-    table = robustness.rosenbaum_bounds(d, np.geomspace(1.0, top, 15), alpha=alpha)
-    if flip:  # back to the effect's scale
-        for lo, hi in (("hl_low", "hl_high"), ("ci_low", "ci_high")):
-            table[lo], table[hi] = -table[hi], -table[lo]
+
+    def curve() -> pd.DataFrame:  # seconds: Hodges-Lehmann and CI bounds by bisection
+        table = pd.DataFrame(robustness.rosenbaum_bounds(d, np.geomspace(1.0, top, 15),
+                                                         alpha=alpha))
+        if flip:  # back to the effect's scale
+            for lo, hi in (("hl_low", "hl_high"), ("ci_low", "ci_high")):
+                table[lo], table[hi] = -table[hi], -table[lo]
+        return table
+
     sign = "negative" if flip else "positive"
     return Piece(name=name, analysis="rosenbaum", cell=cell, estimate=estimate,
                  method=f"Rosenbaum bounds, Wilcoxon signed rank on {what} "
@@ -99,7 +118,7 @@ def rosenbaum_piece(differences, *, cell: dict, estimate: float, what: str,
                           f"a hidden confounder that multiplies the odds of treatment of two "
                           f"matched units by {_num(g)} makes the {sign} effect no longer "
                           f"significant at {alpha:g} (one-sided)"),
-                 curve=pd.DataFrame(table))
+                 make_curve=curve)
 
 
 def psm_pieces(freq, *, study: str, table: str, methods=("knn",)) -> list[Piece]:

@@ -36,10 +36,11 @@ def test_rosenbaum_piece_is_the_rbounds_breakdown_and_flips_a_negative_effect():
                             what="differences")
     want = robustness.rosenbaum_bounds(d, (1.0, 2.0)).attrs["breakdown_gamma"]
     assert up.breakdown == pytest.approx(want, rel=1e-9) and 1.5 < want < 10
-    assert up.curve["gamma"].iloc[-1] >= 1.5 * want  # the curve reaches past the breakdown
+    assert up.curve is None  # computed when written, not with the fit
+    assert up.the_curve()["gamma"].iloc[-1] >= 1.5 * want  # it reaches past the breakdown
     down = rw.rosenbaum_piece(-d, cell=up.cell, estimate=-d.mean(), what="differences")
     assert down.breakdown == pytest.approx(want, rel=1e-9)
-    np.testing.assert_allclose(down.curve["hl_low"], -up.curve["hl_high"], atol=1e-9)
+    np.testing.assert_allclose(down.the_curve()["hl_low"], -up.curve["hl_high"], atol=1e-9)
     assert "negative effect" in down.meaning
 
 
