@@ -366,7 +366,8 @@ def how_robust(run) -> pd.DataFrame:
     """
     from bayes_pool import robustness_run as rr
     if isinstance(run, Result):
-        return rr.table(run.analysis.robustness, run.analysis.estimates)
+        from bayes_pool.robustness_workflow import resolved
+        return rr.table(resolved(run.analysis.robustness), run.analysis.estimates)
     from bayes_pool.run_refits import frequentist_refit
     finished = rr.FinishedRun.read(run)
     analysis = frequentist_refit(finished)

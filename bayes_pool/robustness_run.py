@@ -21,7 +21,7 @@ import pandas as pd
 
 from bayes_pool import estimates
 from bayes_pool.errors import BayesPoolError
-from bayes_pool.robustness_workflow import Piece, event_study_pieces
+from bayes_pool.robustness_workflow import Piece, event_study_pieces, resolved
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def write_robustness(folder: str | Path, pieces: list[Piece], *, synthetic: bool
     from bayes_pool.figures.robustness import plot_piece
     out = Path(folder) / FOLDER
     out.mkdir(exist_ok=True)
-    pieces = _unique_names(pieces)
+    pieces = _unique_names(resolved(pieces))
     summary = table(pieces, published)
     paths = {"robustness": out / TABLE}
     summary.to_csv(paths["robustness"], index=False, float_format="%.6g", lineterminator="\n")

@@ -55,6 +55,8 @@ class Piece:
     make_curve: Callable[[], pd.DataFrame] | None = field(default=None, repr=False)
     """Computes :attr:`curve` when it is first needed: a run writes it, a refit loop that
     wants the breakdown value only (coverage tests) does not pay for it."""
+    make_piece: Callable[[], Piece] | None = field(default=None, repr=False)
+    """For a :data:`PENDING` piece: computes it (see :func:`resolved`)."""
 
     @property
     def computed(self) -> bool:
@@ -69,6 +71,34 @@ class Piece:
         if self.curve is None and self.make_curve is not None:
             self.curve = self.make_curve()
         return self.curve
+
+
+PENDING = "pending"
+"""Status of a piece whose analysis costs seconds to a minute (the binary-outcome rho curve,
+the parallel-trends sets): it is computed when the run is written (:func:`resolved`), so the
+workflows called in loops (coverage tests, refits) do not pay for it."""
+
+
+def pending(name: str, analysis: str, cell: dict, method: str, parameter: str,
+            compute: Callable[[], Piece], estimate: float | None = None) -> Piece:
+    """A piece left for :func:`resolved` to compute."""
+    return Piece(name=name, analysis=analysis, cell=cell, estimate=estimate, method=method,
+                 parameter=parameter, status=PENDING, make_piece=compute)
+
+
+def resolved(pieces: list[Piece]) -> list[Piece]:
+    """The pieces with every pending one computed; one that fails becomes a "not computed"
+    line naming the error (an optional analysis never fails a run)."""
+    out = []
+    for p in pieces:
+        if p.status == PENDING:
+            try:
+                p = p.make_piece()
+            except Exception as exc:  # noqa: BLE001 (any failure of an optional analysis)
+                p = not_computed(p.name, p.analysis, p.cell, p.method, p.parameter,
+                                 f"{type(exc).__name__}: {exc}", estimate=p.estimate)
+        out.append(p)
+    return out
 
 
 def not_computed(name: str, analysis: str, cell: dict, method: str, parameter: str,
@@ -224,31 +254,32 @@ def mediation_pieces(freq, *, table: str = "mediation") -> list[Piece]:
     acme = float(freq.effects.get("indirect", np.nan))
     name = _stem("mediation_rho", d.mediator)
     method = "ACME as a function of rho = corr(e_M, e_Y) (Imai, Keele & Yamamoto 2010)"
+    def piece(curve, rho0) -> Piece:
+        return Piece(name=name, analysis="mediation_rho", cell=cell, estimate=acme,
+                     method=method, parameter="rho", breakdown=_finite(rho0),
+                     meaning=(f"the indirect effect is zero if the unobserved errors of mediator "
+                              f"and outcome correlate at rho = {_num(rho0)} (0 under sequential "
+                              "ignorability)"),
+                     curve=pd.DataFrame(curve))
+
     if d.family == "gaussian":
         m, o = freq.mediator_step, freq.outcome_step
         curve = robustness.mediation_rho_curve(
             b2=float(m.coef[d.treatment]), g=float(o.coef[d.mediator]),
             sigma_m=float(np.sqrt(m.scale)), sigma_y=float(np.sqrt(o.scale)),
             b3=float(o.coef[d.treatment]))
-        rho0 = curve.attrs["rho_at_zero"]
-    else:
-        summary = getattr(robustness, "mediation_sensitivity_summary", None)
-        if summary is None:
-            return [not_computed(name, "mediation_rho", cell, method, "rho",
-                                 "the binary-outcome (probit) rho curve is not in this version "
-                                 "(robustness.mediation_sensitivity_summary)", estimate=acme)]
-        try:
-            curve, info = summary(freq.prepared.frame, d)
-        except Exception as exc:  # a failed optional analysis must not fail the run
-            return [not_computed(name, "mediation_rho", cell, method, "rho",
-                                 f"{type(exc).__name__}: {exc}", estimate=acme)]
-        rho0 = info.get("rho_at_zero")
-    return [Piece(name=name, analysis="mediation_rho", cell=cell, estimate=acme, method=method,
-                  parameter="rho", breakdown=_finite(rho0),
-                  meaning=(f"the indirect effect is zero if the unobserved errors of mediator "
-                           f"and outcome correlate at rho = {_num(rho0)} (0 under sequential "
-                           "ignorability)"),
-                  curve=pd.DataFrame(curve))]
+        return [piece(curve, curve.attrs["rho_at_zero"])]
+    summary = getattr(robustness, "mediation_sensitivity_summary", None)
+    if summary is None:
+        return [not_computed(name, "mediation_rho", cell, method, "rho",
+                             "the binary-outcome (probit) rho curve is not in this version "
+                             "(robustness.mediation_sensitivity_summary)", estimate=acme)]
+
+    def compute() -> Piece:
+        curve, info = summary(freq.prepared.frame, d)
+        return piece(curve, info.get("rho_at_zero"))
+
+    return [pending(name, "mediation_rho", cell, method, "rho", compute, estimate=acme)]
 
 
 # --------------------------------------------------------------------------- parallel trends
@@ -280,25 +311,26 @@ def event_study_pieces(freq, idata=None, *, table: str = "event_study",
                              f"needs pre- and post-period coefficients; this event study has "
                              f"{len(pre)} pre and {len(post)} post")]
     draws = _event_draws(idata, coefs.index) if idata is not None else None
-    try:
+    estimate = float(coefs.iloc[post[0]])
+
+    def compute() -> Piece:
         curve, breakdown = summary(coefs.to_numpy(), cov.to_numpy(), draws, pre, post,
                                    list(mbar_grid))
-    except Exception as exc:  # a failed optional analysis must not fail the run
-        return [not_computed(name, "parallel_trends", cell, method, "Mbar",
-                             f"{type(exc).__name__}: {exc}")]
-    key = "bayesian_p90" if draws is not None and "bayesian_p90" in breakdown else "frequentist"
-    mbar = _finite(breakdown.get(key))
-    which = ("P(effect > 0) falls below 0.9" if key == "bayesian_p90" else
-             "the 95% confidence set first contains 0")
-    what = (f"at Mbar = {mbar:.3g} (a post-period violation of parallel trends {mbar:.3g} times "
-            f"the largest pre-period one) {which}" if mbar is not None else
-            f"no Mbar up to {max(mbar_grid):g} overturns it ({which} nowhere on the grid)")
-    return [Piece(name=name, analysis="parallel_trends", cell=cell,
-                  estimate=float(coefs.iloc[post[0]]), method=method, parameter="Mbar",
-                  breakdown=mbar,
-                  meaning=(f"{what}; the bound scales {len(pre)} pre-period coefficient"
-                           f"{'s' if len(pre) > 1 else ''}"),
-                  curve=pd.DataFrame(curve))]
+        key = "bayesian_p90" if draws is not None and "bayesian_p90" in breakdown \
+            else "frequentist"
+        mbar = _finite(breakdown.get(key))
+        which = ("P(effect > 0) falls below 0.9" if key == "bayesian_p90" else
+                 "the 95% confidence set first contains 0")
+        what = (f"at Mbar = {mbar:.3g} (a post-period violation of parallel trends {mbar:.3g} "
+                f"times the largest pre-period one) {which}" if mbar is not None else
+                f"no Mbar up to {max(mbar_grid):g} overturns it ({which} nowhere on the grid)")
+        return Piece(name=name, analysis="parallel_trends", cell=cell, estimate=estimate,
+                     method=method, parameter="Mbar", breakdown=mbar,
+                     meaning=(f"{what}; the bound scales {len(pre)} pre-period coefficient"
+                              f"{'s' if len(pre) > 1 else ''}"),
+                     curve=pd.DataFrame(curve))
+
+    return [pending(name, "parallel_trends", cell, method, "Mbar", compute, estimate=estimate)]
 
 
 def _event_coefficients(freq):

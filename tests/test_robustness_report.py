@@ -105,8 +105,17 @@ def test_binary_mediation_waits_for_its_function_and_uses_it_when_present(monkey
         return pd.DataFrame({"rho": rho, "acme": 0.1 - rho}), {"rho_at_zero": 0.1}
 
     monkeypatch.setattr(robustness, "mediation_sensitivity_summary", summary, raising=False)
-    (p,) = rw.mediation_pieces(freq)
+    (later,) = rw.mediation_pieces(freq)
+    assert later.status == rw.PENDING and not seen  # computed when the run is written
+    (p,) = rw.resolved([later])
     assert p.computed and p.breakdown == 0.1 and seen["design"].family == "bernoulli"
+
+    def broken(frame, design):
+        raise np.linalg.LinAlgError("singular probit information")
+
+    monkeypatch.setattr(robustness, "mediation_sensitivity_summary", broken, raising=False)
+    (failed,) = rw.resolved(rw.mediation_pieces(freq))  # an optional analysis never fails a run
+    assert failed.status == "not computed: LinAlgError: singular probit information"
 
 
 def _event_study(n: int = 3000, seed: int = 7):
@@ -137,7 +146,7 @@ def test_parallel_trends_waits_for_its_function_and_gets_pre_and_post_coefficien
                 {"frequentist": 0.7})
 
     monkeypatch.setattr(robustness, "parallel_trends_summary", summary, raising=False)
-    (p,) = rw.event_study_pieces(freq)
+    (p,) = rw.resolved(rw.event_study_pieces(freq))
     coefs, _, pre, post = rw._event_coefficients(freq)
     times = sorted(freq.bin_n)
     assert [times[i] for i in seen["pre"]] == [k for k in times if k < 0] and seen["pre"]
