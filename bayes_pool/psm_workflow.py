@@ -130,7 +130,7 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
     from bayes_pool.robustness_workflow import psm_pieces
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
                     facts={"psm": facts}, figures=[partial(_draw, shown)],
-                    results={"psm": freq}, robustness=psm_pieces(freq, study=study, table=table))
+                    results={"psm": freq}, robustness=psm_pieces(freq, table=table))
 
 
 def prepare_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates,

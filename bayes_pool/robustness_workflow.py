@@ -151,7 +151,7 @@ def rosenbaum_piece(differences, *, cell: dict, estimate: float, what: str,
                  make_curve=curve)
 
 
-def psm_pieces(freq, *, study: str, table: str, methods=("knn",)) -> list[Piece]:
+def psm_pieces(freq, *, table: str, methods=("knn",)) -> list[Piece]:
     """Rosenbaum bounds of the k-NN ATT (as ``rbounds`` after ``psmatch2``) of a
     :class:`~bayes_pool.freq.psm.PSMResult`."""
     from bayes_pool.estimands.rosenbaum import differences_from_matching
