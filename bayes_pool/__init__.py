@@ -10,7 +10,8 @@ The public API (:mod:`bayes_pool.api`)::
     print(r.summary()); r.tidy(); r.idata; r.diagnostics(); fig, ax = r.plot()
 
 and likewise ``bp.psm``, ``bp.mediate``, ``bp.event_study``, ``bp.staggered`` and, for a
-built-in study, ``bp.study(study_id).run()``. Models are imported only when a function is
+built-in study, ``bp.study(study_id).run()``; ``bp.how_robust(result_or_run_folder)`` gives
+the breakdown values of a result's or a run's key estimates. Models are imported only when a function is
 called.
 """
 
@@ -19,6 +20,7 @@ from bayes_pool.api import (
     Study,
     did,
     event_study,
+    how_robust,
     mediate,
     psm,
     staggered,
@@ -29,4 +31,4 @@ from bayes_pool.results import EventStudyResult, Result
 from bayes_pool.version import __version__
 
 __all__ = ["BACKENDS", "EventStudyResult", "InputError", "Result", "SpecError", "Study",
-           "__version__", "did", "event_study", "mediate", "psm", "staggered", "study"]
+           "__version__", "did", "event_study", "how_robust", "mediate", "psm", "staggered", "study"]

@@ -381,3 +381,31 @@ def study(study_id: str) -> Study:
 
 __all__ = ["BACKENDS", "Study", "did", "event_study", "mediate", "psm",
            "staggered", "study"]
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def how_robust(run) -> pd.DataFrame:
+    """How robust is a run's key estimate to its identifying assumption: one line per key
+    estimate and breakdown analysis (Rosenbaum Gamma, E-value, robustness value, mediation
+    rho, parallel-trends Mbar), as ``robustness/robustness.csv``.
+
+    ``run`` is a :class:`~bayes_pool.results.Result` (its pieces were computed with the fit;
+    nothing is written) or a finished run folder, whose ``robustness/`` folder and report are
+    then (re)written, as ``bayes-pool robustness RUN_DIR`` does: the run's frequentist parts
+    are refitted on its data (no MCMC) -- a built-in study's regenerated from the manifest's
+    seed or read again from its file, a ``did``/``psm``/``mediate`` run's file and roles from
+    the manifest's ``invocation`` -- and the parallel-trends breakdown uses the run's stored
+    posterior (``idata.nc``). (Not named ``robustness``: :mod:`bayes_pool.robustness` is the
+    module of the breakdown numbers themselves.)
+    """
+    from bayes_pool import robustness_run as rr
+    if isinstance(run, Result):
+        from bayes_pool.robustness_workflow import resolved
+        return rr.table(resolved(run.analysis.robustness), run.analysis.estimates)
+    from bayes_pool.run_refits import frequentist_refit
+    finished = rr.FinishedRun.read(run)
+    analysis = frequentist_refit(finished)
+    pieces = rr.with_posteriors(analysis.robustness, analysis.results, finished.posteriors())
+    return rr.finish(finished, pieces)

@@ -154,8 +154,10 @@ def analyse_mediation(frame: pd.DataFrame, *, treatment: str, mediator: str, out
         facts.update({"divergences": bay.divergences,
                       "measurement_model": bool(items) and measurement_model,
                       "unit_structure": bay.unit_structure(), "spec": mspec.to_dict()})
+    from bayes_pool.robustness_workflow import mediation_pieces
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
-                    facts={f"mediation_{mediator}": facts})
+                    facts={f"mediation_{mediator}": facts},
+                    robustness=mediation_pieces(freq, table="mediation"))
 
 
 __all__ = ["analyse_mediation"]

@@ -127,9 +127,10 @@ def analyse_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates
                      propensity_draws_rematched=bay.n_thinned,
                      bayes_bootstrap_replicates=bay.replicates,
                      propensity_spec=bay.spec.name, outcome_spec=bay.outcome_spec.name)
+    from bayes_pool.robustness_workflow import psm_pieces
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
                     facts={"psm": facts}, figures=[partial(_draw, shown)],
-                    results={"psm": freq})
+                    results={"psm": freq}, robustness=psm_pieces(freq, table=table))
 
 
 def prepare_psm(frame: pd.DataFrame, *, treatment: str, outcome: str, covariates,

@@ -10,7 +10,8 @@ path) into the folder. It works for every run kind (``run STUDY``, ``did``,
 
 What it reads, and nothing else (reports hold aggregates only; a data file left in the folder
 is never opened): ``estimates.csv`` (or ``comparison.csv``), ``manifest.json``, the figures
-(``*.png`` ...), and the sensitivity results below.
+(``*.png`` ...), the sensitivity results below, and ``robustness/`` (its ``robustness.csv``
+and figures: the headline and "How robust is it?", :mod:`bayes_pool.report_robustness`).
 
 Sensitivity results (one rule): a folder is a *sensitivity folder* when it holds any of
 :data:`SENSITIVITY_TABLES` or :data:`SENSITIVITY_FIGURES`. The report takes, in this order
@@ -31,7 +32,7 @@ import base64
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +40,8 @@ import pandas as pd
 from bayes_pool import compare, estimates
 from bayes_pool.errors import BayesPoolError
 from bayes_pool.report_render import render_html, render_markdown
+from bayes_pool.report_robustness import (ROBUSTNESS_FOLDER, headline, missing_note,
+                                          robustness_figures, robustness_table)
 from bayes_pool.report_tables import (TABLE_NAMES, Table, comparison_tables, convergence_table,
                                       csv_table, not_reestimated)
 
@@ -110,6 +113,13 @@ class Report:
     manifest: dict | None
     manifest_summary: list[tuple[str, str]]
     versions: list[tuple[str, str]]
+    headline: Table | None = None
+    """The key estimate three ways with P(effect > 0) and the prior-set range."""
+    robustness: Table | None = None
+    """"How robust is it?": one line per key estimate and breakdown analysis."""
+    robustness_figures: list[Figure] = field(default_factory=list)
+    robustness_missing: str = ""
+    """Why the robustness folder is absent and how to make it ("" when present)."""
 
 
 def write_report(folder: str | Path) -> dict[str, Path]:
@@ -157,6 +167,9 @@ def collect(folder: str | Path) -> Report:
     n_bad = int((~bayes["converged"].fillna(False).astype(bool)).sum()) if bayes is not None else 0
     in_sens = {f.name for f in _figures(folder) if f.name in _stems(SENSITIVITY_FIGURES)} \
         if folder in sens_folders else set()
+    sens_tables = [pd.read_csv(f / "sensitivity.csv") for f in sens_folders
+                   if (f / "sensitivity.csv").is_file()]
+    robust = folder / ROBUSTNESS_FOLDER
     return Report(
         folder=folder, title=_title(folder, manifest),
         synthetic=synthetic_run or bool(synthetic_sens), synthetic_note=note,
@@ -168,7 +181,14 @@ def collect(folder: str | Path) -> Report:
         thresholds=thresholds, n_bayes=0 if bayes is None else len(bayes), n_not_converged=n_bad,
         sensitivity=sensitivity, manifest=manifest,
         manifest_summary=_manifest_summary(manifest),
-        versions=sorted((manifest or {}).get("versions", {}).items()))
+        versions=sorted((manifest or {}).get("versions", {}).items()),
+        headline=headline(est, manifest, sens_tables),
+        robustness=robustness_table(robust if robust.is_dir() else None, est, manifest,
+                                    sens_tables),
+        robustness_figures=[Figure(name=p.stem, caption=caption, path=p,
+                                   mime=FIGURE_TYPES[p.suffix.lower()])
+                            for p, caption in robustness_figures(robust, FIGURE_TYPES)],
+        robustness_missing=missing_note(robust))
 
 
 def sensitivity_folders(folder: Path, manifest: dict | None) -> list[Path]:

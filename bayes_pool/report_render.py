@@ -37,6 +37,14 @@ def render_markdown(rep: Report) -> str:
     if rep.n_not_converged:
         L += [f"> **{rep.n_not_converged} of {rep.n_bayes} posterior estimates NOT CONVERGED** "
               "(see Convergence diagnostics); do not read them as results.", ""]
+    if rep.headline:
+        L += _md_table(rep.headline, level=2)
+    L += ["## How robust is it?", ""]
+    if rep.robustness:
+        L += _md_table(rep.robustness, level=3)
+    if rep.robustness_missing:
+        L += [rep.robustness_missing, ""]
+    L += [line for f in rep.robustness_figures for line in _md_figure(f, rep.folder)]
     L += ["## Data source", ""] + _md_pairs(rep.source)
     L += ["## Reproduced tables", "",
           "Published vs frequentist vs Bayesian. Frequentist: estimate (SE); Bayesian: posterior "

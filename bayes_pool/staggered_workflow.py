@@ -108,9 +108,13 @@ def analyse_event_study(frame: pd.DataFrame, *, outcome: str, treatment: str, un
     for note in prepared.notes:
         log.info("event study: %s", note)
     freq = freq_es.fit_event_study(prepared, cov_type=cov_type, control=control)
-    return _analysis(prepared, expanded, freq, bayes_es.fit_event_study, facts={},
-                     bayesian=bayesian, spec=spec, seed=_child_seed(seed, 0), study=study,
-                     table=table, control=control, progressbar=progressbar)
+    analysis = _analysis(prepared, expanded, freq, bayes_es.fit_event_study, facts={},
+                         bayesian=bayesian, spec=spec, seed=_child_seed(seed, 0), study=study,
+                         table=table, control=control, progressbar=progressbar)
+    from bayes_pool.robustness_workflow import event_study_pieces
+    analysis.robustness = event_study_pieces(freq, analysis.posteriors.get(table), table=table)
+    analysis.results[f"{table}_frequentist"] = freq  # for a later parallel-trends refit
+    return analysis
 
 
 def analyse_staggered(frame: pd.DataFrame, *, outcome: str, treatment: str, unit: str,

@@ -46,7 +46,10 @@ class Study:
     ``options`` limited to :attr:`options`. ``synthetic_extras(seed)`` (optional) adds what a
     synthetic run needs beyond the main frame (``{"run_kwargs": ..., "manifest": ...}``);
     ``sensitivity_target(frame, seed=...)`` (optional) builds the benchmark model of
-    ``bayes-pool sensitivity`` (a :class:`~bayes_pool.sensitivity.Target`). ``published`` is
+    ``bayes-pool sensitivity`` (a :class:`~bayes_pool.sensitivity.Target`);
+    ``robustness(frame, seed=...)`` (optional) refits the frequentist parts whose key
+    estimates get breakdown values, for ``bayes-pool robustness`` (an ``Analysis`` whose
+    ``.robustness`` holds them). ``published`` is
     the study's ledger of printed numbers; ``labels`` names its tables for the report
     (``{"fig2": "Figure 2 (event study)"}``); ``parts`` are the pipeline's parts in run order.
     """
@@ -66,6 +69,7 @@ class Study:
     labels: Mapping[str, str] = field(default_factory=dict)
     synthetic_extras: Callable[[int], dict] | None = None
     sensitivity_target: Callable[..., Any] | None = None
+    robustness: Callable[..., Any] | None = None
 
     def __repr__(self) -> str:
         return f"Study({self.id!r}: {self.title})"

@@ -41,6 +41,9 @@ class Analysis:
     figures: list[FigureMaker] = field(default_factory=list)
     results: dict = field(default_factory=dict)
     """Fitted result objects by name, for callers that want more than the table (not written)."""
+    robustness: list = field(default_factory=list)
+    """Breakdown analyses of the key estimates (:class:`bayes_pool.robustness_workflow.Piece`),
+    written to ``robustness/`` by :func:`write_run` (:mod:`bayes_pool.robustness_run`)."""
 
     def extend(self, other: Analysis) -> None:
         self.estimates = estimates.concat(self.estimates, other.estimates)
@@ -48,6 +51,7 @@ class Analysis:
         self.facts.update(other.facts)
         self.figures.extend(other.figures)
         self.results.update(other.results)
+        self.robustness.extend(other.robustness)
 
 
 def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed: int,
@@ -94,8 +98,11 @@ def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed:
         facts["divergences"] = bay.divergences
         facts["formula"] = bayes_did.formula(prepared, bay.structure)
         facts["unit_structure"] = bay.structure.to_dict()
+    from bayes_pool.robustness_workflow import did_pieces
     return Analysis(estimates=estimates.concat(*rows), posteriors=posteriors,
-                    facts={f"table{table}_{column}": facts})
+                    facts={f"table{table}_{column}": facts},
+                    robustness=did_pieces(rows[0], family=design.family,
+                                          treatment=design.treatment))
 
 
 def write_run(folder: Path, analysis: Analysis, *, study: str, title: str, synthetic: bool,
@@ -120,6 +127,10 @@ def write_run(folder: Path, analysis: Analysis, *, study: str, title: str, synth
         paths["forest"] = report.forest(key, folder / "forest.png", title=title, synthetic=synthetic)
     for make in analysis.figures:
         paths.update(make(folder, synthetic, est))
+    if analysis.robustness:
+        from bayes_pool.robustness_run import write_robustness
+        paths.update(write_robustness(folder, analysis.robustness, synthetic=synthetic,
+                                      published=est, title=title))
     if analysis.posteriors:
         paths["idata"] = _write_idata(analysis.posteriors, folder / "idata.nc",
                                       study=study, synthetic=synthetic, seed=manifest.get("seed"))

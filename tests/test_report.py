@@ -299,6 +299,16 @@ def test_synthetic_report_in_chromium(runs_built, chromium, tmp_path):
     assert dom.tables["versions"]["rows"] > 5
     assert "abc123" in dom.body_text and "bayes-pool run testy" in dom.body_text
 
+    # the headline opens the page: the key term's AME of the first table, P(effect > 0) of the
+    # default prior set and the range over the four prior sets of sensitivity.csv
+    assert dom.ids.index("headline") < dom.ids.index("robustness") < dom.ids.index("tables")
+    assert dom.tables["headline"]["rows"] == 1 + 1
+    assert "0.087 (0.048) [-0.010, 0.180]" in dom.body_text
+    assert "0.960" in dom.body_text and "0.050 to 0.097 over 4 prior sets" in dom.body_text
+    # "How robust is it?": the prior-set line, and how to make the missing robustness folder
+    assert dom.tables["robustness"]["rows"] == 1 + 1
+    assert "bayes-pool robustness RUN_DIR" in dom.body_text
+
     # the SYNTHETIC DATA notice is the first thing on the page
     assert dom.first_in_body == ("div", "synthetic-notice")
     assert dom.body_text.startswith("SYNTHETIC DATA")
@@ -322,6 +332,10 @@ def test_file_run_report_has_no_synthetic_notice(runs_built, chromium, tmp_path)
     assert {"did-3", "did-did", "convergence"} <= set(dom.tables)
     assert "/data/my_panel.csv" in dom.body_text and "def456" in dom.body_text
     assert "No sensitivity results found" in dom.body_text
+    # headline without a sensitivity run: P(effect > 0) by the normal approximation, said so
+    assert dom.tables["headline"]["rows"] == 1 + 1
+    assert "≈ 0.965" in dom.body_text and "not run (bayes-pool sensitivity)" in dom.body_text
+    assert "robustness" not in dom.tables and "bayes-pool robustness RUN_DIR" in dom.body_text
     assert SENTINEL not in report.read_text()
     shot = _screenshot(chromium, report, "file_run", tmp_path)
     top = plt.imread(shot)[30:60, 300:1000, :3]

@@ -16,7 +16,7 @@ HELPERS = frozenset({"common", "generic", "invocation"})
 """Modules of this package that hold no command."""
 
 ORDER = ("simulate", "run", "compare", "did", "psm", "mediate", "rerun", "version", "report",
-         "sensitivity", "studies")
+         "sensitivity", "robustness", "studies")
 """The order of ``bayes-pool --help``: a study's workflow, the generic analyses, then the
 rest; a command not named here comes last."""
 

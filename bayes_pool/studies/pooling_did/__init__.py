@@ -64,6 +64,13 @@ def sensitivity_target(frame, *, seed: int = 0):
     return _target(frame, seed=seed)
 
 
+
+def robustness(frame, *, seed: int):
+    """The frequentist refits behind ``bayes-pool robustness`` (see :mod:`.pipeline`)."""
+    from bayes_pool.studies.pooling_did.pipeline import robustness as _robustness
+    return _robustness(frame, seed=seed)
+
+
 STUDY = Study(
     id=STUDY_ID,
     title="Zhang & Chen (2024) — provincial pooling of URRBMI and self-rated health",
@@ -76,4 +83,5 @@ STUDY = Study(
     options=("parts", "placebo_draws", "workers", "scheduler", "mediation_model"),
     labels={"fig2": "Figure 2 (event study)", "fig3": "Figure 3 (placebo)",
             "text": "Numbers in the text", "abstract": "Numbers in the abstract"},
-    synthetic_extras=synthetic_extras, sensitivity_target=sensitivity_target)
+    synthetic_extras=synthetic_extras, sensitivity_target=sensitivity_target,
+    robustness=robustness)

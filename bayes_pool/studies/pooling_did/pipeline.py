@@ -96,6 +96,8 @@ class Context:
     the frequentist steps) or "latent" (measurement model: a latent factor of the items)."""
     refits_dir: Path | None = None
     """Where refit loops keep finished draws so an interrupted run resumes (None: not kept)."""
+    frequentist_only: bool = False
+    """No MCMC and no bootstrap: the refits of :func:`robustness` (breakdown values only)."""
 
     def seed_for(self, part: str) -> int:
         """The child seed of ``part`` (:func:`bayes_pool.seeds.child_seed` of the root)."""
@@ -125,7 +127,8 @@ def part_table3(frame: pd.DataFrame, ctx: Context) -> Analysis:
         analysis.extend(analyse_did(frame, table3_design(column), ctx.spec,
                                     seed=ctx.seed_for(f"table3 {column}"),
                                     study=STUDY_ID, table="3", column=column,
-                                    progressbar=ctx.progressbar))
+                                    progressbar=ctx.progressbar,
+                                    bayesian=not ctx.frequentist_only))
     return analysis
 
 
@@ -143,7 +146,8 @@ def part_mediation(frame: pd.DataFrame, ctx: Context) -> Analysis:
             frame, treatment=TREATMENT, mediator=index, outcome=OUTCOME,
             covariates=tuple(CONTROLS), unit=UNIT, time=TIME, items=list(items),
             seed=ctx.seed_for(f"mediation {column}"), study=STUDY_ID, tables=("4", "5"),
-            column=column, spec=spec,
+            column=column, spec=spec, bayesian=not ctx.frequentist_only,
+            bootstrap=0 if ctx.frequentist_only else 200,
             progressbar=ctx.progressbar, measurement_model=ctx.mediation_model == "latent"))
 
     def draw(folder, synthetic, table):
@@ -169,7 +173,7 @@ def part_fig2(frame: pd.DataFrame, ctx: Context) -> Analysis:
         cohort="cohort", covariates=tuple(CONTROLS), seed=ctx.seed_for("fig2"), study=STUDY_ID,
         spec=ctx.spec, progressbar=ctx.progressbar, period_length=EVENT_PERIOD_YEARS,
         control="never",  # Eq. (5) has leads; not-yet-treated controls estimate lags only
-        table="fig2")
+        table="fig2", bayesian=not ctx.frequentist_only)
     analysis.figures.append(lambda folder, synthetic, table: {
         "event_study": plot_event_study(table, folder / "event_study.png", synthetic=synthetic,
                                         table="fig2")})
@@ -325,7 +329,33 @@ def run(frame, *, spec: ModelSpec, seed: int, progress=None, progressbar: bool =
         analysis.extend(PARTS[name](main, ctx))
     if "table3" in parts:
         analysis.extend(Analysis(estimates=_table5_benchmark(analysis.estimates)))
+        analysis.facts["headline"] = HEADLINE
     return analysis
+
+
+ROBUSTNESS_PARTS = ("table3", "mediation", "fig2")
+"""The parts whose key estimates get breakdown values (E-value, mediation rho, parallel trends)."""
+
+
+def robustness(frame: pd.DataFrame, *, seed: int) -> Analysis:
+    """The frequentist refits of :data:`ROBUSTNESS_PARTS` on the 2014-2018 waves, with the
+    same child seeds as :func:`run` and no MCMC or bootstrap: their breakdown pieces
+    (``.robustness``) and the event study's fit (``.results``), for ``bayes-pool robustness``."""
+    from bayes_pool.specs import load_spec
+    main = frame[pd.to_numeric(frame[TIME]).isin(MAIN_WAVES)].reset_index(drop=True)
+    ctx = Context(spec=load_spec("did_logit"), seed=seed, progress=lambda message: None,
+                  progressbar=False, workers=1, placebo_draws=0, frame_2012=None,
+                  frequentist_only=True)
+    analysis = Analysis(estimates=load_published(STUDY_ID).iloc[:0])
+    for name in ROBUSTNESS_PARTS:
+        analysis.extend(PARTS[name](main, ctx))
+    return analysis
+
+
+HEADLINE = [{"table": "3", "column": "(2)", "term": TREATMENT, "quantity": q}
+            for q in ("ame", "beta")]
+"""The key estimate the report opens with: Table 3 column (2), the DiD logit with controls
+(the paper's benchmark, printed again as Table 5's benchmark), as AME and as beta."""
 
 
 def sensitivity_target(frame: pd.DataFrame, *, seed: int = 0):

@@ -46,6 +46,13 @@ def sensitivity_target(frame, *, seed: int = 0):
     return _target(frame, seed=seed)
 
 
+
+def robustness(frame, *, seed: int):
+    """The frequentist refits behind ``bayes-pool robustness`` (see :mod:`.pipeline`)."""
+    from bayes_pool.studies.smi_psm.pipeline import robustness as _robustness
+    return _robustness(frame, seed=seed)
+
+
 STUDY = Study(
     id=STUDY_ID,
     title="Ma et al. (2023) — location of social medical insurance and social integration",
@@ -53,4 +60,5 @@ STUDY = Study(
     schema=schema, prepare=prepare, simulate=simulate, pipeline=run,
     published=resources.files(__name__).joinpath("published.csv"),
     key_term=TREATMENT, default_spec="linear_regression",
-    sensitivity_target=sensitivity_target)
+    sensitivity_target=sensitivity_target,
+    robustness=robustness)
