@@ -99,12 +99,38 @@ def _result(analysis, keep_frequentist: bool, cls=Result, **kwargs) -> Result:
     return cls(analysis=analysis, **kwargs)
 
 
+def _ledger(published, study: str) -> pd.DataFrame | None:
+    """The rows of the user's ledger file ``published`` (None: none), labelled ``study`` so
+    the comparison joins them with the analysis's rows; read before fitting, so a malformed
+    ledger fails at once."""
+    if published is None:
+        return None
+    from bayes_pool.published import read_published
+    return read_published(published, study=study)
+
+
+def _attach(analysis, rows: pd.DataFrame | None, published) -> None:
+    """Put the ledger ``rows`` before the analysis's rows and record in its facts the ledger
+    and the published rows that no fitted row answers (listed, not an error)."""
+    if rows is None:
+        return
+    from pathlib import Path
+
+    from bayes_pool import compare, estimates
+    analysis.estimates = estimates.concat(rows, analysis.estimates)
+    missing = compare.unanswered(analysis.estimates)
+    analysis.facts["published"] = {
+        "ledger": str(Path(published).resolve()), "rows": len(rows),
+        "answered": len(rows) - len(missing),
+        "unanswered": [" / ".join(r) for r in missing.itertuples(index=False)]}
+
+
 def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: str,
         covariates: Columns = (), family: str = "bernoulli", categorical: Columns = (),
         reference: dict[str, str] | None = None, spec=None, seed: int = 2024,
         backends: Sequence[str] = BACKENDS, draws: int | None = None, tune: int | None = None,
         chains: int | None = None, approx: str | None = None, table: str = "did",
-        column: str | None = None, progressbar: bool = False) -> Result:
+        column: str | None = None, published=None, progressbar: bool = False) -> Result:
     """Two-way difference-in-differences, frequentist and Bayesian, as ``bayes-pool did``.
 
     Frequentist: unit and time fixed effects, SEs clustered by unit (logit: β and the AME
@@ -134,12 +160,18 @@ def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: st
         The Laplace approximation instead of NUTS (logit only).
     table, column : str
         Labels of the rows (default ``did`` and the family).
+    published : str or Path, optional
+        A ledger CSV of the paper's numbers (the columns of ``studies/*/published.csv``): its
+        rows join the table (``source="published"``) and are compared with the rows of the
+        same table, column, term and quantity; ``facts["published"]["unanswered"]`` lists
+        the rows no fit answers.
     """
     from bayes_pool.design import DiDDesign
     from bayes_pool.specs import check_approx
     from bayes_pool.workflow import analyse_did
     frame, (keep, bayesian) = _frame(data), _backends(backends)
     check_approx(approx, _family(family))
+    ledger = _ledger(published, "did")
     model_spec = _model_spec(spec, DID_SPECS[family], draws, tune, chains)
     design = DiDDesign(outcome=outcome, treatment=treatment, unit=unit, time=time,
                        covariates=_names(covariates, "covariates"), family=family,
@@ -147,6 +179,7 @@ def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: st
     analysis = analyse_did(frame, design, model_spec, seed=_seed(seed), study="did", table=table,
                            column=column or family, bayesian=bayesian, approx=approx,
                            progressbar=progressbar)
+    _attach(analysis, ledger, published)
     return _result(analysis, keep, title=f"DiD: {treatment} on {outcome} ({family})",
                    thresholds=model_spec.convergence,
                    shown={"term": (treatment,), "quantity": ("beta", "ame")})
@@ -224,7 +257,8 @@ def psm(data: pd.DataFrame, *, treatment: str, outcome: str, covariates: Columns
         categorical: Columns = (), reference: dict[str, str] | None = None,
         exact: Columns = (), spec=None, seed: int = 2023, backends: Sequence[str] = BACKENDS,
         draws: int | None = None, tune: int | None = None, chains: int | None = None,
-        bootstrap: int = 200, table: str = "psm", progressbar: bool = False) -> Result:
+        bootstrap: int = 200, table: str = "psm", published=None,
+        progressbar: bool = False) -> Result:
     """Propensity-score matching (k-NN k=4 caliper 0.02, radius 0.01, kernel; ``exact``:
     also k-NN within exact cells) with balance, and the Bayesian propensity, IPW, doubly
     robust and regression ATTs, as ``bayes-pool psm``.
@@ -233,11 +267,13 @@ def psm(data: pd.DataFrame, *, treatment: str, outcome: str, covariates: Columns
     :meth:`~Result.plot`), balance rows in ``<table>_balance``
     (``r.summary(table="psm_balance")``). ``spec`` is the propensity
     model's (default ``propensity_logit``); ``bootstrap`` the replicates of the radius and
-    kernel SEs; ``seed`` the root seed (the CLI's default). Other arguments as :func:`did`.
+    kernel SEs; ``seed`` the root seed (the CLI's default); ``published`` a ledger CSV
+    compared with the ATT rows as in :func:`did`. Other arguments as :func:`did`.
     """
     from bayes_pool.psm_workflow import analyse_psm
     frame, (keep, bayesian) = _frame(data), _backends(backends)
     model_spec = _model_spec(spec, "propensity_logit", draws, tune, chains)
+    ledger = _ledger(published, "psm")
     analysis = analyse_psm(frame, treatment=treatment, outcome=outcome,
                            covariates=list(_names(covariates, "covariates")),
                            categorical=list(_names(categorical, "categorical")),
@@ -246,6 +282,7 @@ def psm(data: pd.DataFrame, *, treatment: str, outcome: str, covariates: Columns
                            exact=list(_names(exact, "exact")), table=table,
                            balance_table=f"{table}_balance", bayesian=bayesian,
                            progressbar=progressbar)
+    _attach(analysis, ledger, published)
     return _result(analysis, keep, title=f"PSM: ATT of {treatment} on {outcome}",
                    thresholds=model_spec.convergence,
                    shown={"table": (table,), "quantity": ("att", "att_psmatch2_se")})
@@ -257,7 +294,7 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
             reference: dict[str, str] | None = None, spec=None, seed: int = 2024,
             backends: Sequence[str] = BACKENDS, draws: int | None = None,
             tune: int | None = None, chains: int | None = None, bootstrap: int = 200,
-            table: str | None = None, column: str | None = None,
+            table: str | None = None, column: str | None = None, published=None,
             progressbar: bool = False) -> Result:
     """Mediation of ``treatment -> mediator -> outcome``: natural indirect, direct and total
     effects and the proportion mediated, frequentist (stepwise, Sobel, cluster bootstrap)
@@ -267,12 +304,14 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
     ``time`` add unit and time effects (and cluster the bootstrap by unit). The effects are in
     table ``mediation``; the two regressions in ``mediator_model``/``outcome_model`` (or
     ``<table>_mediator``/``<table>_outcome``). ``spec``: a MediationSpec, a name or a path
-    (default ``models/mediation.toml``). Other arguments as :func:`did`.
+    (default ``models/mediation.toml``); ``published`` a ledger CSV as in :func:`did`.
+    Other arguments as :func:`did`.
     """
     from bayes_pool.bayes.mediation import MediationSpec, load_mediation_spec
     from bayes_pool.mediation_workflow import analyse_mediation
     frame, (keep, bayesian) = _frame(data), _backends(backends)
     _family(family)
+    ledger = _ledger(published, "mediate")
     if not isinstance(spec, MediationSpec):
         spec = load_mediation_spec("mediation" if spec is None else spec)
     model_spec = _sampler(spec, draws, tune, chains)
@@ -286,6 +325,7 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
                                  seed=_seed(seed), study="mediate", spec=model_spec,
                                  bootstrap=bootstrap, bayesian=bayesian,
                                  progressbar=progressbar)
+    _attach(analysis, ledger, published)
     return _result(analysis, keep, title=f"Mediation of {treatment} on {outcome} by {mediator}",
                    thresholds=model_spec.model.convergence,
                    shown={"table": ("mediation",),

@@ -12,6 +12,7 @@ from bayes_pool.commands.common import (
     MaxDivOpt, MaxRhatOpt, MinEssOpt, OutOpt, OutcomeOpt, ReferenceOpt, SeedOpt, StrictOpt,
     TableOpt, TuneOpt, command, fail, say, spec_with_sampler, split, thresholds,
     with_convergence)
+from bayes_pool.commands.common import PublishedOpt
 from bayes_pool.commands.generic import (backends, load_checked, progressbar, show,
                                          write_analysis)
 from bayes_pool.errors import BayesPoolError
@@ -47,7 +48,7 @@ def did(data: DataOpt, outcome: OutcomeOpt,
                  "large for NUTS, e.g. a full survey year; treatment rows only).")] = None,
         categorical: CategoricalOpt = "", reference: ReferenceOpt = None,
         table: TableOpt = None, column: ColumnOpt = None,
-        frequentist_only: FreqOnlyOpt = False):
+        frequentist_only: FreqOnlyOpt = False, published: PublishedOpt = None):
     """Difference-in-differences on any data set, frequentist and Bayesian.
 
     Frequentist: unit and time fixed effects, SEs clustered by unit. Bayesian: partially pooled
@@ -73,7 +74,7 @@ def did(data: DataOpt, outcome: OutcomeOpt,
         model_spec = with_convergence(
             spec_with_sampler(spec or DID_SPECS[family], draws, tune, chains), gates)
         loaded, frame = load_checked(data, mapping=mapping, id_col=id_col, covariates=covs,
-                                     check=design.check)
+                                     check=design.check, published=published)
         roles = dict(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
                      covariates=covs, family=family, categorical=cats, reference=refs,
                      spec=model_spec, backends=backends(frequentist_only),
@@ -82,7 +83,7 @@ def did(data: DataOpt, outcome: OutcomeOpt,
         def fit():
             import bayes_pool.api as bp
             result = bp.did(frame, **roles, seed=seed, approx=approx, table=table or "did",
-                            column=column)
+                            column=column, published=published)
             if event_study:
                 from bayes_pool.figures.event_study import plot_event_study
                 say("Event study: leads and lags of adoption")

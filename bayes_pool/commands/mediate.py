@@ -11,6 +11,7 @@ from bayes_pool.commands.common import (
     CategoricalOpt, ChainsOpt, ColumnOpt, DataOpt, DrawsOpt, IdOpt, MappingOpt, MaxDivOpt,
     MaxRhatOpt, MinEssOpt, OutOpt, OutcomeOpt, ReferenceOpt, SeedOpt, StrictOpt, TableOpt,
     TreatmentOpt, TuneOpt, command, fail, split, thresholds, with_convergence, with_sampler)
+from bayes_pool.commands.common import PublishedOpt
 from bayes_pool.commands.generic import (backends, load_checked, progressbar, show,
                                          write_analysis)
 from bayes_pool.errors import BayesPoolError
@@ -34,7 +35,8 @@ def mediate(data: DataOpt, treatment: TreatmentOpt,
                 "--frequentist-only", help="Skip the Bayesian model (quick look).")] = False,
             id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
             max_divergences: MaxDivOpt = None, categorical: CategoricalOpt = "",
-            reference: ReferenceOpt = None, table: TableOpt = None, column: ColumnOpt = None):
+            reference: ReferenceOpt = None, table: TableOpt = None, column: ColumnOpt = None,
+            published: PublishedOpt = None):
     """Mediation on any data set: natural indirect, direct and total effects.
 
     Also the proportion mediated, each frequentist (stepwise, Sobel, bootstrap) and Bayesian
@@ -58,7 +60,7 @@ def mediate(data: DataOpt, treatment: TreatmentOpt,
                             family=outcome_family).prepare(ex.frame)
 
         loaded, frame = load_checked(data, mapping=mapping, id_col=id_col, covariates=covs,
-                                     check=check)
+                                     check=check, published=published)
 
         def fit():
             import bayes_pool.api as bp
@@ -68,7 +70,7 @@ def mediate(data: DataOpt, treatment: TreatmentOpt,
                                 time=time_col, categorical=cats, reference=refs,
                                 spec=model_spec, seed=seed, backends=backends(frequentist_only),
                                 bootstrap=bootstrap, table=table, column=column,
-                                progressbar=progressbar())
+                                published=published, progressbar=progressbar())
             result.analysis.figures.append(lambda folder, synthetic, est: {
                 "mediation": plot_mediation(est[est["table"] == "mediation"],
                                             folder / "mediation.png",
