@@ -10,7 +10,8 @@ The public API (:mod:`bayes_pool.api`)::
     print(r.summary()); r.tidy(); r.idata; r.diagnostics(); fig, ax = r.plot()
 
 and likewise ``bp.psm``, ``bp.mediate``, ``bp.event_study``, ``bp.staggered`` and, for a
-built-in study, ``bp.study(study_id).run()``. Models are imported only when a function is
+built-in study, ``bp.study(study_id).run()``; ``bp.sensitivity(result)`` refits an analysis's
+key model under every prior set. Models are imported only when a function is
 called.
 """
 
@@ -21,6 +22,7 @@ from bayes_pool.api import (
     event_study,
     mediate,
     psm,
+    sensitivity,
     staggered,
     study,
 )
@@ -29,4 +31,5 @@ from bayes_pool.results import EventStudyResult, Result
 from bayes_pool.version import __version__
 
 __all__ = ["BACKENDS", "EventStudyResult", "InputError", "Result", "SpecError", "Study",
-           "__version__", "did", "event_study", "mediate", "psm", "staggered", "study"]
+           "__version__", "did", "event_study", "mediate", "psm", "sensitivity", "staggered",
+           "study"]

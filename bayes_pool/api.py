@@ -20,6 +20,7 @@ import pandas as pd
 
 from bayes_pool.errors import InputError, SpecError
 from bayes_pool.results import EventStudyResult, Result
+from bayes_pool.sensitivity_runs import sensitivity  # bp.sensitivity: a run's prior sensitivity
 
 BACKENDS: tuple[str, ...] = ("frequentist", "bayesian")
 """The two ways every analysis fits; ``backends=`` chooses among them."""
@@ -125,6 +126,12 @@ def _attach(analysis, rows: pd.DataFrame | None, published) -> None:
         "unanswered": [" / ".join(r) for r in missing.itertuples(index=False)]}
 
 
+def _remember(analysis, command: str, frame: pd.DataFrame, **args) -> None:
+    """Keep the call (not written to disk) for :func:`sensitivity` on the result; ``args``
+    by the names of the command's invocation record (``time_col``, ``outcome_family``)."""
+    analysis.results["call"] = {"command": command, "frame": frame, "args": args}
+
+
 def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: str,
         covariates: Columns = (), family: str = "bernoulli", categorical: Columns = (),
         reference: dict[str, str] | None = None, spec=None, seed: int = 2024,
@@ -180,6 +187,10 @@ def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: st
                            column=column or family, bayesian=bayesian, approx=approx,
                            progressbar=progressbar)
     _attach(analysis, ledger, published)
+    _remember(analysis, "did", frame, outcome=outcome, treatment=treatment, unit=unit,
+              time_col=time, covariates=design.covariates, family=family,
+              categorical=design.categorical, reference=reference or {}, spec=model_spec,
+              seed=seed, table=table, column=column, published=published)
     return _result(analysis, keep, title=f"DiD: {treatment} on {outcome} ({family})",
                    thresholds=model_spec.convergence,
                    shown={"term": (treatment,), "quantity": ("beta", "ame")})
@@ -283,6 +294,10 @@ def psm(data: pd.DataFrame, *, treatment: str, outcome: str, covariates: Columns
                            balance_table=f"{table}_balance", bayesian=bayesian,
                            progressbar=progressbar)
     _attach(analysis, ledger, published)
+    _remember(analysis, "psm", frame, treatment=treatment, outcome=outcome,
+              covariates=_names(covariates, "covariates"),
+              categorical=_names(categorical, "categorical"), reference=reference, seed=seed,
+              draws=draws, tune=tune, chains=chains, table=table, published=published)
     return _result(analysis, keep, title=f"PSM: ATT of {treatment} on {outcome}",
                    thresholds=model_spec.convergence,
                    shown={"table": (table,), "quantity": ("att", "att_psmatch2_se")})
@@ -326,6 +341,11 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
                                  bootstrap=bootstrap, bayesian=bayesian,
                                  progressbar=progressbar)
     _attach(analysis, ledger, published)
+    _remember(analysis, "mediate", frame, treatment=treatment, mediator=mediator,
+              outcome=outcome, covariates=_names(covariates, "covariates"),
+              outcome_family=family, unit=unit, time_col=time,
+              categorical=_names(categorical, "categorical"), reference=reference,
+              spec=model_spec, seed=seed, published=published)
     return _result(analysis, keep, title=f"Mediation of {treatment} on {outcome} by {mediator}",
                    thresholds=model_spec.model.convergence,
                    shown={"table": ("mediation",),
@@ -383,5 +403,5 @@ def study(study_id: str) -> Study:
     return Study(study_id)
 
 
-__all__ = ["BACKENDS", "Study", "did", "event_study", "mediate", "psm",
+__all__ = ["BACKENDS", "Study", "did", "event_study", "mediate", "psm", "sensitivity",
            "staggered", "study"]
