@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from bayes_pool.errors import InputError, SpecError
+from bayes_pool.published import read_published
 from bayes_pool.results import EventStudyResult, Result
 from bayes_pool.sensitivity_runs import sensitivity  # bp.sensitivity: a run's prior sensitivity
 
@@ -100,30 +101,12 @@ def _result(analysis, keep_frequentist: bool, cls=Result, **kwargs) -> Result:
     return cls(analysis=analysis, **kwargs)
 
 
-def _ledger(published, study: str) -> pd.DataFrame | None:
-    """The rows of the user's ledger file ``published`` (None: none), labelled ``study`` so
-    the comparison joins them with the analysis's rows; read before fitting, so a malformed
-    ledger fails at once."""
-    if published is None:
-        return None
-    from bayes_pool.published import read_published
-    return read_published(published, study=study)
-
-
 def _attach(analysis, rows: pd.DataFrame | None, published) -> None:
-    """Put the ledger ``rows`` before the analysis's rows and record in its facts the ledger
-    and the published rows that no fitted row answers (listed, not an error)."""
-    if rows is None:
-        return
-    from pathlib import Path
-
-    from bayes_pool import compare, estimates
-    analysis.estimates = estimates.concat(rows, analysis.estimates)
-    missing = compare.unanswered(analysis.estimates)
-    analysis.facts["published"] = {
-        "ledger": str(Path(published).resolve()), "rows": len(rows),
-        "answered": len(rows) - len(missing),
-        "unanswered": [" / ".join(r) for r in missing.itertuples(index=False)]}
+    """The ledger ``rows`` (read before fitting) before the analysis's rows, with its facts."""
+    if published:
+        from bayes_pool.published import with_ledger
+        analysis.estimates, analysis.facts["published"] = with_ledger(analysis.estimates, rows,
+                                                                      published)
 
 
 def _remember(analysis, command: str, frame: pd.DataFrame, **args) -> None:
@@ -178,7 +161,7 @@ def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: st
     from bayes_pool.workflow import analyse_did
     frame, (keep, bayesian) = _frame(data), _backends(backends)
     check_approx(approx, _family(family))
-    ledger = _ledger(published, "did")
+    ledger = published and read_published(published, study="did")
     model_spec = _model_spec(spec, DID_SPECS[family], draws, tune, chains)
     design = DiDDesign(outcome=outcome, treatment=treatment, unit=unit, time=time,
                        covariates=_names(covariates, "covariates"), family=family,
@@ -284,7 +267,7 @@ def psm(data: pd.DataFrame, *, treatment: str, outcome: str, covariates: Columns
     from bayes_pool.psm_workflow import analyse_psm
     frame, (keep, bayesian) = _frame(data), _backends(backends)
     model_spec = _model_spec(spec, "propensity_logit", draws, tune, chains)
-    ledger = _ledger(published, "psm")
+    ledger = published and read_published(published, study="psm")
     analysis = analyse_psm(frame, treatment=treatment, outcome=outcome,
                            covariates=list(_names(covariates, "covariates")),
                            categorical=list(_names(categorical, "categorical")),
@@ -326,7 +309,7 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
     from bayes_pool.mediation_workflow import analyse_mediation
     frame, (keep, bayesian) = _frame(data), _backends(backends)
     _family(family)
-    ledger = _ledger(published, "mediate")
+    ledger = published and read_published(published, study="mediate")
     if not isinstance(spec, MediationSpec):
         spec = load_mediation_spec("mediation" if spec is None else spec)
     model_spec = _sampler(spec, draws, tune, chains)

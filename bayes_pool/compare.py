@@ -51,16 +51,6 @@ def comparison(table: pd.DataFrame, *, tables: list[str] | None = None,
     return out[cols].reset_index(drop=True)
 
 
-def unanswered(table: pd.DataFrame) -> pd.DataFrame:
-    """The published rows that no frequentist or Bayesian row answers (no row with the same
-    keys), as ``table, column, term, quantity``: what a user's ledger holds that the run's
-    labels (``--table``/``--column``) or terms do not match."""
-    pub = table[table["source"] == "published"][KEYS].drop_duplicates()
-    fitted = table[table["source"] != "published"][KEYS].drop_duplicates()
-    left = pub.merge(fitted, on=KEYS, how="left", indicator=True)
-    return left[left["_merge"] == "left_only"][KEYS[1:]].reset_index(drop=True)
-
-
 def to_markdown(comp: pd.DataFrame, *, title: str, synthetic: bool) -> str:
     """A Markdown rendering, headed by a synthetic-data notice when the data were generated."""
     lines = [f"# {title}", ""]

@@ -218,6 +218,23 @@ def read_published(path: str | Path, *, study: str) -> pd.DataFrame:
     return rows
 
 
+def with_ledger(table: pd.DataFrame, rows: pd.DataFrame, path: str | Path
+                ) -> tuple[pd.DataFrame, dict]:
+    """``table`` with the ledger ``rows`` (:func:`read_published`) first, and the facts for
+    the manifest: the ledger, its row count and the rows no fitted row answers (no
+    frequentist or Bayesian row with the same keys), listed as ``table / column / term /
+    quantity``: what the run's ``--table``/``--column`` labels or terms do not match."""
+    from bayes_pool.estimates import concat
+    keys = ["study", "table", "column", "term", "quantity"]
+    out = concat(rows, table)
+    fitted = out[out["source"] != "published"][keys].drop_duplicates()
+    left = rows[keys].drop_duplicates().merge(fitted, on=keys, how="left", indicator=True)
+    missing = left[left["_merge"] == "left_only"][keys[1:]]
+    return out, {"ledger": str(Path(path).resolve()), "rows": len(rows),
+                 "answered": len(rows) - len(missing),
+                 "unanswered": [" / ".join(r) for r in missing.itertuples(index=False)]}
+
+
 def _rows(ledger: pd.DataFrame) -> pd.DataFrame:
     rows = ledger[["study", "table", "column", "term", "quantity", "estimate", "se", "ci_low",
                    "ci_high", "p_value", "n_obs"]].copy()

@@ -147,10 +147,10 @@ def fit(target: Target, spec: ModelSpec, *, seed: int):
 
 def apply(target: Target, spec, prior_set: PriorSet, refs: dict):
     """``spec`` with the set's priors for the target's roles (a mediation spec's: see
-    :func:`bayes_pool.mediation_sensitivity.apply_prior_set`)."""
+    :func:`bayes_pool.mediation_checks.apply_prior_set`)."""
     if target.kind == "mediation":
-        from bayes_pool import mediation_sensitivity
-        return mediation_sensitivity.apply_prior_set(spec, prior_set, roles=target.roles,
+        from bayes_pool import mediation_checks
+        return mediation_checks.apply_prior_set(spec, prior_set, roles=target.roles,
                                                      family=target.family, refs=refs)
     return apply_prior_set(spec, prior_set, roles=target.roles, refs=refs)
 
@@ -185,7 +185,7 @@ def _refit(task: dict, target: Target) -> dict:
     res = fit(target, spec, seed=seed)
     column = f"prior:{name}"
     if target.kind == "mediation":
-        from bayes_pool import mediation_sensitivity as ms
+        from bayes_pool import mediation_checks as ms
         rows, (prior, scaling, replicate) = ms.effect_rows(res, target.study, column), \
             ms.checks(res)
     else:
