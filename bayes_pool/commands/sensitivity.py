@@ -111,7 +111,7 @@ def _of_study(study: str, *, model, data, mapping, seed, draws, tune, chains):
 def _of_run(run_dir: Path, *, model, data, mapping, seed, draws, tune, chains, out_dir, priors):
     """A did/psm/mediate run's key model on its own data (re-read from the file its manifest
     names, or ``data``), its seed and sampler unless given; written into the run's
-    ``sensitivity/<prior sets>`` folder unless ``out_dir``."""
+    ``sensitivity/<prior sets>`` folder (with a run id if that exists) unless ``out_dir``."""
     from bayes_pool import sensitivity_runs
     call = sensitivity_runs.from_run_folder(run_dir, data=data, mapping=mapping)
     say(f"Re-reading the data of the {call.command} run {run_dir.name}")
@@ -119,9 +119,12 @@ def _of_run(run_dir: Path, *, model, data, mapping, seed, draws, tune, chains, o
                       if v is not None})
     target, spec = sensitivity_runs.target(call, spec=model)
     seed = call.args.get("seed", 2024) if seed is None else seed
+    from bayes_pool.runs import new_run_id
     name = "-".join(Path(p.strip()).name.removesuffix(".toml") for p in priors.split(","))
-    folder = out_dir or run_dir / "sensitivity" / (name or "all")
-    return (seed, call.command, folder, target, spec, call.source, False,
+    folder = run_dir / "sensitivity" / (name or "all")
+    if folder.exists():  # runs never overwrite: a second run of the same sets gets its own
+        folder = folder.with_name(f"{folder.name}-{new_run_id(seed)}")
+    return (seed, call.command, out_dir or folder, target, spec, call.source, False,
             f"{call.command} run {run_dir.name}")
 
 
