@@ -31,28 +31,32 @@ def _draws(da) -> np.ndarray:
 
 
 def prior_predictive(model, *, treatment: str, prepared=None, draws: int = 500,
-                     seed: int = 0) -> dict[str, np.ndarray]:
+                     seed: int = 0, effect=None) -> dict[str, np.ndarray]:
     """Draws of the outcome mean and of the treatment effect implied by the priors alone.
 
     ``prepared`` (a :class:`~bayes_pool.design.PreparedDiD`) is needed for a logit, whose
     effect is the AME computed per draw over the sample; a linear model's effect is its
-    coefficient. Returns ``{"outcome_mean": ..., "effect": ...}`` (one value per draw).
+    coefficient; ``effect(tree)`` (optional) computes another model's effect per draw of a
+    tree whose ``posterior`` holds the prior draws (a staggered model's ATT). Returns
+    ``{"outcome_mean": ..., "effect": ...}`` (one value per draw).
     """
     from bayes_pool.bayes.did import add_ame_draws
     pp = model.prior_predictive(draws=draws, random_seed=seed)
     prior = pp["prior"].to_dataset()
     response = model.response_term.name
-    if model.family.name == "bernoulli":
+    tree = xr.DataTree.from_dict({"posterior": prior})
+    if effect is not None:
+        draws_of_effect = effect(tree)
+    elif model.family.name == "bernoulli":
         if prepared is None:
             raise ValueError("a logit's implied AME needs the prepared design")
-        tree = xr.DataTree.from_dict({"posterior": prior})
         add_ame_draws(model, tree, prepared)
-        effect = _draws(tree["posterior"][f"ame_{treatment}"])
-        mean = _draws(prior["p"]).mean(axis=-1)
+        draws_of_effect = _draws(tree["posterior"][f"ame_{treatment}"])
     else:
-        effect = _draws(prior[treatment])
-        mean = _draws(pp["prior_predictive"][response]).mean(axis=-1)
-    return {"outcome_mean": mean, "effect": effect}
+        draws_of_effect = _draws(prior[treatment])
+    mean = _draws(prior["p"] if model.family.name == "bernoulli"
+                  else pp["prior_predictive"][response]).mean(axis=-1)
+    return {"outcome_mean": mean, "effect": draws_of_effect}
 
 
 def posterior_predictive(model, idata, *, treatment: str,

@@ -40,16 +40,10 @@ def apply_prior_set(spec: MediationSpec, prior_set: PriorSet, *, roles, family: 
                                     **resolve(mediator, refs, f"prior set {prior_set.name!r}")})
 
 
-def effect_rows(res: BayesMediationResult, study: str, column: str) -> pd.DataFrame:
-    """The natural indirect, direct and total effects' rows, in table ``sensitivity``."""
-    rows = res.tidy(study=study, column=column, mediation_column=column)
-    keep = (rows["table"] == "mediation") & rows["quantity"].isin(["indirect", "direct", "total"])
-    return rows[keep].assign(table="sensitivity")
-
-
 def checks(res: BayesMediationResult):
-    """The three checks of the fit as callables, as :func:`bayes_pool.sensitivity` runs them:
-    ``prior(draws, seed)``, ``scaling()`` and ``replicate(seed)``."""
+    """The three checks of the fit as callables, as
+    :func:`bayes_pool.sensitivity_models.checks` gives them: ``prior(draws, seed)``,
+    ``scaling()`` and ``replicate(seed)``."""
     return (lambda n, s: prior_predictive(res, draws=n, seed=s), lambda: power_scaling(res),
             lambda s: posterior_predictive(res, seed=s))
 

@@ -58,10 +58,12 @@ class Target:
     """What a sensitivity analysis refits and reports.
 
     ``kind`` is ``"did"`` (hierarchical DiD, :mod:`bayes_pool.bayes.did`; ``prepared`` holds
-    the design and complete-case frame), ``"linear"`` (:mod:`bayes_pool.bayes.linear` on
-    ``frame``) or ``"mediation"`` (the joint model of :mod:`bayes_pool.bayes.mediation` on
-    ``prepared``; key quantity the natural indirect effect; a prior set applies to both
-    equations, on the model's standardised scale). ``marked`` is the published cell drawn on
+    the design and complete-case frame), ``"staggered"`` (extended TWFE on a prepared
+    staggered design; key quantity the overall ATT), ``"linear"``
+    (:mod:`bayes_pool.bayes.linear` on ``frame``) or ``"mediation"`` (the joint model of
+    :mod:`bayes_pool.bayes.mediation`; key quantity the natural indirect effect; a prior set
+    applies to both equations, on the model's standardised scale); the fits are
+    :mod:`bayes_pool.sensitivity_models`'. ``marked`` is the published cell drawn on
     the forest plot; ``centre`` the published coefficient an optimistic prior is centred on.
     """
 
@@ -78,6 +80,8 @@ class Target:
     marked: PublishedCell | None = None
     centre: PublishedCell | None = None
     description: str = ""
+    control: str = "notyet"
+    """A staggered target's control group (``notyet`` or ``never``)."""
 
     @property
     def family(self) -> str:
@@ -92,24 +96,24 @@ class Target:
                                                            else ()) + \
                 (("time",) if d.time else ()) + \
                 (("unit_sd", "unit_means", "unit_time_sd") if d.unit else ())
-        if self.kind == "did":
-            return ("intercept", "treatment", "covariates", "time", "unit_sd", "unit_means",
-                    "unit_time_sd") + \
+        if self.kind in ("did", "staggered"):
+            return ("intercept", "treatment", "covariates", "time", "unit_sd", "unit_means") + \
+                (("unit_time_sd",) if self.kind == "did" else ()) + \
                 (("sigma",) if self.family == "gaussian" else ())
         return ("intercept", "treatment", "covariates", "sigma")
 
     @property
     def key_quantity(self) -> str:
-        """``indirect`` for mediation, ``ame`` for a logit DiD, ``beta`` otherwise (a linear
-        model's AME is its beta)."""
-        if self.kind == "mediation":
-            return "indirect"
+        """``indirect`` for mediation, ``att`` for staggered, ``ame`` for a logit DiD, ``beta``
+        otherwise (a linear model's AME is its beta)."""
+        if self.kind in ("mediation", "staggered"):
+            return {"mediation": "indirect", "staggered": "att"}[self.kind]
         return "ame" if self.kind == "did" and self.family == "bernoulli" else "beta"
 
     @property
     def key_variable(self) -> str:
-        return {"did": f"ame_{self.treatment}", "mediation": "indirect"}.get(self.kind,
-                                                                            self.treatment)
+        return {"did": f"ame_{self.treatment}", "mediation": "indirect",
+                "staggered": "att_overall"}.get(self.kind, self.treatment)
 
     @property
     def data(self) -> pd.DataFrame:
@@ -133,16 +137,9 @@ class Target:
 
 
 def fit(target: Target, spec: ModelSpec, *, seed: int):
-    """Fit the target's model under ``spec``; a result with ``model``, ``idata`` and ``tidy``."""
-    if target.kind == "did":
-        from bayes_pool.bayes.did import fit_did
-        return fit_did(target.prepared, spec, seed=seed)
-    if target.kind == "mediation":
-        from bayes_pool.bayes.mediation import fit_mediation
-        return fit_mediation(target.prepared, spec, seed=seed)
-    from bayes_pool.bayes.linear import fit_linear
-    return fit_linear(target.frame, outcome=target.outcome, treatment=target.treatment,
-                      covariates=list(target.covariates), spec=spec, seed=seed)
+    """Fit the target's model under ``spec`` (:func:`bayes_pool.sensitivity_models.fit`)."""
+    from bayes_pool.sensitivity_models import fit as fit_model
+    return fit_model(target, spec, seed=seed)
 
 
 def apply(target: Target, spec, prior_set: PriorSet, refs: dict):
@@ -180,27 +177,15 @@ class SensitivityResult:
 
 def _refit(task: dict, target: Target) -> dict:
     """One prior set: fit, summarise the key quantity, and the checks asked for (worker side)."""
-    from bayes_pool import checks
+    from bayes_pool import sensitivity_models as models
     name, spec, seed = task["name"], task["spec"], task["seed"]
     res = fit(target, spec, seed=seed)
-    column = f"prior:{name}"
-    if target.kind == "mediation":
-        from bayes_pool import mediation_checks as ms
-        rows, (prior, scaling, replicate) = ms.effect_rows(res, target.study, column), \
-            ms.checks(res)
-    else:
-        rows = res.tidy(study=target.study, table="sensitivity", column=column)
-        rows = rows[rows["quantity"].isin(["beta", "ame"])]
-        prior = lambda n, s: checks.prior_predictive(  # noqa: E731
-            res.model, treatment=target.treatment, prepared=target.prepared, draws=n, seed=s)
-        scaling = lambda: checks.power_scaling(res.model, res.idata)  # noqa: E731
-        replicate = lambda s: checks.posterior_predictive(  # noqa: E731
-            res.model, res.idata, treatment=target.treatment, time=target.time, seed=s)
-    rows = rows[rows["term"] == target.treatment].copy()
+    rows = models.effect_rows(target, res, column=f"prior:{name}")
     rows["note"] = rows["note"].str.cat([f"prior set {name}; model: {target.description}"]
                                         * len(rows), sep="; ")
     draws = np.asarray(res.idata["posterior"][target.key_variable]).ravel()
     out = {"name": name, "rows": rows, "p_positive": float(np.mean(draws > 0))}
+    prior, scaling, replicate = models.checks(target, res)
     if task.get("prior_draws"):
         out["prior_predictive"] = prior(task["prior_draws"], child_seed(seed, "prior_predictive"))
     if task.get("psense"):
@@ -258,7 +243,7 @@ def checkpoint_key(target: Target, tasks: list[dict]) -> str:
     from bayes_pool import checkpoint
     from bayes_pool.data.io import fingerprint
     model = dict(kind=target.kind, outcome=target.outcome, treatment=target.treatment,
-                 covariates=list(target.covariates), time=target.time,
+                 covariates=list(target.covariates), time=target.time, control=target.control,
                  design=repr(target.prepared.design) if target.prepared is not None else None)
     settings = [{**{k: v for k, v in t.items() if k != "spec"}, "spec": t["spec"].to_dict()}
                 for t in tasks]
@@ -361,7 +346,8 @@ def write_sensitivity(folder: Path, result: SensitivityResult, *, synthetic: boo
     marked = None
     if t.marked is not None:
         marked = (t.marked.value(), t.marked.value("se"), t.marked.label())
-    what = {"ame": "AME", "indirect": "indirect effect"}.get(t.key_quantity, "coefficient")
+    what = {"ame": "AME", "indirect": "indirect effect", "att": "ATT"}.get(t.key_quantity,
+                                                                          "coefficient")
     paths["sensitivity_plot"] = sensitivity_forest(
         result.table, folder / "sensitivity.png", published=marked, synthetic=synthetic,
         title=f"{title}\nprior sensitivity: {what} of {t.treatment}")

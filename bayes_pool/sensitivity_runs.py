@@ -8,7 +8,7 @@ either into a :class:`Call`, and :func:`target` into the :class:`~bayes_pool.sen
 and spec that :func:`bayes_pool.sensitivity.run_sensitivity` refits under each prior set:
 
 * ``did``: the run's hierarchical DiD (its spec; key quantity the AME of a logit, the
-  coefficient of a linear model);
+  coefficient of a linear model); with ``--staggered``, the extended TWFE (overall ATT);
 * ``psm``: the Bayesian linear regression of the outcome on the treatment and the propensity
   covariates (spec ``linear_regression``; key quantity the treatment's coefficient). The
   propensity model has no treatment term and the ATTs come from matching and weighting on it,
@@ -156,6 +156,8 @@ def _did(call: Call, spec) -> tuple[Target, object]:
     from bayes_pool.design import DiDDesign
     a = call.args
     family = a.get("family", "bernoulli")
+    if a.get("staggered"):
+        return _staggered(call, spec, family)
     design = DiDDesign(outcome=a["outcome"], treatment=a["treatment"], unit=a["unit"],
                        time=a["time_col"], covariates=call.items("covariates"), family=family,
                        categorical=call.items("categorical"), reference=call.reference())
@@ -170,6 +172,29 @@ def _did(call: Call, spec) -> tuple[Target, object]:
                   **_cells(call, table, column, {"marked": key, "centre": "beta"}),
                   description=f"DiD ({family}) of {a['outcome']} with {a['unit']} and "
                               f"{a['time_col']} effects"), model_spec
+
+
+def _staggered(call: Call, spec, family: str) -> tuple[Target, object]:
+    """A ``did --staggered`` run: the extended TWFE, key quantity its overall ATT (column
+    ``etwfe`` of table ``staggered``, where the run wrote it)."""
+    from bayes_pool.categorical import expand
+    from bayes_pool.design.staggered import StaggeredDesign
+    a = call.args
+    ex = expand(call.frame, call.items("covariates"), categorical=call.items("categorical"),
+                reference=call.reference(),
+                required=(a["outcome"], a["treatment"], a["unit"], a["time_col"]))
+    design = StaggeredDesign(outcome=a["outcome"], treatment=a["treatment"], unit=a["unit"],
+                             time=a["time_col"], cohort=a["cohort"], covariates=ex.covariates,
+                             family=family)
+    control = a.get("control") or "notyet"
+    return Target(kind="staggered", study="did", table="staggered", column="etwfe",
+                  outcome=a["outcome"], treatment=a["treatment"],
+                  covariates=tuple(ex.covariates), prepared=design.prepare(ex.frame),
+                  time=a["time_col"], control=control,
+                  **_cells(call, "staggered", "etwfe", {"marked": "att"}),
+                  description=f"extended TWFE ({family}, {control} control) of "
+                              f"{a['outcome']}: overall ATT"), \
+        _spec(spec or a.get("spec"), "did_logit" if family == "bernoulli" else "did_linear")
 
 
 def _psm(call: Call, spec) -> tuple[Target, object]:

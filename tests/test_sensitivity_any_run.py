@@ -86,10 +86,18 @@ def test_sensitivity_of_a_psm_run_shrinks_under_the_sceptical_set(tmp_path, outp
     folder, table, manifest = _sensitivity(run_dir, "default,sceptical")
     assert (table["quantity"] == "beta").all()
     assert manifest["model"]["description"].startswith("linear regression of m on treated")
-    # the regression recovers the 0.8 built into m; the sceptical Normal(0, 0.05 sd(m))
-    # pulls it most of the way to zero
-    assert table.loc["default", "ci_low"] < 0.8 < table.loc["default", "ci_high"]
-    assert abs(table.loc["sceptical", "mean"]) < 0.5 * table.loc["default", "mean"]
+    # the regression recovers the 0.8 built into m; the sceptical Normal(0, tau), tau =
+    # 0.05 sd(m), combines with it as a normal prior with a normal likelihood does (the
+    # default prior is nearly flat): precision-weighted mean and SD
+    default = table.loc["default"]
+    assert default["ci_low"] < 0.8 < default["ci_high"]
+    tau = 0.05 * pd.read_csv(data)["m"].std()
+    assert manifest["prior_sets"]["sceptical"]["applied"]["treatment"]["sigma"] == \
+        pytest.approx(tau)
+    weight = tau ** 2 / (tau ** 2 + default["sd"] ** 2)
+    assert table.loc["sceptical", "mean"] == pytest.approx(weight * default["mean"], abs=0.05)
+    assert table.loc["sceptical", "sd"] == pytest.approx(np.sqrt(weight) * default["sd"],
+                                                         rel=0.2)
     assert "optimistic" not in manifest["prior_sets"]
 
 
