@@ -242,7 +242,7 @@ def sensitivity(run, *, priors: str = "all", priors_dir=None, data: pd.DataFrame
                 spec=None, seed: int | None = None, draws: int | None = None,
                 tune: int | None = None, chains: int | None = None, workers: int | None = 1,
                 prior_draws: int = 500, checks: bool = True):
-    """``bp.sensitivity``: prior sensitivity of an analysis, as ``bayes-pool sensitivity RUN_DIR``: its key model
+    """Prior sensitivity of an analysis, as ``bayes-pool sensitivity RUN_DIR``: its key model
     refitted under every prior set that applies (:mod:`bayes_pool.sensitivity_runs` says which
     model each analysis has), with power-scaling and prior and posterior predictive checks.
 
@@ -259,6 +259,9 @@ def sensitivity(run, *, priors: str = "all", priors_dir=None, data: pd.DataFrame
         The model spec and sampler (default: the run's own) and the root seed (the run's).
     workers
         Parallel refits (1: in this process).
+    prior_draws, checks
+        Prior predictive draws per set (0: none); power-scaling of every fit and the
+        posterior predictive check of the first set's.
 
     Returns
     -------

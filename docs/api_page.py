@@ -66,7 +66,7 @@ def page() -> str:
            "Written by `python docs/api_page.py` from the docstrings of `bayes_pool/api.py`, "
            "`bayes_pool/results.py` and `bayes_pool/estimates.py`. A worked example: "
            "`docs/quickstart.py`.", "", _doc(api), "", "## Analyses", ""]
-    for name in ("did", "event_study", "staggered", "psm", "mediate", "study"):
+    for name in ("did", "event_study", "staggered", "psm", "mediate", "sensitivity", "study"):
         fn = getattr(bp, name)
         out += [f"### `bp.{name}`", "", _signature(f"bp.{name}", fn), "", _doc(fn), ""]
     out += ["### `bp.Study`", "", _doc(api.Study), ""]
