@@ -128,6 +128,8 @@ def test_sensitivity_refuses_a_run_it_cannot_refit(tmp_path, outputs):
     res = runner.invoke(app, ["sensitivity", str(folder), *TINY])
     assert res.exit_code == 2 and "bayes-pool sensitivity STUDY" in res.output
     assert not (folder / "sensitivity").exists()
+    res = runner.invoke(app, ["sensitivity", str(tmp_path / "gone"), *TINY])
+    assert res.exit_code == 2 and "no such run folder" in res.output
 
 
 def test_api_sensitivity_of_a_result_matches_the_command(tmp_path, outputs):

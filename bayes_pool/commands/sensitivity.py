@@ -61,6 +61,9 @@ def sensitivity(
     start = time.perf_counter()
     try:
         sets = select(priors, priors_dir)
+        if ("/" in study or study.startswith(".")) and not Path(study).is_dir():
+            raise BayesPoolError(f"{study}: no such run folder (give a did, psm or mediate "
+                                 "run's folder, or a study id: bayes-pool studies)")
         if Path(study).is_dir():
             study = str(Path(study).resolve())
             seed, label, folder_out, target, spec, source, synthetic, title = _of_run(
