@@ -135,6 +135,14 @@ def test_sensitivity_refuses_a_run_it_cannot_refit(tmp_path, outputs):
     assert not (folder / "sensitivity").exists()
     res = runner.invoke(app, ["sensitivity", str(tmp_path / "gone"), *TINY])
     assert res.exit_code == 2 and "no such run folder" in res.output
+    # a run whose data file changed since: refused, naming the fingerprints
+    data = _data(tmp_path, n=400)
+    run_dir = _run("did", outputs, ["--data", str(data), "--outcome", "y", "--treatment",
+                                    "treated", "--unit", "county", "--time", "wave"])
+    pd.read_csv(data).iloc[:-1].to_csv(data, index=False)
+    res = runner.invoke(app, ["sensitivity", str(run_dir), *TINY])
+    assert res.exit_code == 2 and "differ from the run's" in res.output
+    assert not (run_dir / "sensitivity").exists()
 
 
 def test_api_sensitivity_of_a_result_matches_the_command(tmp_path, outputs):
