@@ -61,10 +61,12 @@ def sensitivity(
     start = time.perf_counter()
     try:
         sets = select(priors, priors_dir)
-        if ("/" in study or study.startswith(".")) and not Path(study).is_dir():
+        from bayes_pool import studies
+        run_mode = study not in studies.STUDIES  # a study id wins over a folder of that name
+        if run_mode and ("/" in study or study.startswith(".")) and not Path(study).is_dir():
             raise BayesPoolError(f"{study}: no such run folder (give a did, psm or mediate "
                                  "run's folder, or a study id: bayes-pool studies)")
-        if Path(study).is_dir():
+        if run_mode and Path(study).is_dir():
             study = str(Path(study).resolve())
             seed, label, folder_out, target, spec, source, synthetic, title = _of_run(
                 Path(study), model=model, data=data, mapping=mapping, seed=seed, draws=draws,
