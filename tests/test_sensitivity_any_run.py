@@ -163,3 +163,22 @@ def test_api_sensitivity_of_a_result_matches_the_command(tmp_path, outputs):
     pd.testing.assert_frame_equal(from_result, from_folder)
     with pytest.raises(bp.InputError, match="records no analysis call"):
         bp.sensitivity(object())
+
+
+@pytest.mark.slow  # a third model kind beside the fast tier's three: about a minute of sampling
+def test_sensitivity_of_a_staggered_did_run_refits_the_overall_att(tmp_path, outputs):
+    frame, _ = make_panel(seed=11, n=900)
+    frame["cohort"] = frame["county"].map(
+        {f"c{u:02d}": (2 if u < 3 else 3 if u < 6 else 0) for u in range(12)})
+    data = tmp_path / "staggered.csv"
+    frame.to_csv(data, index=False)
+    run_dir = _run("did", outputs, [
+        "--data", str(data), "--outcome", "y", "--treatment", "treated", "--unit", "county",
+        "--time", "wave", "--covariates", "x1,x2", "--cohort", "cohort", "--staggered"])
+    folder, table, manifest = _sensitivity(run_dir, "default,sceptical")
+    assert (table["quantity"] == "att").all()
+    assert manifest["model"]["description"].startswith("extended TWFE (bernoulli, notyet")
+    assert table.loc["default", "p_positive"] > 0.95
+    assert abs(table.loc["sceptical", "mean"]) < 0.5 * table.loc["default", "mean"]
+    est = pd.read_csv(folder / "estimates.csv")
+    assert set(est["column"]) == {"prior:default", "prior:sceptical"}  # overall ATT, no cells
