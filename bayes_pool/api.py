@@ -161,7 +161,7 @@ def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: st
     from bayes_pool.workflow import analyse_did
     frame, (keep, bayesian) = _frame(data), _backends(backends)
     check_approx(approx, _family(family))
-    ledger = published and read_published(published, study="did")
+    ledger = read_published(published, study="did") if published else None
     model_spec = _model_spec(spec, DID_SPECS[family], draws, tune, chains)
     design = DiDDesign(outcome=outcome, treatment=treatment, unit=unit, time=time,
                        covariates=_names(covariates, "covariates"), family=family,
@@ -267,7 +267,7 @@ def psm(data: pd.DataFrame, *, treatment: str, outcome: str, covariates: Columns
     from bayes_pool.psm_workflow import analyse_psm
     frame, (keep, bayesian) = _frame(data), _backends(backends)
     model_spec = _model_spec(spec, "propensity_logit", draws, tune, chains)
-    ledger = published and read_published(published, study="psm")
+    ledger = read_published(published, study="psm") if published else None
     analysis = analyse_psm(frame, treatment=treatment, outcome=outcome,
                            covariates=list(_names(covariates, "covariates")),
                            categorical=list(_names(categorical, "categorical")),
@@ -309,7 +309,7 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
     from bayes_pool.mediation_workflow import analyse_mediation
     frame, (keep, bayesian) = _frame(data), _backends(backends)
     _family(family)
-    ledger = published and read_published(published, study="mediate")
+    ledger = read_published(published, study="mediate") if published else None
     if not isinstance(spec, MediationSpec):
         spec = load_mediation_spec("mediation" if spec is None else spec)
     model_spec = _sampler(spec, draws, tune, chains)
