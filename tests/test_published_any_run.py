@@ -46,6 +46,7 @@ def test_did_published_writes_comparison_rows(tmp_path, outputs):
                                   "--published", str(ledger)))
     assert res.exit_code == 0, res.output
     assert "3 of 4 rows answered" in res.output and "2 / (9) / treated / beta" in res.output
+    assert "comparison (" in res.output and "0.700" in res.output  # the printed comparison
     (run_dir,) = list((outputs / "did").iterdir())
     est = pd.read_csv(run_dir / "estimates.csv")
     pub = est[est["source"] == "published"]

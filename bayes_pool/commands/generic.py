@@ -18,7 +18,7 @@ import pandas as pd
 from bayes_pool import runs
 from bayes_pool.commands.common import (base_thresholds, categorical_record, convergence_record,
                                         covariate_frame, finish, gate, load_user_data,
-                                        print_table, say)
+                                        print_comparison, print_table, say)
 from bayes_pool.commands.invocation import invocation
 
 
@@ -76,7 +76,10 @@ def write_analysis(command: str, fit: Callable[[], object], *, loaded, title: st
 
 
 def show(command: str, est: pd.DataFrame, shown: pd.Series, title: str, strict: bool) -> None:
-    """Print the ``shown`` rows of the run, say where it went and, with ``strict``, exit 3 if
-    a posterior fails the thresholds."""
-    print_table(est[shown], title)
+    """Print the ``shown`` rows of the run (and, with a ``--published`` ledger, its
+    comparison), say where it went and, with ``strict``, exit 3 if a posterior fails the
+    thresholds."""
+    print_table(est[shown & (est["source"] != "published")], title)
+    if (est["source"] == "published").any():
+        print_comparison(runs.last_run(command), synthetic=False)
     finish(runs.last_run(command), est, strict)
