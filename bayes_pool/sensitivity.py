@@ -1,9 +1,10 @@
 """Prior sensitivity by refitting: one model, every chosen prior set, fitted in parallel.
 
-:class:`Target` says what is refitted (a DiD logit/linear, a linear regression or the joint
-mediation model, the key term and quantity, and the published cells it is compared with); each
-study builds its benchmark target (its record's ``sensitivity_target``), a ``did``/``psm``/
-``mediate`` run folder its own (:mod:`bayes_pool.sensitivity_runs`). :func:`run_sensitivity` fits the model once per prior set
+:class:`Target` says what is refitted (a DiD, an extended TWFE, a linear regression or the
+joint mediation model, the key term and quantity, and the published cells it is compared
+with); each study builds its benchmark target (its record's ``sensitivity_target``), a
+``did``/``psm``/``mediate`` run folder its own (:mod:`bayes_pool.sensitivity_runs`).
+:func:`run_sensitivity` fits the model once per prior set
 through :func:`bayes_pool.parallel.map_refits` (dask) with the same seed for every set (common
 random numbers: differences are the priors', not Monte Carlo noise) and, on the first set
 (normally ``default``), adds the posterior predictive check and the power-scaling plot; every

@@ -36,7 +36,8 @@ def _data(tmp_path, seed=11, n=1200):
     return path
 
 
-def _run(command, outputs, args) -> "Path":  # noqa: F821
+def _run(command, outputs, args):
+    """A frequentist-only run of ``command``; its folder."""
     res = runner.invoke(app, [command, *args, "--frequentist-only"])
     assert res.exit_code == 0, res.output
     (run_dir,) = list((outputs / command).iterdir())
