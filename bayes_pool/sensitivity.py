@@ -240,8 +240,12 @@ def _decode(result: dict) -> dict:
 
 def checkpoint_key(target: Target, tasks: list[dict]) -> str:
     """Checkpoint key of a sensitivity run: the target's data and model, every prior set's
-    applied spec and checks, the seed and this module's code."""
-    from bayes_pool import checkpoint
+    applied spec and checks, the seed, and the code of this module and of the fits
+    (:mod:`bayes_pool.sensitivity_models`, :mod:`bayes_pool.mediation_checks`)."""
+    import hashlib
+    import inspect
+
+    from bayes_pool import checkpoint, mediation_checks, sensitivity_models
     from bayes_pool.data.io import fingerprint
     model = dict(kind=target.kind, outcome=target.outcome, treatment=target.treatment,
                  covariates=list(target.covariates), time=target.time, control=target.control,
@@ -249,7 +253,9 @@ def checkpoint_key(target: Target, tasks: list[dict]) -> str:
     settings = [{**{k: v for k, v in t.items() if k != "spec"}, "spec": t["spec"].to_dict()}
                 for t in tasks]
     return checkpoint.key(_refit, data=fingerprint(target.data), seed=tasks[0]["seed"],
-                          settings={"model": model, "tasks": settings})
+                          settings={"model": model, "tasks": settings, "code": {
+                              m.__name__: hashlib.sha256(inspect.getsource(m).encode()).hexdigest()
+                              for m in (sensitivity_models, mediation_checks)}})
 
 
 def run_sensitivity(target: Target, spec: ModelSpec, prior_sets: list[PriorSet], *, seed: int,
