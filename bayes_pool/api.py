@@ -19,7 +19,9 @@ from collections.abc import Sequence
 import pandas as pd
 
 from bayes_pool.errors import InputError, SpecError
+from bayes_pool.published import read_published
 from bayes_pool.results import EventStudyResult, Result
+from bayes_pool.sensitivity_runs import sensitivity  # bp.sensitivity: a run's prior sensitivity
 
 BACKENDS: tuple[str, ...] = ("frequentist", "bayesian")
 """The two ways every analysis fits; ``backends=`` chooses among them."""
@@ -107,13 +109,28 @@ def _result(analysis, keep_frequentist: bool, cls=Result, **kwargs) -> Result:
     return cls(analysis=analysis, **kwargs)
 
 
+def _attach(analysis, rows: pd.DataFrame | None, published) -> None:
+    """The ledger ``rows`` (read before fitting) before the analysis's rows, with its facts."""
+    if published:
+        from bayes_pool.published import with_ledger
+        analysis.estimates, analysis.facts["published"] = with_ledger(analysis.estimates, rows,
+                                                                      published)
+
+
+def _remember(analysis, command: str, frame: pd.DataFrame, **args) -> None:
+    """Keep the call (not written to disk) for :func:`sensitivity` on the result; ``args``
+    by the names of the command's invocation record (``time_col``, ``outcome_family``)."""
+    analysis.results["call"] = {"command": command, "frame": frame, "args": args}
+
+
 def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: str,
         covariates: Columns = (), family: str = "bernoulli", categorical: Columns = (),
         reference: dict[str, str] | None = None, spec=None, seed: int = 2024,
         backends: Sequence[str] = BACKENDS, draws: int | None = None, tune: int | None = None,
         chains: int | None = None, approx: str | None = None, table: str = "did",
-        column: str | None = None, progressbar: bool = False, vcov: str = "cluster",
-        cluster: str | None = None, unit_effects: str | None = None) -> Result:
+        column: str | None = None, published=None, progressbar: bool = False,
+        vcov: str = "cluster", cluster: str | None = None,
+        unit_effects: str | None = None) -> Result:
     """Two-way difference-in-differences, frequentist and Bayesian, as ``bayes-pool did``.
 
     Frequentist: unit and time fixed effects, SEs clustered by unit (logit: β and the AME
@@ -151,6 +168,11 @@ def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: st
         The Laplace approximation instead of NUTS (logit only).
     table, column : str
         Labels of the rows (default ``did`` and the family).
+    published : str or Path, optional
+        A ledger CSV of the paper's numbers (the columns of ``studies/*/published.csv``): its
+        rows join the table (``source="published"``) and are compared with the rows of the
+        same table, column, term and quantity; ``facts["published"]["unanswered"]`` lists
+        the rows no fit answers.
     """
     from bayes_pool.design import DiDDesign
     from bayes_pool.freq.ols import check_vcov
@@ -158,6 +180,7 @@ def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: st
     from bayes_pool.workflow import analyse_did
     frame, (keep, bayesian) = _frame(data), _backends(backends)
     check_approx(approx, _family(family))
+    ledger = read_published(published, study="did") if published else None
     model_spec = _model_spec(spec, DID_SPECS[family], draws, tune, chains).with_unit_effects(
         _unit_effects(unit_effects))
     if approx and model_spec.unit_effects == "fixed":
@@ -170,6 +193,12 @@ def did(data: pd.DataFrame, *, outcome: str, treatment: str, unit: str, time: st
     analysis = analyse_did(frame, design, model_spec, seed=_seed(seed), study="did", table=table,
                            column=column or family, bayesian=bayesian, approx=approx,
                            progressbar=progressbar, vcov=check_vcov(vcov))
+    _attach(analysis, ledger, published)
+    _remember(analysis, "did", frame, outcome=outcome, treatment=treatment, unit=unit,
+              time_col=time, covariates=design.covariates, family=family,
+              categorical=design.categorical, reference=reference or {}, spec=model_spec,
+              seed=seed, table=table, column=column, published=published, vcov=vcov,
+              cluster=cluster, unit_effects=model_spec.unit_effects)
     return _result(analysis, keep, title=f"DiD: {treatment} on {outcome} ({family})",
                    thresholds=model_spec.convergence,
                    shown={"term": (treatment,), "quantity": ("beta", "ame")})
@@ -256,7 +285,8 @@ def psm(data: pd.DataFrame, *, treatment: str, outcome: str, covariates: Columns
         categorical: Columns = (), reference: dict[str, str] | None = None,
         exact: Columns = (), spec=None, seed: int = 2023, backends: Sequence[str] = BACKENDS,
         draws: int | None = None, tune: int | None = None, chains: int | None = None,
-        bootstrap: int = 200, table: str = "psm", progressbar: bool = False) -> Result:
+        bootstrap: int = 200, table: str = "psm", published=None,
+        progressbar: bool = False) -> Result:
     """Propensity-score matching (k-NN k=4 caliper 0.02, radius 0.01, kernel; ``exact``:
     also k-NN within exact cells) with balance, and the Bayesian propensity, IPW, doubly
     robust and regression ATTs, as ``bayes-pool psm``.
@@ -265,11 +295,13 @@ def psm(data: pd.DataFrame, *, treatment: str, outcome: str, covariates: Columns
     :meth:`~Result.plot`), balance rows in ``<table>_balance``
     (``r.summary(table="psm_balance")``). ``spec`` is the propensity
     model's (default ``propensity_logit``); ``bootstrap`` the replicates of the radius and
-    kernel SEs; ``seed`` the root seed (the CLI's default). Other arguments as :func:`did`.
+    kernel SEs; ``seed`` the root seed (the CLI's default); ``published`` a ledger CSV
+    compared with the ATT rows as in :func:`did`. Other arguments as :func:`did`.
     """
     from bayes_pool.psm_workflow import analyse_psm
     frame, (keep, bayesian) = _frame(data), _backends(backends)
     model_spec = _model_spec(spec, "propensity_logit", draws, tune, chains)
+    ledger = read_published(published, study="psm") if published else None
     analysis = analyse_psm(frame, treatment=treatment, outcome=outcome,
                            covariates=list(_names(covariates, "covariates")),
                            categorical=list(_names(categorical, "categorical")),
@@ -278,6 +310,11 @@ def psm(data: pd.DataFrame, *, treatment: str, outcome: str, covariates: Columns
                            exact=list(_names(exact, "exact")), table=table,
                            balance_table=f"{table}_balance", bayesian=bayesian,
                            progressbar=progressbar)
+    _attach(analysis, ledger, published)
+    _remember(analysis, "psm", frame, treatment=treatment, outcome=outcome,
+              covariates=_names(covariates, "covariates"),
+              categorical=_names(categorical, "categorical"), reference=reference, seed=seed,
+              draws=draws, tune=tune, chains=chains, table=table, published=published)
     return _result(analysis, keep, title=f"PSM: ATT of {treatment} on {outcome}",
                    thresholds=model_spec.convergence,
                    shown={"table": (table,), "quantity": ("att", "att_psmatch2_se")})
@@ -289,7 +326,7 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
             reference: dict[str, str] | None = None, spec=None, seed: int = 2024,
             backends: Sequence[str] = BACKENDS, draws: int | None = None,
             tune: int | None = None, chains: int | None = None, bootstrap: int = 200,
-            table: str | None = None, column: str | None = None,
+            table: str | None = None, column: str | None = None, published=None,
             progressbar: bool = False, vcov: str | None = None) -> Result:
     """Mediation of ``treatment -> mediator -> outcome``: natural indirect, direct and total
     effects and the proportion mediated, frequentist (stepwise, Sobel, cluster bootstrap)
@@ -299,9 +336,9 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
     ``time`` add unit and time effects (and cluster the bootstrap by unit). The effects are in
     table ``mediation``; the two regressions in ``mediator_model``/``outcome_model`` (or
     ``<table>_mediator``/``<table>_outcome``). ``spec``: a MediationSpec, a name or a path
-    (default ``models/mediation.toml``). ``vcov``: the two steps' SEs as :func:`did`'s
-    (clusters: the unit; None: clustered by unit, HC1 without a unit). Other arguments as
-    :func:`did`.
+    (default ``models/mediation.toml``); ``published`` a ledger CSV as in :func:`did`.
+    ``vcov``: the two steps' SEs as :func:`did`'s (clusters: the unit; None: clustered by
+    unit, HC1 without a unit). Other arguments as :func:`did`.
     """
     from bayes_pool.bayes.mediation import MediationSpec, load_mediation_spec
     from bayes_pool.mediation_workflow import analyse_mediation
@@ -309,6 +346,7 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
     if _family(family) == "t":
         raise SpecError("family \"t\" (a Student-t likelihood) is available for the plain "
                         "DiD only, not for mediation")
+    ledger = read_published(published, study="mediate") if published else None
     if not isinstance(spec, MediationSpec):
         spec = load_mediation_spec("mediation" if spec is None else spec)
     model_spec = _sampler(spec, draws, tune, chains)
@@ -322,90 +360,16 @@ def mediate(data: pd.DataFrame, *, treatment: str, mediator: str, outcome: str,
                                  seed=_seed(seed), study="mediate", spec=model_spec,
                                  bootstrap=bootstrap, bayesian=bayesian,
                                  progressbar=progressbar, vcov=vcov)
+    _attach(analysis, ledger, published)
+    _remember(analysis, "mediate", frame, treatment=treatment, mediator=mediator,
+              outcome=outcome, covariates=_names(covariates, "covariates"),
+              outcome_family=family, unit=unit, time_col=time,
+              categorical=_names(categorical, "categorical"), reference=reference,
+              spec=model_spec, seed=seed, published=published, vcov=vcov)
     return _result(analysis, keep, title=f"Mediation of {treatment} on {outcome} by {mediator}",
                    thresholds=model_spec.model.convergence,
                    shown={"table": ("mediation",),
                           "quantity": ("indirect", "direct", "total")})
 
 
-class Study:
-    """A published study: its synthetic data and its whole reanalysis from Python, as
-    ``bayes-pool simulate`` and ``bayes-pool run`` (published rows included). ``record`` is
-    the study's declaration (:class:`bayes_pool.study_record.Study`: roles, parts, options ...)."""
-
-    def __init__(self, study_id: str):
-        from bayes_pool import studies
-        self.record = studies.get(study_id)
-        self.id, self.title, self.key_term = study_id, self.record.title, self.record.key_term
-
-    def __repr__(self) -> str:
-        return f"<Study {self.id}: {self.title}>"
-
-    def simulate(self, *, seed: int = 2024, **options):
-        """The study's calibrated synthetic data (a :class:`~bayes_pool.synthetic.SyntheticData`
-        with ``.frame`` and ``.truth``)."""
-        return self.record.simulate(seed=seed, **options)
-
-    def run(self, data: pd.DataFrame | None = None, *, seed: int = 2024, spec=None,
-            draws: int | None = None, tune: int | None = None, chains: int | None = None,
-            progressbar: bool = False, **options) -> Result:
-        """The reanalysis: published rows, frequentist replications and posteriors.
-
-        ``data``: the study's survey frame (canonical columns, checked against its contract);
-        None generates the synthetic data set of ``seed``, as ``bayes-pool run`` does.
-        ``options`` are the study's run options (``record.options``, e.g. ``parts``, a
-        subset of ``record.parts``).
-        """
-        record, seed = self.record, _seed(seed)
-        record.check_options(options)
-        default = record.default_spec
-        model_spec = _model_spec(spec, default, draws, tune, chains) if default or spec else None
-        if data is None:
-            frame, synthetic = self.simulate(seed=seed).frame, True
-            if record.synthetic_extras is not None:
-                options = {**record.synthetic_extras(seed)["run_kwargs"], **options}
-        else:
-            frame, synthetic = record.prepare(_frame(data)), False
-        analysis = record.pipeline(frame, spec=model_spec, seed=seed, progressbar=progressbar,
-                                   **options)
-        return Result(analysis=analysis, title=self.title, synthetic=synthetic,
-                      thresholds=None if model_spec is None else model_spec.convergence,
-                      shown={"term": (self.key_term,), "quantity": ("ame", "att", "indirect")})
-
-
-def study(study_id: str) -> Study:
-    """The built-in study ``study_id`` (``bayes_pool.studies.STUDIES`` lists them); unknown
-    ids raise :class:`~bayes_pool.errors.SpecError` listing the valid ones."""
-    return Study(study_id)
-
-
-__all__ = ["BACKENDS", "Study", "did", "event_study", "mediate", "psm",
-           "staggered", "study"]
-
-
-# --------------------------------------------------------------------------- robustness
-
-
-def how_robust(run) -> pd.DataFrame:
-    """How robust is a run's key estimate to its identifying assumption: one line per key
-    estimate and breakdown analysis (Rosenbaum Gamma, E-value, robustness value, mediation
-    rho, parallel-trends Mbar), as ``robustness/robustness.csv``.
-
-    ``run`` is a :class:`~bayes_pool.results.Result` (its pieces were computed with the fit;
-    nothing is written) or a finished run folder, whose ``robustness/`` folder and report are
-    then (re)written, as ``bayes-pool robustness RUN_DIR`` does: the run's frequentist parts
-    are refitted on its data (no MCMC) -- a built-in study's regenerated from the manifest's
-    seed or read again from its file, a ``did``/``psm``/``mediate`` run's file and roles from
-    the manifest's ``invocation`` -- and the parallel-trends breakdown uses the run's stored
-    posterior (``idata.nc``). (Not named ``robustness``: :mod:`bayes_pool.robustness` is the
-    module of the breakdown numbers themselves.)
-    """
-    from bayes_pool import robustness_run as rr
-    if isinstance(run, Result):
-        from bayes_pool.robustness_workflow import resolved
-        return rr.table(resolved(run.analysis.robustness), run.analysis.estimates)
-    from bayes_pool.run_refits import frequentist_refit
-    finished = rr.FinishedRun.read(run)
-    analysis = frequentist_refit(finished)
-    pieces = rr.with_posteriors(analysis.robustness, analysis.results, finished.posteriors())
-    return rr.finish(finished, pieces)
+__all__ = ["BACKENDS", "did", "event_study", "mediate", "psm", "sensitivity", "staggered"]

@@ -31,28 +31,32 @@ def _draws(da) -> np.ndarray:
 
 
 def prior_predictive(model, *, treatment: str, prepared=None, draws: int = 500,
-                     seed: int = 0) -> dict[str, np.ndarray]:
+                     seed: int = 0, effect=None) -> dict[str, np.ndarray]:
     """Draws of the outcome mean and of the treatment effect implied by the priors alone.
 
     ``prepared`` (a :class:`~bayes_pool.design.PreparedDiD`) is needed for a logit, whose
     effect is the AME computed per draw over the sample; a linear model's effect is its
-    coefficient. Returns ``{"outcome_mean": ..., "effect": ...}`` (one value per draw).
+    coefficient; ``effect(tree)`` (optional) computes another model's effect per draw of a
+    tree whose ``posterior`` holds the prior draws (a staggered model's ATT). Returns
+    ``{"outcome_mean": ..., "effect": ...}`` (one value per draw).
     """
     from bayes_pool.bayes.did import add_ame_draws
     pp = model.prior_predictive(draws=draws, random_seed=seed)
     prior = pp["prior"].to_dataset()
     response = model.response_term.name
-    if model.family.name == "bernoulli":
+    tree = xr.DataTree.from_dict({"posterior": prior})
+    if effect is not None:
+        draws_of_effect = effect(tree)
+    elif model.family.name == "bernoulli":
         if prepared is None:
             raise ValueError("a logit's implied AME needs the prepared design")
-        tree = xr.DataTree.from_dict({"posterior": prior})
         add_ame_draws(model, tree, prepared)
-        effect = _draws(tree["posterior"][f"ame_{treatment}"])
-        mean = _draws(prior["p"]).mean(axis=-1)
+        draws_of_effect = _draws(tree["posterior"][f"ame_{treatment}"])
     else:
-        effect = _draws(prior[treatment])
-        mean = _draws(pp["prior_predictive"][response]).mean(axis=-1)
-    return {"outcome_mean": mean, "effect": effect}
+        draws_of_effect = _draws(prior[treatment])
+    mean = _draws(prior["p"] if model.family.name == "bernoulli"
+                  else pp["prior_predictive"][response]).mean(axis=-1)
+    return {"outcome_mean": mean, "effect": draws_of_effect}
 
 
 def posterior_predictive(model, idata, *, treatment: str,
@@ -63,27 +67,36 @@ def posterior_predictive(model, idata, *, treatment: str,
     Groups are treatment x time cells (plus ``all``); statistics the mean, and for a Gaussian
     outcome also the SD. Long frame: ``statistic, group, draw, replicated, observed``.
     """
-    post = idata["posterior"].to_dataset()
-    n = post.sizes["chain"] * post.sizes["draw"]
-    step = max(1, n // max(draws, 1))
-    thin = post.isel(draw=slice(None, None, step))
-    thin = thin.assign_coords(draw=np.arange(thin.sizes["draw"]))
-    tree = xr.DataTree.from_dict({"posterior": thin})
+    tree = xr.DataTree.from_dict({"posterior": thinned(idata["posterior"].to_dataset(), draws)})
     response = model.response_term.name
     pred = model.predict(tree, kind="response", inplace=False, random_seed=seed)
     yrep = _draws(pred["posterior_predictive"][response]).astype(float)
     y = np.asarray(model.data[response], dtype=float)
+    return replicated_statistics(yrep, y, model.data, treatment=treatment, time=time,
+                                 gaussian=model.family.name != "bernoulli")
+
+
+def thinned(post: xr.Dataset, draws: int) -> xr.Dataset:
+    """About ``draws`` evenly spaced draws of a posterior (draw coordinates renumbered)."""
+    n = post.sizes["chain"] * post.sizes["draw"]
+    thin = post.isel(draw=slice(None, None, max(1, n // max(draws, 1))))
+    return thin.assign_coords(draw=np.arange(thin.sizes["draw"]))
+
+
+def replicated_statistics(yrep: np.ndarray, y: np.ndarray, data: pd.DataFrame, *,
+                          treatment: str, time: str | None, gaussian: bool) -> pd.DataFrame:
+    """The frame of :func:`posterior_predictive` from replicated outcomes ``yrep`` (draws x
+    rows) and the observed ``y``, grouped by the ``treatment`` (x ``time``) cells of ``data``
+    (a frame with one row per row of ``y``); any model's replications, Bambi's or PyMC's."""
     if len(y) != yrep.shape[1]:
         raise ValueError(f"model data has {len(y)} rows, predictions {yrep.shape[1]}")
-    data = model.data
     groups = {"all": np.ones(len(y), bool)}
     keys = [treatment] + ([time] if time else [])
     cells = data[keys].astype(str).agg(" ".join, axis=1) if time else data[treatment].astype(str)
     for cell in sorted(cells.unique()):
         label = f"{treatment}={cell.split(' ')[0]}" + (f", {time}={cell.split(' ')[1]}" if time else "")
         groups[label] = (cells == cell).to_numpy()
-    stats = {"mean": np.mean} if model.family.name == "bernoulli" else {"mean": np.mean,
-                                                                         "sd": np.std}
+    stats = {"mean": np.mean, "sd": np.std} if gaussian else {"mean": np.mean}
     rows = []
     for stat, fn in stats.items():
         for label, mask in groups.items():
@@ -109,7 +122,6 @@ def power_scaling(model, idata, *, var_names: list[str] | None = None
     small tree (posterior, log_prior, and the log-likelihood summed over rows, which is all
     power-scaling uses) for plotting.
     """
-    import arviz_stats as azs
     from pymc.stats import compute_log_prior
 
     from bayes_pool.bayes.predictor import total_log_likelihood
@@ -132,11 +144,20 @@ def power_scaling(model, idata, *, var_names: list[str] | None = None
         ll = model.compute_log_likelihood(idata, inplace=False)["log_likelihood"].to_dataset()
         total = sum(ll[v].sum([d for d in ll[v].dims if d not in ("chain", "draw")])
                     for v in ll.data_vars)
-    keep = [v for v in post.data_vars if v not in offsets and not
-            any("obs" in str(d) for d in post[v].dims)]
+    keep = [v for v in post.data_vars if v not in offsets]
+    return psense_table(post[keep], work["log_prior"].to_dataset(), total, var_names=var_names)
+
+
+def psense_table(post: xr.Dataset, log_prior: xr.Dataset, total: xr.DataArray, *,
+                 var_names: list[str] | None = None) -> tuple[pd.DataFrame, xr.DataTree]:
+    """``psense_summary`` of the posterior variables without a per-row dimension, from the
+    log prior by variable and the per-draw log-likelihood summed over rows (``total``), and
+    the small tree it was computed on (any model's: :func:`power_scaling` gives Bambi's)."""
+    import arviz_stats as azs
+    keep = [v for v in post.data_vars if not any("obs" in str(d) for d in post[v].dims)]
     small = xr.DataTree.from_dict({
         "posterior": post[keep],
-        "log_prior": work["log_prior"].to_dataset(),
+        "log_prior": log_prior,
         "log_likelihood": xr.Dataset({"total": total}),
     })
     summary = azs.psense_summary(small, var_names=var_names or keep, threshold=PSENSE_THRESHOLD,

@@ -17,6 +17,10 @@ Two views:
 * :func:`load_ledger` -- the raw ledger with its provenance columns, for reports and for listing
   the contradictions (:func:`contradictions`).
 
+A user's own ledger (any paper, ``bayes-pool did/psm/mediate --published FILE``) has the same
+columns and one study id: :func:`read_ledger` checks it (errors name the column) and
+:func:`read_published` gives its rows labelled with the analysis's study label.
+
 Code that needs a published number (a synthetic generator's calibration target, a test's
 expected value) reads it from the ledger rather than typing it in again:
 :func:`published_value` returns one cell, :func:`published_table` one quantity of a table as a
@@ -27,9 +31,11 @@ from __future__ import annotations
 
 import functools
 from importlib import resources
+from pathlib import Path
 
 import pandas as pd
 
+from bayes_pool.errors import InputError
 from bayes_pool.estimates import frame
 
 LEDGER_COLUMNS: list[str] = [
@@ -107,15 +113,42 @@ def load_ledger(study: str, *, as_printed: bool = False) -> pd.DataFrame:
     path = ledger_path(study)
     with path.open("r", encoding="utf-8") as fh:
         df = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    try:
+        return _checked(df, as_printed=as_printed, study=study)
+    except InputError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def _checked(df: pd.DataFrame, *, as_printed: bool, study: str | None = None) -> pd.DataFrame:
+    """A ledger read as strings, checked (header, one study id, flags, numbers) and, unless
+    ``as_printed``, with its numeric columns as floats; :class:`InputError` names the column."""
     if list(df.columns) != LEDGER_COLUMNS:
-        raise ValueError(f"{path}: columns {list(df.columns)}; expected {LEDGER_COLUMNS}")
-    wrong_study = df.index[df["study"] != study].tolist()
-    if wrong_study:
-        raise ValueError(f"{path}: column 'study' is not {study!r} in rows {wrong_study[:10]}")
+        missing = [c for c in LEDGER_COLUMNS if c not in df.columns]
+        extra = [c for c in df.columns if c not in LEDGER_COLUMNS]
+        raise InputError(f"columns {list(df.columns)}; expected {LEDGER_COLUMNS} in that order"
+                         + (f" (missing {missing})" if missing else "")
+                         + (f" (unknown {extra})" if extra else ""))
+    if study is not None:
+        wrong = df.index[df["study"] != study].tolist()
+        if wrong:
+            raise InputError(f"column 'study' is not {study!r} in rows {wrong[:10]}")
+    elif df["study"].nunique() > 1 or (df["study"] == "").any():
+        raise InputError(f"column 'study' must hold one study id in every row, got "
+                         f"{sorted(set(df['study']))}")
+    for col in ["table", "column", "term", "quantity"]:
+        empty = df.index[df[col].str.strip() == ""].tolist()
+        if empty:
+            raise InputError(f"column {col!r} is empty in rows {empty[:10]}: every ledger row "
+                             "needs its table, column, term and quantity (the comparison's keys)")
+    dup = df.index[df.duplicated(["table", "column", "term", "quantity", "flag"],
+                                 keep=False) & (df["flag"] == "")].tolist()
+    if study is None and dup:
+        raise InputError(f"rows {dup[:10]} repeat the same (table, column, term, quantity); "
+                         "keep one, or flag both 'contradiction' if the paper prints two values")
     bad_flag = df.index[~df["flag"].isin(FLAGS)].tolist()
     if bad_flag:
-        raise ValueError(
-            f"{path}: column 'flag' has values {sorted(set(df.loc[bad_flag, 'flag']))} "
+        raise InputError(
+            f"column 'flag' has values {sorted(set(df.loc[bad_flag, 'flag']))} "
             f"in {len(bad_flag)} rows; allowed: {list(FLAGS)}"
         )
     if as_printed:
@@ -124,12 +157,29 @@ def load_ledger(study: str, *, as_printed: bool = False) -> pd.DataFrame:
         num = pd.to_numeric(df[col].replace("", None), errors="coerce")
         bad = df.index[num.isna() & (df[col] != "")].tolist()
         if bad:
-            raise ValueError(
-                f"{path}: column {col!r} is not numeric in {len(bad)} rows "
+            raise InputError(
+                f"column {col!r} is not numeric in {len(bad)} rows "
                 f"(values {df.loc[bad[:5], col].tolist()}, rows {bad[:5]})"
             )
         df[col] = num.astype(float)
     return df
+
+
+def read_ledger(path: str | Path, *, as_printed: bool = False) -> pd.DataFrame:
+    """A user's ledger file (the columns of ``studies/*/published.csv``, one study id in
+    column ``study``), checked as :func:`load_ledger` checks the shipped ones.
+
+    Raises :class:`InputError` naming the file and the offending column.
+    """
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"published ledger {path}: cannot be read as CSV ({exc})") from None
+    try:
+        return _checked(df, as_printed=as_printed)
+    except InputError as exc:
+        raise InputError(f"published ledger {path}: {exc}") from None
 
 
 def _note(rec: pd.Series) -> str:
@@ -153,7 +203,39 @@ def load_published(study: str) -> pd.DataFrame:
     the replications); ``source`` is ``"published"`` and the printed row label, stars and flag go
     into ``note`` as ``"row: ...; stars: **; flag: contradiction; <note>"``.
     """
-    ledger = load_ledger(study)
+    return _rows(load_ledger(study))
+
+
+def read_published(path: str | Path, *, study: str) -> pd.DataFrame:
+    """A user's ledger file (:func:`read_ledger`) as published rows of the estimates table,
+    labelled ``study`` (the analysis's own label, e.g. ``did``) so that they join its rows
+    in :func:`bayes_pool.compare.comparison`; the ledger's own study id goes into ``note``."""
+    ledger = read_ledger(path)
+    rows = _rows(ledger)
+    rows["note"] = [f"ledger {ledger_id} ({Path(path).name}); {note}"
+                    for ledger_id, note in zip(ledger["study"], rows["note"])]
+    rows["study"] = study
+    return rows
+
+
+def with_ledger(table: pd.DataFrame, rows: pd.DataFrame, path: str | Path
+                ) -> tuple[pd.DataFrame, dict]:
+    """``table`` with the ledger ``rows`` (:func:`read_published`) first, and the facts for
+    the manifest: the ledger, its row count and the rows no fitted row answers (no
+    frequentist or Bayesian row with the same keys), listed as ``table / column / term /
+    quantity``: what the run's ``--table``/``--column`` labels or terms do not match."""
+    from bayes_pool.estimates import concat
+    keys = ["study", "table", "column", "term", "quantity"]
+    out = concat(rows, table)
+    fitted = out[out["source"] != "published"][keys].drop_duplicates()
+    left = rows[keys].drop_duplicates().merge(fitted, on=keys, how="left", indicator=True)
+    missing = left[left["_merge"] == "left_only"][keys[1:]]
+    return out, {"ledger": str(Path(path).resolve()), "rows": len(rows),
+                 "answered": len(rows) - len(missing),
+                 "unanswered": [" / ".join(r) for r in missing.itertuples(index=False)]}
+
+
+def _rows(ledger: pd.DataFrame) -> pd.DataFrame:
     rows = ledger[["study", "table", "column", "term", "quantity", "estimate", "se", "ci_low",
                    "ci_high", "p_value", "n_obs"]].copy()
     rows["source"] = "published"
@@ -203,12 +285,18 @@ def published_value(study: str, table: str, column: str, term: str, quantity: st
     if field not in LEDGER_NUMERIC:
         raise ValueError(f"field {field!r} is not a numeric ledger column; use one of "
                          f"{LEDGER_NUMERIC}")
-    ledger = _cached_ledger(study)
+    return ledger_value(_cached_ledger(study), table, column, term, quantity, field=field,
+                        where=f"{study} ledger")
+
+
+def ledger_value(ledger: pd.DataFrame, table: str, column: str, term: str, quantity: str, *,
+                 field: str = "estimate", where: str = "ledger") -> float:
+    """One number of a numeric ledger frame by its key (see :func:`published_value`)."""
     rows = ledger[(ledger["table"] == table) & (ledger["column"] == column)
                   & (ledger["term"] == term) & (ledger["quantity"] == quantity)]
     if len(rows) != 1:
         raise ValueError(
-            f"{study} ledger has {len(rows)} rows for table {table!r}, column {column!r}, "
+            f"{where} has {len(rows)} rows for table {table!r}, column {column!r}, "
             f"term {term!r}, quantity {quantity!r}; expected exactly 1"
         )
     return float(rows[field].iloc[0])

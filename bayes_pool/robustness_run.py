@@ -5,7 +5,7 @@
 piece's curve (``<name>.csv``) and figure (``<name>.png``: the estimate against the sensitivity
 parameter, published estimate marked). :class:`FinishedRun` reads a run folder back -- its
 manifest, its data (a generic run's file, from the ``invocation`` the manifest records), its
-stored posteriors -- for ``bayes-pool robustness RUN_DIR`` (:func:`bayes_pool.api.how_robust`),
+stored posteriors -- for ``bayes-pool robustness RUN_DIR`` (:func:`bayes_pool.api_studies.how_robust`),
 which refits the run's frequentist parts (no MCMC) and calls :func:`finish`.
 """
 

@@ -1,5 +1,5 @@
 """A finished run's frequentist fits redone from its manifest, through the Python API, for
-:func:`bayes_pool.api.how_robust` (``bayes-pool robustness RUN_DIR``): a built-in study's
+:func:`bayes_pool.api_studies.how_robust` (``bayes-pool robustness RUN_DIR``): a built-in study's
 through its record's ``robustness`` refits on its data regenerated (synthetic, the manifest's
 seed) or read again; a ``did``/``psm``/``mediate`` run's through :func:`~bayes_pool.api.did`
 and its siblings with the roles, labels and seed of its recorded ``invocation``, frequentist

@@ -1,9 +1,9 @@
 """Prior sensitivity by refitting: one model, every chosen prior set, fitted in parallel.
 
-:class:`Target` says what is refitted (a DiD logit/linear or a linear regression on a frame,
-the key term and quantity, and the published cells it is compared with); each study builds its
-own benchmark target (its record's ``sensitivity_target``,
-:class:`bayes_pool.study_record.Study`).
+:class:`Target` says what is refitted (a DiD, an extended TWFE, a linear regression or the
+joint mediation model, the key term and quantity, and the published cells it is compared
+with); each study builds its benchmark target (its record's ``sensitivity_target``), a
+``did``/``psm``/``mediate`` run folder its own (:mod:`bayes_pool.sensitivity_runs`).
 :func:`run_sensitivity` fits the model once per prior set
 through :func:`bayes_pool.parallel.map_refits` (dask) with the same seed for every set (common
 random numbers: differences are the priors', not Monte Carlo noise) and, on the first set
@@ -24,7 +24,7 @@ import pandas as pd
 from bayes_pool import estimates
 from bayes_pool.errors import SpecError
 from bayes_pool.priors import PriorSet, applicable, apply_prior_set
-from bayes_pool.published import published_value
+from bayes_pool.published import ledger_value, published_value, read_ledger
 from bayes_pool.seeds import child_seed
 from bayes_pool.specs import ModelSpec
 
@@ -40,8 +40,13 @@ class PublishedCell:
     column: str
     term: str
     quantity: str
+    ledger: str = ""
+    """A user's ledger file (``--published`` of a run); empty: the study's shipped ledger."""
 
     def value(self, field: str = "estimate") -> float:
+        if self.ledger:
+            return ledger_value(read_ledger(self.ledger), self.table, self.column, self.term,
+                                self.quantity, field=field, where=f"ledger {self.ledger}")
         return published_value(self.study, self.table, self.column, self.term, self.quantity,
                                field=field)
 
@@ -54,9 +59,13 @@ class Target:
     """What a sensitivity analysis refits and reports.
 
     ``kind`` is ``"did"`` (hierarchical DiD, :mod:`bayes_pool.bayes.did`; ``prepared`` holds
-    the design and complete-case frame) or ``"linear"`` (:mod:`bayes_pool.bayes.linear` on
-    ``frame``). ``marked`` is the published cell drawn on the forest plot; ``centre`` the
-    published coefficient an optimistic prior is centred on.
+    the design and complete-case frame), ``"staggered"`` (extended TWFE on a prepared
+    staggered design; key quantity the overall ATT), ``"linear"``
+    (:mod:`bayes_pool.bayes.linear` on ``frame``) or ``"mediation"`` (the joint model of
+    :mod:`bayes_pool.bayes.mediation`; key quantity the natural indirect effect; a prior set
+    applies to both equations, on the model's standardised scale); the fits are
+    :mod:`bayes_pool.sensitivity_models`'. ``marked`` is the published cell drawn on
+    the forest plot; ``centre`` the published coefficient an optimistic prior is centred on.
     """
 
     kind: str
@@ -72,38 +81,56 @@ class Target:
     marked: PublishedCell | None = None
     centre: PublishedCell | None = None
     description: str = ""
+    control: str = "notyet"
+    """A staggered target's control group (``notyet`` or ``never``)."""
 
     @property
     def family(self) -> str:
-        return self.prepared.design.family if self.kind == "did" else "gaussian"
+        return self.prepared.design.family if self.prepared is not None else "gaussian"
 
     @property
     def roles(self) -> tuple[str, ...]:
         """The prior roles the model has."""
-        if self.kind == "did":
-            return ("intercept", "treatment", "covariates", "time", "unit_sd", "unit_means",
-                    "unit_time_sd") + \
+        if self.kind == "mediation":
+            d = self.prepared.design
+            return ("intercept", "treatment", "sigma") + (("covariates",) if d.covariates
+                                                           else ()) + \
+                (("time",) if d.time else ()) + \
+                (("unit_sd", "unit_means", "unit_time_sd") if d.unit else ())
+        if self.kind in ("did", "staggered"):
+            return ("intercept", "treatment", "covariates", "time", "unit_sd", "unit_means") + \
+                (("unit_time_sd",) if self.kind == "did" else ()) + \
                 (("sigma",) if self.family == "gaussian" else ())
         return ("intercept", "treatment", "covariates", "sigma")
 
     @property
     def key_quantity(self) -> str:
-        """``ame`` for a logit DiD, ``beta`` otherwise (a linear model's AME is its beta)."""
+        """``indirect`` for mediation, ``att`` for staggered, ``ame`` for a logit DiD, ``beta``
+        otherwise (a linear model's AME is its beta)."""
+        if self.kind in ("mediation", "staggered"):
+            return {"mediation": "indirect", "staggered": "att"}[self.kind]
         return "ame" if self.kind == "did" and self.family == "bernoulli" else "beta"
 
     @property
     def key_variable(self) -> str:
-        return f"ame_{self.treatment}" if self.kind == "did" else self.treatment
+        return {"did": f"ame_{self.treatment}", "mediation": "indirect",
+                "staggered": "att_overall"}.get(self.kind, self.treatment)
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The frame the model is fitted on (a prepared design's complete cases, or ``frame``)."""
+        return self.prepared.frame if self.prepared is not None else self.frame
 
     @property
     def n_obs(self) -> int:
-        return self.prepared.n_obs if self.kind == "did" else \
+        return self.prepared.n_obs if self.prepared is not None else \
             int(self.frame[[self.outcome, self.treatment, *self.covariates]].dropna().shape[0])
 
     def refs(self) -> dict[str, float]:
-        """Values a prior set's ``{ ref = ... }`` parameters may use (see bayes_pool.priors)."""
-        data = self.prepared.frame if self.kind == "did" else self.frame
-        out = {"sd_y": float(pd.to_numeric(data[self.outcome]).std(ddof=1))}
+        """Values a prior set's ``{ ref = ... }`` parameters may use (see bayes_pool.priors);
+        the mediation model's outcome and mediator are standardised, so its ``sd_y`` is 1."""
+        out = {"sd_y": 1.0 if self.kind == "mediation" else
+               float(pd.to_numeric(self.data[self.outcome]).std(ddof=1))}
         if self.centre is not None:
             out.update(published_estimate=self.centre.value("estimate"),
                        published_se=self.centre.value("se"))
@@ -111,13 +138,26 @@ class Target:
 
 
 def fit(target: Target, spec: ModelSpec, *, seed: int):
-    """Fit the target's model under ``spec``; a result with ``model``, ``idata`` and ``tidy``."""
-    if target.kind == "did":
-        from bayes_pool.bayes.did import fit_did
-        return fit_did(target.prepared, spec, seed=seed)
-    from bayes_pool.bayes.linear import fit_linear
-    return fit_linear(target.frame, outcome=target.outcome, treatment=target.treatment,
-                      covariates=list(target.covariates), spec=spec, seed=seed)
+    """Fit the target's model under ``spec`` (:func:`bayes_pool.sensitivity_models.fit`)."""
+    from bayes_pool.sensitivity_models import fit as fit_model
+    return fit_model(target, spec, seed=seed)
+
+
+def apply(target: Target, spec, prior_set: PriorSet, refs: dict):
+    """``spec`` with the set's priors for the target's roles (a mediation spec's: see
+    :func:`bayes_pool.mediation_checks.apply_prior_set`)."""
+    if target.kind == "mediation":
+        from bayes_pool import mediation_checks
+        return mediation_checks.apply_prior_set(spec, prior_set, roles=target.roles,
+                                                     family=target.family, refs=refs)
+    return apply_prior_set(spec, prior_set, roles=target.roles, refs=refs)
+
+
+def applied_priors(spec) -> dict:
+    """The priors of an applied spec, for the manifest (a mediation spec's by equation)."""
+    if hasattr(spec, "mediator_priors"):
+        return {"outcome": spec.model.priors, "mediator": spec.mediator_priors}
+    return spec.priors
 
 
 @dataclass
@@ -138,29 +178,23 @@ class SensitivityResult:
 
 def _refit(task: dict, target: Target) -> dict:
     """One prior set: fit, summarise the key quantity, and the checks asked for (worker side)."""
-    from bayes_pool import checks
+    from bayes_pool import sensitivity_models as models
     name, spec, seed = task["name"], task["spec"], task["seed"]
     res = fit(target, spec, seed=seed)
-    column = f"prior:{name}"
-    rows = res.tidy(study=target.study, table="sensitivity", column=column)
-    keep = rows["term"].eq(target.treatment) & rows["quantity"].isin(["beta", "ame"])
-    rows = rows[keep].copy()
+    rows = models.effect_rows(target, res, column=f"prior:{name}")
     rows["note"] = rows["note"].str.cat([f"prior set {name}; model: {target.description}"]
                                         * len(rows), sep="; ")
     draws = np.asarray(res.idata["posterior"][target.key_variable]).ravel()
     out = {"name": name, "rows": rows, "p_positive": float(np.mean(draws > 0))}
+    prior, scaling, replicate = models.checks(target, res)
     if task.get("prior_draws"):
-        out["prior_predictive"] = checks.prior_predictive(
-            res.model, treatment=target.treatment, prepared=target.prepared,
-            draws=task["prior_draws"], seed=child_seed(seed, "prior_predictive"))
+        out["prior_predictive"] = prior(task["prior_draws"], child_seed(seed, "prior_predictive"))
     if task.get("psense"):
-        out["psense"], tree = checks.power_scaling(res.model, res.idata)
+        out["psense"], tree = scaling()
         if task.get("main"):
             out["psense_tree"] = tree
     if task.get("main"):
-        out["posterior_predictive"] = checks.posterior_predictive(
-            res.model, res.idata, treatment=target.treatment, time=target.time,
-            seed=child_seed(seed, "posterior_predictive"))
+        out["posterior_predictive"] = replicate(child_seed(seed, "posterior_predictive"))
     return out
 
 
@@ -206,17 +240,22 @@ def _decode(result: dict) -> dict:
 
 def checkpoint_key(target: Target, tasks: list[dict]) -> str:
     """Checkpoint key of a sensitivity run: the target's data and model, every prior set's
-    applied spec and checks, the seed and this module's code."""
-    from bayes_pool import checkpoint
+    applied spec and checks, the seed, and the code of this module and of the fits
+    (:mod:`bayes_pool.sensitivity_models`, :mod:`bayes_pool.mediation_checks`)."""
+    import hashlib
+    import inspect
+
+    from bayes_pool import checkpoint, mediation_checks, sensitivity_models
     from bayes_pool.data.io import fingerprint
-    data = target.prepared.frame if target.kind == "did" else target.frame
     model = dict(kind=target.kind, outcome=target.outcome, treatment=target.treatment,
-                 covariates=list(target.covariates), time=target.time,
-                 design=repr(target.prepared.design) if target.kind == "did" else None)
+                 covariates=list(target.covariates), time=target.time, control=target.control,
+                 design=repr(target.prepared.design) if target.prepared is not None else None)
     settings = [{**{k: v for k, v in t.items() if k != "spec"}, "spec": t["spec"].to_dict()}
                 for t in tasks]
-    return checkpoint.key(_refit, data=fingerprint(data), seed=tasks[0]["seed"],
-                          settings={"model": model, "tasks": settings})
+    return checkpoint.key(_refit, data=fingerprint(target.data), seed=tasks[0]["seed"],
+                          settings={"model": model, "tasks": settings, "code": {
+                              m.__name__: hashlib.sha256(inspect.getsource(m).encode()).hexdigest()
+                              for m in (sensitivity_models, mediation_checks)}})
 
 
 def run_sensitivity(target: Target, spec: ModelSpec, prior_sets: list[PriorSet], *, seed: int,
@@ -236,17 +275,23 @@ def run_sensitivity(target: Target, spec: ModelSpec, prior_sets: list[PriorSet],
     tasks, skipped, specs = [], {}, {}
     refs = target.refs()
     for ps in prior_sets:
-        if not applicable(ps, spec.family, target.roles):
-            skipped[ps.name] = (f"sets {sorted(ps.for_family(spec.family))}; model roles are "
+        if not applicable(ps, target.family, target.roles):
+            skipped[ps.name] = (f"sets {sorted(ps.for_family(target.family))}; model roles are "
                                 f"{list(target.roles)}")
             continue
-        applied = apply_prior_set(spec, ps, roles=target.roles, refs=refs)
-        specs[ps.name] = applied.priors
+        if _needs_published(ps, target.family) and target.centre is None:
+            skipped[ps.name] = ("needs the published estimate and SE of the key coefficient, "
+                                "which this run's ledger does not hold (give the run "
+                                "--published with --table/--column labels)")
+            continue
+        applied = apply(target, spec, ps, refs)
+        specs[ps.name] = applied_priors(applied)
         tasks.append({"name": ps.name, "spec": applied, "seed": seed, "prior_draws": prior_draws,
                       "psense": checks, "main": checks and not tasks})
     if not tasks:
         raise SpecError(f"none of the prior sets {[p.name for p in prior_sets]} applies to "
-                        f"model {spec.name!r} (roles {list(target.roles)})")
+                        f"model {spec.to_dict()['name']!r} (roles {list(target.roles)}): "
+                        + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     store = Checkpoint(Path(refits_dir) / checkpoint_key(target, tasks)) if refits_dir else None
     done = map_refits(_refit_task, tasks, shared=target, workers=workers, checkpoint=store,
                       progress=(lambda i, n: progress(f"prior set {i}/{n} fitted"))
@@ -264,6 +309,13 @@ def run_sensitivity(target: Target, spec: ModelSpec, prior_sets: list[PriorSet],
         psense_tree=main.get("psense_tree"),
         posterior_predictive=main.get("posterior_predictive"), main_set=main.get("name", ""),
         skipped=skipped)
+
+
+def _needs_published(prior_set: PriorSet, family: str) -> bool:
+    """Whether a set refers to the published estimate or SE (the optimistic set)."""
+    return any(isinstance(v, dict) and str(v.get("ref", "")).startswith("published")
+               for prior in prior_set.for_family(family).values() if isinstance(prior, dict)
+               for v in prior.values())
 
 
 def _table(target: Target, done: list[dict]) -> pd.DataFrame:
@@ -301,7 +353,8 @@ def write_sensitivity(folder: Path, result: SensitivityResult, *, synthetic: boo
     marked = None
     if t.marked is not None:
         marked = (t.marked.value(), t.marked.value("se"), t.marked.label())
-    what = "AME" if t.key_quantity == "ame" else "coefficient"
+    what = {"ame": "AME", "indirect": "indirect effect", "att": "ATT"}.get(t.key_quantity,
+                                                                          "coefficient")
     paths["sensitivity_plot"] = sensitivity_forest(
         result.table, folder / "sensitivity.png", published=marked, synthetic=synthetic,
         title=f"{title}\nprior sensitivity: {what} of {t.treatment}")
@@ -313,8 +366,7 @@ def write_sensitivity(folder: Path, result: SensitivityResult, *, synthetic: boo
             result.psense_tree, folder / "psense.png", var_names=_scalar_vars(result),
             synthetic=synthetic, title=f"power-scaling sensitivity (prior set {result.main_set})")
     if result.prior_predictive:
-        observed = float(pd.to_numeric((t.prepared.frame if t.kind == "did" else t.frame)
-                                       [t.outcome]).mean())
+        observed = float(pd.to_numeric(t.data[t.outcome]).mean())
         paths["prior_predictive"] = plot_prior_predictive(
             result.prior_predictive, folder / "prior_predictive.png", observed_mean=observed,
             outcome=t.outcome, effect=f"{what} of {t.treatment}", synthetic=synthetic,

@@ -61,17 +61,19 @@ def _signature(name: str, obj, *, method: bool = False) -> str:
 def page() -> str:
     """The Markdown page."""
     import bayes_pool as bp
-    from bayes_pool import api, estimates, results
+    from bayes_pool import api, api_studies, estimates, results
     out = ["# Python API", "",
            "Written by `python docs/api_page.py` from the docstrings of `bayes_pool/api.py`, "
+           "`bayes_pool/api_studies.py`, "
            "`bayes_pool/results.py` and `bayes_pool/estimates.py`. A worked example: "
            "`docs/quickstart.py`.", "", _doc(api), "", "## Analyses", ""]
-    for name in ("did", "event_study", "staggered", "psm", "mediate", "study"):
+    for name in ("did", "event_study", "staggered", "psm", "mediate", "sensitivity", "study",
+                 "how_robust"):
         fn = getattr(bp, name)
         out += [f"### `bp.{name}`", "", _signature(f"bp.{name}", fn), "", _doc(fn), ""]
-    out += ["### `bp.Study`", "", _doc(api.Study), ""]
+    out += ["### `bp.Study`", "", _doc(api_studies.Study), ""]
     for name in ("simulate", "run"):
-        fn = getattr(api.Study, name)
+        fn = getattr(api_studies.Study, name)
         out += [_signature(f"Study.{name}", fn, method=True), "", _doc(fn), ""]
     out += ["## Results", "", _doc(results), "", "### `bp.Result`", "", _doc(results.Result), ""]
     for name in ("tidy", "summary", "diagnostics", "plot"):

@@ -68,6 +68,11 @@ TableOpt = Annotated[Optional[str], typer.Option(
 StudyArg = Annotated[str, typer.Argument(help="Study id (`bayes-pool studies` lists them).")]
 ColumnOpt = Annotated[Optional[str], typer.Option(
     "--column", help="Label of the rows' column column (default: the analysis's own).")]
+PublishedOpt = Annotated[Optional[Path], typer.Option(
+    "--published", help="Ledger CSV of the paper's numbers (the columns of "
+                        "studies/*/published.csv): its rows go into estimates.csv and are "
+                        "compared with the rows of the same --table/--column, term and "
+                        "quantity in comparison.csv.")]
 
 
 def fail(exc: Exception) -> None:

@@ -12,6 +12,7 @@ from bayes_pool.commands.common import (
     MaxDivOpt, MaxRhatOpt, MinEssOpt, OutOpt, OutcomeOpt, ReferenceOpt, SeedOpt, StrictOpt,
     TableOpt, TuneOpt, command, fail, say, spec_with_sampler, split, thresholds,
     with_convergence)
+from bayes_pool.commands.common import PublishedOpt
 from bayes_pool.commands.generic import (backends, load_checked, progressbar, show,
                                          write_analysis)
 from bayes_pool.errors import BayesPoolError
@@ -63,7 +64,8 @@ def did(data: DataOpt, outcome: OutcomeOpt,
         unit_effects: Annotated[Optional[str], typer.Option(
             help="Bayesian unit effects: correlated (the spec's default), exchangeable, or "
                  "fixed (one dummy per unit, not pooled: needed with fewer than 5 units; "
-                 "plain DiD only).")] = None):
+                 "plain DiD only).")] = None,
+        published: PublishedOpt = None):
     """Difference-in-differences on any data set, frequentist and Bayesian.
 
     Frequentist: unit and time fixed effects, SEs clustered by unit (--vcov iid or hc1 for a
@@ -107,7 +109,7 @@ def did(data: DataOpt, outcome: OutcomeOpt,
             raise BayesPoolError("--approx laplace approximates partially pooled units; drop "
                                  "it with --unit-effects fixed")
         loaded, frame = load_checked(data, mapping=mapping, id_col=id_col, covariates=covs,
-                                     check=design.check)
+                                     check=design.check, published=published)
         if not frequentist_only:
             check_pooling(model_spec.unit_effects, frame[unit].nunique(), unit)
         roles = dict(outcome=outcome, treatment=treatment, unit=unit, time=time_col,
@@ -118,7 +120,7 @@ def did(data: DataOpt, outcome: OutcomeOpt,
         def fit():
             import bayes_pool.api as bp
             result = bp.did(frame, **roles, seed=seed, approx=approx, table=table or "did",
-                            column=column, cluster=cluster)
+                            column=column, cluster=cluster, published=published)
             if event_study:
                 from bayes_pool.figures.event_study import plot_event_study
                 say("Event study: leads and lags of adoption")

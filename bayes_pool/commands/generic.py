@@ -18,14 +18,18 @@ import pandas as pd
 from bayes_pool import runs
 from bayes_pool.commands.common import (base_thresholds, categorical_record, convergence_record,
                                         covariate_frame, finish, gate, load_user_data,
-                                        print_table, say)
+                                        print_comparison, print_table, say)
 from bayes_pool.commands.invocation import invocation
 
 
 def load_checked(data: Path, *, mapping: Path | None, id_col: str | None, covariates,
-                 check: Callable[[pd.DataFrame], object]):
+                 check: Callable[[pd.DataFrame], object], published: Path | None = None):
     """The user's file (``.manifest()`` for the run) and its frame, value-labelled covariates
-    as categoricals of their labels, after ``check(frame)`` accepted it."""
+    as categoricals of their labels, after ``check(frame)`` accepted it and the ledger file
+    ``published`` (if given) passed its checks."""
+    if published is not None:
+        from bayes_pool.published import read_ledger
+        read_ledger(published)
     loaded = load_user_data(data, mapping=mapping, unique=id_col)
     frame = covariate_frame(loaded, covariates)
     check(frame)
@@ -54,6 +58,12 @@ def write_analysis(command: str, fit: Callable[[], object], *, loaded, title: st
     with runs.run_folder(command, out=out_dir, seed=seed) as folder:
         say(progress)
         analysis = fit().analysis
+        ledger = analysis.facts.get("published")
+        if ledger:
+            say(f"Published ledger: {ledger['answered']} of {ledger['rows']} rows answered by "
+                "a fitted row" + (f"; not answered (check --table/--column and the terms): "
+                                  f"{', '.join(ledger['unanswered'])}"
+                                  if ledger["unanswered"] else ""))
         analysis.estimates = gate(analysis.estimates, base_thresholds(spec), gates)
         write_run(folder, analysis, study=command, title=title, synthetic=False,
                   key_term=key_term, manifest={
@@ -66,7 +76,10 @@ def write_analysis(command: str, fit: Callable[[], object], *, loaded, title: st
 
 
 def show(command: str, est: pd.DataFrame, shown: pd.Series, title: str, strict: bool) -> None:
-    """Print the ``shown`` rows of the run, say where it went and, with ``strict``, exit 3 if
-    a posterior fails the thresholds."""
-    print_table(est[shown], title)
+    """Print the ``shown`` rows of the run (and, with a ``--published`` ledger, its
+    comparison), say where it went and, with ``strict``, exit 3 if a posterior fails the
+    thresholds."""
+    print_table(est[shown & (est["source"] != "published")], title)
+    if (est["source"] == "published").any():
+        print_comparison(runs.last_run(command), synthetic=False)
     finish(runs.last_run(command), est, strict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PATH_ARGS = {"data", "mapping", "priors_dir"}
+PATH_ARGS = {"data", "mapping", "priors_dir", "published"}
 TOML_ARGS = {"spec", "model", "priors"}
 """Arguments naming specs or prior sets: names, or .toml paths that a rerun must find from
 any directory (comma lists for ``priors``)."""
@@ -17,13 +17,13 @@ INVOCATION_ARGS = {
     "did": ["data", "outcome", "treatment", "unit", "time_col", "covariates", "family",
             "mapping", "seed", "spec", "draws", "tune", "chains", "cohort", "staggered",
             "event_study", "control", "id_col", *GATE_ARGS, *LABEL_ARGS, "approx",
-            "frequentist_only"],
+            "frequentist_only", "published", "vcov", "cluster", "unit_effects"],
     "psm": ["data", "treatment", "outcome", "covariates", "categorical", "reference", "exact",
             "mapping", "seed", "bootstrap", "draws", "tune", "chains", "frequentist_only",
-            "id_col", *GATE_ARGS, "table"],
+            "id_col", *GATE_ARGS, "table", "published"],
     "mediate": ["data", "treatment", "mediator", "outcome", "covariates", "outcome_family",
                 "unit", "time_col", "mapping", "seed", "bootstrap", "draws", "tune", "chains",
-                "frequentist_only", "id_col", *GATE_ARGS, *LABEL_ARGS],
+                "frequentist_only", "id_col", *GATE_ARGS, *LABEL_ARGS, "published", "vcov"],
     "sensitivity": ["study", "model", "priors", "priors_dir", "data", "mapping", "seed", "draws",
                     "tune", "chains", "workers", "prior_draws", "checks"],
 }

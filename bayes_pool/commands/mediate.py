@@ -11,6 +11,7 @@ from bayes_pool.commands.common import (
     CategoricalOpt, ChainsOpt, ColumnOpt, DataOpt, DrawsOpt, IdOpt, MappingOpt, MaxDivOpt,
     MaxRhatOpt, MinEssOpt, OutOpt, OutcomeOpt, ReferenceOpt, SeedOpt, StrictOpt, TableOpt,
     TreatmentOpt, TuneOpt, command, fail, split, thresholds, with_convergence, with_sampler)
+from bayes_pool.commands.common import PublishedOpt
 from bayes_pool.commands.generic import (backends, load_checked, progressbar, show,
                                          write_analysis)
 from bayes_pool.commands.did import VcovOpt
@@ -36,7 +37,7 @@ def mediate(data: DataOpt, treatment: TreatmentOpt,
             id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
             max_divergences: MaxDivOpt = None, categorical: CategoricalOpt = "",
             reference: ReferenceOpt = None, table: TableOpt = None, column: ColumnOpt = None,
-            vcov: VcovOpt = None):
+            vcov: VcovOpt = None, published: PublishedOpt = None):
     """Mediation on any data set: natural indirect, direct and total effects.
 
     Also the proportion mediated, each frequentist (stepwise, Sobel, bootstrap) and Bayesian
@@ -63,7 +64,7 @@ def mediate(data: DataOpt, treatment: TreatmentOpt,
                             family=outcome_family).prepare(ex.frame)
 
         loaded, frame = load_checked(data, mapping=mapping, id_col=id_col, covariates=covs,
-                                     check=check)
+                                     check=check, published=published)
 
         def fit():
             import bayes_pool.api as bp
@@ -73,7 +74,7 @@ def mediate(data: DataOpt, treatment: TreatmentOpt,
                                 time=time_col, categorical=cats, reference=refs,
                                 spec=model_spec, seed=seed, backends=backends(frequentist_only),
                                 bootstrap=bootstrap, table=table, column=column,
-                                progressbar=progressbar(), vcov=vcov)
+                                progressbar=progressbar(), vcov=vcov, published=published)
             result.analysis.figures.append(lambda folder, synthetic, est: {
                 "mediation": plot_mediation(est[est["table"] == "mediation"],
                                             folder / "mediation.png",

@@ -12,6 +12,7 @@ from bayes_pool.commands.common import (
     MaxRhatOpt, MinEssOpt, OutOpt, OutcomeOpt, ReferenceOpt, SeedOpt, StrictOpt, TableOpt,
     TreatmentOpt, TuneOpt, command, fail, spec_with_sampler, split, thresholds,
     with_convergence)
+from bayes_pool.commands.common import PublishedOpt
 from bayes_pool.commands.generic import (backends, load_checked, progressbar, show,
                                          write_analysis)
 from bayes_pool.errors import BayesPoolError
@@ -31,7 +32,8 @@ def psm(data: DataOpt, treatment: TreatmentOpt, outcome: OutcomeOpt,
         chains: ChainsOpt = None, strict: StrictOpt = False,
         frequentist_only: FreqOnlyOpt = False,
         id_col: IdOpt = None, max_r_hat: MaxRhatOpt = None, min_ess: MinEssOpt = None,
-        max_divergences: MaxDivOpt = None, table: TableOpt = None):
+        max_divergences: MaxDivOpt = None, table: TableOpt = None,
+        published: PublishedOpt = None):
     """Propensity-score matching and Bayesian ATTs on any data set.
 
     Matching: k-NN (k=4, caliper 0.02), radius 0.01 and kernel, with --exact also k-NN within
@@ -50,14 +52,16 @@ def psm(data: DataOpt, treatment: TreatmentOpt, outcome: OutcomeOpt,
         loaded, frame = load_checked(
             data, mapping=mapping, id_col=id_col, covariates=covs,
             check=lambda f: prepare_psm(f, treatment=treatment, outcome=outcome, covariates=covs,
-                                        categorical=cats, reference=refs, exact=exacts))
+                                        categorical=cats, reference=refs, exact=exacts),
+            published=published)
 
         def fit():
             import bayes_pool.api as bp
             return bp.psm(frame, treatment=treatment, outcome=outcome, covariates=covs,
                           categorical=cats, reference=refs, exact=exacts, spec=model_spec,
                           seed=seed, backends=backends(frequentist_only), bootstrap=bootstrap,
-                          table=table or "psm", progressbar=progressbar())
+                          table=table or "psm", published=published,
+                          progressbar=progressbar())
 
         analysis = write_analysis(
             "psm", fit, loaded=loaded, title=f"PSM on {data.name}", key_term=treatment,
