@@ -312,3 +312,9 @@ def test_run_smi_psm_on_its_synthetic_data(tmp_path_factory):
     assert bayes[["r_hat", "ess_bulk", "ess_tail", "divergences"]].notna().all().all()
     assert "SYNTHETIC DATA" in (folder / "report.md").read_text()
     assert "SYNTHETIC DATA" in res.output
+    # issue 17: the breakdown lines of the run's key estimates, and the report's section
+    rob = pd.read_csv(folder / "robustness" / "robustness.csv", dtype={"table": str})
+    gamma = rob[(rob["analysis"] == "rosenbaum") & (rob["column"] == "knn")].iloc[0]
+    assert gamma["status"] == "computed" and gamma["breakdown"] >= 1.0
+    assert (folder / "robustness" / gamma["figure"]).is_file()
+    assert "How robust is it?" in (folder / "report.md").read_text()
