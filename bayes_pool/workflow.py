@@ -73,7 +73,7 @@ def analyse_did(data: pd.DataFrame, design: DiDDesign, spec: ModelSpec, *, seed:
         check_pooling(spec.unit_effects, prepared.frame[design.unit].nunique(), design.unit)
     freq = freq_did.fit_did(prepared, cov_type=vcov)
     rows = [freq.tidy(study=study, table=table, column=column)]
-    if spec.family == "t":
+    if spec is not None and spec.family == "t":
         rows[0]["note"] += ("; OLS (least squares): the Student-t likelihood is the Bayesian "
                             "model's only")
     facts = {"n_input": prepared.n_input, "n_complete": prepared.n_obs,
