@@ -22,7 +22,7 @@ def robustness(run_dir: Annotated[Path, typer.Argument(
     parts on its data (no MCMC; a did/psm/mediate run needs its data file where the manifest
     says) and writes RUN_DIR/robustness/ (robustness.csv, a curve and a figure per analysis),
     then rewrites the report."""
-    from bayes_pool.api import how_robust as compute
+    from bayes_pool.api_studies import how_robust as compute
     from bayes_pool.errors import BayesPoolError
     say(f"Refitting the frequentist parts of {run_dir} (no MCMC) for the breakdown values")
     try:
