@@ -269,12 +269,10 @@ def test_pooling_did_report_opens_with_table_3_and_its_breakdown_lines(tmp_path,
     e = table[table["analysis"] == "e_value"]
     assert list(e["column"]) == ["(1)", "(2)"] and (e["breakdown"] > 1).all()
     assert e["published"].notna().all()  # Table 3's published beta is marked
-    # the binary-outcome rho lines are computed once their function is merged (issue 17)
+    # the binary-outcome rho lines (probit rho curve, issue 17)
     rho = table[table["analysis"] == "mediation_rho"]
-    assert len(rho) == 2
-    merged = hasattr(robustness, "mediation_sensitivity_summary")
-    assert rho["status"].eq("computed").all() == merged
-    assert rho["status"].str.startswith("not computed").all() != merged
+    assert len(rho) == 2 and rho["status"].eq("computed").all()
+    assert (rho["breakdown"].abs() < 1).all()  # a correlation
     assert list(table["analysis"]).count("parallel_trends") == 1
     for r in table.itertuples():  # a figure for every computed line, a reason for the rest
         if r.status == "computed":
@@ -287,9 +285,44 @@ def test_pooling_did_report_opens_with_table_3_and_its_breakdown_lines(tmp_path,
     assert "3 (2)" in dom.body_text and "0.096" in dom.body_text  # the published AME
     assert dom.tables["robustness"]["rows"] == len(table) + 1
     assert sum(i["figure"].startswith("e_value") for i in dom.images) == 2
-    assert sum(i["figure"].startswith("mediation_rho") for i in dom.images) == 2 * merged
+    assert sum(i["figure"].startswith("mediation_rho") for i in dom.images) == 2
 
     shutil.rmtree(run / FOLDER)
     res = runner.invoke(app, ["robustness", str(run)])
     assert res.exit_code == 0, res.output
     pd.testing.assert_frame_equal(pd.read_csv(run / FOLDER / TABLE, dtype={"table": str}), table)
+
+
+def test_smi_psm_report_opens_with_the_knn_att_and_its_breakdown_lines(tmp_path, outputs):
+    """Ma et al.'s robustness refits (no MCMC) written as `run smi-psm` writes them: the
+    headline is Table 6's k-NN ATT, "How robust is it?" holds its Rosenbaum breakdown Gamma
+    and Model 8's robustness value, each with its figure, in headless Chromium."""
+    from bayes_pool import runs, studies
+    from bayes_pool.published import load_published
+    from bayes_pool.studies.smi_psm.pipeline import HEADLINE
+    from bayes_pool.workflow import write_run
+    chromium = _require_chromium()
+    record = studies.get("smi-psm")
+    analysis = record.robustness(record.simulate(seed=5).frame, seed=5)
+    analysis.facts["headline"] = HEADLINE
+    analysis.estimates = pd.concat([load_published("smi-psm"), analysis.estimates],
+                                   ignore_index=True)
+    with runs.run_folder("smi-psm", out=tmp_path / "run") as folder:
+        write_run(folder, analysis, study="smi-psm", title=record.title, synthetic=True,
+                  key_term=record.key_term,
+                  manifest={"command": "run", "seed": 5, "data": {"kind": "synthetic", "seed": 5},
+                            "invocation": {"command": "run",
+                                           "args": {"study": "smi-psm", "seed": 5}}})
+    run = tmp_path / "run"
+    table = pd.read_csv(run / FOLDER / TABLE, dtype={"table": str})
+    gamma = table[(table["analysis"] == "rosenbaum") & (table["column"] == "knn")]
+    assert len(gamma) == 1 and gamma["status"].iloc[0] == "computed"
+    assert gamma["breakdown"].iloc[0] >= 1.0 and gamma["published"].notna().all()
+    rv = table[table["analysis"] == "robustness_value"]
+    assert len(rv) == 1 and 0 < rv["breakdown"].iloc[0] < 1  # a partial R^2
+    dom = _dom(chromium, run / "report.html", tmp_path)
+    assert dom.tables["headline"]["rows"] == 1 + 1  # the k-NN ATT
+    assert dom.tables["robustness"]["rows"] == len(table) + 1
+    assert any(i["figure"].startswith("rosenbaum") for i in dom.images)
+    assert any(i["figure"].startswith("robustness_value") for i in dom.images)
+    assert dom.ids.index("headline") < dom.ids.index("tables")
