@@ -242,29 +242,35 @@ def test_robustness_command_rejects_what_is_not_a_run(tmp_path):
     res = runner.invoke(app, ["robustness", str(tmp_path)])
     assert res.exit_code == 2 and "has no robustness analyses" in res.output
 
+def _study_robustness_run(study_id: str, headline: list, out, seed: int = 5):
+    """A built-in study's robustness refits (no MCMC) on its synthetic data of ``seed``,
+    written with its published rows and headline as `bayes-pool run` writes them."""
+    from bayes_pool import runs, studies
+    from bayes_pool.published import load_published
+    from bayes_pool.workflow import write_run
+    record = studies.get(study_id)
+    analysis = record.robustness(record.simulate(seed=seed).frame, seed=seed)
+    analysis.facts["headline"] = headline  # as the run's pipeline records it
+    analysis.estimates = pd.concat([load_published(study_id), analysis.estimates],
+                                   ignore_index=True)
+    with runs.run_folder(study_id, out=out) as folder:
+        write_run(folder, analysis, study=study_id, title=record.title, synthetic=True,
+                  key_term=record.key_term,
+                  manifest={"command": "run", "seed": seed,
+                            "data": {"kind": "synthetic", "seed": seed},
+                            "invocation": {"command": "run",
+                                           "args": {"study": study_id, "seed": seed}}})
+    return out
+
 
 def test_pooling_did_report_opens_with_table_3_and_its_breakdown_lines(tmp_path, outputs):
     """The study's robustness refits (no MCMC) written as `run pooling-did` writes them: the
     headline is Table 3 (2), "How robust is it?" holds the E-values of Table 3 and the lines
     still to come (binary mediation rho, Fig. 2 parallel trends) as "not computed"; the
     robustness command on that folder rebuilds the same lines from the manifest's seed."""
-    from bayes_pool import runs, studies
-    from bayes_pool.published import load_published
     from bayes_pool.studies.pooling_did.pipeline import HEADLINE
-    from bayes_pool.workflow import write_run
     chromium = _require_chromium()
-    record = studies.get("pooling-did")
-    analysis = record.robustness(record.simulate(seed=5).frame, seed=5)
-    analysis.facts["headline"] = HEADLINE  # as the run's pipeline records it
-    analysis.estimates = pd.concat([load_published("pooling-did"), analysis.estimates],
-                                   ignore_index=True)
-    with runs.run_folder("pooling-did", out=tmp_path / "run") as folder:
-        write_run(folder, analysis, study="pooling-did", title=record.title, synthetic=True,
-                  key_term=record.key_term,
-                  manifest={"command": "run", "seed": 5, "data": {"kind": "synthetic", "seed": 5},
-                            "invocation": {"command": "run",
-                                           "args": {"study": "pooling-did", "seed": 5}}})
-    run = tmp_path / "run"
+    run = _study_robustness_run("pooling-did", HEADLINE, tmp_path / "run")
     table = pd.read_csv(run / FOLDER / TABLE, dtype={"table": str})
     e = table[table["analysis"] == "e_value"]
     assert list(e["column"]) == ["(1)", "(2)"] and (e["breakdown"] > 1).all()
@@ -297,23 +303,9 @@ def test_smi_psm_report_opens_with_the_knn_att_and_its_breakdown_lines(tmp_path,
     """Ma et al.'s robustness refits (no MCMC) written as `run smi-psm` writes them: the
     headline is Table 6's k-NN ATT, "How robust is it?" holds its Rosenbaum breakdown Gamma
     and Model 8's robustness value, each with its figure, in headless Chromium."""
-    from bayes_pool import runs, studies
-    from bayes_pool.published import load_published
     from bayes_pool.studies.smi_psm.pipeline import HEADLINE
-    from bayes_pool.workflow import write_run
     chromium = _require_chromium()
-    record = studies.get("smi-psm")
-    analysis = record.robustness(record.simulate(seed=5).frame, seed=5)
-    analysis.facts["headline"] = HEADLINE
-    analysis.estimates = pd.concat([load_published("smi-psm"), analysis.estimates],
-                                   ignore_index=True)
-    with runs.run_folder("smi-psm", out=tmp_path / "run") as folder:
-        write_run(folder, analysis, study="smi-psm", title=record.title, synthetic=True,
-                  key_term=record.key_term,
-                  manifest={"command": "run", "seed": 5, "data": {"kind": "synthetic", "seed": 5},
-                            "invocation": {"command": "run",
-                                           "args": {"study": "smi-psm", "seed": 5}}})
-    run = tmp_path / "run"
+    run = _study_robustness_run("smi-psm", HEADLINE, tmp_path / "run")
     table = pd.read_csv(run / FOLDER / TABLE, dtype={"table": str})
     gamma = table[(table["analysis"] == "rosenbaum") & (table["column"] == "knn")]
     assert len(gamma) == 1 and gamma["status"].iloc[0] == "computed"
